@@ -1,0 +1,71 @@
+"""Entry point ``s2clouds``: subcommands are imported only when they are run."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Any
+
+import click
+
+from s2clouds import __version__
+from s2clouds.errors import S2CloudsError
+
+#: subcommand name -> (module, attribute, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "predict": ("s2clouds.cli.predict", "predict", "Predict cloud and shadow masks for scenes."),
+    "labels": ("s2clouds.cli.labels", "labels", "List label schemes and translate masks."),
+    "datasets": ("s2clouds.cli.datasets", "datasets", "Inspect benchmark datasets on disk."),
+    "benchmark": ("s2clouds.cli.benchmark", "benchmark", "Score cloud maskers on a dataset."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use, keeping ``--help`` fast."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in SUBCOMMANDS if self._available(name)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in SUBCOMMANDS:
+            return None
+        module_name, attr, _ = SUBCOMMANDS[cmd_name]
+        module = importlib.import_module(module_name)
+        command: click.Command = getattr(module, attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUBCOMMANDS[name][2]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    @staticmethod
+    def _available(name: str) -> bool:
+        return importlib.util.find_spec(SUBCOMMANDS[name][0]) is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="s2clouds")
+def cli() -> None:
+    """s2clouds: cloud and cloud-shadow masks for Sentinel-2."""
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the CLI; library errors become one clear line on stderr and exit code 2."""
+    try:
+        return cli.main(args=argv, prog_name="s2clouds", standalone_mode=False)
+    except S2CloudsError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

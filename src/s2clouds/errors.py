@@ -1,0 +1,39 @@
+"""One root error class; every subclass tells the user what to do next."""
+
+from __future__ import annotations
+
+
+class S2CloudsError(Exception):
+    """Root of every error s2clouds raises on purpose."""
+
+
+class BandError(S2CloudsError, ValueError):
+    """Bands are missing, unknown, duplicated or in the wrong count."""
+
+
+class RadiometryError(S2CloudsError, ValueError):
+    """Pixel values do not look like the declared scaling (DN vs reflectance)."""
+
+
+class LabelSchemeError(S2CloudsError, ValueError):
+    """Unknown label scheme, or values that the scheme does not define."""
+
+
+class SceneFormatError(S2CloudsError):
+    """An input path is not a format s2clouds can read, or it is damaged."""
+
+
+class CRSMismatchError(S2CloudsError, ValueError):
+    """Inputs that must share a grid do not."""
+
+
+class OutputError(S2CloudsError):
+    """The output cannot be written (folder missing, not writable, exists)."""
+
+
+class ModelError(S2CloudsError):
+    """A model is unknown, or its inputs do not match what its weights expect."""
+
+
+class DatasetError(S2CloudsError):
+    """A dataset folder is missing files, or a file is damaged."""

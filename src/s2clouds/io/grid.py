@@ -1,0 +1,71 @@
+"""The pixel grid a scene is read onto, and windows over it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from affine import Affine
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rectangle of pixels ``[row, row + height) x [col, col + width)`` on a grid."""
+
+    row: int
+    col: int
+    height: int
+    width: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        """``(rows, cols)`` slices for indexing a ``(..., H, W)`` array."""
+        return slice(self.row, self.row + self.height), slice(self.col, self.col + self.width)
+
+    def scaled(self, factor: float) -> tuple[float, float, float, float]:
+        """The same area in a grid whose pixels are ``factor`` times smaller."""
+        return (self.row * factor, self.col * factor, self.height * factor, self.width * factor)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up raster grid: CRS, affine transform (pixel -> map), size in pixels.
+
+    ``crs`` is anything rasterio accepts (a ``rasterio.crs.CRS`` in practice) or None for
+    arrays without georeference; ``transform`` is the identity in that case.
+    """
+
+    crs: Any
+    transform: Affine
+    height: int
+    width: int
+
+    @property
+    def resolution(self) -> float:
+        """Pixel size in CRS units (metres for UTM), from the transform."""
+        return float(abs(self.transform.a))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    def full_window(self) -> Window:
+        return Window(0, 0, self.height, self.width)
+
+    def window_transform(self, window: Window) -> Affine:
+        """Transform of the sub-grid that ``window`` covers."""
+        return self.transform * Affine.translation(window.col, window.row)
+
+    def at_resolution(self, resolution: float) -> Grid:
+        """The grid covering the same extent at ``resolution`` (sizes rounded to whole pixels)."""
+        factor = self.resolution / resolution
+        t = self.transform
+        new = Affine(resolution * (1 if t.a > 0 else -1), t.b, t.c, t.d, resolution * (1 if t.e > 0 else -1), t.f)
+        return Grid(self.crs, new, max(1, round(self.height * factor)), max(1, round(self.width * factor)))
+
+    def windows(self, size: int) -> Iterator[Window]:
+        """Non-overlapping windows of at most ``size`` x ``size`` covering the grid, row-major."""
+        for row in range(0, self.height, size):
+            for col in range(0, self.width, size):
+                yield Window(row, col, min(size, self.height - row), min(size, self.width - col))
