@@ -55,14 +55,23 @@ class Grid:
 
     def window_transform(self, window: Window) -> Affine:
         """Transform of the sub-grid that ``window`` covers."""
-        return self.transform * Affine.translation(window.col, window.row)
+        return self.transform @ Affine.translation(window.col, window.row)
 
     def at_resolution(self, resolution: float) -> Grid:
         """The grid covering the same extent at ``resolution`` (sizes rounded to whole pixels)."""
         factor = self.resolution / resolution
         t = self.transform
-        new = Affine(resolution * (1 if t.a > 0 else -1), t.b, t.c, t.d, resolution * (1 if t.e > 0 else -1), t.f)
-        return Grid(self.crs, new, max(1, round(self.height * factor)), max(1, round(self.width * factor)))
+        new = Affine(
+            resolution * (1 if t.a > 0 else -1),
+            t.b,
+            t.c,
+            t.d,
+            resolution * (1 if t.e > 0 else -1),
+            t.f,
+        )
+        return Grid(
+            self.crs, new, max(1, round(self.height * factor)), max(1, round(self.width * factor))
+        )
 
     def windows(self, size: int) -> Iterator[Window]:
         """Non-overlapping windows of at most ``size`` x ``size`` covering the grid, row-major."""

@@ -20,7 +20,19 @@ from s2clouds.labels.translate import (
 )
 
 __all__ = [
-    "CANONICAL_CLASSES", "CANONICAL_COLOURS", "CLEAR", "CLOUD_SHADOW", "NODATA", "SCHEMES",
-    "THICK_CLOUD", "THIN_CLOUD", "LabelScheme", "correspondence_table", "decode_one_hot",
-    "from_canonical", "get_scheme", "to_canonical", "translate",
+    "CANONICAL_CLASSES",
+    "CANONICAL_COLOURS",
+    "CLEAR",
+    "CLOUD_SHADOW",
+    "NODATA",
+    "SCHEMES",
+    "THICK_CLOUD",
+    "THIN_CLOUD",
+    "LabelScheme",
+    "correspondence_table",
+    "decode_one_hot",
+    "from_canonical",
+    "get_scheme",
+    "to_canonical",
+    "translate",
 ]

@@ -49,7 +49,9 @@ def _refuse_unmapped(values: np.ndarray, mapped: np.ndarray, scheme: LabelScheme
         )
 
 
-def to_canonical(mask: np.ndarray, scheme: str | LabelScheme, *, unknown: str = "error") -> np.ndarray:
+def to_canonical(
+    mask: np.ndarray, scheme: str | LabelScheme, *, unknown: str = "error"
+) -> np.ndarray:
     """Translate a label raster ``(H, W)`` (any integer dtype) to canonical ``uint8`` values.
 
     ``unknown='error'`` refuses values the scheme does not define; ``unknown='nodata'`` maps
@@ -66,7 +68,9 @@ def to_canonical(mask: np.ndarray, scheme: str | LabelScheme, *, unknown: str = 
     return mapped.astype(np.uint8)
 
 
-def from_canonical(mask: np.ndarray, scheme: str | LabelScheme, *, fill: int | None = None) -> np.ndarray:
+def from_canonical(
+    mask: np.ndarray, scheme: str | LabelScheme, *, fill: int | None = None
+) -> np.ndarray:
     """Translate a canonical raster to ``scheme`` values.
 
     Canonical no-data becomes the scheme's no-data value, or ``fill`` when the scheme has none
@@ -82,9 +86,7 @@ def from_canonical(mask: np.ndarray, scheme: str | LabelScheme, *, fill: int | N
     mapped = _apply_mapping(mask.astype(np.uint8) if mask.dtype.kind == "b" else mask, mapping)
     if np.any(mapped == _UNMAPPED):
         found = np.unique(mask[mapped == _UNMAPPED])[:10].tolist()
-        hint = (
-            f"; {dst.name!r} has no no-data value, pass fill=" if NODATA in found else ""
-        )
+        hint = f"; {dst.name!r} has no no-data value, pass fill=" if NODATA in found else ""
         raise LabelSchemeError(f"canonical raster holds values {found} outside 0-3 and 255{hint}")
     top = max(max(mapping.values()), 0)
     return mapped.astype(np.uint8 if top <= 255 else np.uint16)

@@ -1,0 +1,1 @@
+"""Readers for the public cloud benchmark datasets (one module per dataset)."""

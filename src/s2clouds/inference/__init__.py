@@ -1,0 +1,1 @@
+"""Tiled inference: tile grids, feathered blending, whole-scene prediction."""

@@ -1,0 +1,432 @@
+"""Scenes: lazily read band stacks on one grid, with their radiometry and sun angles.
+
+A :class:`Scene` never holds a whole tile in memory: :meth:`Scene.read` reads one window of
+every band, resampled onto the scene grid, and converts it to reflectance. Scenes come from
+:func:`read_scene`, which accepts a ``.SAFE`` folder or zip, a multi-band GeoTIFF/COG, a folder
+of single-band files named by band, or a NumPy array.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from s2clouds.bands import ALL_BANDS, canonical_band_name, canonical_band_names
+from s2clouds.errors import BandError, CRSMismatchError, SceneFormatError
+from s2clouds.io.grid import Grid, Window
+from s2clouds.radiometry import Radiometry, check_reflectance, to_reflectance
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img")
+
+
+@dataclass(frozen=True)
+class SunAngles:
+    """Mean solar and viewing angles of a scene, in degrees (azimuth clockwise from north)."""
+
+    sun_zenith: float
+    sun_azimuth: float
+    view_zenith: float | None = None
+    view_azimuth: float | None = None
+    source: str = "metadata"
+
+
+class BandSource(Protocol):
+    """One band that can be read for any window of a grid (values as stored, float32)."""
+
+    @property
+    def band(self) -> str: ...
+
+    def read(self, grid: Grid, window: Window) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ArrayBand:
+    """A band held in memory, already on the scene grid. ``data`` is (H, W)."""
+
+    band: str
+    data: np.ndarray
+
+    def read(self, grid: Grid, window: Window) -> np.ndarray:
+        if self.data.shape != grid.shape:
+            raise SceneFormatError(
+                f"array band {self.band} has shape {self.data.shape}, the scene grid is {grid.shape}"
+            )
+        return np.asarray(self.data[window.slices], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class RasterBand:
+    """A band in a raster file (``path``, 1-based ``index``), read with rasterio.
+
+    Reads are resampled onto the requested grid: ``average`` when the grid is coarser than the
+    file, ``nearest`` when it is finer. The file must share the grid's CRS and extent.
+    ``nodata`` is the stored value that means "no data" (it becomes NaN).
+    """
+
+    band: str
+    path: str
+    index: int = 1
+    nodata: float | None = 0
+
+    def read(self, grid: Grid, window: Window) -> np.ndarray:
+        import rasterio
+        from rasterio.enums import Resampling
+        from rasterio.windows import Window as RioWindow
+
+        try:
+            with rasterio.open(self.path) as ds:
+                factor = grid.resolution / abs(ds.transform.a)
+                row, col, height, width = window.scaled(factor)
+                if ds.transform.e > 0:
+                    raise SceneFormatError(f"{self.path}: south-up rasters are not supported")
+                offset_col = (grid.transform.c - ds.transform.c) / abs(ds.transform.a)
+                offset_row = (ds.transform.f - grid.transform.f) / abs(ds.transform.a)
+                src_window = RioWindow(col + offset_col, row + offset_row, width, height)
+                resampling = Resampling.average if factor > 1 else Resampling.nearest
+                data = ds.read(
+                    self.index,
+                    window=src_window,
+                    out_shape=(window.height, window.width),
+                    resampling=resampling,
+                    out_dtype="float32",
+                )
+        except rasterio.errors.RasterioIOError as exc:
+            raise SceneFormatError(
+                f"cannot read {self.path}: {exc}. The file is missing or damaged; re-download it"
+            ) from exc
+        if self.nodata is not None:
+            data[data == self.nodata] = np.nan
+        return data
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A Sentinel-2 scene on one grid.
+
+    ``sources`` hold one band each in ``bands`` order; ``grid`` is the target grid (all bands
+    are resampled onto it); ``radiometry`` says how stored values become reflectance; ``angles``
+    are the mean sun (and view) angles when known; ``level`` is ``"L1C"``, ``"L2A"`` or None.
+    """
+
+    sources: tuple[BandSource, ...]
+    grid: Grid
+    radiometry: Radiometry
+    angles: SunAngles | None = None
+    level: str | None = None
+    product_id: str = "scene"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return tuple(s.band for s in self.sources)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.grid.shape
+
+    def select(self, bands: Sequence[str]) -> Scene:
+        """The same scene restricted to ``bands`` (any spelling), in that order."""
+        wanted = canonical_band_names(bands)
+        by_name = {s.band: s for s in self.sources}
+        missing = [b for b in wanted if b not in by_name]
+        if missing:
+            raise BandError(
+                f"{self.product_id} lacks band(s) {', '.join(missing)}; it has "
+                f"{', '.join(self.bands)}. Use a model that needs fewer bands or give more bands"
+            )
+        return replace(self, sources=tuple(by_name[b] for b in wanted))
+
+    def read(self, window: Window | None = None) -> np.ndarray:
+        """Reflectance ``(C, h, w)`` float32 of ``window`` (whole scene when None); NaN = no data."""
+        window = window or self.grid.full_window()
+        raw = np.stack([s.read(self.grid, window) for s in self.sources])
+        return to_reflectance(raw, self.bands, self.radiometry, nodata=None)
+
+    def check_radiometry(self, *, strict: bool = True) -> None:
+        """Read a central sample and refuse values that do not look like reflectance."""
+        size = min(256, self.grid.height, self.grid.width)
+        window = Window((self.grid.height - size) // 2, (self.grid.width - size) // 2, size, size)
+        check_reflectance(self.read(window), strict=strict)
+
+
+def _band_from_filename(path: Path) -> str | None:
+    """Band name in a file name such as ``B02.tif``, ``T32TQM_20220101_B8A_20m.jp2``, ``red.tif``."""
+    stem = path.stem
+    for token in reversed(re.split(r"[_.\-\s]+", stem)):
+        try:
+            return canonical_band_name(token)
+        except BandError:
+            continue
+    return None
+
+
+def _grid_of(path: str) -> Grid:
+    import rasterio
+
+    try:
+        with rasterio.open(path) as ds:
+            return Grid(ds.crs, ds.transform, ds.height, ds.width)
+    except rasterio.errors.RasterioIOError as exc:
+        raise SceneFormatError(f"cannot open {path}: {exc}; is it a raster file?") from exc
+
+
+def common_grid(paths: Sequence[str], resolution: float | None) -> Grid:
+    """The grid shared by rasters at different resolutions, at ``resolution`` (finest if None).
+
+    Raises :class:`CRSMismatchError` when the files differ in CRS or extent.
+    """
+    grids = [_grid_of(p) for p in paths]
+    finest = min(grids, key=lambda g: g.resolution)
+    for path, grid in zip(paths, grids, strict=True):
+        if grid.crs != finest.crs:
+            raise CRSMismatchError(
+                f"{path} is in {grid.crs}, other bands in {finest.crs}; reproject the bands to "
+                "one CRS first (e.g. gdalwarp -t_srs)"
+            )
+        extent = (
+            grid.transform.c,
+            grid.transform.f,
+            grid.width * grid.resolution,
+            grid.height * grid.resolution,
+        )
+        ref = (
+            finest.transform.c,
+            finest.transform.f,
+            finest.width * finest.resolution,
+            finest.height * finest.resolution,
+        )
+        if not np.allclose(extent, ref, atol=finest.resolution):
+            raise CRSMismatchError(
+                f"{path} covers a different area than the other bands; give bands of one tile"
+            )
+    return finest if resolution is None else finest.at_resolution(resolution)
+
+
+def _nodata_of(path: str) -> float | None:
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return ds.nodata if ds.nodata is not None else 0.0
+
+
+def _default_radiometry(path: str, scale: str | None) -> Radiometry:
+    """DN (divide by 10000) for integer files, reflectance for float files, unless told."""
+    if scale is not None:
+        return Radiometry(kind=scale)
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        is_float = np.dtype(ds.dtypes[0]).kind == "f"
+    return Radiometry(kind="reflectance" if is_float else "dn")
+
+
+def read_band_folder(
+    folder: Path,
+    *,
+    resolution: float | None = None,
+    scale: str | None = None,
+    level: str | None = None,
+) -> Scene:
+    """A folder of single-band rasters named by band (``B02.tif``, ``B03.tif``, ...)."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+    named = [(b, p) for p in files if (b := _band_from_filename(p)) is not None]
+    if not named:
+        raise SceneFormatError(
+            f"{folder} holds no raster named by band (expected e.g. B02.tif, B03.tif, B04.tif)"
+        )
+    canonical_band_names(b for b, _ in named)  # refuses two files for one band
+    named.sort(key=lambda bp: _band_sort_key(bp[0]))
+    paths = [str(p) for _, p in named]
+    grid = common_grid(paths, resolution)
+    sources = tuple(RasterBand(b, str(p), 1, _nodata_of(str(p))) for b, p in named)
+    return Scene(
+        sources=sources,
+        grid=grid,
+        radiometry=_default_radiometry(paths[0], scale),
+        angles=sun_angles_from_tags(paths[0], grid),
+        level=level,
+        product_id=folder.name,
+        meta={"path": str(folder)},
+    )
+
+
+def _band_sort_key(band: str) -> int:
+    return [b.name for b in ALL_BANDS].index(band)
+
+
+def read_geotiff(
+    path: Path,
+    *,
+    bands: Sequence[str] | None = None,
+    resolution: float | None = None,
+    scale: str | None = None,
+    level: str | None = None,
+) -> Scene:
+    """A multi-band GeoTIFF/COG; band names from ``bands`` or the file's band descriptions."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as ds:
+            count, descriptions, nodata = ds.count, ds.descriptions, ds.nodata
+    except rasterio.errors.RasterioIOError as exc:
+        raise SceneFormatError(
+            f"cannot open {path}: {exc}; the file is damaged or not a raster"
+        ) from exc
+    if bands is None:
+        if not all(descriptions):
+            single = _band_from_filename(path) if count == 1 else None
+            if single is None:
+                raise BandError(
+                    f"{path} has {count} bands without names; give them with --bands "
+                    "(e.g. --bands B02,B03,B04,B08)"
+                )
+            descriptions = (single,)
+        bands = [str(d) for d in descriptions]
+    names = canonical_band_names(bands)
+    if len(names) != count:
+        raise BandError(
+            f"{path} has {count} bands but {len(names)} band names were given ({', '.join(names)}); "
+            "give one name per band, in file order"
+        )
+    grid = common_grid([str(path)], resolution)
+    fill = nodata if nodata is not None else 0.0
+    return Scene(
+        sources=tuple(RasterBand(b, str(path), i + 1, fill) for i, b in enumerate(names)),
+        grid=grid,
+        radiometry=_default_radiometry(str(path), scale),
+        angles=sun_angles_from_tags(str(path), grid),
+        level=level,
+        product_id=path.stem,
+        meta={"path": str(path)},
+    )
+
+
+def scene_from_array(
+    array: np.ndarray,
+    bands: Sequence[str],
+    *,
+    scale: str = "reflectance",
+    resolution: float = 10.0,
+    crs: Any = None,
+    transform: Any = None,
+    angles: SunAngles | None = None,
+    nodata: float | None = None,
+    level: str | None = None,
+) -> Scene:
+    """A scene from a ``(C, H, W)`` array of DN or reflectance with its band names."""
+    from affine import Affine
+
+    array = np.asarray(array)
+    if array.ndim != 3:
+        raise BandError(f"expected a (C, H, W) array, got shape {array.shape}")
+    names = canonical_band_names(bands)
+    if array.shape[0] != len(names):
+        hint = (
+            " (is it (H, W, C)? use np.moveaxis(a, -1, 0))" if array.shape[-1] == len(names) else ""
+        )
+        raise BandError(
+            f"array has {array.shape[0]} bands but {len(names)} band names were given{hint}"
+        )
+    if transform is None:
+        transform = Affine(resolution, 0, 0, 0, -resolution, 0)
+    grid = Grid(crs, transform, array.shape[1], array.shape[2])
+    data = array.astype(np.float32)
+    if nodata is not None:
+        data = np.where(array == nodata, np.nan, data)
+    return Scene(
+        sources=tuple(ArrayBand(b, data[i]) for i, b in enumerate(names)),
+        grid=grid,
+        radiometry=Radiometry(kind=scale, level=level),
+        angles=angles,
+        level=level,
+        product_id="array",
+    )
+
+
+def read_scene(
+    source: str | Path | np.ndarray,
+    *,
+    bands: Sequence[str] | None = None,
+    resolution: float | None = None,
+    scale: str | None = None,
+    level: str | None = None,
+) -> Scene:
+    """Open any supported input as a :class:`Scene` (nothing is read until :meth:`Scene.read`).
+
+    ``source``: a ``.SAFE`` folder or ``.zip``, a multi-band GeoTIFF/COG, a folder of band
+    files, or a (C, H, W) array (then ``bands`` is required). ``resolution`` (10, 20 or 60 m)
+    chooses the output grid; default: the finest band's. ``scale`` is ``"dn"`` or
+    ``"reflectance"`` to override the guess from the file's data type. For GeoTIFFs ``bands``
+    names the bands in file order; for SAFE products and folders it selects bands.
+    """
+    if isinstance(source, np.ndarray):
+        if bands is None:
+            raise BandError(
+                "an array input needs its band names, e.g. bands=['B02','B03','B04','B08']"
+            )
+        return scene_from_array(
+            source, bands, scale=scale or "reflectance", resolution=resolution or 10.0, level=level
+        )
+    path = Path(source)
+    if not path.exists():
+        raise SceneFormatError(f"input not found: {path}")
+    if resolution is not None and resolution not in (10, 20, 60):
+        raise SceneFormatError(f"resolution must be 10, 20 or 60 m, not {resolution}")
+    if _is_safe(path):
+        from s2clouds.io.safe import read_safe
+
+        scene = read_safe(path, resolution=resolution, level=level)
+        return scene.select(bands) if bands else scene
+    if path.is_dir():
+        scene = read_band_folder(path, resolution=resolution, scale=scale, level=level)
+        return scene.select(bands) if bands else scene
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        return read_geotiff(path, bands=bands, resolution=resolution, scale=scale, level=level)
+    raise SceneFormatError(
+        f"unknown input format: {path}. Give a .SAFE folder or .zip, a GeoTIFF/COG, or a folder "
+        "of band files (B02.tif, B03.tif, ...)"
+    )
+
+
+def _is_safe(path: Path) -> bool:
+    name = path.name.upper()
+    return (
+        name.endswith(".SAFE")
+        or name.endswith(".SAFE.ZIP")
+        or (name.endswith(".ZIP") and name.startswith("S2"))
+    )
+
+
+def sun_angles_from_tags(path: str, grid: Grid) -> SunAngles | None:
+    """Sun angles from raster tags: explicit angle tags, else acquisition time + location.
+
+    Recognised tags: ``MEAN_SOLAR_ZENITH_ANGLE``/``MEAN_SOLAR_AZIMUTH_ANGLE`` (as in Earth
+    Engine exports) or ``SUN_ZENITH``/``SUN_AZIMUTH``; otherwise ``TIFFTAG_DATETIME`` or
+    ``ACQUISITION_DATE`` with the scene centre gives the solar position (NOAA formulae).
+    """
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        tags = {k.upper(): v for k, v in ds.tags().items()}
+    for zen_key, az_key in (
+        ("MEAN_SOLAR_ZENITH_ANGLE", "MEAN_SOLAR_AZIMUTH_ANGLE"),
+        ("SUN_ZENITH", "SUN_AZIMUTH"),
+    ):
+        if zen_key in tags and az_key in tags:
+            return SunAngles(float(tags[zen_key]), float(tags[az_key]), source="raster tags")
+    stamp = tags.get("ACQUISITION_DATE") or tags.get("TIFFTAG_DATETIME")
+    if stamp is None or grid.crs is None:
+        return None
+    from s2clouds.io.solar import grid_centre_lonlat, parse_timestamp, solar_position
+
+    when = parse_timestamp(stamp)
+    if when is None:
+        return None
+    lon, lat = grid_centre_lonlat(grid)
+    zenith, azimuth = solar_position(when, lon, lat)
+    return SunAngles(zenith, azimuth, source=f"solar position at {when.isoformat()}")

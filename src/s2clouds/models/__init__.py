@@ -1,0 +1,1 @@
+"""Cloud models: a common protocol, a registry, and the built-in models."""

@@ -1,0 +1,61 @@
+"""Model registry: names -> factories, and what each model expects."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from s2clouds.errors import ModelError
+from s2clouds.models.base import CloudModel
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a registered model needs and what it gives.
+
+    ``factory(available_bands)`` builds the model for a scene's bands. ``bands`` lists the
+    minimum bands; ``notes`` say what it cannot do (e.g. thin vs thick cloud).
+    """
+
+    name: str
+    factory: Callable[[Sequence[str]], CloudModel]
+    bands: tuple[str, ...]
+    description: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    licence: str = "Apache-2.0"
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+DEFAULT_MODEL = "physical"
+
+
+def register(info: ModelInfo) -> ModelInfo:
+    """Add a model to the registry (names are unique)."""
+    if info.name in _REGISTRY:
+        raise ModelError(f"model {info.name!r} is registered twice")
+    _REGISTRY[info.name] = info
+    return info
+
+
+def _ensure_builtin() -> None:
+    if _REGISTRY:
+        return
+    from s2clouds.models import builtin  # noqa: F401  (registers the built-in models)
+
+
+def list_models() -> list[ModelInfo]:
+    """Every registered model."""
+    _ensure_builtin()
+    return list(_REGISTRY.values())
+
+
+def get_model_info(name: str) -> ModelInfo:
+    _ensure_builtin()
+    if name not in _REGISTRY:
+        raise ModelError(f"unknown model {name!r}; available: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def get_model(name: str, available_bands: Sequence[str]) -> CloudModel:
+    """Build model ``name`` for a scene that has ``available_bands``."""
+    return get_model_info(name).factory(available_bands)

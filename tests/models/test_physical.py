@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from s2clouds.errors import BandError
+from s2clouds.models.physical import PhysicalModel
+from s2clouds.models.registry import get_model, list_models
+
+
+def _scene(bands: list[str]) -> np.ndarray:
+    from importlib.util import module_from_spec, spec_from_file_location
+    from pathlib import Path
+
+    spec = spec_from_file_location("g", Path(__file__).parents[1] / "data" / "geotiff" / "make.py")
+    assert spec and spec.loader
+    mod = module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.reflectance_stack(bands, 128)
+
+
+@pytest.mark.parametrize(
+    "bands",
+    [["B02", "B03", "B04", "B08"], ["B01", "B02", "B03", "B04", "B08", "B10", "B11", "B12"]],
+)
+def test_cloud_block_found_and_probabilities_sum_to_one(bands: list[str]) -> None:
+    image = _scene(bands)
+    model = PhysicalModel.for_bands(bands)
+    assert model.bands[:4] == ("B02", "B03", "B04", "B08")
+    probs = model.predict_proba(image, {"resolution": 10, "sun_zenith": 40.0, "sun_azimuth": 135.0})
+    assert probs.shape == (4, 128, 128)
+    np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-5)
+    mask = probs.argmax(axis=0)
+    assert (mask[40:56, 40:56] == 1).all()  # the bright block (rows/cols 32-64) is cloud
+    assert (mask[100:, :20] == 0).all()  # far vegetation is clear
+    assert (probs[2] == 0).all()  # thin cloud is never claimed
+
+
+def test_shadow_falls_away_from_the_sun() -> None:
+    image = _scene(["B02", "B03", "B04", "B08"])
+    # darken the place where a shadow should be for a sun in the south-east (azimuth 135):
+    # shadows fall to the north-west, i.e. up and left of the cloud block (rows/cols 32-64)
+    image[:, 5:30, 5:30] *= 0.3
+    image[:, 70:95, 70:95] *= 0.3  # equally dark, but on the sunny side: not shadow
+    model = PhysicalModel.for_bands(["B02", "B03", "B04", "B08"])
+    mask = model.predict_proba(
+        image, {"resolution": 10, "sun_zenith": 40, "sun_azimuth": 135}
+    ).argmax(0)
+    assert (mask[15:25, 15:25] == 3).mean() > 0.8
+    assert (mask[75:90, 75:90] == 3).mean() == 0.0
+    estimated = model.estimate_azimuth(mask == 1, image[3] < 0.12, 10.0)
+    assert 90 <= estimated <= 180
+
+
+def test_band_requirements() -> None:
+    with pytest.raises(BandError, match="needs at least"):
+        PhysicalModel.for_bands(["B02", "B03", "B04"])
+    with pytest.raises(BandError, match="expects 4 bands"):
+        PhysicalModel().predict_proba(np.zeros((3, 4, 4), np.float32), {})
+    assert [m.name for m in list_models()][0] == "physical"
+    assert get_model("physical", ["B02", "B03", "B04", "B08", "B11"]).bands[-1] == "B11"
