@@ -80,3 +80,14 @@ def test_real_chip_reads_with_solar_angles(real_data: Path) -> None:
     with rasterio.open(real_data / "oncloudn_chip1" / "B02.tif") as ds:
         raw = ds.read(1)
     np.testing.assert_allclose(scene.read()[0], raw / 10000.0, rtol=1e-6)
+
+
+def test_coarser_reads_ignore_nodata_at_swath_edges(tmp_path: Path, maker) -> None:
+    folder = maker("geotiff").write_band_folder(tmp_path / "s", ["B02"], size=64)
+    with rasterio.open(folder / "B02.tif", "r+") as ds:
+        data = ds.read(1)
+        data[:, :3] = 0  # no data: two whole 20 m columns and half of the next
+        ds.write(data, 1)
+    image = read_scene(folder, resolution=20).read()[0]
+    assert np.isnan(image[:, 0]).all()
+    np.testing.assert_allclose(image[:, 1], data[:, 3].reshape(32, 2).mean(axis=1) / 10000, rtol=1e-5)

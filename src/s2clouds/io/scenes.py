@@ -9,6 +9,7 @@ of single-band files named by band, or a NumPy array.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -75,33 +76,55 @@ class RasterBand:
 
     def read(self, grid: Grid, window: Window) -> np.ndarray:
         import rasterio
-        from rasterio.enums import Resampling
-        from rasterio.windows import Window as RioWindow
 
         try:
             with rasterio.open(self.path) as ds:
-                factor = grid.resolution / abs(ds.transform.a)
-                row, col, height, width = window.scaled(factor)
                 if ds.transform.e > 0:
                     raise SceneFormatError(f"{self.path}: south-up rasters are not supported")
-                offset_col = (grid.transform.c - ds.transform.c) / abs(ds.transform.a)
-                offset_row = (ds.transform.f - grid.transform.f) / abs(ds.transform.a)
-                src_window = RioWindow(col + offset_col, row + offset_row, width, height)
-                resampling = Resampling.average if factor > 1 else Resampling.nearest
-                data = ds.read(
-                    self.index,
-                    window=src_window,
-                    out_shape=(window.height, window.width),
-                    resampling=resampling,
-                    out_dtype="float32",
-                )
+                factor = grid.resolution / abs(ds.transform.a)
+                if factor > 1 and abs(factor - round(factor)) < 1e-6:
+                    data = self._read_block_mean(ds, grid, window, round(factor))
+                else:
+                    data = self._read_resampled(ds, grid, window, factor)
         except rasterio.errors.RasterioIOError as exc:
             raise SceneFormatError(
                 f"cannot read {self.path}: {exc}. The file is missing or damaged; re-download it"
             ) from exc
-        if self.nodata is not None:
-            data[data == self.nodata] = np.nan
         return data
+
+    def _source_window(self, ds: Any, grid: Grid, window: Window, factor: float) -> Any:
+        from rasterio.windows import Window as RioWindow
+
+        row, col, height, width = window.scaled(factor)
+        offset_col = (grid.transform.c - ds.transform.c) / abs(ds.transform.a)
+        offset_row = (ds.transform.f - grid.transform.f) / abs(ds.transform.a)
+        return RioWindow(col + offset_col, row + offset_row, width, height)
+
+    def _as_float(self, data: np.ndarray) -> np.ndarray:
+        out = data.astype(np.float32, copy=False)
+        if self.nodata is not None:
+            out[data == self.nodata] = np.nan
+        return out
+
+    def _read_block_mean(self, ds: Any, grid: Grid, window: Window, factor: int) -> np.ndarray:
+        """Coarser grid, integer factor: native read, then a mean that ignores no-data pixels."""
+        src = self._source_window(ds, grid, window, factor)
+        data = self._as_float(ds.read(self.index, window=src))
+        blocks = data.reshape(window.height, factor, window.width, factor)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-no-data blocks -> NaN
+            return np.nanmean(blocks, axis=(1, 3)).astype(np.float32)
+
+    def _read_resampled(self, ds: Any, grid: Grid, window: Window, factor: float) -> np.ndarray:
+        """Finer (nearest) or non-integer coarser (average) grids, resampled by GDAL."""
+        from rasterio.enums import Resampling
+
+        src = self._source_window(ds, grid, window, factor)
+        resampling = Resampling.average if factor > 1 else Resampling.nearest
+        data = ds.read(
+            self.index, window=src, out_shape=(window.height, window.width), resampling=resampling
+        )
+        return self._as_float(data)
 
 
 @dataclass(frozen=True)
