@@ -37,3 +37,7 @@ class ModelError(S2CloudsError):
 
 class DatasetError(S2CloudsError):
     """A dataset folder is missing files, or a file is damaged."""
+
+
+class BenchmarkError(S2CloudsError, ValueError):
+    """Benchmark inputs or results are inconsistent (unknown protocol, bad CSV, mismatch)."""

@@ -90,4 +90,6 @@ def test_coarser_reads_ignore_nodata_at_swath_edges(tmp_path: Path, maker) -> No
         ds.write(data, 1)
     image = read_scene(folder, resolution=20).read()[0]
     assert np.isnan(image[:, 0]).all()
-    np.testing.assert_allclose(image[:, 1], data[:, 3].reshape(32, 2).mean(axis=1) / 10000, rtol=1e-5)
+    np.testing.assert_allclose(
+        image[:, 1], data[:, 3].reshape(32, 2).mean(axis=1) / 10000, rtol=1e-5
+    )

@@ -1,0 +1,109 @@
+"""``s2clouds benchmark``: score maskers on a dataset with the protocol of the literature."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("benchmark")
+@click.argument("dataset_path", type=click.Path(exists=True, path_type=Path), required=False)
+@click.option(
+    "--kind",
+    default=None,
+    help="Dataset kind (default: detected): cloudsen12, cmc, temporal, sen12ms, chips.",
+)
+@click.option(
+    "--split", default="test", show_default=True, help="Split(s) to score, comma separated."
+)
+@click.option(
+    "--models",
+    "models",
+    default="physical",
+    show_default=True,
+    help="Maskers, comma separated: registered models (physical, s2cloudless, ukis-csmask) "
+    "and stored layers as layer:NAME (e.g. layer:fmask, layer:QA60, layer:sen2cor).",
+)
+@click.option(
+    "--protocol",
+    default=None,
+    help="Protocol (default: the dataset's): cloudsen12, cmc, spatiotemporal, sen12ms.",
+)
+@click.option("--limit", type=int, default=None, help="Score only the first N samples.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write CSV, Markdown and HTML report with plots into this folder.",
+)
+@click.option(
+    "--predictions",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of predicted rasters to score against --references (matched by file name).",
+)
+@click.option(
+    "--references", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None
+)
+@click.option(
+    "--pred-scheme", default="canonical", show_default=True, help="Scheme of --predictions."
+)
+@click.option(
+    "--ref-scheme", default="canonical", show_default=True, help="Scheme of --references."
+)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def benchmark(
+    dataset_path: Path | None,
+    kind: str | None,
+    split: str,
+    models: str,
+    protocol: str | None,
+    limit: int | None,
+    report_dir: Path | None,
+    predictions: Path | None,
+    references: Path | None,
+    pred_scheme: str,
+    ref_scheme: str,
+    quiet: bool,
+) -> None:
+    """Score maskers on DATASET_PATH (or a folder of predictions against references)."""
+    from s2clouds.benchmark.report import print_summary, write_report
+    from s2clouds.benchmark.runner import LAYER_PREFIX, benchmark_folders, run_benchmark
+
+    if predictions is not None or references is not None:
+        if predictions is None or references is None:
+            raise click.UsageError("--predictions and --references go together")
+        scorer = benchmark_folders(
+            predictions,
+            references,
+            pred_scheme=pred_scheme,
+            ref_scheme=ref_scheme,
+            protocol=protocol or "cloudsen12",
+        )
+    else:
+        if dataset_path is None:
+            raise click.UsageError("give DATASET_PATH, or --predictions and --references")
+        from s2clouds.datasets.registry import detect_dataset, open_dataset
+
+        kind = kind or detect_dataset(dataset_path)
+        maskers = [m.strip() for m in models.split(",") if m.strip()]
+        options: dict[str, object] = {}
+        layers = [m[len(LAYER_PREFIX) :] for m in maskers if m.startswith(LAYER_PREFIX)]
+        if kind == "cloudsen12":
+            options["split"] = [s.strip() for s in split.split(",")]
+            if layers:
+                options["layers"] = layers
+        elif layers:
+            raise click.UsageError(
+                f"stored layers (layer:NAME) exist only in CloudSEN12, not in {kind}"
+            )
+        dataset = open_dataset(dataset_path, kind, **options)
+        scorer = run_benchmark(dataset, maskers, protocol=protocol, limit=limit, progress=not quiet)
+    print_summary(scorer)
+    if report_dir is not None:
+        files = write_report(scorer, report_dir)
+        click.echo(
+            f"report written to {report_dir} ({', '.join(sorted(p.name for p in vars(files).values() if isinstance(p, Path)))})"
+        )

@@ -1,0 +1,164 @@
+"""``s2clouds datasets``: inspect benchmark datasets on disk (``info``, ``show``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from s2clouds.datasets.registry import DATASETS
+
+DEFAULT_MAX_SAMPLES = 50
+DEFAULT_STRETCH = "percentile"
+
+_kind_option = click.option(
+    "--kind",
+    type=click.Choice(list(DATASETS), case_sensitive=False),
+    default=None,
+    help="Dataset reader; detected from the folder layout when omitted.",
+)
+_reader_options = click.option(
+    "-O",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Reader option, repeatable: e.g. -O split=train,val -O level=L2A -O label=none.",
+)
+
+
+def _parse_value(text: str) -> Any:
+    """``none`` -> None, ``true``/``false`` -> bool, integers, ``a,b`` -> list, else text."""
+    lowered = text.strip().lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if "," in text:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def parse_options(options: tuple[str, ...]) -> dict[str, Any]:
+    """``("split=train,val", "crop=true")`` -> ``{"split": ["train", "val"], "crop": True}``."""
+    parsed: dict[str, Any] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{option!r} is not KEY=VALUE", param_hint="-O/--option")
+        parsed[key.strip().replace("-", "_")] = _parse_value(value)
+    return parsed
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "-"
+    return "-" if value is None else str(value)
+
+
+@click.group("datasets")
+def datasets() -> None:
+    """Inspect benchmark datasets on disk."""
+
+
+@datasets.command("info")
+@click.argument("path", type=click.Path(path_type=Path))
+@_kind_option
+@_reader_options
+@click.option(
+    "--max-samples",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_SAMPLES,
+    show_default=True,
+    help="Read at most this many evenly spaced samples for the class histogram.",
+)
+def info(path: Path, kind: str | None, options: tuple[str, ...], max_samples: int) -> None:
+    """Print counts, bands, splits and a class histogram of the dataset at PATH."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from s2clouds.datasets.registry import class_histogram, open_dataset, sample_positions
+
+    dataset = open_dataset(path, kind, **parse_options(options))
+    summary = Table(title=f"{dataset.name}: {path}", show_header=False)
+    summary.add_column("field", style="bold")
+    summary.add_column("value")
+    for key, value in dataset.summary().items():
+        summary.add_row(key, _format_value(value))
+
+    counts, used = class_histogram(dataset, max_samples=max_samples)
+    total = sum(counts.values())
+    read = len(sample_positions(len(dataset), max_samples))
+    if used == 0:
+        caption = f"no canonical masks in the {read} samples read"
+    elif read < len(dataset):
+        caption = f"sampled {used} of {len(dataset)} samples"
+    else:
+        caption = f"all {used} samples"
+    histogram = Table(title="canonical classes")
+    histogram.add_column("class")
+    histogram.add_column("pixels", justify="right")
+    histogram.add_column("share", justify="right")
+    for name, count in counts.items():
+        histogram.add_row(name, f"{count:,}", f"{100 * count / total:.2f} %" if total else "-")
+
+    console = Console()
+    console.print(summary)
+    console.print(histogram)
+    console.print(f"class histogram: {caption}")
+
+
+@datasets.command("show")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("index", type=int)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Image to write (.png, .pdf, .svg).",
+)
+@_kind_option
+@_reader_options
+@click.option(
+    "--layers", default="", help="Extra panels by name, comma separated (e.g. valid,S1_VV)."
+)
+@click.option(
+    "--stretch",
+    type=click.Choice(["percentile", "fixed"]),
+    default=DEFAULT_STRETCH,
+    show_default=True,
+    help="True-colour stretch: 2-98 percentile, or reflectance 0-0.3.",
+)
+def show(
+    path: Path,
+    index: int,
+    output: Path,
+    kind: str | None,
+    options: tuple[str, ...],
+    layers: str,
+    stretch: str,
+) -> None:
+    """Save a quicklook of sample INDEX of the dataset at PATH (written atomically)."""
+    from s2clouds.datasets.registry import open_dataset
+    from s2clouds.viz import save_figure
+
+    dataset = open_dataset(path, kind, **parse_options(options))
+    if not -len(dataset) <= index < len(dataset):
+        raise click.BadParameter(
+            f"{index} is out of range; the dataset has {len(dataset)} samples", param_hint="INDEX"
+        )
+    names = [n.strip() for n in layers.split(",") if n.strip()]
+    # pass only what the user chose, so readers with their own plot() keep their defaults
+    plot_options: dict[str, Any] = {"layers": names} if names else {}
+    if stretch != DEFAULT_STRETCH:
+        plot_options["stretch"] = stretch
+    figure = dataset.plot(index, **plot_options)
+    save_figure(figure, output)
+    click.echo(f"wrote {output}")

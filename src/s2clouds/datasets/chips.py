@@ -1,0 +1,85 @@
+"""Folders of labelled chips: ``<root>/<chip>/{B02.tif, B03.tif, ..., label.tif}``.
+
+The layout of the On Cloud N chips and of many exports: one folder per chip holding
+single-band rasters named by band and a label raster (``label.tif`` by default) in a
+declared scheme (``binary`` by default: 0 not cloud, 1 cloud, 255 no data).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from s2clouds.datasets.base import CloudDataset, Sample, require_path
+from s2clouds.errors import DatasetError
+from s2clouds.labels import get_scheme, to_canonical
+
+
+class ChipFolders(CloudDataset):
+    """One sample per chip folder; ``image`` is reflectance read with ``read_scene``."""
+
+    name: ClassVar[str] = "chips"
+    label_scheme: ClassVar[str] = "binary"
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        label: str = "label.tif",
+        scheme: str = "binary",
+        canonical: bool = True,
+        split: Any = None,
+    ) -> None:
+        self.root = require_path(root, "chip folder root")
+        self.label, self.scheme, self.canonical = label, get_scheme(scheme), canonical
+        self.chips = sorted(p for p in self.root.iterdir() if (p / label).is_file())
+        if not self.chips:
+            raise DatasetError(f"{self.root} holds no chip folder with a {label}")
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        path = Path(path)
+        return path.is_dir() and any(
+            (p / "label.tif").is_file() for p in path.iterdir() if p.is_dir()
+        )
+
+    def __len__(self) -> int:
+        return len(self.chips)
+
+    def __getitem__(self, index: int) -> Sample:
+        import rasterio
+
+        from s2clouds.io.scenes import read_band_folder
+
+        chip = self.chips[self._check_index(index)]
+        scene = read_band_folder(chip)
+        if scene.grid.resolution not in (10.0, 20.0, 60.0):
+            raise DatasetError(f"{chip}: bands at {scene.grid.resolution} m; expected 10, 20 or 60")
+        image = scene.read()
+        with rasterio.open(chip / self.label) as ds:
+            mask = ds.read(1)
+        if mask.shape != image.shape[1:]:
+            raise DatasetError(
+                f"{chip / self.label} is {mask.shape}, the bands are {image.shape[1:]}"
+            )
+        canonical = to_canonical(mask, self.scheme, unknown="nodata")
+        sample: Sample = {
+            "image": image,
+            "mask": mask,
+            "valid": (canonical != 255) & np.all(np.isfinite(image), axis=0),
+            "bands": scene.bands,
+            "crs": scene.grid.crs,
+            "transform": scene.grid.transform,
+            "meta": {
+                "id": chip.name,
+                "resolution": scene.grid.resolution,
+                "path": str(chip),
+                "sun_zenith": getattr(scene.angles, "sun_zenith", None),
+                "sun_azimuth": getattr(scene.angles, "sun_azimuth", None),
+            },
+        }
+        if self.canonical:
+            sample["mask_canonical"] = canonical
+        return sample

@@ -1,0 +1,300 @@
+"""The Sentinel-2 Cloud Mask Catalogue (Francis et al. 2020): 513 subscenes at 20 m.
+
+Layout (from the catalogue's release)::
+
+    <root>/classification_tags.csv        one row per subscene: scene, shadows_marked, tags
+    <root>/subscenes/<scene>.npy          (H, W, 13) float32 TOA reflectance (H = W = 1022)
+    <root>/masks/<scene>.npy              (H, W, 3) bool one-hot CLEAR, CLOUD, CLOUD_SHADOW
+    <root>/shapefiles/                    optional, footprints on the source product (unused)
+
+Subscene bands are B01-B08, B8A, B09-B12 (all 13 L1C bands in catalogue order). The CSV's tag
+columns (surface type, cloud type, height, thickness, extent) are read generically: every
+column whose values are 0/1 (or true/false) is a tag, so the reader follows the file rather
+than a fixed list; :data:`TAG_GROUPS` lists the columns of the published file for reference.
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from s2clouds.bands import L1C_BANDS, band_indices, canonical_band_names
+from s2clouds.datasets.base import CloudDataset, Sample, require_path
+from s2clouds.errors import DatasetError
+from s2clouds.labels import NODATA, decode_one_hot, to_canonical
+
+TAGS_FILE = "classification_tags.csv"
+SUBSCENES_DIR = "subscenes"
+MASKS_DIR = "masks"
+#: band order of the subscene arrays' last axis
+CMC_BANDS: tuple[str, ...] = L1C_BANDS
+#: one-hot channel order of the mask arrays
+MASK_CLASSES = ("CLEAR", "CLOUD", "CLOUD_SHADOW")
+#: tag columns of the published classification_tags.csv, by the card's five categories
+TAG_GROUPS: dict[str, tuple[str, ...]] = {
+    "surface type": (
+        "forest/jungle",
+        "snow/ice",
+        "agricultural",
+        "urban/developed",
+        "coastal",
+        "hills/mountains",
+        "desert/barren",
+        "shrublands/plains",
+        "wetland/bog/marsh",
+        "open_water",
+        "enclosed_water",
+    ),
+    "cloud type": (
+        "cumulus",
+        "cumulonimbus",
+        "altocumulus/stratocumulus",
+        "cirrus",
+        "haze/fog",
+        "ice_clouds",
+        "contrails",
+    ),
+    "cloud height": ("low", "high"),
+    "cloud thickness": ("thin", "thick"),
+    "cloud extent": ("isolated", "extended"),
+}
+SCENE_COLUMN = "scene"
+SHADOWS_COLUMN = "shadows_marked"
+#: non-tag text columns kept in ``meta`` as they are (``dataset``: the annotation batch)
+INFO_COLUMNS = ("dataset",)
+_IGNORED_COLUMNS = ("", "index", "unnamed: 0")
+_BOOLEAN_TEXT = {"1": True, "0": False, "true": True, "false": False, "yes": True, "no": False}
+
+
+@dataclass(frozen=True)
+class SceneRecord:
+    """One CSV row: scene id, whether shadows were annotated, boolean tags, other text."""
+
+    scene: str
+    shadows_marked: bool
+    tags: Mapping[str, bool]
+    info: Mapping[str, str] = field(default_factory=dict)
+
+
+def _as_bool(text: str) -> bool | None:
+    return _BOOLEAN_TEXT.get(text.strip().lower())
+
+
+def _parse_row(
+    row: Mapping[str, str], tag_columns: Sequence[str], path: Path, line: int
+) -> SceneRecord:
+    scene = (row.get(SCENE_COLUMN) or "").strip()
+    if not scene:
+        raise DatasetError(
+            f"{path} line {line} has no '{SCENE_COLUMN}' value; repair or remove that row"
+        )
+    shadows = _as_bool(row.get(SHADOWS_COLUMN) or "")
+    tags = {c: bool(_as_bool(row[c] or "")) for c in tag_columns}
+    info = {c: row[c] for c in INFO_COLUMNS if c in row}
+    return SceneRecord(scene, bool(shadows), tags, info)
+
+
+def _tag_columns(rows: list[dict[str, str]], columns: Sequence[str]) -> list[str]:
+    """Columns other than id/info columns whose every value reads as a boolean."""
+    skip = {SCENE_COLUMN, SHADOWS_COLUMN, *INFO_COLUMNS, *_IGNORED_COLUMNS}
+    return [
+        c
+        for c in columns
+        if c.strip().lower() not in skip and all(_as_bool(r[c] or "") is not None for r in rows)
+    ]
+
+
+def read_tags(path: Path) -> list[SceneRecord]:
+    """Parse ``classification_tags.csv`` into one :class:`SceneRecord` per row."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = list(reader.fieldnames or [])
+        rows = list(reader)
+    if SCENE_COLUMN not in columns:
+        raise DatasetError(
+            f"{path} has no '{SCENE_COLUMN}' column (it has {', '.join(columns)}); "
+            "is it the catalogue's classification_tags.csv?"
+        )
+    tag_columns = _tag_columns(rows, columns)
+    return [_parse_row(r, tag_columns, path, n + 2) for n, r in enumerate(rows)]
+
+
+def _tag_matches(key: str, column: str) -> bool:
+    """``forest`` matches ``forest/jungle``; ``open_water`` matches ``open_water``."""
+    key, column = key.strip().lower(), column.strip().lower()
+    return key == column or key in column.split("/")
+
+
+def resolve_tag(key: str, columns: Sequence[str]) -> str:
+    """The one tag column ``key`` names (exactly, or as one of its ``/`` parts)."""
+    exact = [c for c in columns if c.strip().lower() == key.strip().lower()]
+    matches = exact or [c for c in columns if _tag_matches(key, c)]
+    if len(matches) != 1:
+        problem = "matches several tags" if matches else "is not a tag"
+        raise DatasetError(f"{key!r} {problem} of the catalogue; use one of: {', '.join(columns)}")
+    return matches[0]
+
+
+def filter_records(records: Sequence[SceneRecord], tags: Mapping[str, bool]) -> list[SceneRecord]:
+    """Records whose tags equal every ``tags`` value (keys resolved by :func:`resolve_tag`).
+
+    ``shadows_marked`` may be used as a key too.
+    """
+    columns = sorted({c for r in records for c in r.tags} | {SHADOWS_COLUMN})
+    wanted = {resolve_tag(k, columns): bool(v) for k, v in tags.items()}
+
+    def value(record: SceneRecord, column: str) -> bool:
+        return record.shadows_marked if column == SHADOWS_COLUMN else record.tags[column]
+
+    return [r for r in records if all(value(r, c) == v for c, v in wanted.items())]
+
+
+def _keep_existing(records: Sequence[SceneRecord], root: Path, strict: bool) -> list[SceneRecord]:
+    """Refuse (strict) or skip with a warning the rows whose subscene or mask file is missing."""
+    kept = []
+    for record in records:
+        missing = [
+            p
+            for p in (
+                root / SUBSCENES_DIR / f"{record.scene}.npy",
+                root / MASKS_DIR / f"{record.scene}.npy",
+            )
+            if not p.is_file()
+        ]
+        if not missing:
+            kept.append(record)
+            continue
+        message = f"{TAGS_FILE} lists {record.scene} but {missing[0]} does not exist"
+        if strict:
+            raise DatasetError(
+                f"{message}; restore the file or pass strict=False to skip such rows"
+            )
+        warnings.warn(f"{message}; skipping it", stacklevel=3)
+    return kept
+
+
+class CloudMaskCatalogue(CloudDataset):
+    """Reader of the Sentinel-2 Cloud Mask Catalogue.
+
+    ``bands``: any spelling, default all 13. ``tags``: keep only scenes whose tags equal the
+    given values, e.g. ``{"forest": True, "thin": False}`` (a key may be a whole column name
+    or one of its ``/`` parts; ``shadows_marked`` works too). ``strict=False`` skips CSV rows
+    whose subscene or mask file is missing, with a warning, instead of raising
+    :class:`DatasetError`.
+
+    Sample: ``image`` (C, H, W) float32 TOA reflectance (transposed from the stored HWC,
+    read through ``np.load(mmap_mode='r')``); ``mask`` (H, W) uint8 in the ``cmc`` scheme
+    (0 clear, 1 cloud, 2 cloud shadow, 255 no one-hot channel set); ``mask_canonical``
+    (H, W) uint8; ``valid`` where a class is set; ``meta``: ``scene``, ``shadows_marked``,
+    ``tags`` (column -> bool) and the CSV's ``dataset`` column when present.
+
+    In scenes with ``shadows_marked`` False the shadows were not annotated: the mask is
+    returned as stored (shadow pixels then appear as clear), so shadow metrics should skip
+    those scenes using ``meta["shadows_marked"]``.
+    """
+
+    name: ClassVar[str] = "cmc"
+    label_scheme: ClassVar[str] = "cmc"
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        bands: Sequence[str] | None = None,
+        tags: Mapping[str, bool] | None = None,
+        canonical: bool = True,
+        strict: bool = True,
+    ) -> None:
+        self.root = require_path(root, "Cloud Mask Catalogue root folder")
+        csv_path = require_path(self.root / TAGS_FILE, f"the catalogue's {TAGS_FILE}")
+        records = read_tags(csv_path)
+        if tags:
+            records = filter_records(records, tags)
+        self.records = _keep_existing(records, self.root, strict)
+        if isinstance(bands, str):
+            bands = [bands]
+        self.bands = canonical_band_names(bands) if bands is not None else CMC_BANDS
+        self._band_positions = band_indices(CMC_BANDS, self.bands)
+        self.canonical = canonical
+        self.tag_filter = dict(tags or {})
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        """True when ``path`` has ``subscenes/`` and ``masks/`` folders or the tags CSV."""
+        path = Path(path)
+        has_folders = (path / SUBSCENES_DIR).is_dir() and (path / MASKS_DIR).is_dir()
+        return has_folders or (path / TAGS_FILE).is_file()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _load(self, folder: str, scene: str) -> np.ndarray:
+        path = self.root / folder / f"{scene}.npy"
+        try:
+            return np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f"cannot read {path}: {exc}; download the file again") from exc
+
+    def _read_image(self, scene: str) -> np.ndarray:
+        """(C, H, W) float32 reflectance of the selected bands."""
+        stored = self._load(SUBSCENES_DIR, scene)
+        if stored.ndim != 3 or stored.shape[2] != len(CMC_BANDS):
+            raise DatasetError(
+                f"{self.root / SUBSCENES_DIR / scene}.npy has shape {stored.shape}; expected "
+                f"(H, W, {len(CMC_BANDS)}). Download the file again"
+            )
+        selected = stored[:, :, self._band_positions]
+        return np.ascontiguousarray(np.moveaxis(selected, -1, 0), dtype=np.float32)
+
+    def _read_mask(self, scene: str, shape: tuple[int, int]) -> np.ndarray:
+        """(H, W) uint8 cmc labels decoded from the one-hot mask."""
+        onehot = self._load(MASKS_DIR, scene)
+        if onehot.shape != (*shape, len(MASK_CLASSES)):
+            raise DatasetError(
+                f"{self.root / MASKS_DIR / scene}.npy has shape {onehot.shape}; expected "
+                f"{(*shape, len(MASK_CLASSES))} to match its subscene. Download it again"
+            )
+        return decode_one_hot(onehot, axis=-1)
+
+    def __getitem__(self, index: int) -> Sample:
+        record = self.records[self._check_index(index)]
+        image = self._read_image(record.scene)
+        mask = self._read_mask(record.scene, image.shape[1:])
+        sample: Sample = {
+            "image": image,
+            "mask": mask,
+            "valid": mask != NODATA,
+            "bands": self.bands,
+            "crs": None,
+            "transform": None,
+            "meta": {
+                "scene": record.scene,
+                "shadows_marked": record.shadows_marked,
+                "tags": dict(record.tags),
+                **record.info,
+            },
+        }
+        if self.canonical:
+            sample["mask_canonical"] = to_canonical(mask, self.label_scheme)
+        return sample
+
+    def tag_counts(self) -> dict[str, int]:
+        """Number of selected scenes for which each tag is true."""
+        columns = sorted({c for r in self.records for c in r.tags})
+        return {c: sum(r.tags[c] for r in self.records) for c in columns}
+
+    def summary(self) -> dict[str, Any]:
+        shadows = sum(r.shadows_marked for r in self.records)
+        return super().summary() | {
+            "root": str(self.root),
+            "bands": list(self.bands),
+            "shadows marked": f"{shadows} of {len(self.records)} scenes",
+            "tag filter": self.tag_filter or None,
+            "scenes per tag": {k: v for k, v in self.tag_counts().items() if v},
+        }

@@ -1,0 +1,120 @@
+"""Every dataset reader by short name, imported only when used; detection and opening by path."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2clouds.datasets.base import CloudDataset, require_path
+from s2clouds.errors import DatasetError
+from s2clouds.labels import CANONICAL_CLASSES, NODATA
+
+#: short name -> "module:ClassName"; detection tries them in this order
+DATASETS: dict[str, str] = {
+    "cloudsen12": "s2clouds.datasets.cloudsen12:CloudSEN12",
+    "cmc": "s2clouds.datasets.cmc:CloudMaskCatalogue",
+    "temporal": "s2clouds.datasets.temporal:TemporalCloudDataset",
+    "sen12ms": "s2clouds.datasets.sen12ms:SEN12MS",
+    "chips": "s2clouds.datasets.chips:ChipFolders",
+}
+
+
+def _import_class(kind: str) -> type[CloudDataset] | None:
+    """The reader class of ``kind``, or None when its module is not installed yet."""
+    module_name, _, attr = DATASETS[kind].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+    cls: type[CloudDataset] = getattr(module, attr)
+    return cls
+
+
+def dataset_class(kind: str) -> type[CloudDataset]:
+    """The reader class for a short name such as ``"cloudsen12"`` or ``"cmc"``."""
+    key = kind.strip().lower()
+    if key not in DATASETS:
+        raise DatasetError(f"unknown dataset kind {kind!r}; use one of {', '.join(DATASETS)}")
+    cls = _import_class(key)
+    if cls is None:
+        raise DatasetError(
+            f"the {key!r} reader ({DATASETS[key]}) is not available in this installation; "
+            "update s2clouds"
+        )
+    return cls
+
+
+def detect_dataset(path: str | Path) -> str:
+    """Short name of the first reader whose ``detect`` accepts ``path`` (by file names only).
+
+    Readers whose module does not exist are skipped. Raises :class:`DatasetError` when none
+    matches.
+    """
+    folder = require_path(path, "dataset folder")
+    for kind in DATASETS:
+        cls = _import_class(kind)
+        if cls is not None and cls.detect(folder):
+            return kind
+    raise DatasetError(
+        f"{folder} does not look like any known dataset ({', '.join(DATASETS)}); check the "
+        "path (give the dataset's root folder) or name the kind explicitly (--kind)"
+    )
+
+
+def open_dataset(path: str | Path, kind: str | None = None, **kwargs: Any) -> CloudDataset:
+    """Open the dataset at ``path`` with the reader ``kind`` (detected when None).
+
+    ``kwargs`` are passed to the reader's constructor (e.g. ``split="test"`` for CloudSEN12).
+    """
+    cls = dataset_class(kind if kind is not None else detect_dataset(path))
+    _check_options(cls, kwargs)
+    # every reader's constructor takes the root path first (the base class declares none)
+    reader: Callable[..., CloudDataset] = cls
+    return reader(Path(path), **kwargs)
+
+
+def _check_options(cls: type[CloudDataset], kwargs: dict[str, Any]) -> None:
+    """Refuse keyword options the reader's constructor does not take, listing the ones it does."""
+    signature = inspect.signature(cls)
+    try:
+        signature.bind(Path("."), **kwargs)
+    except TypeError as exc:
+        accepted = [n for n in list(signature.parameters)[1:]]
+        raise DatasetError(f"{cls.__name__}: {exc}; its options are {', '.join(accepted)}") from exc
+
+
+def sample_positions(n: int, max_samples: int | None) -> list[int]:
+    """All of ``range(n)``, or ``max_samples`` evenly spaced positions when ``n`` is larger."""
+    if max_samples is None or n <= max_samples:
+        return list(range(n))
+    if max_samples < 1:
+        raise DatasetError("max_samples must be at least 1")
+    return sorted({int(round(x)) for x in np.linspace(0, n - 1, max_samples)})
+
+
+def class_histogram(
+    dataset: CloudDataset, *, max_samples: int | None = 50
+) -> tuple[dict[str, int], int]:
+    """Pixel counts per canonical class (and no data) over the samples' ``mask_canonical``.
+
+    Reads at most ``max_samples`` evenly spaced samples (all when None). Returns
+    ``(counts by class name, number of samples read)``; samples without a canonical mask are
+    skipped (open the dataset with ``canonical=True``).
+    """
+    names = dict(CANONICAL_CLASSES) | {NODATA: "no data"}
+    totals = np.zeros(256, dtype=np.int64)
+    used = 0
+    for position in sample_positions(len(dataset), max_samples):
+        mask = dataset[position].get("mask_canonical")
+        if mask is None:
+            continue
+        totals += np.bincount(np.asarray(mask, dtype=np.uint8).ravel(), minlength=256)
+        used += 1
+    return {name: int(totals[value]) for value, name in names.items()}, used

@@ -1,0 +1,227 @@
+"""Quicklooks: true-colour images, canonical mask colours and sample figures.
+
+Array helpers (:func:`rgb_quicklook`, :func:`mask_to_rgba`, :func:`overlay`) need only numpy.
+:func:`plot_sample` and :func:`save_figure` need matplotlib (the ``plot`` extra), which is
+imported when they are called. Figures are built with ``matplotlib.figure.Figure`` directly,
+never through ``pyplot``, so no GUI backend or global state is involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from s2clouds.bands import band_indices
+from s2clouds.errors import LabelSchemeError, S2CloudsError
+from s2clouds.labels.schemes import CANONICAL_CLASSES, CANONICAL_COLOURS, NODATA
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+TRUE_COLOUR_BANDS = ("B04", "B03", "B02")
+#: reflectance mapped to full brightness by the fixed stretch
+FIXED_STRETCH_MAX = 0.3
+STRETCHES = ("percentile", "fixed")
+#: background behind the (transparent) no-data pixels of mask panels
+_NODATA_BACKGROUND = (0.0, 0.0, 0.0, 1.0)
+
+_MASK_LUT = np.zeros((256, 4), dtype=np.uint8)
+for _value, _rgba in CANONICAL_COLOURS.items():
+    _MASK_LUT[_value] = _rgba
+_KNOWN_MASK_VALUES = np.zeros(256, dtype=bool)
+_KNOWN_MASK_VALUES[list(CANONICAL_COLOURS)] = True
+
+
+def _stretch_limits(
+    channel: np.ndarray, stretch: str, percentiles: tuple[float, float]
+) -> tuple[float, float]:
+    """Reflectance mapped to 0 and to 255 for one (H, W) channel."""
+    if stretch == "fixed":
+        return 0.0, FIXED_STRETCH_MAX
+    finite = channel[np.isfinite(channel)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(finite, percentiles)
+    return float(low), float(high)
+
+
+def rgb_quicklook(
+    image: np.ndarray,
+    bands: Sequence[str],
+    *,
+    stretch: str = "percentile",
+    percentiles: tuple[float, float] = (2.0, 98.0),
+) -> np.ndarray:
+    """True-colour quicklook ``(H, W, 3) uint8`` of a reflectance stack.
+
+    ``image`` is ``(C, H, W)`` float reflectance (unitless, 0-1) whose channels are named by
+    ``bands`` (any spelling); B04, B03 and B02 become red, green and blue. ``stretch``:
+    ``"percentile"`` maps the ``percentiles`` (default 2 and 98) of each channel's finite
+    pixels to 0 and 255; ``"fixed"`` maps reflectance 0 to 0 and 0.3 to 255. Values are clipped;
+    NaN pixels are black.
+    """
+    if stretch not in STRETCHES:
+        raise S2CloudsError(f"unknown stretch {stretch!r}; use one of {', '.join(STRETCHES)}")
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[0] != len(bands):
+        raise S2CloudsError(
+            f"image of shape {image.shape} does not match {len(bands)} band names; "
+            "give a (C, H, W) stack and one name per channel"
+        )
+    rgb = np.zeros((*image.shape[1:], 3), dtype=np.uint8)
+    for out, index in enumerate(band_indices(bands, TRUE_COLOUR_BANDS)):
+        channel = image[index].astype(np.float32, copy=False)
+        low, high = _stretch_limits(channel, stretch, percentiles)
+        scaled = (channel - low) / max(high - low, 1e-6)
+        rgb[..., out] = np.round(np.clip(np.nan_to_num(scaled, nan=0.0), 0.0, 1.0) * 255)
+    return rgb
+
+
+def mask_to_rgba(mask: np.ndarray) -> np.ndarray:
+    """Colour a canonical mask ``(H, W)`` (values 0-3 and 255) as ``(H, W, 4) uint8`` RGBA.
+
+    Colours come from ``labels.CANONICAL_COLOURS``; no data (255) is fully transparent.
+    Raises :class:`LabelSchemeError` for other values (translate the mask first).
+    """
+    mask = np.asarray(mask)
+    if mask.dtype.kind not in "iub":
+        raise LabelSchemeError(f"mask has dtype {mask.dtype}; give integer canonical labels")
+    in_range = (mask >= 0) & (mask <= 255)
+    if not np.all(in_range) or not np.all(_KNOWN_MASK_VALUES[mask.astype(np.uint8)]):
+        found = np.unique(mask)[:10].tolist()
+        raise LabelSchemeError(
+            f"mask holds values {found}; canonical masks use 0-3 and 255. Translate it with "
+            "s2clouds.labels.to_canonical(mask, scheme) first"
+        )
+    return _MASK_LUT[mask.astype(np.uint8)]
+
+
+def overlay(rgb: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend canonical mask colours over an ``(H, W, 3) uint8`` image; returns ``(H, W, 3) uint8``.
+
+    ``alpha`` (0-1) is the opacity of the class colours; no-data pixels leave ``rgb`` as is.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise S2CloudsError(f"alpha must lie in 0-1, got {alpha}")
+    rgb = np.asarray(rgb)
+    rgba = mask_to_rgba(mask)
+    if rgb.shape != (*rgba.shape[:2], 3):
+        raise S2CloudsError(f"image {rgb.shape} and mask {rgba.shape[:2]} differ; give one grid")
+    weight = alpha * rgba[..., 3:4].astype(np.float32) / 255.0
+    blended = rgb.astype(np.float32) * (1.0 - weight) + rgba[..., :3].astype(np.float32) * weight
+    return np.round(blended).astype(np.uint8)
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise S2CloudsError(
+            "plotting needs matplotlib; install it with: pip install 's2clouds[plot]'"
+        ) from exc
+
+
+def _show_image_panel(ax: Axes, sample: Mapping[str, Any], stretch: str) -> None:
+    """True colour where B02-B04 exist, else the first channel in grey."""
+    image, bands = sample["image"], tuple(sample.get("bands") or ())
+    try:
+        ax.imshow(rgb_quicklook(image, bands, stretch=stretch))
+        ax.set_title("true colour (B04, B03, B02)")
+    except S2CloudsError:
+        ax.imshow(np.asarray(image)[0], cmap="gray")
+        ax.set_title(f"{bands[0] if bands else 'channel 0'}")
+
+
+def _show_mask_panel(ax: Axes, mask: np.ndarray) -> None:
+    """Canonical mask in the canonical colours with a legend of class names."""
+    from matplotlib.patches import Patch
+
+    ax.set_facecolor(_NODATA_BACKGROUND)
+    ax.imshow(mask_to_rgba(mask), interpolation="nearest")
+    ax.set_title("canonical mask")
+    colours = {v: tuple(np.array(CANONICAL_COLOURS[v]) / 255.0) for v in CANONICAL_CLASSES}
+    colours[NODATA] = _NODATA_BACKGROUND  # transparent in the mask: the background shows
+    names = dict(CANONICAL_CLASSES) | {NODATA: "no data"}
+    handles = [Patch(facecolor=colours[v], edgecolor="grey", label=names[v]) for v in names]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+
+
+def _layer_by_name(sample: Mapping[str, Any], name: str) -> np.ndarray:
+    """An extra layer: ``sample["layers"][name]`` or a top-level key such as ``valid``."""
+    layers = sample.get("layers") or {}
+    if name in layers:
+        return np.asarray(layers[name])
+    if name in sample and sample[name] is not None:
+        return np.asarray(sample[name])
+    known = sorted(set(layers) | {k for k, v in sample.items() if isinstance(v, np.ndarray)})
+    raise S2CloudsError(f"sample has no layer {name!r}; it has {', '.join(known) or 'none'}")
+
+
+def _show_layer_panel(fig: Figure, ax: Axes, name: str, layer: np.ndarray) -> None:
+    """One extra (H, W) layer: greys for booleans, viridis with a colour bar otherwise."""
+    if layer.ndim != 2:
+        raise S2CloudsError(f"layer {name!r} has shape {layer.shape}; only (H, W) layers plot")
+    if layer.dtype.kind == "b":
+        ax.imshow(layer, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        shown = ax.imshow(layer, cmap="viridis", interpolation="nearest")
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(name)
+
+
+def plot_sample(
+    sample: Mapping[str, Any],
+    title: str | None = None,
+    layers: Sequence[str] | None = None,
+    *,
+    stretch: str = "percentile",
+    panel_size: float = 4.0,
+) -> Figure:
+    """A figure of one sample: true colour, the canonical mask, then extra layers.
+
+    ``sample`` follows the dataset sample contract (``image`` (C, H, W) float reflectance,
+    ``bands``, optional ``mask_canonical`` (H, W) uint8). ``layers`` names further (H, W)
+    panels, looked up in ``sample["layers"]`` and then among the sample's keys (e.g.
+    ``"valid"``, or a model's prediction put in the dict). Returns a matplotlib ``Figure``
+    (no pyplot state); save it with :func:`save_figure`.
+    """
+    _require_matplotlib()
+    from matplotlib.figure import Figure
+
+    extra = [(name, _layer_by_name(sample, name)) for name in (layers or ())]
+    mask = sample.get("mask_canonical")
+    n_panels = 1 + (mask is not None) + len(extra)
+    fig = Figure(figsize=(panel_size * n_panels + 1.5 * (mask is not None), panel_size + 0.6))
+    axes = fig.subplots(1, n_panels, squeeze=False)[0]
+    _show_image_panel(axes[0], sample, stretch)
+    if mask is not None:
+        _show_mask_panel(axes[1], np.asarray(mask))
+    for ax, (name, layer) in zip(axes[1 + (mask is not None) :], extra, strict=True):
+        _show_layer_panel(fig, ax, name, layer)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, *, dpi: int = 100, overwrite: bool = True) -> Path:
+    """Save ``fig`` to ``path`` atomically (temporary file beside it, then rename).
+
+    The format follows the suffix (``.png``, ``.pdf``, ``.svg``, ``.jpg``). Raises
+    :class:`~s2clouds.errors.OutputError` when the folder is missing or not writable.
+    """
+    from s2clouds.io.write import atomic_path, check_writable
+
+    path = Path(path)
+    check_writable(path, overwrite=overwrite)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi)
+    return path
