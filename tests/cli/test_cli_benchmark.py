@@ -67,3 +67,30 @@ def test_folder_mode_matches_by_name(tmp_path: Path) -> None:
     assert result.exception is None, result.output
     rows = list(csv.DictReader((tmp_path / "r" / "summary.csv").open()))
     assert float(next(r for r in rows if r["task"] == "cloud")["median_boa"]) == 1.0
+
+
+def test_cloudsen12_models_and_stored_layers_side_by_side(tmp_path: Path, maker) -> None:
+    root = maker("cloudsen12").write(tmp_path / "cs12")
+    report = tmp_path / "r"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "benchmark",
+            str(root),
+            "--split",
+            "test",
+            "--models",
+            "physical,layer:fmask,layer:manual_hq",
+            "--report",
+            str(report),
+            "--quiet",
+        ],
+        standalone_mode=False,
+        terminal_width=200,
+    )
+    assert result.exception is None, result.output
+    rows = list(csv.DictReader((report / "summary.csv").open()))
+    maskers = {r["masker"] for r in rows}
+    assert {"physical", "layer:fmask", "layer:manual_hq"} <= maskers
+    truth_vs_truth = [r for r in rows if r["masker"] == "layer:manual_hq" and r["median_boa"]]
+    assert truth_vs_truth and all(float(r["median_boa"]) == 1.0 for r in truth_vs_truth)
