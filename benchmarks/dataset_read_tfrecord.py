@@ -86,20 +86,25 @@ def samples(path: Path) -> int:
     return sum(s["image"].shape[0] for s in TemporalCloudDataset([path]))
 
 
-def best_time(fn: Callable[[], object], repeat: int) -> float:
-    times = []
+def best_times(stages: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Best wall time of each stage over ``repeat`` rounds, stages interleaved per round.
+
+    Interleaving keeps load from other processes from favouring one stage.
+    """
+    best = {name: float("inf") for name in stages}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in stages.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=3000)
     parser.add_argument("--timestamps", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=None, help="where to write the file")
     args = parser.parse_args()
 
@@ -111,16 +116,16 @@ def main() -> None:
         n = len(index)
         crc = "google-crc32c" if tfrecord._FAST_CRC32C is not None else "numpy fallback"
         print(f"file: {n} records, T={args.timestamps}, {size / 1e6:.1f} MB; CRC-32C: {crc}")
-        rows = [
-            ("raw read", lambda: raw_read(path, sizes, False)),
-            ("raw read + np.frombuffer", lambda: raw_read(path, sizes, True)),
-            ("framing + CRC (TFRecordFile)", lambda: framed(path)),
-            ("decoded arrays (+ decode_example)", lambda: decoded(path)),
-            ("framing, no CRC (verify=False)", lambda: framed(path, verify=False)),
-            ("decoded arrays, no CRC (verify=False)", lambda: decoded(path, verify=False)),
-            ("dataset samples (TemporalCloudDataset)", lambda: samples(path)),
-        ]
-        results = {name: best_time(fn, args.repeat) for name, fn in rows}
+        stages = {
+            "raw read": lambda: raw_read(path, sizes, False),
+            "raw read + np.frombuffer": lambda: raw_read(path, sizes, True),
+            "framing + CRC (TFRecordFile)": lambda: framed(path),
+            "decoded arrays (+ decode_example)": lambda: decoded(path),
+            "framing, no CRC (verify=False)": lambda: framed(path, verify=False),
+            "decoded arrays, no CRC (verify=False)": lambda: decoded(path, verify=False),
+            "dataset samples (TemporalCloudDataset)": lambda: samples(path),
+        }
+        results = best_times(stages, args.repeat)
         baseline = results["raw read + np.frombuffer"]
         print(f"{'stage':40s} {'records/s':>10s} {'MB/s':>8s} {'x raw+frombuffer':>17s}")
         for name, seconds in results.items():

@@ -274,3 +274,12 @@ def test_malformed_example_is_a_dataset_error() -> None:
         decode_example(b"\x0a\x7f\x0a", source="rec 3")
     with pytest.raises(DatasetError, match="wire type"):
         decode_example(b"\x0b")
+
+
+def test_reader_works_without_google_crc32c(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "data.tfrecord"
+    write_records(path, _records(3))
+    expected = list(TFRecordFile(path))
+    monkeypatch.setattr(tfrecord, "_FAST_CRC32C", None)  # as if the package were missing
+    assert crc32c(b"123456789") == 0xE3069283
+    assert list(TFRecordFile(path)) == expected

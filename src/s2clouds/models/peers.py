@@ -35,6 +35,7 @@ PEERS_INSTALL_HINT = 'pip install "s2clouds[peers]"'
 #: the 10 bands of s2cloudless's ``all_bands=False`` input, in its order (``MODEL_BANDS``)
 S2CLOUDLESS_BANDS = ("B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12")
 S2CLOUDLESS_RESOLUTION = 160.0  # metres: the grid s2cloudless is meant to run on
+S2CLOUDLESS_THRESHOLD = 0.4  # its default cloud threshold on the (smoothed) probability
 
 UKIS_BANDS_4 = RGBN_BANDS  # B02, B03, B04, B08
 UKIS_BANDS_6 = (*RGBN_BANDS, "B11", "B12")
@@ -50,7 +51,6 @@ UKIS_BAND_NAMES = {
 #: ukis-csmask class index -> canonical class index (0 clear, 1 cloud -> thick, 2 shadow)
 UKIS_TO_CANONICAL = (0, 1, 3)
 UKIS_TILE = 256  # the models' training tile (``target_size`` in their metadata)
-UKIS_STRIDE = 32  # the U-Net input edges must be multiples of this
 
 #: spellings of the processing level -> the level ukis-csmask names its models by
 _LEVELS = {"L1C": "l1c", "L2A": "l2a", "LEVEL1C": "l1c", "LEVEL2A": "l2a"}
@@ -75,9 +75,7 @@ def processing_level(context: dict[str, Any], default: str | None) -> str | None
         return default
     key = str(level).strip().upper().replace("-", "").replace("_", "").replace(" ", "")
     if key not in _LEVELS:
-        raise ModelError(
-            f"unknown processing level {level!r}; declare the input as 'L1C' or 'L2A'"
-        )
+        raise ModelError(f"unknown processing level {level!r}; declare the input as 'L1C' or 'L2A'")
     return _LEVELS[key]
 
 
@@ -115,22 +113,31 @@ def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     return np.nan_to_num(mean, nan=0.0).astype(np.float32, copy=False)
 
 
+def _linear_taps(n_out: int, n_in: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neighbour indices (lower, upper) and upper weights for 1-D pixel-centre interpolation.
+
+    Output pixel ``j`` sits at block coordinate ``(j + 0.5) / factor - 0.5``; positions
+    outside the first and last block centres are clamped (edge values repeat).
+    """
+    pos = np.clip((np.arange(n_out) + 0.5) / factor - 0.5, 0.0, n_in - 1)
+    lower = np.floor(pos).astype(np.intp)
+    upper = np.minimum(lower + 1, n_in - 1)
+    return lower, upper, (pos - lower).astype(np.float32)
+
+
 def upsample_bilinear(planes: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
     """Bilinear upsampling of block values (K, h, w) back to the pixel grid (K, H, W) float32.
 
     Block ``i`` of :func:`block_mean` is centred on pixel ``i * factor + (factor - 1) / 2``;
     the interpolation honours that (pixel-centre alignment) and clamps at the edges.
     """
+    planes = planes.astype(np.float32, copy=False)
     if factor == 1:
-        return planes[:, : shape[0], : shape[1]].astype(np.float32, copy=False)
-    from scipy import ndimage
-
-    out = np.empty((planes.shape[0], *shape), dtype=np.float32)
-    rows = (np.arange(shape[0], dtype=np.float64) + 0.5) / factor - 0.5
-    cols = (np.arange(shape[1], dtype=np.float64) + 0.5) / factor - 0.5
-    coords = np.meshgrid(rows, cols, indexing="ij")
-    for k, plane in enumerate(planes):
-        out[k] = ndimage.map_coordinates(plane, coords, order=1, mode="nearest")
+        return planes[:, : shape[0], : shape[1]]
+    r0, r1, wr = _linear_taps(shape[0], planes.shape[1], factor)
+    c0, c1, wc = _linear_taps(shape[1], planes.shape[2], factor)
+    rows = planes[:, r0] * (1 - wr)[:, None] + planes[:, r1] * wr[:, None]
+    out: np.ndarray = rows[:, :, c0] * (1 - wc) + rows[:, :, c1] * wc
     return out
 
 
@@ -148,7 +155,7 @@ def _s2cloudless_detector(average_over: int, dilation_size: int) -> Any:
     """One ``S2PixelCloudDetector`` per setting (loading the LightGBM booster is slow)."""
     module = import_peer("s2cloudless", "s2cloudless")
     return module.S2PixelCloudDetector(
-        threshold=S2CloudlessModel.threshold,
+        threshold=S2CLOUDLESS_THRESHOLD,
         average_over=average_over,
         dilation_size=dilation_size,
         all_bands=False,
@@ -188,7 +195,6 @@ class S2CloudlessModel:
     postprocess: bool = True
     average_over: int = 4
     dilation_size: int = 2
-    threshold = 0.4  # s2cloudless's default cloud threshold (class constant)
 
     @classmethod
     def for_bands(cls, available: Sequence[str]) -> S2CloudlessModel:
@@ -233,7 +239,7 @@ class S2CloudlessModel:
             smooth = cv2.filter2D(proba, -1, detector.conv_filter, borderType=cv2.BORDER_REFLECT)
         if self.dilation_size:
             smooth = cv2.dilate(smooth, detector.dilation_filter)
-        return threshold_to_half(smooth, self.threshold)
+        return threshold_to_half(smooth, S2CLOUDLESS_THRESHOLD)
 
     def predict_proba(self, image: np.ndarray, context: dict[str, Any]) -> np.ndarray:
         """Canonical probabilities (4, H, W) float32 from L1C TOA reflectance (10, H, W)."""
@@ -280,7 +286,7 @@ class UkisSpec:
 def ukis_spec(n_bands: int, level: str) -> UkisSpec:
     """Read the metadata of ukis-csmask's ``model_{4|6}b_{l1c|l2a}`` network."""
     package = import_peer("ukis_csmask", "ukis-csmask")
-    path = Path(package.__file__).parent / f"model_{n_bands}b_{level}.onnx"
+    path = Path(str(package.__file__)).parent / f"model_{n_bands}b_{level}.onnx"
     try:
         meta = json.loads(path.with_suffix(".json").read_text())
         stats = meta["data"]["dataset_statistics"]
@@ -300,29 +306,26 @@ def _ukis_session(onnx_path: Path) -> Any:
     return ort.InferenceSession(str(onnx_path), providers=ort.get_available_providers())
 
 
-def pad_to_network(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-    """Mirror-pad (C, H, W) to a size the U-Net takes: at least 256 px, a multiple of 32.
+def pad_to_tile(image: np.ndarray) -> np.ndarray:
+    """Mirror-pad (C, h, w) at the bottom and right to the networks' (C, 256, 256) input.
 
-    Returns the padded stack and the original (H, W). Symmetric padding is what
-    ukis-csmask itself uses around its tiles.
+    Symmetric padding, as ukis-csmask itself pads around its tiles; repeated when the tile is
+    less than half the network size. Larger inputs are refused: tile them first (the
+    s2clouds engine, :func:`s2clouds.inference.predict.predict_array`, does).
     """
     h, w = image.shape[1:]
-    target_h = max(UKIS_TILE, math.ceil(h / UKIS_STRIDE) * UKIS_STRIDE)
-    target_w = max(UKIS_TILE, math.ceil(w / UKIS_STRIDE) * UKIS_STRIDE)
-    if (target_h, target_w) == (h, w):
-        return image, (h, w)
-    pad = ((0, 0), (0, target_h - h), (0, target_w - w))
-    # numpy's symmetric mode cannot pad more than the edge length in one go; repeat
-    padded = image
-    while padded.shape[1] < target_h or padded.shape[2] < target_w:
-        step = (
-            (0, 0),
-            (0, min(target_h - padded.shape[1], padded.shape[1])),
-            (0, min(target_w - padded.shape[2], padded.shape[2])),
+    if h > UKIS_TILE or w > UKIS_TILE:
+        raise ModelError(
+            f"ukis-csmask runs on tiles of at most {UKIS_TILE} x {UKIS_TILE} px, got {h} x {w}; "
+            "run it through s2clouds.inference.predict_array (or s2clouds predict), which "
+            "cuts and blends the tiles"
         )
-        padded = np.pad(padded, step, mode="symmetric")
-    assert padded.shape[1:] == (h + pad[1][1], w + pad[2][1])  # internal invariant
-    return padded, (h, w)
+    padded = image
+    while padded.shape[1:] != (UKIS_TILE, UKIS_TILE):
+        grow_h = min(UKIS_TILE - padded.shape[1], padded.shape[1])
+        grow_w = min(UKIS_TILE - padded.shape[2], padded.shape[2])
+        padded = np.pad(padded, ((0, 0), (0, grow_h), (0, grow_w)), mode="symmetric")
+    return padded
 
 
 @dataclass(frozen=True)
@@ -382,7 +385,8 @@ class UkisCsmaskModel:
         """ukis-csmask softmax (3, H, W) float32: clear, cloud, shadow."""
         from scipy.special import softmax
 
-        padded, (h, w) = pad_to_network(image)
+        h, w = image.shape[1:]
+        padded = pad_to_tile(image)
         session = _ukis_session(spec.onnx_path)
         x = self.network_input(padded, spec)
         logits = session.run(None, {session.get_inputs()[0].name: x})[0]
