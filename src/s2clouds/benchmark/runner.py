@@ -49,11 +49,10 @@ class Masker:
             return tasks_for_scheme(scheme) if scheme else ("cloud", "shadow", "valid")
         from s2clouds.models.registry import get_model_info
 
-        info = get_model_info(self.name)
         return (
-            ("cloud",)
-            if any("no shadow" in note for note in info.notes)
-            else ("cloud", "shadow", "valid")
+            ("cloud", "shadow", "valid")
+            if get_model_info(self.name).predicts_shadow
+            else ("cloud",)
         )
 
 

@@ -1,7 +1,17 @@
-"""Registration of the models that ship with s2clouds."""
+"""Registration of the models that ship with s2clouds.
+
+Peer tools run as s2clouds models (optional: pip install "s2clouds[peers]"). Importing
+s2clouds.models.peers is cheap: s2cloudless, ukis-csmask and onnxruntime load on first use.
+"""
 
 from __future__ import annotations
 
+from s2clouds.models.peers import (
+    S2CLOUDLESS_BANDS,
+    UKIS_BANDS_4,
+    S2CloudlessModel,
+    UkisCsmaskModel,
+)
 from s2clouds.models.physical import MINIMUM_BANDS, PhysicalModel
 from s2clouds.models.registry import ModelInfo, register
 
@@ -18,5 +28,44 @@ register(
             "thick and thin cloud are not separated: all cloud is reported as thick cloud",
             "without SWIR (B11), snow and bright soil can be mistaken for cloud",
         ),
+    )
+)
+
+
+register(
+    ModelInfo(
+        name="s2cloudless",
+        factory=S2CloudlessModel.for_bands,
+        bands=S2CLOUDLESS_BANDS,
+        description=(
+            "Sentinel Hub's s2cloudless (LightGBM pixel classifier) run at ~160 m with its "
+            "own smoothing and dilation; L1C TOA reflectance only (needs B10)"
+        ),
+        notes=(
+            "no cloud shadow class and no thin/thick split: all cloud is reported as thick",
+            "refuses L2A input; the input is block-averaged to ~160 m and the probabilities "
+            "are interpolated back, so edges are coarse",
+            'needs the optional peer tools: pip install "s2clouds[peers]"',
+        ),
+        licence="CC BY-SA 4.0 (s2cloudless code and model)",
+        predicts_shadow=False,
+    )
+)
+
+register(
+    ModelInfo(
+        name="ukis-csmask",
+        factory=UkisCsmaskModel.for_bands,
+        bands=UKIS_BANDS_4,
+        description=(
+            "DLR's ukis-csmask 1.0 U-Net (cloud, cloud shadow) on 256 px tiles; the 6-band "
+            "network when B11 and B12 are present; L1C or L2A network by scene level"
+        ),
+        notes=(
+            "thick and thin cloud are not separated: all cloud is reported as thick cloud",
+            "runs at the input resolution; an unknown level is treated as L2A",
+            'needs the optional peer tools: pip install "s2clouds[peers]"',
+        ),
+        licence="Apache-2.0",
     )
 )

@@ -23,6 +23,8 @@ class ModelInfo:
     description: str
     notes: tuple[str, ...] = field(default_factory=tuple)
     licence: str = "Apache-2.0"
+    #: False for maskers that never predict cloud shadow (scored on the cloud task only)
+    predicts_shadow: bool = True
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
