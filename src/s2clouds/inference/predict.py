@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -223,4 +223,4 @@ def predict(
         scale=options.scale,
         level=options.level,
     )
-    return predict_scene(scene, output, replace(options))
+    return predict_scene(scene, output, options)
