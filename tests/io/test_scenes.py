@@ -68,7 +68,9 @@ def test_crs_mismatch_and_bad_files(tmp_path: Path, maker) -> None:
     with pytest.raises(SceneFormatError, match="damaged"):
         read_scene(corrupt, bands=RGBN)
     with pytest.raises(SceneFormatError, match="unknown input format"):
-        read_scene(tmp_path / "notes.txt" if (tmp_path / "notes.txt").write_text("x") else None)
+        notes = tmp_path / "notes.txt"
+        notes.write_text("not a raster")
+        read_scene(notes)
     with pytest.raises(SceneFormatError, match="not found"):
         read_scene(tmp_path / "missing.tif")
 

@@ -6,23 +6,12 @@ from s2clouds.models.physical import PhysicalModel
 from s2clouds.models.registry import get_model, list_models
 
 
-def _scene(bands: list[str]) -> np.ndarray:
-    from importlib.util import module_from_spec, spec_from_file_location
-    from pathlib import Path
-
-    spec = spec_from_file_location("g", Path(__file__).parents[1] / "data" / "geotiff" / "make.py")
-    assert spec and spec.loader
-    mod = module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.reflectance_stack(bands, 128)
-
-
 @pytest.mark.parametrize(
     "bands",
     [["B02", "B03", "B04", "B08"], ["B01", "B02", "B03", "B04", "B08", "B10", "B11", "B12"]],
 )
-def test_cloud_block_found_and_probabilities_sum_to_one(bands: list[str]) -> None:
-    image = _scene(bands)
+def test_cloud_block_found_and_probabilities_sum_to_one(bands: list[str], maker) -> None:
+    image = maker("geotiff").reflectance_stack(bands, 128)
     model = PhysicalModel.for_bands(bands)
     assert model.bands[:4] == ("B02", "B03", "B04", "B08")
     probs = model.predict_proba(image, {"resolution": 10, "sun_zenith": 40.0, "sun_azimuth": 135.0})
@@ -34,8 +23,8 @@ def test_cloud_block_found_and_probabilities_sum_to_one(bands: list[str]) -> Non
     assert (probs[2] == 0).all()  # thin cloud is never claimed
 
 
-def test_shadow_falls_away_from_the_sun() -> None:
-    image = _scene(["B02", "B03", "B04", "B08"])
+def test_shadow_falls_away_from_the_sun(maker) -> None:
+    image = maker("geotiff").reflectance_stack(["B02", "B03", "B04", "B08"], 128)
     # darken the place where a shadow should be for a sun in the south-east (azimuth 135):
     # shadows fall to the north-west, i.e. up and left of the cloud block (rows/cols 32-64)
     image[:, 5:30, 5:30] *= 0.3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -193,19 +194,11 @@ def probability_percent(probs: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-class _NullWriter:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _optional_probability_writer(
     path: Path | None, scene: Scene, tags: dict[str, str], options: PredictOptions
 ) -> Any:
     if path is None:
-        return _NullWriter()
+        return contextlib.nullcontext()
     return probability_writer(path, scene.grid, tags=tags, overwrite=options.overwrite)
 
 

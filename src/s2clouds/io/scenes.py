@@ -188,14 +188,43 @@ def _band_from_filename(path: Path) -> str | None:
     return None
 
 
-def _grid_of(path: str) -> Grid:
+@dataclass(frozen=True)
+class RasterInfo:
+    """What s2clouds needs from a raster's header, read once per file."""
+
+    path: str
+    grid: Grid
+    count: int
+    dtype: str
+    nodata: float | None
+    descriptions: tuple[str | None, ...]
+    tags: dict[str, str]
+
+    @property
+    def nodata_or_zero(self) -> float:
+        """Declared no-data value, else 0 (Sentinel-2's NODATA special value)."""
+        return self.nodata if self.nodata is not None else 0.0
+
+
+def raster_info(path: str | Path) -> RasterInfo:
+    """Open ``path`` once and read its grid, band count, dtype, no-data, names and tags."""
     import rasterio
 
     try:
         with rasterio.open(path) as ds:
-            return Grid(ds.crs, ds.transform, ds.height, ds.width)
+            return RasterInfo(
+                path=str(path),
+                grid=Grid(ds.crs, ds.transform, ds.height, ds.width),
+                count=ds.count,
+                dtype=ds.dtypes[0],
+                nodata=ds.nodata,
+                descriptions=tuple(ds.descriptions),
+                tags={k.upper(): v for k, v in ds.tags().items()},
+            )
     except rasterio.errors.RasterioIOError as exc:
-        raise SceneFormatError(f"cannot open {path}: {exc}; is it a raster file?") from exc
+        raise SceneFormatError(
+            f"cannot open {path}: {exc}; the file is damaged or not a raster"
+        ) from exc
 
 
 def common_grid(paths: Sequence[str], resolution: float | None) -> Grid:
@@ -203,49 +232,39 @@ def common_grid(paths: Sequence[str], resolution: float | None) -> Grid:
 
     Raises :class:`CRSMismatchError` when the files differ in CRS or extent.
     """
-    grids = [_grid_of(p) for p in paths]
-    finest = min(grids, key=lambda g: g.resolution)
-    for path, grid in zip(paths, grids, strict=True):
-        if grid.crs != finest.crs:
+    return _shared_grid([raster_info(p) for p in paths], resolution)
+
+
+def _extent(grid: Grid) -> tuple[float, float, float, float]:
+    """Upper-left corner and size in CRS units."""
+    return (
+        grid.transform.c,
+        grid.transform.f,
+        grid.width * grid.resolution,
+        grid.height * grid.resolution,
+    )
+
+
+def _shared_grid(infos: Sequence[RasterInfo], resolution: float | None) -> Grid:
+    finest = min((info.grid for info in infos), key=lambda g: g.resolution)
+    for info in infos:
+        if info.grid.crs != finest.crs:
             raise CRSMismatchError(
-                f"{path} is in {grid.crs}, other bands in {finest.crs}; reproject the bands to "
-                "one CRS first (e.g. gdalwarp -t_srs)"
+                f"{info.path} is in {info.grid.crs}, other bands in {finest.crs}; reproject the "
+                "bands to one CRS first (e.g. gdalwarp -t_srs)"
             )
-        extent = (
-            grid.transform.c,
-            grid.transform.f,
-            grid.width * grid.resolution,
-            grid.height * grid.resolution,
-        )
-        ref = (
-            finest.transform.c,
-            finest.transform.f,
-            finest.width * finest.resolution,
-            finest.height * finest.resolution,
-        )
-        if not np.allclose(extent, ref, atol=finest.resolution):
+        if not np.allclose(_extent(info.grid), _extent(finest), atol=finest.resolution):
             raise CRSMismatchError(
-                f"{path} covers a different area than the other bands; give bands of one tile"
+                f"{info.path} covers a different area than the other bands; give bands of one tile"
             )
     return finest if resolution is None else finest.at_resolution(resolution)
 
 
-def _nodata_of(path: str) -> float | None:
-    import rasterio
-
-    with rasterio.open(path) as ds:
-        return ds.nodata if ds.nodata is not None else 0.0
-
-
-def _default_radiometry(path: str, scale: str | None) -> Radiometry:
+def _default_radiometry(info: RasterInfo, scale: str | None) -> Radiometry:
     """DN (divide by 10000) for integer files, reflectance for float files, unless told."""
     if scale is not None:
         return Radiometry(kind=scale)
-    import rasterio
-
-    with rasterio.open(path) as ds:
-        is_float = np.dtype(ds.dtypes[0]).kind == "f"
-    return Radiometry(kind="reflectance" if is_float else "dn")
+    return Radiometry(kind="reflectance" if np.dtype(info.dtype).kind == "f" else "dn")
 
 
 def read_band_folder(
@@ -264,14 +283,16 @@ def read_band_folder(
         )
     canonical_band_names(b for b, _ in named)  # refuses two files for one band
     named.sort(key=lambda bp: _band_sort_key(bp[0]))
-    paths = [str(p) for _, p in named]
-    grid = common_grid(paths, resolution)
-    sources = tuple(RasterBand(b, str(p), 1, _nodata_of(str(p))) for b, p in named)
+    infos = [raster_info(p) for _, p in named]
+    grid = _shared_grid(infos, resolution)
     return Scene(
-        sources=sources,
+        sources=tuple(
+            RasterBand(b, info.path, 1, info.nodata_or_zero)
+            for (b, _), info in zip(named, infos, strict=True)
+        ),
         grid=grid,
-        radiometry=_default_radiometry(paths[0], scale),
-        angles=sun_angles_from_tags(paths[0], grid),
+        radiometry=_default_radiometry(infos[0], scale),
+        angles=sun_angles_from_tags(infos[0].tags, grid),
         level=level,
         product_id=folder.name,
         meta={"path": str(folder)},
@@ -291,15 +312,8 @@ def read_geotiff(
     level: str | None = None,
 ) -> Scene:
     """A multi-band GeoTIFF/COG; band names from ``bands`` or the file's band descriptions."""
-    import rasterio
-
-    try:
-        with rasterio.open(path) as ds:
-            count, descriptions, nodata = ds.count, ds.descriptions, ds.nodata
-    except rasterio.errors.RasterioIOError as exc:
-        raise SceneFormatError(
-            f"cannot open {path}: {exc}; the file is damaged or not a raster"
-        ) from exc
+    info = raster_info(path)
+    count, descriptions = info.count, info.descriptions
     if bands is None:
         if not all(descriptions):
             single = _band_from_filename(path) if count == 1 else None
@@ -316,13 +330,14 @@ def read_geotiff(
             f"{path} has {count} bands but {len(names)} band names were given ({', '.join(names)}); "
             "give one name per band, in file order"
         )
-    grid = common_grid([str(path)], resolution)
-    fill = nodata if nodata is not None else 0.0
+    grid = _shared_grid([info], resolution)
     return Scene(
-        sources=tuple(RasterBand(b, str(path), i + 1, fill) for i, b in enumerate(names)),
+        sources=tuple(
+            RasterBand(b, str(path), i + 1, info.nodata_or_zero) for i, b in enumerate(names)
+        ),
         grid=grid,
-        radiometry=_default_radiometry(str(path), scale),
-        angles=sun_angles_from_tags(str(path), grid),
+        radiometry=_default_radiometry(info, scale),
+        angles=sun_angles_from_tags(info.tags, grid),
         level=level,
         product_id=path.stem,
         meta={"path": str(path)},
@@ -425,17 +440,14 @@ def _is_safe(path: Path) -> bool:
     )
 
 
-def sun_angles_from_tags(path: str, grid: Grid) -> SunAngles | None:
+def sun_angles_from_tags(tags: dict[str, str], grid: Grid) -> SunAngles | None:
     """Sun angles from raster tags: explicit angle tags, else acquisition time + location.
 
     Recognised tags: ``MEAN_SOLAR_ZENITH_ANGLE``/``MEAN_SOLAR_AZIMUTH_ANGLE`` (as in Earth
     Engine exports) or ``SUN_ZENITH``/``SUN_AZIMUTH``; otherwise ``TIFFTAG_DATETIME`` or
     ``ACQUISITION_DATE`` with the scene centre gives the solar position (NOAA formulae).
+    ``tags`` are the raster's dataset tags with upper-case keys (see :func:`raster_info`).
     """
-    import rasterio
-
-    with rasterio.open(path) as ds:
-        tags = {k.upper(): v for k, v in ds.tags().items()}
     for zen_key, az_key in (
         ("MEAN_SOLAR_ZENITH_ANGLE", "MEAN_SOLAR_AZIMUTH_ANGLE"),
         ("SUN_ZENITH", "SUN_AZIMUTH"),

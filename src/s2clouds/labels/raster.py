@@ -26,6 +26,7 @@ def translate_raster(
     value (255 when it has none). Canonical output gets the canonical colour table.
     """
     import rasterio
+    from rasterio.windows import Window as RioWindow
 
     src_scheme, dst_scheme = get_scheme(from_scheme), get_scheme(to_scheme)
     try:
@@ -47,8 +48,6 @@ def translate_raster(
         )
         with writer:
             for window in grid.windows(2048):
-                from rasterio.windows import Window as RioWindow
-
                 block = ds.read(
                     1, window=RioWindow(window.col, window.row, window.width, window.height)
                 )
