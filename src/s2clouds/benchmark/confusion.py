@@ -14,6 +14,7 @@ class nor ``ignore_index`` is reported, with no separate validation pass.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -48,6 +49,19 @@ def _chunks(size: int, chunk_size: int) -> Iterator[slice]:
         yield slice(start, min(start + chunk_size, size))
 
 
+@functools.lru_cache(maxsize=32)
+def _known_byte_cells(n_classes: int, ignore_index: int | None) -> np.ndarray:
+    """(256, 256) bool: cells of the byte histogram whose truth and prediction are allowed.
+
+    Shared by every matrix with the same classes (one per image in per-image counting).
+    """
+    codes = np.arange(_BYTE_VALUES)
+    known = (codes < n_classes) | (codes == ignore_index)
+    cells = np.outer(known, known)
+    cells.flags.writeable = False
+    return cells
+
+
 class ConfusionMatrix:
     """A mergeable, serialisable ``n x n`` confusion matrix filled chunk by chunk.
 
@@ -77,7 +91,6 @@ class ConfusionMatrix:
         self.chunk_size = chunk_size
         self.counts = np.zeros((n_classes, n_classes), dtype=np.int64)
         self.pred_ignored = 0
-        self._byte_cells = self._byte_histogram_cells()
 
     # ------------------------------------------------------------------ counting
     def update(self, pred: Any, truth: Any, valid: Any = None) -> ConfusionMatrix:
@@ -113,13 +126,6 @@ class ConfusionMatrix:
                 f"valid mask {v.shape} does not match truth {t.shape}; pass one flag per pixel"
             )
 
-    def _byte_histogram_cells(self) -> tuple[np.ndarray, np.ndarray]:
-        """Boolean masks over the 256 x 256 byte histogram: class cells, and allowed cells."""
-        codes = np.arange(_BYTE_VALUES)
-        is_class = codes < self.n_classes
-        known = is_class | (codes == self.ignore_index)
-        return np.outer(is_class, is_class), np.outer(known, known)
-
     def _update_bytes(self, p: np.ndarray, t: np.ndarray, v: np.ndarray | None) -> None:
         code = t.astype(np.uint16)
         np.left_shift(code, 8, out=code)
@@ -133,7 +139,7 @@ class ConfusionMatrix:
         hist = np.bincount(code, minlength=_BYTE_VALUES * _BYTE_VALUES)
         hist = hist.reshape(_BYTE_VALUES, _BYTE_VALUES)
         hist[0xFF, 0xFF] -= n_invalid
-        class_cells, known_cells = self._byte_cells
+        known_cells = _known_byte_cells(self.n_classes, self.ignore_index)
         if hist[~known_cells].any():
             self._raise_unknown(hist, known_cells)
         n = self.n_classes

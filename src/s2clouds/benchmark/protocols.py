@@ -26,7 +26,6 @@ Protocols:
 
 from __future__ import annotations
 
-import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -60,6 +59,8 @@ from s2clouds.labels import (
     LabelScheme,
     get_scheme,
 )
+from s2clouds.labels.landcover import LCCS_LAND_USE as _LCCS_LU
+from s2clouds.labels.landcover import LCCS_LAND_USE_EVALUATION_MERGE
 
 Row = dict[str, Any]
 _COUNT_COLUMN = re.compile(r"^n_(\d+)_(\d+)$")
@@ -338,9 +339,6 @@ class Protocol(ABC):
 
     def image_ids(self, masker: str) -> list[str]:
         return self._require_masker(masker).ids
-
-    def image_meta(self, masker: str, image_id: str) -> dict[str, Any]:
-        return self._meta[masker][image_id]
 
     def results(self) -> list[Row]:
         """One row per (masker, image): ids, kept meta, counts ``n_<t>_<p>`` and scores."""
@@ -691,22 +689,10 @@ class SpatioTemporalProtocol(Protocol):
 
 
 # --------------------------------------------------------------------------- SEN12MS land cover
-#: LCCS land-use classes of the SEN12MS paper's Figure 6 legend (code -> name)
-LCCS_LAND_USE: dict[int, str] = {
-    1: "barren",
-    2: "permanent snow and ice",
-    3: "water bodies",
-    9: "urban and built-up lands",
-    10: "dense forests",
-    20: "open forests",
-    25: "forest/cropland mosaics",
-    30: "natural herbaceous",
-    35: "natural herbaceous/croplands mosaics",
-    36: "herbaceous croplands",
-    40: "shrublands",
-}
+#: LCCS land-use classes (code -> name), from the land-cover tables of ``s2clouds.labels``
+LCCS_LAND_USE: dict[int, str] = {code: name.lower() for code, name in _LCCS_LU.classes.items()}
 #: joint classes used for the paper's Tables 4-5 (open forests; herbaceous)
-SEN12MS_PAPER_MERGE: dict[int, int] = {25: 20, 35: 30, 36: 30}
+SEN12MS_PAPER_MERGE: dict[int, int] = dict(LCCS_LAND_USE_EVALUATION_MERGE)
 
 
 class Sen12msLandCoverProtocol(Protocol):
@@ -811,8 +797,3 @@ def protocol_from_rows(rows: Sequence[Mapping[str, Any]]) -> Protocol:
     if key not in PROTOCOLS:
         raise BenchmarkError(f"rows name unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}")
     return PROTOCOLS[key].from_rows(rows)
-
-
-def is_nan(value: Any) -> bool:
-    """True for float NaN (and None): the value of an undefined metric."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
