@@ -43,7 +43,8 @@ def bare_bincount(
 ) -> np.ndarray:
     if valid is not None:
         pred, truth = pred[valid], truth[valid]
-    return np.bincount(truth * n + pred, minlength=n * n).reshape(n, n)
+    code = truth.astype(np.uint16) * np.uint16(n) + pred  # uint16: no overflow for n <= 255
+    return np.bincount(code, minlength=n * n).reshape(n, n)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 from click.testing import CliRunner
 
@@ -32,8 +33,11 @@ def test_runner_scores_truth_as_perfect(real_data: Path) -> None:
     scorer.update(
         "oracle", sample["mask_canonical"], sample["mask_canonical"], sample["valid"], {"id": "x"}
     )
-    rows = [r for r in scorer.summary_rows() if r["masker"] == "oracle" and r["task"] == "cloud"]
-    assert rows[0]["median_boa"] == 1.0
+    rows = {(r["masker"], r["task"]): r for r in scorer.summary_rows()}
+    assert rows[("oracle", "cloud")]["median_boa"] == 1.0
+    physical = rows[("physical", "cloud")]
+    assert physical["n_images"] == 1 and 0.5 < physical["median_boa"] < 1.0
+    assert scorer.image_ids("physical") == [sample["meta"]["id"]]
 
 
 def test_folder_mode_matches_by_name(tmp_path: Path) -> None:
@@ -94,3 +98,51 @@ def test_cloudsen12_models_and_stored_layers_side_by_side(tmp_path: Path, maker)
     assert {"physical", "layer:fmask", "layer:manual_hq"} <= maskers
     truth_vs_truth = [r for r in rows if r["masker"] == "layer:manual_hq" and r["median_boa"]]
     assert truth_vs_truth and all(float(r["median_boa"]) == 1.0 for r in truth_vs_truth)
+
+
+def test_folder_mode_refuses_other_grids(tmp_path: Path) -> None:
+    from affine import Affine
+
+    from s2clouds.benchmark.runner import benchmark_folders
+    from s2clouds.errors import CRSMismatchError
+
+    for folder, x0 in (("pred", 0), ("ref", 10)):
+        (tmp_path / folder).mkdir()
+        with rasterio.open(
+            tmp_path / folder / "a.tif",
+            "w",
+            driver="GTiff",
+            height=4,
+            width=4,
+            count=1,
+            dtype="uint8",
+            crs="EPSG:32632",
+            transform=Affine(10, 0, x0, 0, -10, 0),
+        ) as ds:
+            ds.write(np.zeros((4, 4), np.uint8), 1)
+    with pytest.raises(CRSMismatchError, match="different grids"):
+        benchmark_folders(
+            tmp_path / "pred", tmp_path / "ref", pred_scheme="canonical", ref_scheme="canonical"
+        )
+
+
+def test_shadowless_maskers_are_scored_on_cloud_only_whatever_the_protocol_spelling() -> None:
+    from s2clouds.benchmark.runner import Masker, make_protocol
+
+    scorer = make_protocol("CloudSEN12", [Masker.parse("s2cloudless"), Masker.parse("physical")])
+    assert [t.name for t in scorer.tasks_for("s2cloudless")] == ["cloud"]
+    assert [t.name for t in scorer.tasks_for("physical")] == ["cloud", "shadow", "valid"]
+
+
+def test_sen12ms_cloud_free_patches_score_false_clouds(tmp_path: Path, maker) -> None:
+    from s2clouds.benchmark.runner import run_benchmark
+    from s2clouds.datasets.registry import open_dataset
+    from s2clouds.errors import BenchmarkError
+
+    root = tmp_path / "sen12ms"
+    maker("sen12ms").write(root)
+    dataset = open_dataset(root, "sen12ms", canonical=True)
+    scorer = run_benchmark(dataset, ["physical"], limit=2, progress=False)
+    assert scorer.maskers == ["physical"] and len(scorer.image_ids("physical")) == 2
+    with pytest.raises(BenchmarkError, match="land-cover maps"):
+        run_benchmark(dataset, ["physical"], protocol="sen12ms", progress=False)

@@ -8,7 +8,7 @@ from s2clouds.models.registry import get_model, list_models
 
 @pytest.mark.parametrize(
     "bands",
-    [["B02", "B03", "B04", "B08"], ["B01", "B02", "B03", "B04", "B08", "B10", "B11", "B12"]],
+    [["B02", "B03", "B04", "B08"], ["B01", "B02", "B03", "B04", "B08", "B10", "B11"]],
 )
 def test_cloud_block_found_and_probabilities_sum_to_one(bands: list[str], maker) -> None:
     image = maker("geotiff").reflectance_stack(bands, 128)

@@ -16,65 +16,66 @@ from typing import Any
 import numpy as np
 
 from s2clouds.bands import band_indices
-from s2clouds.benchmark.protocols import Protocol, get_protocol, tasks_for_scheme
+from s2clouds.benchmark.protocols import (
+    CloudSEN12Protocol,
+    Protocol,
+    Sen12msLandCoverProtocol,
+    get_protocol,
+    tasks_for_scheme,
+)
 from s2clouds.datasets.base import CloudDataset
-from s2clouds.errors import ModelError
-from s2clouds.labels import NODATA, to_canonical
+from s2clouds.errors import BenchmarkError, CRSMismatchError, DatasetError, ModelError
+from s2clouds.labels import to_canonical
 
-#: dataset kind -> protocol name used by default
+#: dataset kind -> protocol name used by default. SEN12MS patches are cloud-free mosaics, so
+#: maskers are scored for false cloud detection with the CloudSEN12 tasks.
 DEFAULT_PROTOCOL = {
     "cloudsen12": "cloudsen12",
     "chips": "cloudsen12",
     "cmc": "cmc",
     "temporal": "spatiotemporal",
-    "sen12ms": "sen12ms",
+    "sen12ms": "cloudsen12",
 }
 LAYER_PREFIX = "layer:"
 
 
 @dataclass(frozen=True)
 class Masker:
-    """A masker to score: a registered model or a stored layer."""
+    """A masker to score, resolved once: a registered model, or a stored CloudSEN12 layer.
+
+    ``scheme`` is the label scheme of the masker's output (canonical for models).
+    """
 
     name: str
+    layer: str | None
+    scheme: str
 
-    @property
-    def layer(self) -> str | None:
-        return self.name[len(LAYER_PREFIX) :] if self.name.startswith(LAYER_PREFIX) else None
+    @classmethod
+    def parse(cls, name: str) -> Masker:
+        """Resolve ``name``; unknown models and layers that are not masks are refused here."""
+        if name.startswith(LAYER_PREFIX):
+            from s2clouds.datasets.cloudsen12 import LAYERS
+
+            wanted = name[len(LAYER_PREFIX) :]
+            keys = [
+                k for k, spec in LAYERS.items() if wanted.lower() in (k.lower(), spec.name.lower())
+            ]
+            if len(keys) != 1:
+                raise ModelError(
+                    f"unknown stored layer {wanted!r}; use e.g. layer:fmask, layer:QA60, layer:sen2cor"
+                )
+            scheme = LAYERS[keys[0]].scheme
+            if scheme is None:
+                raise ModelError(f"layer {wanted!r} is not a cloud mask; choose a LABEL_ layer")
+            return cls(name, keys[0], scheme)
+        from s2clouds.models.registry import get_model_info
+
+        info = get_model_info(name)
+        return cls(name, None, "canonical" if info.predicts_shadow else "s2cloudless")
 
     def tasks(self) -> tuple[str, ...]:
         """CloudSEN12 tasks this masker can be scored on (no shadow task without a shadow class)."""
-        if self.layer is not None:
-            scheme = layer_scheme(self.layer)
-            return tasks_for_scheme(scheme) if scheme else ("cloud", "shadow", "valid")
-        from s2clouds.models.registry import get_model_info
-
-        return (
-            ("cloud", "shadow", "valid")
-            if get_model_info(self.name).predicts_shadow
-            else ("cloud",)
-        )
-
-
-def layer_key(name: str) -> str:
-    """CloudSEN12 layer key (``LABEL_fmask``) for a user's spelling (``fmask``)."""
-    from s2clouds.datasets.cloudsen12 import LAYERS
-
-    if name in LAYERS:
-        return name
-    matches = [key for key, spec in LAYERS.items() if spec.name.lower() == name.lower()]
-    if len(matches) != 1:
-        raise ModelError(
-            f"unknown stored layer {name!r}; use e.g. layer:fmask, layer:QA60, layer:sen2cor"
-        )
-    return matches[0]
-
-
-def layer_scheme(name: str) -> str | None:
-    """Label scheme of a stored CloudSEN12 layer, None when it is not a mask."""
-    from s2clouds.datasets.cloudsen12 import LAYERS
-
-    return LAYERS[layer_key(name)].scheme
+        return tasks_for_scheme(self.scheme)
 
 
 class _ModelCache:
@@ -96,37 +97,53 @@ def _predict_image(
     model: Any, image: np.ndarray, bands: Sequence[str], context: dict[str, Any]
 ) -> np.ndarray:
     """Canonical mask (H, W) of one (C, H, W) image (or (T, H, W) of a (T, C, H, W) series)."""
-    from s2clouds.inference.predict import predict_array
+    from s2clouds.inference.predict import predict_array, probabilities_to_mask
 
     if image.ndim == 4:
         return np.stack([_predict_image(model, frame, bands, context) for frame in image])
     selected = image[band_indices(bands, model.bands)]
-    probs = predict_array(model, selected, context)
-    mask = np.argmax(probs, axis=0).astype(np.uint8)
-    mask[~np.all(np.isfinite(selected), axis=0)] = NODATA
-    return mask
+    return probabilities_to_mask(predict_array(model, selected, context), selected)
+
+
+def sample_context(meta: dict[str, Any]) -> dict[str, Any]:
+    """Model context (resolution, level, sun angles) from a sample's meta."""
+    context: dict[str, Any] = {
+        "resolution": float(meta.get("resolution") or 10.0),
+        "level": meta.get("level"),
+    }
+    for key in ("sun_zenith", "sun_azimuth"):
+        if meta.get(key) is not None:
+            context[key] = float(meta[key])
+    return context
 
 
 def masker_prediction(masker: Masker, sample: dict[str, Any], models: _ModelCache) -> np.ndarray:
     """The canonical mask a masker gives for one sample."""
     if masker.layer is not None:
         layers = sample.get("layers") or {}
-        key = layer_key(masker.layer)
-        if key not in layers:
+        if masker.layer not in layers:
             raise ModelError(
                 f"the dataset sample has no layer {masker.layer!r}; available: {', '.join(layers) or 'none'}"
             )
-        scheme = layer_scheme(masker.layer)
-        if scheme is None:
-            raise ModelError(f"layer {masker.layer!r} is not a cloud mask")
-        return to_canonical(layers[key], scheme, unknown="nodata")
-    meta = sample.get("meta", {})
-    context = {"resolution": float(meta.get("resolution") or 10.0), "level": meta.get("level")}
-    for key in ("sun_zenith", "sun_azimuth"):
-        if meta.get(key) is not None:
-            context[key] = float(meta[key])
+        return to_canonical(layers[masker.layer], masker.scheme, unknown="nodata")
     model = models.get(masker.name, sample["bands"])
-    return _predict_image(model, sample["image"], sample["bands"], context)
+    return _predict_image(
+        model, sample["image"], sample["bands"], sample_context(sample.get("meta", {}))
+    )
+
+
+def make_protocol(name: str, maskers: Sequence[Masker]) -> Protocol:
+    """The protocol ``name``, told which tasks each masker can be scored on."""
+    scorer = get_protocol(name)
+    if isinstance(scorer, Sen12msLandCoverProtocol):
+        raise BenchmarkError(
+            "the SEN12MS land-cover protocol scores land-cover maps, not cloud masks; score cloud "
+            "maskers on SEN12MS's cloud-free patches with --protocol cloudsen12 (false clouds)"
+        )
+    if isinstance(scorer, CloudSEN12Protocol):
+        for masker in maskers:
+            scorer.set_tasks(masker.name, masker.tasks())
+    return scorer
 
 
 def run_benchmark(
@@ -140,12 +157,8 @@ def run_benchmark(
     """Score every masker on the same samples of ``dataset``; returns the filled protocol."""
     from rich.progress import Progress
 
-    chosen = [Masker(m) for m in maskers]
-    name = protocol or DEFAULT_PROTOCOL.get(dataset.name, "cloudsen12")
-    options: dict[str, Any] = {}
-    if name == "cloudsen12":
-        options["masker_tasks"] = {m.name: m.tasks() for m in chosen}
-    scorer = get_protocol(name, **options)
+    chosen = [Masker.parse(m) for m in maskers]
+    scorer = make_protocol(protocol or DEFAULT_PROTOCOL.get(dataset.name, "cloudsen12"), chosen)
     models = _ModelCache()
     count = len(dataset) if limit is None else min(limit, len(dataset))
     with Progress(disable=not progress, transient=True) as bar:
@@ -154,10 +167,11 @@ def run_benchmark(
             sample = dataset[index]
             truth = sample.get("mask_canonical")
             if truth is None:
-                raise ModelError(
-                    f"sample {index} has no canonical reference mask; open the dataset with labels"
+                raise DatasetError(
+                    f"sample {index} has no canonical reference mask; open the dataset with "
+                    "labels and canonical=True"
                 )
-            meta = {"id": str(sample["meta"].get("id", index)), **sample["meta"]}
+            meta = {"id": str(index), **sample["meta"]}
             for masker in chosen:
                 pred = masker_prediction(masker, sample, models)
                 scorer.update(masker.name, pred, truth, sample.get("valid"), meta)
@@ -174,10 +188,11 @@ def benchmark_folders(
     masker: str = "predictions",
     protocol: str = "cloudsen12",
 ) -> Protocol:
-    """Score a folder of predicted rasters against reference rasters matched by file name."""
-    import rasterio
+    """Score a folder of predicted rasters against reference rasters matched by file name.
 
-    from s2clouds.errors import DatasetError
+    Each pair must share CRS, transform and size (:class:`CRSMismatchError` otherwise).
+    """
+    import rasterio
 
     refs = {p.stem: p for p in Path(references).glob("*.tif")}
     preds = {p.stem: p for p in Path(predictions).glob("*.tif")}
@@ -186,21 +201,20 @@ def benchmark_folders(
         raise DatasetError(
             f"no file name is in both {predictions} and {references}; name predictions like references"
         )
-    options = (
-        {"masker_tasks": {masker: tasks_for_scheme(pred_scheme)}}
-        if protocol == "cloudsen12"
-        else {}
-    )
-    scorer = get_protocol(protocol, **options)
+    scorer = make_protocol(protocol, [Masker(masker, None, pred_scheme)])
     for stem in common:
         with rasterio.open(preds[stem]) as p, rasterio.open(refs[stem]) as r:
+            if p.crs != r.crs or p.transform != r.transform:
+                raise CRSMismatchError(
+                    f"{preds[stem]} and {refs[stem]} are on different grids (CRS or transform); "
+                    "resample the prediction onto the reference grid first"
+                )
             pred, truth = p.read(1), r.read(1)
-        canon_truth = to_canonical(truth, ref_scheme, unknown="nodata")
         scorer.update(
             masker,
             to_canonical(pred, pred_scheme, unknown="nodata"),
-            canon_truth,
-            canon_truth != NODATA,
+            to_canonical(truth, ref_scheme, unknown="nodata"),
+            None,
             {"id": stem},
         )
     return scorer

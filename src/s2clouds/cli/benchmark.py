@@ -75,6 +75,8 @@ def benchmark(
     if predictions is not None or references is not None:
         if predictions is None or references is None:
             raise click.UsageError("--predictions and --references go together")
+        if dataset_path is not None:
+            raise click.UsageError("give DATASET_PATH or --predictions/--references, not both")
         scorer = benchmark_folders(
             predictions,
             references,
@@ -104,6 +106,8 @@ def benchmark(
     print_summary(scorer)
     if report_dir is not None:
         files = write_report(scorer, report_dir)
+        written = [files.per_image_csv, files.summary_csv, files.markdown, files.html]
         click.echo(
-            f"report written to {report_dir} ({', '.join(sorted(p.name for p in vars(files).values() if isinstance(p, Path)))})"
+            f"report written to {report_dir}: {', '.join(p.name for p in written)} "
+            f"and {len(files.figures)} figures"
         )

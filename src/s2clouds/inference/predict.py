@@ -100,6 +100,13 @@ def predict_array(
     return blend_tiles(image, run, N_CLASSES, tile=size, overlap=min(overlap, size // 4))
 
 
+def probabilities_to_mask(probs: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Canonical mask (H, W) uint8: most probable class, 255 where any band of ``image`` is NaN."""
+    mask = np.argmax(probs, axis=0).astype(np.uint8)
+    mask[~np.all(np.isfinite(image), axis=0)] = NODATA
+    return mask
+
+
 def expand_window(window: Window, halo: int, height: int, width: int) -> Window:
     """``window`` grown by ``halo`` pixels on each side, clamped to the scene."""
     row, col = max(0, window.row - halo), max(0, window.col - halo)
@@ -122,10 +129,7 @@ def predict_blocks(
         r0, c0 = window.row - outer.row, window.col - outer.col
         core = (slice(None), slice(r0, r0 + window.height), slice(c0, c0 + window.width))
         probs = probs[core]
-        valid = np.all(np.isfinite(image[core]), axis=0)
-        mask = np.argmax(probs, axis=0).astype(np.uint8)
-        mask[~valid] = NODATA
-        yield window, mask, probs
+        yield window, probabilities_to_mask(probs, image[core]), probs
 
 
 def predict_scene(

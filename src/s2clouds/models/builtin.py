@@ -22,7 +22,7 @@ register(
         bands=MINIMUM_BANDS,
         description=(
             "SEN12MS cloud/shadow scores (Schmitt et al. 2019): spectral tests + shadow "
-            "projection along the sun azimuth; uses B01, B10, B11, B12 when present"
+            "projection along the sun azimuth; uses B01, B10, B11 when present"
         ),
         notes=(
             "thick and thin cloud are not separated: all cloud is reported as thick cloud",

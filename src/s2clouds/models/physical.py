@@ -49,7 +49,7 @@ CLOUD_THRESHOLD_RGBN = 0.1  # 4-band variant: chosen on the On Cloud N dev chips
 CLOUD_HEIGHTS_M = (200.0, 4000.0)
 NOMINAL_ZENITH = 35.0
 MINIMUM_BANDS = ("B02", "B03", "B04", "B08")
-OPTIONAL_BANDS = ("B01", "B10", "B11", "B12")
+OPTIONAL_BANDS = ("B01", "B10", "B11")
 
 
 def rescale(values: np.ndarray, low: float, high: float) -> np.ndarray:
