@@ -10,7 +10,14 @@ import pytest
 from s2clouds.bands import L1C_BANDS
 from s2clouds.errors import BandError, LabelSchemeError, OutputError, S2CloudsError
 from s2clouds.labels import CANONICAL_COLOURS
-from s2clouds.viz import mask_to_rgba, overlay, plot_sample, rgb_quicklook, save_figure
+from s2clouds.viz import (
+    mask_to_rgba,
+    overlay,
+    plot_sample,
+    rgb_quicklook,
+    save_figure,
+    show_layer,
+)
 
 BANDS = ("B02", "B03", "B04", "B08")
 
@@ -113,6 +120,36 @@ def test_plot_sample_without_rgb_or_mask_shows_the_first_band() -> None:
     sample = {"image": np.ones((1, 8, 8), np.float32), "bands": ("B08",)}
     fig = plot_sample(sample)
     assert [ax.get_title() for ax in fig.axes] == ["B08"]
+
+
+def test_plot_sample_picks_true_colour_by_band_names() -> None:
+    image = np.random.default_rng(2).uniform(0, 0.3, (3, 8, 8)).astype(np.float32)
+    aliases = plot_sample({"image": image, "bands": ("blue", "green", "red")}, stretch="fixed")
+    assert aliases.axes[0].get_title() == "true colour (B04, B03, B02)"
+    np.testing.assert_array_equal(
+        np.asarray(aliases.axes[0].images[0].get_array()),
+        rgb_quicklook(image, ("B02", "B03", "B04"), stretch="fixed"),
+    )
+    radar = plot_sample({"image": image, "bands": ("VV", "VH", "angle")})
+    assert radar.axes[0].get_title() == "VV"
+    # a malformed sample is reported, not hidden behind a grey panel
+    with pytest.raises(S2CloudsError, match="one name per channel"):
+        plot_sample({"image": image[:2], "bands": ("B02", "B03", "B04")})
+
+
+def test_show_layer_colours_masks_and_booleans() -> None:
+    from matplotlib.figure import Figure
+
+    mask = np.array([[0, 1], [3, 255]], dtype=np.uint8)
+    axes = Figure().subplots(1, 3)
+    show_layer(axes[0], "mask_canonical", mask)
+    np.testing.assert_array_equal(axes[0].images[0].get_array(), mask_to_rgba(mask))
+    show_layer(axes[1], "valid", mask != 255)
+    assert axes[1].images[0].get_cmap().name == "gray"
+    show_layer(axes[2], "elevation", mask.astype(np.float32))
+    assert axes[2].images[0].get_cmap().name == "viridis" and axes[2].get_title() == "elevation"
+    with pytest.raises(S2CloudsError, match=r"shape \(2, 2, 2\)"):
+        show_layer(axes[2], "stack", np.zeros((2, 2, 2)))
 
 
 def test_save_figure_is_atomic_and_checks_the_folder(tmp_path: Path) -> None:

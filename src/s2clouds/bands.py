@@ -90,9 +90,13 @@ def canonical_band_name(name: str) -> str:
     )
 
 
-def canonical_band_names(names: Iterable[str]) -> tuple[str, ...]:
-    """Canonicalise a list of band names and refuse duplicates."""
-    out = tuple(canonical_band_name(n) for n in names)
+def canonical_band_names(names: str | Iterable[str]) -> tuple[str, ...]:
+    """Canonicalise a list of band names and refuse duplicates.
+
+    A single name given as a plain string (``"B04"``) is one band, not a sequence of letters.
+    """
+    listed = (names,) if isinstance(names, str) else names
+    out = tuple(canonical_band_name(n) for n in listed)
     dupes = sorted({n for n in out if out.count(n) > 1})
     if dupes:
         raise BandError(f"band(s) given twice: {', '.join(dupes)}; give each band once")

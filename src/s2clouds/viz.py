@@ -1,21 +1,22 @@
 """Quicklooks: true-colour images, canonical mask colours and sample figures.
 
 Array helpers (:func:`rgb_quicklook`, :func:`mask_to_rgba`, :func:`overlay`) need only numpy.
-:func:`plot_sample` and :func:`save_figure` need matplotlib (the ``plot`` extra), which is
+:func:`plot_sample`, :func:`show_layer` and :func:`save_figure` need matplotlib (the ``plot`` extra), which is
 imported when they are called. Figures are built with ``matplotlib.figure.Figure`` directly,
 never through ``pyplot``, so no GUI backend or global state is involved.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from s2clouds.bands import band_indices
-from s2clouds.errors import LabelSchemeError, S2CloudsError
+from s2clouds.bands import band_indices, canonical_band_name
+from s2clouds.errors import BandError, LabelSchemeError, S2CloudsError
 from s2clouds.labels.schemes import CANONICAL_CLASSES, CANONICAL_COLOURS, NODATA
 
 if TYPE_CHECKING:
@@ -116,7 +117,8 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray
     return np.round(blended).astype(np.uint8)
 
 
-def _require_matplotlib() -> None:
+def require_matplotlib() -> None:
+    """Raise :class:`S2CloudsError` saying how to install matplotlib when it is missing."""
     try:
         import matplotlib  # noqa: F401
     except ImportError as exc:
@@ -125,13 +127,22 @@ def _require_matplotlib() -> None:
         ) from exc
 
 
+def _has_true_colour(bands: Sequence[str]) -> bool:
+    """True when ``bands`` (any spelling) include B02, B03 and B04."""
+    found = set()
+    for name in bands:
+        with contextlib.suppress(BandError):  # other layers (VV, elevation) are not bands
+            found.add(canonical_band_name(name))
+    return set(TRUE_COLOUR_BANDS) <= found
+
+
 def _show_image_panel(ax: Axes, sample: Mapping[str, Any], stretch: str) -> None:
     """True colour where B02-B04 exist, else the first channel in grey."""
     image, bands = sample["image"], tuple(sample.get("bands") or ())
-    try:
+    if _has_true_colour(bands):
         ax.imshow(rgb_quicklook(image, bands, stretch=stretch))
         ax.set_title("true colour (B04, B03, B02)")
-    except S2CloudsError:
+    else:
         ax.imshow(np.asarray(image)[0], cmap="gray")
         ax.set_title(f"{bands[0] if bands else 'channel 0'}")
 
@@ -161,15 +172,24 @@ def _layer_by_name(sample: Mapping[str, Any], name: str) -> np.ndarray:
     raise S2CloudsError(f"sample has no layer {name!r}; it has {', '.join(known) or 'none'}")
 
 
-def _show_layer_panel(fig: Figure, ax: Axes, name: str, layer: np.ndarray) -> None:
-    """One extra (H, W) layer: greys for booleans, viridis with a colour bar otherwise."""
+def show_layer(ax: Axes, name: str, layer: np.ndarray, *, fig: Figure | None = None) -> None:
+    """Draw one (H, W) layer on ``ax`` with ``name`` as title.
+
+    ``mask_canonical`` in the canonical class colours, booleans in greys (True white), other
+    values in viridis, with a colour bar when ``fig`` is given.
+    """
+    layer = np.asarray(layer)
     if layer.ndim != 2:
         raise S2CloudsError(f"layer {name!r} has shape {layer.shape}; only (H, W) layers plot")
-    if layer.dtype.kind == "b":
+    if name == "mask_canonical":
+        ax.set_facecolor(_NODATA_BACKGROUND)
+        ax.imshow(mask_to_rgba(layer), interpolation="nearest")
+    elif layer.dtype.kind == "b":
         ax.imshow(layer, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     else:
         shown = ax.imshow(layer, cmap="viridis", interpolation="nearest")
-        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+        if fig is not None:
+            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
     ax.set_title(name)
 
 
@@ -189,7 +209,7 @@ def plot_sample(
     ``"valid"``, or a model's prediction put in the dict). Returns a matplotlib ``Figure``
     (no pyplot state); save it with :func:`save_figure`.
     """
-    _require_matplotlib()
+    require_matplotlib()
     from matplotlib.figure import Figure
 
     extra = [(name, _layer_by_name(sample, name)) for name in (layers or ())]
@@ -201,7 +221,7 @@ def plot_sample(
     if mask is not None:
         _show_mask_panel(axes[1], np.asarray(mask))
     for ax, (name, layer) in zip(axes[1 + (mask is not None) :], extra, strict=True):
-        _show_layer_panel(fig, ax, name, layer)
+        show_layer(ax, name, layer, fig=fig)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])

@@ -126,3 +126,43 @@ def test_show_with_fixed_stretch_and_an_extra_layer(cmc_root: Path, tmp_path: Pa
     )
     assert result.exit_code == 0, result.output
     assert output.stat().st_size > 1000
+
+
+def test_show_a_temporal_series_with_layers_and_fixed_stretch(maker, tmp_path: Path) -> None:
+    maker("temporal").write(tmp_path / "temporal")
+    output = tmp_path / "series.png"
+    result = run(
+        "show",
+        str(tmp_path / "temporal"),
+        "2",
+        "-o",
+        str(output),
+        "--layers",
+        "valid,mask_canonical",
+        "--stretch",
+        "fixed",
+    )
+    assert result.exit_code == 0, result.output
+    assert output.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_show_refuses_a_layer_a_temporal_sample_lacks(
+    maker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    maker("temporal").write(tmp_path / "temporal")
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "datasets",
+                "show",
+                str(tmp_path / "temporal"),
+                "0",
+                "-o",
+                str(tmp_path / "x.png"),
+                "--layers",
+                "S1_VV",
+            ]
+        )
+    err = capsys.readouterr().err
+    assert "'S1_VV' is not a (T, 42, 42) layer" in err and "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()

@@ -234,6 +234,94 @@ def test_two_spellings_of_one_layer_are_refused(root: Path) -> None:
         CloudSEN12(root, "val")
 
 
+def test_a_damaged_layer_nobody_asked_for_is_left_out_with_a_warning(root: Path) -> None:
+    with (root / "test" / "S1_VV.dat").open("ab") as handle:
+        handle.write(b"\0" * 10)  # truncated download
+    extra = root / "test" / "EXTRA_elevation.dat"
+    extra.write_bytes(extra.read_bytes() * 2)  # 6 patches where the split has 3
+    with pytest.warns(
+        UserWarning, match=r"EXTRA_elevation\.dat .*S1_VV\.dat has 3145738 bytes"
+    ) as caught:
+        ds = CloudSEN12(root, "test")
+    assert caught[0].filename == __file__  # points at the caller
+    assert len(ds) == 3 and ds[0]["image"].shape == (13, 512, 512)
+    assert "S1_VV" not in ds.available_layers()
+    assert "EXTRA_elevation" not in ds.available_layers()
+    assert "LABEL_fmask" in ds.available_layers()
+    with pytest.raises(DatasetError, match=r"S1_VV\.dat has 3145738 bytes, not a multiple"):
+        CloudSEN12(root, "test", layers="S1_VV")
+    with pytest.raises(
+        DatasetError, match=r"\(EXTRA_elevation\.dat: 3145728 bytes = 6 patches; the other 14 "
+    ):
+        CloudSEN12(root, "test", layers=["elevation"])
+
+
+def test_qa60_stored_as_int16_is_read_as_int16(make, root: Path) -> None:
+    ds = CloudSEN12(root, "test", label="QA60")
+    assert ds.splits["test"].dtypes["LABEL_QA60"] == "int16"
+    sample = ds[1]
+    np.testing.assert_array_equal(sample["mask"], make.qa60(1))
+    assert sample["mask"].dtype == np.int16
+    inside = interior(make)
+    raw = make.qa60(1)
+    for value, canonical in {0: 0, 1024: 1, 2048: 2, 3072: 1}.items():
+        where = (raw == value) & inside
+        assert where.any() and np.all(sample["mask_canonical"][where] == canonical)
+    # as an extra layer too (label layers stay raw)
+    layer = CloudSEN12(root, "test", layers=["QA60"])[1]["layers"]["LABEL_QA60"]
+    np.testing.assert_array_equal(layer, raw)
+
+
+def test_qa60_stored_as_int8_follows_the_card_and_refuses_impossible_values(
+    make, root: Path
+) -> None:
+    qa60 = root / "val" / "LABEL_QA60.dat"
+    clear = np.zeros((1, make.SIZE, make.SIZE), dtype=np.int8)
+    clear.tofile(qa60)  # 1 int8 patch, as the val split's other layers hold 1 patch
+    ds = CloudSEN12(root, "val", label="QA60")
+    assert ds.splits["val"].dtypes["LABEL_QA60"] == "int8"
+    sample = ds[0]
+    assert sample["mask"].dtype == np.int8
+    np.testing.assert_array_equal(sample["valid"], interior(make))
+    clear[0, 100:110, 100:110] = 4  # what a wrapped-around 1024 could not be
+    clear.tofile(qa60)
+    with pytest.raises(DatasetError, match=r"stored as int8 .*cannot hold every QA60 class.*\[4\]"):
+        CloudSEN12(root, "val", label="QA60")[0]
+
+
+def test_qa60_size_decides_and_the_card_wins_when_ambiguous(make, root: Path, tmp_path) -> None:
+    from s2clouds.datasets.cloudsen12 import scan_split
+
+    # val holds 1 patch: 2 x 512 x 512 bytes can only be one int16 patch there
+    make.write_layer(root / "val" / "LABEL_QA60.dat", [make.qa60(0)])
+    assert CloudSEN12(root, "val", label="QA60").splits["val"].dtypes["LABEL_QA60"] == "int16"
+    # alone in a folder the same size is 2 int8 patches (the card) or 1 int16 patch
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    make.write_layer(alone / "LABEL_QA60.dat", [make.qa60(0)])
+    split = scan_split(alone)
+    assert (split.n, split.dtypes["LABEL_QA60"]) == (2, "int8")
+    # a QA60 file of neither size is refused when asked for
+    make.write_layer(root / "val" / "LABEL_QA60.dat", [make.qa60(0, "int32")])
+    with pytest.raises(
+        DatasetError,
+        match=r"LABEL_QA60\.dat has 1048576 bytes, not 262144 \(int8\) or 524288 \(int16\)",
+    ):
+        CloudSEN12(root, "val", label="QA60")
+
+
+def test_bands_outside_the_level_are_refused_and_one_name_is_one_band(make, root: Path) -> None:
+    with pytest.raises(DatasetError, match=r"B10: not L2A spectral band.*level='L1C'"):
+        CloudSEN12(root, "test", level="L2A", bands=["B10"])
+    with pytest.raises(DatasetError, match=r"AOT: not L2A spectral band.*layers="):
+        CloudSEN12(root, "test", level="L2A", bands=["AOT"])
+    with pytest.raises(BandError, match="unknown Sentinel-2 band 'B13'"):
+        CloudSEN12(root, "test", bands=["B13"])
+    ds = CloudSEN12(root, "test", bands="B04")
+    assert ds.bands == ("B04",)
+    np.testing.assert_array_equal(ds[0]["image"][0], make.band_dn("test", 0, "B04") * SCALE)
+
+
 def test_unknown_label_and_non_label(root: Path) -> None:
     with pytest.raises(DatasetError, match="unknown CloudSEN12 layer"):
         CloudSEN12(root, "test", label="manual_xx")
@@ -278,6 +366,8 @@ def test_from_index_reads_the_recomposed_samples(make, root: Path) -> None:
         np.testing.assert_array_equal(sample["image"][0], make.l2a_dn(split, i, "B02") * SCALE)
     with pytest.raises(DatasetError, match="out of range"):
         CloudSEN12.from_index(root, [("test", 3)])
+    with pytest.raises(DatasetError, match="leave split= out"):
+        CloudSEN12.from_index(root, subsets["fit"], split="test")
 
 
 # -- registry ------------------------------------------------------------------------------------

@@ -39,6 +39,9 @@ def test_band_selection_picks_channels_by_name(make, root: Path) -> None:
     stored = make.reflectance(0)
     np.testing.assert_array_equal(image[0], stored[:, :, 8])
     np.testing.assert_array_equal(image[1], stored[:, :, 1])
+    single = CloudMaskCatalogue(root, bands="B04")  # one name, not the letters B, 0, 4
+    assert single.bands == ("B04",)
+    np.testing.assert_array_equal(single[0]["image"][0], stored[:, :, 3])
 
 
 def test_one_hot_masks_decode_to_cmc_and_canonical(make, root: Path) -> None:

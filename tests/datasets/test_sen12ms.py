@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from s2clouds.datasets.registry import detect_dataset, open_dataset
 from s2clouds.datasets.sen12ms import SEN12MS, PatchKey, assign_splits
 from s2clouds.errors import BandError, DatasetError, LabelSchemeError
 from s2clouds.labels.landcover import (
@@ -164,13 +165,49 @@ def test_season_filter_detect_and_file_list(tree) -> None:
     }
     with pytest.raises(DatasetError, match="unknown season"):
         SEN12MS(root, seasons=["monsoon"])
+    assert SEN12MS(root, seasons="winter").keys == [PatchKey(2017, "winter", 4, 12)]
     assert SEN12MS.detect(root) and SEN12MS.detect(root / "ROIs1158_spring")
     assert not SEN12MS.detect(root / "ROIs1158_spring" / "s2_1")
     s2 = make.patch_path(root, "ROIs1868_summer", "s2", 7, 100)
     ds = SEN12MS([s2])
     assert len(ds) == 1 and ds[0]["meta"]["patch"] == 100
+    assert ds[0]["meta"]["paths"]["s2"] == str(s2)
     with pytest.raises(DatasetError, match="not a SEN12MS s2 patch name"):
         SEN12MS([make.patch_path(root, "ROIs1868_summer", "lc", 7, 100)])
+
+
+def test_one_roi_folder_is_a_dataset_root(tree) -> None:
+    root, written, _ = tree
+    roi = root / "ROIs1158_spring"
+    assert SEN12MS.detect(roi) and detect_dataset(roi) == "sen12ms"
+    ds = open_dataset(roi)
+    assert isinstance(ds, SEN12MS) and len(ds) == 3
+    assert {k.roi for k in ds.keys} == {"ROIs1158_spring"}
+    np.testing.assert_allclose(
+        ds[0]["image"], _arrays(written, ds.keys[0])["s2"] / 10000.0, rtol=1e-6
+    )
+    # seasons.csv lies in the dataset folder above the ROI folder
+    assert ds[2]["meta"]["climatic_season"] == "fall"
+
+
+def test_listed_s2_files_are_read_where_they_are(tree, tmp_path) -> None:
+    root, written, make = tree
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for sensor in ("s1", "s2", "lc"):
+        source = make.patch_path(root, "ROIs1158_spring", sensor, 2, 5)
+        (flat / source.name).write_bytes(source.read_bytes())
+    ds = SEN12MS([flat / "ROIs1158_spring_s2_2_p5.tif"], bands="B04")
+    assert ds.bands == ("B04",) and len(ds) == 1
+    sample = ds[0]
+    assert set(sample["meta"]["paths"].values()) == {
+        str(flat / f"ROIs1158_spring_{s}_2_p5.tif") for s in ("s1", "s2", "lc")
+    }
+    arrays = written[("ROIs1158_spring", 2, 5)]
+    np.testing.assert_allclose(sample["image"][0], arrays["s2"][3] / 10000.0, rtol=1e-6)
+    np.testing.assert_array_equal(sample["mask"], arrays["lc"][0])
+    with pytest.raises(DatasetError, match="s2 patch not found"):
+        SEN12MS([flat / "ROIs1158_spring_s2_2_p6.tif"])
 
 
 def test_landcover_tables_follow_table_2_of_the_paper() -> None:

@@ -14,6 +14,7 @@ from s2clouds.datasets.temporal import CENTRE, TemporalCloudDataset, iso_date
 from s2clouds.datasets.tfrecord import encode_example, write_records
 from s2clouds.errors import DatasetError
 from s2clouds.labels import to_canonical
+from s2clouds.viz import rgb_quicklook
 
 
 @pytest.fixture
@@ -198,11 +199,53 @@ def test_iso_date_readings() -> None:
 
 def test_plot_shows_a_strip_of_timestamps(written, tmp_path) -> None:
     pytest.importorskip("matplotlib")
-    viz = pytest.importorskip("s2clouds.viz")
-    if not hasattr(viz, "rgb_quicklook"):
-        pytest.skip("s2clouds.viz.rgb_quicklook not available yet")
-    import matplotlib
+    import matplotlib.pyplot as plt
 
-    matplotlib.use("Agg")
-    fig = TemporalCloudDataset(Path(tmp_path / "ds")).plot(2, max_timestamps=4)
-    assert len(fig.axes) == 4
+    ds = TemporalCloudDataset(tmp_path / "ds")
+    record = _flat(written)[2]  # 7 timestamps
+    fig = ds.plot(2, max_timestamps=4)
+    assert len(fig.axes) == min(7, 4)
+    first = fig.axes[0]
+    assert first.get_title().startswith(dt.date.fromordinal(int(record["dates"][0])).isoformat())
+    (outline,) = first.patches
+    assert outline.get_xy() == (CENTRE.start - 0.5, CENTRE.start - 0.5)
+    assert outline.get_width() == outline.get_height() == CENTRE.stop - CENTRE.start
+    assert plt.get_fignums() == []  # built without pyplot: nothing to close
+
+    sample = ds[1]  # 3 timestamps, fewer than max_timestamps
+    fig = ds.plot(1, layers=["valid", "mask_canonical"], stretch="fixed")
+    assert len(fig.axes) == 3 * 3  # a row of quicklooks, then one row per layer
+    shown = np.asarray(fig.axes[0].images[0].get_array())
+    np.testing.assert_array_equal(
+        shown, rgb_quicklook(sample["image"][0], sample["bands"], stretch="fixed")
+    )
+    assert [ax.get_title() for ax in fig.axes[3:]] == ["valid"] * 3 + ["mask_canonical"] * 3
+    np.testing.assert_array_equal(np.asarray(fig.axes[5].images[0].get_array()), sample["valid"][2])
+    with pytest.raises(DatasetError, match=r"'labels' is not a \(T, 42, 42\) layer"):
+        ds.plot(0, layers=["labels"])
+
+
+def test_extraction_leaves_no_partial_file(maker, tmp_path, monkeypatch) -> None:
+    pytest.importorskip("py7zr")
+    from s2clouds.datasets import temporal
+
+    written = maker("temporal").write(tmp_path / "ds", archive=True)
+    cache = tmp_path / "cache"
+    ds = TemporalCloudDataset(tmp_path / "ds", extract_dir=cache)
+    real_chunks = temporal._archive_chunks
+
+    def interrupted(archive: Path, member: str):
+        chunks = real_chunks(archive, member)
+        try:
+            yield next(chunks)
+            raise DatasetError("extraction interrupted")
+        finally:
+            chunks.close()
+
+    monkeypatch.setattr(temporal, "_archive_chunks", interrupted)
+    with pytest.raises(DatasetError, match="extraction interrupted"):
+        ds[0]
+    assert list(cache.iterdir()) == []
+    monkeypatch.undo()
+    _check_sample(ds[0], _flat(written)[0])
+    assert [p.name for p in cache.iterdir()] == ["train_T50RKR_3"]

@@ -15,6 +15,7 @@ from s2clouds.bands import L1C_BANDS, L2A_BANDS
 from s2clouds.errors import BandError, SceneFormatError
 from s2clouds.io.safe import circular_mean_degrees, read_safe
 from s2clouds.io.scenes import RasterBand, read_scene
+from s2clouds.io.solar import grid_centre_lonlat, parse_timestamp, solar_position
 
 Maker = Callable[[str], ModuleType]
 
@@ -137,6 +138,24 @@ def test_band_missing_from_product_is_absent(safe: ModuleType, tmp_path: Path) -
     assert scene.bands == ("B02", "B03", "B04", "B08")
     with pytest.raises(BandError, match="B11"):
         scene.select(["B02", "B11"])
+
+
+def test_sun_angles_fall_back_to_the_solar_position(safe: ModuleType, tmp_path: Path) -> None:
+    path = safe.write_safe(tmp_path)
+    tile_metadata = next(path.glob("GRANULE/*/MTD_TL.xml"))
+    tree = ET.parse(tile_metadata)
+    for angles in tree.getroot().iterfind(".//{*}Tile_Angles"):
+        angles.remove(next(angles.iterfind("{*}Mean_Sun_Angle")))
+    tree.write(tile_metadata)
+    scene = read_safe(path)
+    when = parse_timestamp(safe.SENSING_ISO)
+    assert when is not None and scene.angles is not None
+    zenith, azimuth = solar_position(when, *grid_centre_lonlat(scene.grid))
+    assert scene.angles.source == f"solar position at {when.isoformat()}"
+    assert (scene.angles.sun_zenith, scene.angles.sun_azimuth) == (zenith, azimuth)
+    # 5 January, 10:33 UTC, 45 degrees north: a low sun just east of south
+    assert 65 < zenith < 80 and 140 < azimuth < 175
+    assert scene.angles.view_zenith is None
 
 
 def test_bands_found_by_name_when_metadata_lists_none(safe: ModuleType, tmp_path: Path) -> None:

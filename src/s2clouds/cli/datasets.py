@@ -155,10 +155,6 @@ def show(
             f"{index} is out of range; the dataset has {len(dataset)} samples", param_hint="INDEX"
         )
     names = [n.strip() for n in layers.split(",") if n.strip()]
-    # pass only what the user chose, so readers with their own plot() keep their defaults
-    plot_options: dict[str, Any] = {"layers": names} if names else {}
-    if stretch != DEFAULT_STRETCH:
-        plot_options["stretch"] = stretch
-    figure = dataset.plot(index, **plot_options)
+    figure = dataset.plot(index, layers=names or None, stretch=stretch)
     save_figure(figure, output)
     click.echo(f"wrote {output}")

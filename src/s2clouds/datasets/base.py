@@ -18,7 +18,7 @@ Readers need no torch; when torch is installed the objects also work as a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -64,11 +64,18 @@ class CloudDataset(ABC):
         """Counts, bands, splits and anything else ``s2clouds datasets info`` prints."""
         return {"dataset": self.name, "samples": len(self)}
 
-    def plot(self, index: int, **kwargs: Any) -> Figure:
-        """RGB quicklook beside the mask (and other layers) for sample ``index``."""
+    def plot(
+        self, index: int, *, layers: Sequence[str] | None = None, stretch: str = "percentile"
+    ) -> Figure:
+        """RGB quicklook beside the mask (and other layers) for sample ``index``.
+
+        ``layers``: further panels by name (``"valid"``, a key of ``sample["layers"]``);
+        ``stretch``: ``"percentile"`` or ``"fixed"`` (see :func:`s2clouds.viz.rgb_quicklook`).
+        Returns a matplotlib ``Figure`` (no pyplot state).
+        """
         from s2clouds.viz import plot_sample
 
-        return plot_sample(self[index], title=f"{self.name} #{index}", **kwargs)
+        return plot_sample(self[index], f"{self.name} #{index}", layers, stretch=stretch)
 
 
 def require_path(path: Path | str, what: str) -> Path:
@@ -77,3 +84,11 @@ def require_path(path: Path | str, what: str) -> Path:
     if not p.exists():
         raise DatasetError(f"{what} not found: {p}; check the path or download the dataset first")
     return p
+
+
+def as_names(names: str | Iterable[str]) -> tuple[str, ...]:
+    """Reader options that take names (splits, seasons, layers) as a tuple of strings.
+
+    A single name given as a plain string (``"spring"``) is one name, not a sequence of letters.
+    """
+    return (names,) if isinstance(names, str) else tuple(names)

@@ -8,17 +8,29 @@ declared scheme (``binary`` by default: 0 not cloud, 1 cloud, 255 no data).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from s2clouds.datasets.base import CloudDataset, Sample, require_path
 from s2clouds.errors import DatasetError
-from s2clouds.labels import get_scheme, to_canonical
+from s2clouds.labels import NODATA, get_scheme, to_canonical
 
 
 class ChipFolders(CloudDataset):
-    """One sample per chip folder; ``image`` is reflectance read with ``read_scene``."""
+    """One sample per sub-folder of ``root`` that holds the label file (others are ignored).
+
+    ``label``: label raster file name in each chip folder; ``scheme``: its label scheme (see
+    ``s2clouds.labels``); ``canonical``: add ``mask_canonical``.
+
+    Sample: ``image`` (C, H, W) float32 reflectance of the band files found (read with
+    ``io.scenes.read_band_folder``: uint16 DN / 10000, NaN where DN is the no-data value);
+    ``mask`` (H, W) label values as stored (uint8 for On Cloud N); ``mask_canonical`` (H, W)
+    uint8, values the scheme does not define become 255; ``valid`` (H, W) bool, a defined label
+    and every band finite; ``crs``/``transform`` of the band grid; ``meta``: ``id`` (folder
+    name), ``resolution`` (m), ``path``, ``sun_zenith``/``sun_azimuth`` (degrees, from the
+    raster tags, else None).
+    """
 
     name: ClassVar[str] = "chips"
     label_scheme: ClassVar[str] = "binary"
@@ -30,13 +42,17 @@ class ChipFolders(CloudDataset):
         label: str = "label.tif",
         scheme: str = "binary",
         canonical: bool = True,
-        split: Any = None,
     ) -> None:
         self.root = require_path(root, "chip folder root")
         self.label, self.scheme, self.canonical = label, get_scheme(scheme), canonical
-        self.chips = sorted(p for p in self.root.iterdir() if (p / label).is_file())
+        folders = sorted(p for p in self.root.iterdir() if p.is_dir())
+        self.chips = [p for p in folders if (p / label).is_file()]
         if not self.chips:
-            raise DatasetError(f"{self.root} holds no chip folder with a {label}")
+            raise DatasetError(
+                f"{self.root} holds no chip folder with a {label} ({len(folders)} folders "
+                f"checked); give the folder whose sub-folders hold the bands and {label}, or "
+                "name the label file with label=..."
+            )
 
     @classmethod
     def detect(cls, path: Path) -> bool:
@@ -48,9 +64,19 @@ class ChipFolders(CloudDataset):
     def __len__(self) -> int:
         return len(self.chips)
 
-    def __getitem__(self, index: int) -> Sample:
+    @staticmethod
+    def _read_label(path: Path) -> np.ndarray:
+        """(H, W) label values as stored (first band of ``path``)."""
         import rasterio
+        from rasterio.errors import RasterioIOError
 
+        try:
+            with rasterio.open(path) as ds:
+                return ds.read(1)
+        except RasterioIOError as exc:
+            raise DatasetError(f"{path}: cannot read the label raster ({exc}); replace it") from exc
+
+    def __getitem__(self, index: int) -> Sample:
         from s2clouds.io.scenes import read_band_folder
 
         chip = self.chips[self._check_index(index)]
@@ -58,17 +84,17 @@ class ChipFolders(CloudDataset):
         if scene.grid.resolution not in (10.0, 20.0, 60.0):
             raise DatasetError(f"{chip}: bands at {scene.grid.resolution} m; expected 10, 20 or 60")
         image = scene.read()
-        with rasterio.open(chip / self.label) as ds:
-            mask = ds.read(1)
+        mask = self._read_label(chip / self.label)
         if mask.shape != image.shape[1:]:
             raise DatasetError(
-                f"{chip / self.label} is {mask.shape}, the bands are {image.shape[1:]}"
+                f"{chip / self.label} is {mask.shape}, the bands are {image.shape[1:]}; "
+                "export the label on the bands' grid"
             )
         canonical = to_canonical(mask, self.scheme, unknown="nodata")
         sample: Sample = {
             "image": image,
             "mask": mask,
-            "valid": (canonical != 255) & np.all(np.isfinite(image), axis=0),
+            "valid": (canonical != NODATA) & np.all(np.isfinite(image), axis=0),
             "bands": scene.bands,
             "crs": scene.grid.crs,
             "transform": scene.grid.transform,

@@ -16,13 +16,26 @@ on the left and two blank rows/columns at the bottom/right. We read that as 0-ba
 columns 1..509 inclusive, i.e. the slice ``1:510`` (1 + 509 + 2 = 512). Pixels outside it are
 ``valid=False`` and 255 in ``mask_canonical``; ``crop=True`` returns only the 509 x 509
 interior.
+
+Patch counts and stored dtypes (decided from file sizes, nothing else is recorded on disk):
+
+* ``N`` of a split is the patch count of the layers a reader asks for (bands, label, extra
+  layers; :func:`scan_split` without a request uses the band files, else every file). Those
+  must all hold the same whole number of patches, else :class:`DatasetError`. Layer files
+  nobody asked for whose size does not fit ``N`` are left out with a warning.
+* QA60: the card says int8, which cannot hold its flag values 1024 and 2048, so a QA60 file
+  may be int16. It is read as int8 (the card) when it holds ``N`` int8 patches and as int16
+  when it holds ``N`` int16 patches (``N * 512 * 512 * 2`` bytes). When ``N`` is unknown (only
+  QA60 in the folder) the card's int8 is preferred. An int8 QA60 patch whose interior holds
+  values other than QA60 flags is refused with :class:`DatasetError` when read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,9 +43,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from s2clouds.bands import L1C_BANDS, L2A_BANDS, canonical_band_name, canonical_band_names
-from s2clouds.datasets.base import CloudDataset, Sample, require_path
+from s2clouds.datasets.base import CloudDataset, Sample, as_names, require_path
 from s2clouds.errors import BandError, DatasetError
-from s2clouds.labels import NODATA, to_canonical
+from s2clouds.labels import NODATA, get_scheme, to_canonical
 
 PATCH_SIZE = 512
 #: 0-based slice of the rows and columns that hold real data (see the module docstring)
@@ -55,6 +68,8 @@ class LayerSpec:
     dtype: str
     scale: float
     scheme: str | None = None
+    #: further dtypes the file may really be stored in (see the module docstring)
+    alt_dtypes: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -62,8 +77,9 @@ class LayerSpec:
         return f"{self.group}_{self.name}"
 
     @property
-    def itemsize(self) -> int:
-        return np.dtype(self.dtype).itemsize
+    def stored_dtypes(self) -> tuple[str, ...]:
+        """The card's dtype, then the alternatives, in order of preference."""
+        return (self.dtype, *self.alt_dtypes)
 
 
 # Rows of the card's table that are not the 13/12 spectral bands: (group, name, dtype, scale, scheme)
@@ -83,9 +99,6 @@ _OTHER_LAYERS: tuple[tuple[str, str, str, float, str | None], ...] = (
     ("EXTRA", "LC100", "int16", 1.0, None),
     ("EXTRA", "LC10", "int16", 1.0, None),
     ("LABEL", "fmask", "int16", 1.0, "fmask"),
-    # The card says int8 for QA60, whose flag values (1024, 2048) do not fit in int8; we keep
-    # the card's dtype. A file really stored as int16 fails the patch-count check loudly.
-    ("LABEL", "QA60", "int8", 1.0, "qa60"),
     ("LABEL", "s2cloudless", "int8", 1.0, "s2cloudless"),
     ("LABEL", "sen2cor", "int8", 1.0, "sen2cor"),
     ("LABEL", "cd_fcnn_rgbi", "int8", 1.0, "cd_fcnn"),
@@ -103,12 +116,14 @@ LAYERS: dict[str, LayerSpec] = {
         *(LayerSpec("L1C", b, "int16", REFLECTANCE_SCALE) for b in L1C_BANDS),
         *(LayerSpec("L2A", b, "int16", REFLECTANCE_SCALE) for b in L2A_BANDS),
         *(LayerSpec(*row) for row in _OTHER_LAYERS),
+        # the card says int8, which cannot hold the flags 1024 and 2048: int16 files exist too
+        LayerSpec("LABEL", "QA60", "int8", 1.0, "qa60", alt_dtypes=("int16",)),
     )
 }
+#: spectral bands of each processing level (B10 is L1C only)
+LEVEL_BANDS: dict[str, tuple[str, ...]] = {"L1C": L1C_BANDS, "L2A": L2A_BANDS}
 _BY_GROUP_AND_NAME = {(s.group, s.name.lower()): s for s in LAYERS.values()}
 LABEL_LAYERS: tuple[str, ...] = tuple(s.name for s in LAYERS.values() if s.group == "LABEL")
-#: manual_sc: pixels whose value is not a class 0-3 carry no scribble (unlabelled)
-SCRIBBLE_LABEL = "manual_sc"
 
 
 def parse_layer_filename(filename: str | Path) -> LayerSpec | None:
@@ -129,15 +144,16 @@ def parse_layer_filename(filename: str | Path) -> LayerSpec | None:
 
 @dataclass(frozen=True)
 class SplitFiles:
-    """The layer files found in one split folder and their common sample count ``n``."""
+    """The usable layer files of one split folder, their stored dtypes and patch count ``n``."""
 
     name: str
     folder: Path
     files: Mapping[str, Path]
+    dtypes: Mapping[str, str]
     n: int
 
 
-def _unique_layer_files(folder: Path) -> dict[str, Path]:
+def _layer_files(folder: Path) -> dict[str, Path]:
     """Layer key -> file for every recognised ``.dat`` in ``folder``; refuse two spellings."""
     found: dict[str, Path] = {}
     for path in sorted(folder.glob("*.dat")):
@@ -150,41 +166,136 @@ def _unique_layer_files(folder: Path) -> dict[str, Path]:
                 f"{found[spec.key]} and {path} are both layer {spec.key}; remove one of them"
             )
         found[spec.key] = path
-    return found
-
-
-def _count_samples(path: Path, spec: LayerSpec) -> int:
-    """N of a raw (N, 512, 512) file, from its size; refuse sizes that are not a multiple."""
-    size = path.stat().st_size
-    per_sample = PATCH_SIZE * PATCH_SIZE * spec.itemsize
-    if size % per_sample:
-        raise DatasetError(
-            f"{path} has {size} bytes, not a multiple of {per_sample} "
-            f"(one {PATCH_SIZE}x{PATCH_SIZE} {spec.dtype} patch); the file is truncated or "
-            "not a CloudSEN12 layer: download it again"
-        )
-    return size // per_sample
-
-
-def scan_split(folder: Path) -> SplitFiles:
-    """Find the layers of one split folder and check that they hold the same number of patches."""
-    files = _unique_layer_files(folder)
-    if not files:
+    if not found:
         raise DatasetError(
             f"{folder} holds no CloudSEN12 layer files (e.g. L1C_B04.dat, manual_hq.dat); "
             "check the dataset root"
         )
-    counts = {key: _count_samples(path, LAYERS[key]) for key, path in files.items()}
+    return found
+
+
+def _require_layers(folder: Path, files: Mapping[str, Path], keys: Iterable[str]) -> None:
+    """Refuse a requested layer that ``folder`` lacks, naming the expected file."""
+    for key in keys:
+        if key not in files:
+            spec = LAYERS[key]
+            alt = f" (or {spec.name}.dat)" if spec.group == "LABEL" else ""
+            raise DatasetError(
+                f"missing file {folder / f'{key}.dat'}{alt}; this split has "
+                f"{', '.join(sorted(files))}. Download that layer or choose another band/label"
+            )
+
+
+def _patch_bytes(dtype: str) -> int:
+    """Bytes of one 512 x 512 patch stored as ``dtype``."""
+    return PATCH_SIZE * PATCH_SIZE * np.dtype(dtype).itemsize
+
+
+def _patch_count(path: Path, dtype: str) -> int | None:
+    """N of a raw (N, 512, 512) ``dtype`` file from its size; None when not a whole number."""
+    size = path.stat().st_size
+    return None if size % _patch_bytes(dtype) else size // _patch_bytes(dtype)
+
+
+def _count_samples(path: Path, dtype: str) -> int:
+    """N of a raw (N, 512, 512) file, from its size; refuse sizes that are not a multiple."""
+    n = _patch_count(path, dtype)
+    if n is None:
+        raise DatasetError(
+            f"{path} has {path.stat().st_size} bytes, not a multiple of {_patch_bytes(dtype)} "
+            f"(one {PATCH_SIZE}x{PATCH_SIZE} {dtype} patch); the file is truncated or "
+            "not a CloudSEN12 layer: download it again"
+        )
+    return n
+
+
+def _stored_dtype(path: Path, spec: LayerSpec, n: int | None) -> str | None:
+    """The first of the layer's dtypes whose patches fill ``path`` exactly ``n`` times (any
+    whole number of times when ``n`` is None); None when none does."""
+    for dtype in spec.stored_dtypes:
+        count = _patch_count(path, dtype)
+        if count is not None and (n is None or count == n):
+            return dtype
+    return None
+
+
+def _reference_layers(files: Mapping[str, Path], requested: Sequence[str]) -> list[str]:
+    """Layers that decide N: the requested ones, else the band files, else every file."""
+    if requested:
+        return list(requested)
+    bands = [k for k in files if LAYERS[k].name in LEVEL_BANDS.get(LAYERS[k].group, ())]
+    return bands or list(files)
+
+
+def _split_patch_count(folder: Path, files: Mapping[str, Path], reference: Sequence[str]) -> int:
+    """N shared by the ``reference`` layers; refuse truncated files and differing counts."""
+    fixed = [k for k in reference if not LAYERS[k].alt_dtypes]
+    counts = {k: _count_samples(files[k], LAYERS[k].dtype) for k in fixed}
     if len(set(counts.values())) > 1:
-        detail = ", ".join(
+        usual = Counter(counts.values()).most_common(1)[0][0]
+        odd = ", ".join(
             f"{files[k].name}: {files[k].stat().st_size} bytes = {n} patches"
             for k, n in counts.items()
+            if n != usual
         )
+        same = sum(n == usual for n in counts.values())
         raise DatasetError(
-            f"layers in {folder} hold different numbers of patches ({detail}); "
-            "a file is incomplete: download it again"
+            f"layers in {folder} hold different numbers of patches ({odd}; the other {same} "
+            f"layers hold {usual}); a file is incomplete: download it again"
         )
-    return SplitFiles(folder.name, folder, files, next(iter(counts.values())))
+    if counts:
+        return next(iter(counts.values()))
+    # only layers of several possible dtypes (QA60) decide: the card's dtype is preferred
+    key = reference[0]
+    dtype = _stored_dtype(files[key], LAYERS[key], None)
+    return _count_samples(files[key], dtype or LAYERS[key].dtype)
+
+
+def _fit_dtypes(
+    folder: Path, files: Mapping[str, Path], n: int, requested: Sequence[str]
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """Files holding ``n`` patches and their dtypes; requested misfits raise, others are skipped."""
+    kept: dict[str, Path] = {}
+    dtypes: dict[str, str] = {}
+    skipped = []
+    for key, path in files.items():
+        dtype = _stored_dtype(path, LAYERS[key], n)
+        if dtype is not None:
+            kept[key], dtypes[key] = path, dtype
+            continue
+        expected = " or ".join(f"{n * _patch_bytes(d)} ({d})" for d in LAYERS[key].stored_dtypes)
+        problem = (
+            f"{path} has {path.stat().st_size} bytes, not {expected} for the {n} patches "
+            f"of the other layers in {folder}"
+        )
+        if key in requested:
+            raise DatasetError(f"{problem}; the file is incomplete: download it again")
+        skipped.append(problem)
+    if skipped:
+        warnings.warn(
+            f"leaving out layer files that were not asked for: {'; '.join(skipped)}. Download "
+            "them again to use them",
+            stacklevel=4,
+        )
+    return kept, dtypes
+
+
+def _check_split(folder: Path, files: Mapping[str, Path], requested: Sequence[str]) -> SplitFiles:
+    """Patch count and dtypes of one split's ``files`` (see the module docstring)."""
+    _require_layers(folder, files, requested)
+    n = _split_patch_count(folder, files, _reference_layers(files, requested))
+    kept, dtypes = _fit_dtypes(folder, files, n, requested)
+    return SplitFiles(folder.name, folder, kept, dtypes, n)
+
+
+def scan_split(folder: Path, layers: Sequence[str] = ()) -> SplitFiles:
+    """Find the layers of one split folder, their patch count and stored dtypes.
+
+    ``layers``: canonical keys (``L1C_B04``) that must be present and agree on the patch
+    count; other files that do not fit it are left out with a warning. Without ``layers`` the
+    band files decide (see the module docstring).
+    """
+    return _check_split(folder, _layer_files(folder), layers)
 
 
 def _split_names(split: str | Sequence[str] | None, root: Path) -> list[str]:
@@ -196,7 +307,7 @@ def _split_names(split: str | Sequence[str] | None, root: Path) -> list[str]:
                 f"{root} has none of the folders {', '.join(SPLITS)}; check the path"
             )
         return names
-    names = [split] if isinstance(split, str) else list(split)
+    names = list(as_names(split))
     unknown = [s for s in names if s not in SPLITS]
     if unknown or not names:
         raise DatasetError(
@@ -205,9 +316,14 @@ def _split_names(split: str | Sequence[str] | None, root: Path) -> list[str]:
     return names
 
 
-def _as_list(names: str | Sequence[str]) -> list[str]:
-    """A single name given as a string is a one-element list, not a sequence of letters."""
-    return [names] if isinstance(names, str) else list(names)
+def _narrow_label_classes(spec: LayerSpec, dtype: str) -> dict[int, str] | None:
+    """The classes of a label layer stored in a ``dtype`` too narrow for some of them (QA60's
+    1024 and 2048 in int8); None when every class fits, or for a layer that is not a label."""
+    if spec.scheme is None:
+        return None
+    classes = dict(get_scheme(spec.scheme).classes)
+    limits = np.iinfo(dtype)
+    return None if all(limits.min <= v <= limits.max for v in classes) else classes
 
 
 def _resolve_layer(name: str) -> str:
@@ -224,13 +340,26 @@ def _resolve_layer(name: str) -> str:
     return spec.key
 
 
+def _resolve_label(name: str | None) -> tuple[str, str] | None:
+    """``(layer key, label scheme)`` of a label layer name; None for no label."""
+    if name is None:
+        return None
+    key = _resolve_layer(name)
+    scheme = LAYERS[key].scheme
+    if scheme is None:
+        raise DatasetError(f"{name!r} is not a label layer; use one of {', '.join(LABEL_LAYERS)}")
+    return key, scheme
+
+
 class CloudSEN12(CloudDataset):
     """Reader of the CloudSEN12 high-quality memmap release.
 
     ``split``: ``"train"``, ``"val"``, ``"test"``, a list of them (samples are concatenated
     in that order) or None for all present. ``level``: ``"L1C"`` or ``"L2A"``. ``bands``: band
-    names in any spelling (``B4``, ``B04``, ``red``), or None for every band of that level
-    present in all selected splits, in catalogue order. ``label``: a ``LABEL_`` layer name
+    names in any spelling (``B4``, ``B04``, ``red``; one name may be a plain string), or None
+    for every band of that level present in all selected splits, in catalogue order; names
+    that are not spectral bands of the level (B10 in L2A, AOT) raise :class:`DatasetError`.
+    ``label``: a ``LABEL_`` layer name
     (``manual_hq``, ``manual_sc``, ``fmask``, ``QA60``, ``s2cloudless``, ``sen2cor``,
     ``cd_fcnn_rgbi``, ``cd_fcnn_rgbi_swir``, ``kappamask_L1C``, ``kappamask_L2A``) or None.
     ``layers``: further layers to return under ``sample["layers"]`` (e.g. ``S1_VV``,
@@ -238,7 +367,8 @@ class CloudSEN12(CloudDataset):
     ``crop=True`` returns the 509 x 509 interior instead of the padded 512 x 512 patch.
 
     Sample: ``image`` (C, H, W) float32 = stored int16 * 0.0001 (reflectance; the pad keeps
-    its stored values); ``mask`` (H, W) raw label values (int8, int16 for fmask);
+    its stored values); ``mask`` (H, W) raw label values (int8; int16 for fmask; QA60 as
+    its file size says, see the module docstring);
     ``mask_canonical`` (H, W) uint8 through the label layer's scheme, values the scheme does
     not define become 255; ``valid`` (H, W) bool, interior pixels with a defined label.
     For ``manual_sc`` (scribbles) any value outside 0-3 is an unlabelled pixel: it stays as
@@ -258,39 +388,46 @@ class CloudSEN12(CloudDataset):
         split: str | Sequence[str] | None = "test",
         *,
         level: str = "L1C",
-        bands: Sequence[str] | None = None,
+        bands: str | Sequence[str] | None = None,
         label: str | None = "manual_hq",
-        layers: Sequence[str] = (),
+        layers: str | Sequence[str] = (),
         canonical: bool = True,
         crop: bool = False,
     ) -> None:
         self.root = require_path(root, "CloudSEN12 root folder")
         self.level = self._check_level(level)
-        self.splits = {
-            s: scan_split(require_path(self.root / s, f"CloudSEN12 split folder {s!r}"))
+        folders = {
+            s: require_path(self.root / s, f"CloudSEN12 split folder {s!r}")
             for s in _split_names(split, self.root)
         }
+        present: dict[str, dict[str, Path]] = {}
+        for s, folder in folders.items():  # loops, so that warnings point at the caller
+            present[s] = _layer_files(folder)
         self.canonical, self.crop = canonical, crop
-        self.bands = self._select_bands(bands)
+        self.bands = self._select_bands(bands, present)
         self._band_keys = tuple(f"{self.level}_{b}" for b in self.bands)
-        self.label_key = _resolve_layer(label) if label is not None else None
-        if self.label_key is not None and LAYERS[self.label_key].group != "LABEL":
-            raise DatasetError(
-                f"{label!r} is not a label layer; use one of {', '.join(LABEL_LAYERS)}"
-            )
-        self.layer_keys = tuple(_resolve_layer(n) for n in _as_list(layers))
-        for key in (
-            *self._band_keys,
-            *self.layer_keys,
-            *([self.label_key] if self.label_key else []),
-        ):
-            self._require_layer(key)
-        self.mask_scheme = LAYERS[self.label_key].scheme if self.label_key else None
+        self._label = _resolve_label(label)
+        self.layer_keys = tuple(_resolve_layer(n) for n in as_names(layers))
+        label_keys = (self._label[0],) if self._label else ()
+        requested = (*self._band_keys, *self.layer_keys, *label_keys)
+        self.splits: dict[str, SplitFiles] = {}
+        for s, folder in folders.items():
+            self.splits[s] = _check_split(folder, present[s], requested)
         self._index: list[tuple[str, int]] = [
             (s, i) for s, files in self.splits.items() for i in range(files.n)
         ]
         self._memmaps: dict[tuple[str, str], np.memmap] = {}
         self._interior = self._interior_mask()
+
+    @property
+    def label_key(self) -> str | None:
+        """Canonical key of the label layer (``LABEL_manual_hq``), None without labels."""
+        return self._label[0] if self._label else None
+
+    @property
+    def mask_scheme(self) -> str | None:
+        """Label scheme of ``mask`` (see ``s2clouds.labels``), None without labels."""
+        return self._label[1] if self._label else None
 
     # -- construction helpers -------------------------------------------------------------
     @staticmethod
@@ -299,36 +436,32 @@ class CloudSEN12(CloudDataset):
             raise DatasetError(f"unknown level {level!r}; use 'L1C' or 'L2A'")
         return level.upper()
 
-    def _select_bands(self, bands: Sequence[str] | None) -> tuple[str, ...]:
+    def _select_bands(
+        self, bands: str | Sequence[str] | None, present: Mapping[str, Mapping[str, Path]]
+    ) -> tuple[str, ...]:
         """Canonical band names: the requested ones, or every band of the level in all splits."""
+        catalogue = LEVEL_BANDS[self.level]
         if bands is not None:
-            return canonical_band_names(_as_list(bands))
-        catalogue = L1C_BANDS if self.level == "L1C" else L2A_BANDS
-        present = [
-            b
-            for b in catalogue
-            if all(f"{self.level}_{b}" in f.files for f in self.splits.values())
-        ]
-        if not present:
-            found = sorted({k for f in self.splits.values() for k in f.files})
+            chosen = canonical_band_names(bands)
+            foreign = [b for b in chosen if b not in catalogue]
+            if foreign:
+                raise DatasetError(
+                    f"{', '.join(foreign)}: not {self.level} spectral band(s) of CloudSEN12, "
+                    f"which has {', '.join(catalogue)}. B10 exists only with level='L1C'; read "
+                    "non-spectral layers such as L2A_AOT with layers=[...]"
+                )
+            return chosen
+        chosen = tuple(
+            b for b in catalogue if all(f"{self.level}_{b}" in f for f in present.values())
+        )
+        if not chosen:
+            found = sorted({k for f in present.values() for k in f})
             raise DatasetError(
                 f"no {self.level} band files (e.g. {self.level}_B04.dat) in "
-                f"{', '.join(str(f.folder) for f in self.splits.values())}; found {', '.join(found)}. "
+                f"{', '.join(str(self.root / s) for s in present)}; found {', '.join(found)}. "
                 f"Choose level='{'L2A' if self.level == 'L1C' else 'L1C'}' or check the download"
             )
-        return tuple(present)
-
-    def _require_layer(self, key: str) -> None:
-        """Refuse a layer that some selected split lacks, naming the expected file."""
-        for files in self.splits.values():
-            if key not in files.files:
-                spec = LAYERS[key]
-                expected = files.folder / f"{key}.dat"
-                alt = f" (or {spec.name}.dat)" if spec.group == "LABEL" else ""
-                raise DatasetError(
-                    f"missing file {expected}{alt}; this split has {', '.join(sorted(files.files))}. "
-                    "Download that layer or choose another band/label"
-                )
+        return chosen
 
     def _interior_mask(self) -> np.ndarray:
         """(H, W) bool, True on the 509 x 509 data area (all True when cropped)."""
@@ -354,6 +487,10 @@ class CloudSEN12(CloudDataset):
 
         No data is copied; ``kwargs`` are the constructor's keyword options.
         """
+        if "split" in kwargs:
+            raise DatasetError(
+                "from_index takes its splits from the (split, index) pairs; leave split= out"
+            )
         pairs = [(str(s), int(i)) for s, i in index]
         if not pairs:
             raise DatasetError("the index list is empty; give at least one (split, index) pair")
@@ -396,10 +533,10 @@ class CloudSEN12(CloudDataset):
         """The (N, 512, 512) memmap of one layer file, opened on first use and kept."""
         handle = self._memmaps.get((split, key))
         if handle is None:
-            files, spec = self.splits[split], LAYERS[key]
+            files = self.splits[split]
             handle = np.memmap(
                 files.files[key],
-                dtype=spec.dtype,
+                dtype=files.dtypes[key],
                 mode="r",
                 shape=(files.n, PATCH_SIZE, PATCH_SIZE),
             )
@@ -422,16 +559,37 @@ class CloudSEN12(CloudDataset):
     def _read_raw(self, split: str, i: int, key: str) -> np.ndarray:
         """(H, W) stored values of patch ``i`` of ``split``, copied out of the memmap."""
         rows, cols = self._window()
-        return np.array(self._memmap(split, key)[i, rows, cols])
+        patch = np.array(self._memmap(split, key)[i, rows, cols])
+        self._check_storable(split, i, key, patch)
+        return patch
+
+    def _check_storable(self, split: str, i: int, key: str, patch: np.ndarray) -> None:
+        """Refuse a label patch stored in a dtype too narrow for its classes (int8 QA60) whose
+        interior holds values that are not classes: they cannot mean what the scheme says."""
+        files = self.splits[split]
+        dtype = files.dtypes[key]
+        classes = _narrow_label_classes(LAYERS[key], dtype)
+        if classes is None:
+            return
+        odd = [int(v) for v in np.unique(patch[self._interior]) if int(v) not in classes]
+        if odd:
+            name = LAYERS[key].name
+            raise DatasetError(
+                f"{files.files[key]} is stored as {dtype} (the dataset card's dtype), which "
+                f"cannot hold every {name} class ({', '.join(map(str, classes))}); patch {i} "
+                f"holds {odd[:8]}. Use another label layer (e.g. manual_hq), or an int16 "
+                f"{name} file ({files.n * _patch_bytes('int16')} bytes for {files.n} patches)"
+            )
 
     def _read_label(
         self, split: str, i: int
     ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
         """``(mask, valid, mask_canonical)``; canonical is 255 on the pad and undefined values."""
-        if self.label_key is None or self.mask_scheme is None:
+        if self._label is None:
             return None, self._interior.copy(), None
-        mask = self._read_raw(split, i, self.label_key)
-        canonical = to_canonical(mask, self.mask_scheme, unknown="nodata")
+        key, scheme = self._label
+        mask = self._read_raw(split, i, key)
+        canonical = to_canonical(mask, scheme, unknown="nodata")
         canonical[~self._interior] = NODATA
         return mask, canonical != NODATA, canonical
 

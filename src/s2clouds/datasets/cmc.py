@@ -206,7 +206,7 @@ class CloudMaskCatalogue(CloudDataset):
         self,
         root: str | Path,
         *,
-        bands: Sequence[str] | None = None,
+        bands: str | Sequence[str] | None = None,
         tags: Mapping[str, bool] | None = None,
         canonical: bool = True,
         strict: bool = True,
@@ -217,8 +217,6 @@ class CloudMaskCatalogue(CloudDataset):
         if tags:
             records = filter_records(records, tags)
         self.records = _keep_existing(records, self.root, strict)
-        if isinstance(bands, str):
-            bands = [bands]
         self.bands = canonical_band_names(bands) if bands is not None else CMC_BANDS
         self._band_positions = band_indices(CMC_BANDS, self.bands)
         self.canonical = canonical

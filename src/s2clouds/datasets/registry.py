@@ -24,16 +24,10 @@ DATASETS: dict[str, str] = {
 }
 
 
-def _import_class(kind: str) -> type[CloudDataset] | None:
-    """The reader class of ``kind``, or None when its module is not installed yet."""
+def _import_class(kind: str) -> type[CloudDataset]:
+    """The reader class of ``kind`` (its module is imported on first use)."""
     module_name, _, attr = DATASETS[kind].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            return None
-        raise
-    cls: type[CloudDataset] = getattr(module, attr)
+    cls: type[CloudDataset] = getattr(importlib.import_module(module_name), attr)
     return cls
 
 
@@ -42,25 +36,17 @@ def dataset_class(kind: str) -> type[CloudDataset]:
     key = kind.strip().lower()
     if key not in DATASETS:
         raise DatasetError(f"unknown dataset kind {kind!r}; use one of {', '.join(DATASETS)}")
-    cls = _import_class(key)
-    if cls is None:
-        raise DatasetError(
-            f"the {key!r} reader ({DATASETS[key]}) is not available in this installation; "
-            "update s2clouds"
-        )
-    return cls
+    return _import_class(key)
 
 
 def detect_dataset(path: str | Path) -> str:
     """Short name of the first reader whose ``detect`` accepts ``path`` (by file names only).
 
-    Readers whose module does not exist are skipped. Raises :class:`DatasetError` when none
-    matches.
+    Raises :class:`DatasetError` when none matches.
     """
     folder = require_path(path, "dataset folder")
     for kind in DATASETS:
-        cls = _import_class(kind)
-        if cls is not None and cls.detect(folder):
+        if _import_class(kind).detect(folder):
             return kind
     raise DatasetError(
         f"{folder} does not look like any known dataset ({', '.join(DATASETS)}); check the "
@@ -86,7 +72,7 @@ def _check_options(cls: type[CloudDataset], kwargs: dict[str, Any]) -> None:
     try:
         signature.bind(Path("."), **kwargs)
     except TypeError as exc:
-        accepted = [n for n in list(signature.parameters)[1:]]
+        accepted = list(signature.parameters)[1:]
         raise DatasetError(f"{cls.__name__}: {exc}; its options are {', '.join(accepted)}") from exc
 
 

@@ -12,8 +12,9 @@ B08 (uint16 L1C DN, reflectance = DN / 10000, all acquired before processing bas
 data; tables in :mod:`s2clouds.labels.landcover`). A triplet is one patch of the three sensors
 with the same season, scene and patch number.
 
-``seasons.csv`` (optional, in the dataset root) gives the climatic season of each scene; it is
-read as CSV with a header and the columns ``roi`` (folder name, e.g. ``ROIs1158_spring``),
+The reader's root is the dataset folder or a single ``ROIs<seed>_<season>`` folder.
+``seasons.csv`` (optional, in the dataset folder) gives the climatic season of each scene; it
+is read as CSV with a header and the columns ``roi`` (folder name, e.g. ``ROIs1158_spring``),
 ``scene`` (integer) and ``season`` (spring, summer, fall or winter).
 
 The S2 patches are cloud-free mosaics whose cloudy patches were removed by experts (paper,
@@ -40,7 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from s2clouds.bands import MSI_BAND_NAMES, band_indices, canonical_band_names
-from s2clouds.datasets.base import CloudDataset, Sample, require_path
+from s2clouds.datasets.base import CloudDataset, Sample, as_names, require_path
 from s2clouds.errors import DatasetError
 from s2clouds.labels.landcover import LANDCOVER_NODATA, get_landcover_layer
 from s2clouds.labels.schemes import CLEAR, NODATA
@@ -54,6 +55,7 @@ S1_BANDS = ("VV", "VH")
 SENSOR_BAND_COUNT = {"s1": len(S1_BANDS), "s2": len(MSI_BAND_NAMES), "lc": 4}
 SPLIT_NAMES = ("train", "val", "test")
 SPLIT_BY = ("roi", "season")
+SEASONS_FILE = "seasons.csv"
 
 _ROI_DIR = re.compile(r"^ROIs(?P<seed>\d{4})_(?P<season>spring|summer|fall|winter)$")
 _SENSOR_DIR = re.compile(r"^(?P<sensor>s1|s2|lc)_(?P<scene>\d+)$")
@@ -80,10 +82,6 @@ class PatchKey:
     def file_name(self, sensor: str) -> str:
         return f"{self.roi}_{sensor}_{self.scene}_p{self.patch}.tif"
 
-    def path(self, root: Path, sensor: str) -> Path:
-        """Where the dataset keeps this patch of ``sensor`` under ``root``."""
-        return root / self.roi / f"{sensor}_{self.scene}" / self.file_name(sensor)
-
 
 def _parse_patch_file(name: str) -> tuple[PatchKey, str] | None:
     match = _PATCH_FILE.match(name)
@@ -93,10 +91,17 @@ def _parse_patch_file(name: str) -> tuple[PatchKey, str] | None:
     return key, match["sensor"]
 
 
+def _roi_folders(root: Path) -> list[Path]:
+    """The ``ROIs<seed>_<season>`` folders of ``root``: ``root`` itself when it is one."""
+    if _ROI_DIR.match(root.name):
+        return [root]
+    return sorted(p for p in root.iterdir() if p.is_dir() and _ROI_DIR.match(p.name))
+
+
 def _scan_tree(root: Path) -> dict[PatchKey, dict[str, Path]]:
     """Every patch file under ``root`` (ROI folder / sensor folder / file), by triplet."""
     found: dict[PatchKey, dict[str, Path]] = {}
-    for roi_dir in sorted(p for p in root.iterdir() if p.is_dir() and _ROI_DIR.match(p.name)):
+    for roi_dir in _roi_folders(root):
         for sensor_dir in sorted(p for p in roi_dir.iterdir() if _SENSOR_DIR.match(p.name)):
             with os.scandir(sensor_dir) as entries:
                 for entry in entries:
@@ -104,6 +109,13 @@ def _scan_tree(root: Path) -> dict[PatchKey, dict[str, Path]]:
                     if parsed is not None:
                         found.setdefault(parsed[0], {})[parsed[1]] = Path(entry.path)
     return found
+
+
+def _partner_path(s2_path: Path, key: PatchKey, sensor: str) -> Path:
+    """Where the ``sensor`` patch of the triplet of ``s2_path`` lies: in the sensor folder beside
+    the s2 folder (the dataset's layout), else in the s2 file's own folder (a flat copy)."""
+    in_layout = s2_path.parent.parent / f"{sensor}_{key.scene}" / key.file_name(sensor)
+    return in_layout if in_layout.exists() else s2_path.with_name(key.file_name(sensor))
 
 
 def _from_s2_files(files: Sequence[Path | str]) -> dict[PatchKey, dict[str, Path]]:
@@ -116,8 +128,10 @@ def _from_s2_files(files: Sequence[Path | str]) -> dict[PatchKey, dict[str, Path
                 f"{path}: not a SEN12MS s2 patch name (ROIs<seed>_<season>_s2_<scene>_p<patch>.tif)"
             )
         key = parsed[0]
-        root = path.parent.parent.parent
-        found[key] = {s: key.path(root, s) for s in SENSORS if key.path(root, s).exists()}
+        partners = {s: _partner_path(path, key, s) for s in SENSORS if s != "s2"}
+        found[key] = {"s2": require_path(path, "SEN12MS s2 patch")} | {
+            s: p for s, p in partners.items() if p.exists()
+        }
     return found
 
 
@@ -198,15 +212,14 @@ class SEN12MS(CloudDataset):
     name: ClassVar[str] = "sen12ms"
     #: land-cover layer of ``mask`` (see :mod:`s2clouds.labels.landcover`, not a cloud scheme)
     label_scheme: ClassVar[str] = "igbp"
-    BANDS: ClassVar[tuple[str, ...]] = MSI_BAND_NAMES
 
     def __init__(
         self,
         root: Path | str | Sequence[Path | str],
         *,
-        bands: Sequence[str] = MSI_BAND_NAMES,
+        bands: str | Sequence[str] = MSI_BAND_NAMES,
         layer: str = "igbp",
-        seasons: Sequence[str] | None = None,
+        seasons: str | Sequence[str] | None = None,
         split: str | None = None,
         split_by: str = "roi",
         fractions: Sequence[float] = (0.8, 0.1, 0.1),
@@ -216,7 +229,8 @@ class SEN12MS(CloudDataset):
         canonical: bool = False,
         radiometry: Radiometry = DN_NO_OFFSET,
     ) -> None:
-        self._check_options(seasons, split, split_by, missing)
+        wanted_seasons = as_names(seasons) if seasons is not None else None
+        self._check_options(wanted_seasons, split, split_by, missing)
         self.bands = canonical_band_names(bands)
         self._band_indexes = [i + 1 for i in band_indices(MSI_BAND_NAMES, self.bands)]
         self.layer = get_landcover_layer(layer)
@@ -227,14 +241,16 @@ class SEN12MS(CloudDataset):
         if isinstance(root, str | Path):
             self.root: Path | None = require_path(root, "SEN12MS folder")
             triplets = _scan_tree(self.root)
-            csv_path = self.root / "seasons.csv"
+            # a single ROI folder given as root: the table lies in the dataset root above it
+            dataset_root = self.root.parent if _ROI_DIR.match(self.root.name) else self.root
+            csv_path = dataset_root / SEASONS_FILE
             self.climatic = read_seasons_csv(csv_path) if csv_path.exists() else {}
         else:
             self.root = None
             triplets = _from_s2_files(root)
             self.climatic = {}
-        if seasons is not None:
-            triplets = {k: v for k, v in triplets.items() if k.season in set(seasons)}
+        if wanted_seasons is not None:
+            triplets = {k: v for k, v in triplets.items() if k.season in wanted_seasons}
         self.required = ("s2", "lc", "s1") if with_s1 else ("s2", "lc")
         self.skipped: list[tuple[PatchKey, tuple[str, ...]]] = []
         complete = self._complete_triplets(triplets, missing)
@@ -303,9 +319,7 @@ class SEN12MS(CloudDataset):
         path = Path(path)
         if not path.is_dir():
             return False
-        if _ROI_DIR.match(path.name):
-            return True
-        return any(_ROI_DIR.match(child.name) for child in path.iterdir())
+        return bool(_roi_folders(path))
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -430,13 +430,15 @@ class TemporalCloudDataset(CloudDataset):
             self._extract_dir = Path(self._tempdir.name)
         target = self._extract_dir / entry.member
         if not target.exists():
+            from s2clouds.io.write import atomic_path
+
             member = _archive_member_name(entry.path, entry.member)
             self._extract_dir.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".part")
-            with open(partial, "wb") as out:
+            # a private temporary name per process: workers extracting at once do not clash,
+            # and an interrupted extraction leaves no partial file behind
+            with atomic_path(target) as partial, open(partial, "wb") as out:
                 for chunk in _archive_chunks(entry.path, member):
                     out.write(chunk)
-            partial.replace(target)
         return target
 
     def __getstate__(self) -> dict[str, Any]:
@@ -518,22 +520,59 @@ class TemporalCloudDataset(CloudDataset):
             "image_shape": "(T, 4, 42, 42), T up to 100",
         }
 
-    def plot(self, index: int, *, max_timestamps: int = 8, **kwargs: Any) -> Figure:
-        """A strip of RGB quicklooks of up to ``max_timestamps`` timestamps with their labels."""
-        import matplotlib.pyplot as plt
+    def plot(
+        self,
+        index: int,
+        *,
+        layers: Sequence[str] | None = None,
+        stretch: str = "percentile",
+        max_timestamps: int = 8,
+    ) -> Figure:
+        """RGB quicklooks of the first ``max_timestamps`` timestamps of sample ``index``.
 
-        from s2clouds.viz import rgb_quicklook
+        One column per timestamp, titled with its date and label; the labelled centre block is
+        outlined in red. ``layers`` adds one row per name of a (T, 42, 42) sample array (e.g.
+        ``"valid"``, ``"mask_canonical"``, ``"mask"``) at the same timestamps. ``stretch``:
+        ``"percentile"`` or ``"fixed"`` (see :func:`s2clouds.viz.rgb_quicklook`).
+        """
+        from s2clouds.viz import require_matplotlib, rgb_quicklook, show_layer
 
+        require_matplotlib()
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
+
+        if max_timestamps < 1:
+            raise DatasetError(f"max_timestamps must be at least 1, not {max_timestamps}")
         sample = self[index]
-        scheme = get_scheme(self.label_scheme)
+        rows = [(name, self._series_layer(sample, name)) for name in layers or ()]
         n = min(max_timestamps, sample["image"].shape[0])
-        fig, axes = plt.subplots(1, n, figsize=(2 * n, 2.4), squeeze=False, **kwargs)
+        fig = Figure(figsize=(2 * n, 2.4 * (1 + len(rows))))
+        axes = fig.subplots(1 + len(rows), n, squeeze=False)
+        scheme = get_scheme(self.label_scheme)
+        side = CENTRE.stop - CENTRE.start
         for t, ax in enumerate(axes[0]):
-            ax.imshow(rgb_quicklook(sample["image"][t], sample["bands"]))
-            ax.add_patch(plt.Rectangle((17.5, 17.5), 6, 6, fill=False, edgecolor="red"))
+            ax.imshow(rgb_quicklook(sample["image"][t], sample["bands"], stretch=stretch))
+            corner = CENTRE.start - 0.5  # pixel edges lie half a pixel before the centres
+            ax.add_patch(Rectangle((corner, corner), side, side, fill=False, edgecolor="red"))
             label = int(sample["labels"][t])
             date = sample["meta"]["dates"][t] or str(sample["meta"]["dates_raw"][t])
             ax.set_title(f"{date}\n{scheme.classes.get(label, label)}", fontsize=8)
+        for row, (name, series) in zip(axes[1:], rows, strict=True):
+            for t, ax in enumerate(row):
+                show_layer(ax, name, series[t])
+        for ax in axes.ravel():
             ax.set_axis_off()
         fig.suptitle(f"{self.name} #{index} (localid {sample['meta']['localid']})")
         return fig
+
+    @staticmethod
+    def _series_layer(sample: Sample, name: str) -> np.ndarray:
+        """The (T, 42, 42) array ``sample[name]``; refuse names that are not such an array."""
+        value = sample.get(name)
+        series = [k for k, v in sample.items() if isinstance(v, np.ndarray) and v.ndim == 3]
+        if not isinstance(value, np.ndarray) or value.ndim != 3:
+            raise DatasetError(
+                f"{name!r} is not a (T, 42, 42) layer of temporal samples; use one of "
+                f"{', '.join(series)}"
+            )
+        return value

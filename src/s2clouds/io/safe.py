@@ -29,7 +29,7 @@ from xml.etree import ElementTree as ET
 from s2clouds.bands import MSI_BAND_NAMES, band_info
 from s2clouds.errors import SceneFormatError
 from s2clouds.io.grid import Grid
-from s2clouds.io.scenes import RasterBand, Scene, SunAngles, common_grid
+from s2clouds.io.scenes import RasterBand, Scene, SunAngles, common_grid, sun_angles_from_tags
 from s2clouds.radiometry import Radiometry, radiometry_for_baseline
 
 #: product metadata file name -> processing level
@@ -400,17 +400,6 @@ def circular_mean_degrees(angles: Iterable[float]) -> float:
     return math.degrees(math.atan2(sin, cos)) % 360.0
 
 
-def _solar_angles(sensing_time: str | None, grid: Grid) -> SunAngles | None:
-    """Sun angles from sensing time and tile centre, for metadata without ``Mean_Sun_Angle``."""
-    from s2clouds.io.solar import grid_centre_lonlat, parse_timestamp, solar_position
-
-    when = parse_timestamp(sensing_time) if sensing_time else None
-    if when is None or grid.crs is None:
-        return None
-    zenith, azimuth = solar_position(when, *grid_centre_lonlat(grid))
-    return SunAngles(zenith, azimuth, source=f"solar position at {when.isoformat()}")
-
-
 # ---------------------------------------------------------------------------------------------
 # image files
 
@@ -434,9 +423,11 @@ def _parse_image_name(name: str) -> _ImageFile | None:
     return _ImageFile(name, layer, resolution)
 
 
-def _existing_file(files: _ProductFiles, entry: str) -> str | None:
-    """The file an ``IMAGE_FILE`` entry names (entries usually omit ``.jp2``); None if absent."""
-    known = set(files.names)
+def _existing_file(known: frozenset[str], entry: str) -> str | None:
+    """The file an ``IMAGE_FILE`` entry names (entries usually omit ``.jp2``); None if absent.
+
+    ``known``: the product's file names, built once per product.
+    """
     return next((c for c in (entry, f"{entry}.jp2") if c in known), None)
 
 
@@ -447,7 +438,8 @@ def _list_image_files(files: _ProductFiles, product: _ProductMetadata) -> list[_
     so that a trimmed duplicate (e.g. ``B02_60m``) does not matter but a missing band does.
     """
     if product.image_files:
-        names = [_existing_file(files, e) or e for e in product.image_files]
+        known = frozenset(files.names)
+        names = [_existing_file(known, e) or e for e in product.image_files]
     else:
         names = [n for pattern in _IMAGE_GLOBS for n in _matching(files.names, pattern)]
     return [image for name in names if (image := _parse_image_name(name)) is not None]
@@ -558,11 +550,18 @@ def read_safe(
         sources=sources,
         grid=grid,
         radiometry=product.radiometry,
-        angles=tile.angles or _solar_angles(tile.sensing_time or product.start_time, grid),
+        angles=_scene_angles(tile, tile.sensing_time or product.start_time, grid),
         level=product.level,
         product_id=product_id,
         meta=_scene_meta(path, files, product, tile, images),
     )
+
+
+def _scene_angles(tile: _TileMetadata, sensing_time: str | None, grid: Grid) -> SunAngles | None:
+    """The granule's mean angles, else the solar position at the sensing time and tile centre."""
+    if tile.angles is not None or sensing_time is None:
+        return tile.angles
+    return sun_angles_from_tags({"ACQUISITION_DATE": sensing_time}, grid)
 
 
 def _scene_meta(

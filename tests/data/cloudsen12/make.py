@@ -5,7 +5,8 @@ dtypes of the dataset card. The folders deliberately mix the spellings found in 
 ``L1C_B04`` and ``L1C_B1``, ``LABEL_manual_hq`` and the card's unprefixed ``manual_hq``.
 
 - ``test`` (3 patches): all 13 L1C bands, four L2A bands + AOT, S1_VV (float32),
-  EXTRA_elevation, LABEL_manual_hq, manual_sc (scribbles), LABEL_fmask (int16)
+  EXTRA_elevation, LABEL_manual_hq, manual_sc (scribbles), LABEL_fmask (int16) and
+  LABEL_QA60 stored as int16 (the card says int8, which cannot hold its flags)
 - ``val`` (1 patch): L1C and L2A B02, B03, B04, B08 and manual_hq
 - ``train`` (2 patches): only L2A B02, B03, B04, B08 and manual_hq (a partial download)
 
@@ -69,6 +70,12 @@ def fmask(index: int) -> np.ndarray:
     return _pad(values[(COLS // 86 + index) % 6])
 
 
+def qa60(index: int, dtype: str = "int16") -> np.ndarray:
+    """(512, 512) QA60 flags cycling through 0, 1024, 2048 and 3072 by 128-row band."""
+    flags = np.array([0, 1024, 2048, 3072], dtype=dtype)
+    return _pad(flags[(ROWS // 128 + index) % 4])
+
+
 def s1_vv(index: int) -> np.ndarray:
     """(512, 512) float32 backscatter in dB."""
     return _pad((-20.0 + ROWS / 64.0 + index).astype(np.float32))
@@ -85,7 +92,8 @@ def _pad(array: np.ndarray) -> np.ndarray:
     return out
 
 
-def _write(path: Path, patches: list[np.ndarray]) -> None:
+def write_layer(path: Path, patches: list[np.ndarray]) -> None:
+    """One layer file: the (N, 512, 512) stack as raw C-order bytes."""
     np.stack(patches).tofile(path)
 
 
@@ -94,23 +102,24 @@ def _write_split(folder: Path, split: str, n: int) -> None:
     ids = range(n)
     if split == "test":
         for band in L1C:
-            _write(
+            write_layer(
                 folder / f"L1C_{SHORT_SPELLING.get(band, band)}.dat",
                 [band_dn(split, i, band) for i in ids],
             )
-        _write(folder / "L2A_AOT.dat", [np.full((SIZE, SIZE), 120 + i, np.int16) for i in ids])
-        _write(folder / "S1_VV.dat", [s1_vv(i) for i in ids])
-        _write(folder / "EXTRA_elevation.dat", [elevation(i) for i in ids])
-        _write(folder / "LABEL_manual_hq.dat", [manual_hq(split, i) for i in ids])
-        _write(folder / "manual_sc.dat", [manual_sc(i) for i in ids])
-        _write(folder / "LABEL_fmask.dat", [fmask(i) for i in ids])
+        write_layer(folder / "L2A_AOT.dat", [np.full((SIZE, SIZE), 120 + i, np.int16) for i in ids])
+        write_layer(folder / "S1_VV.dat", [s1_vv(i) for i in ids])
+        write_layer(folder / "EXTRA_elevation.dat", [elevation(i) for i in ids])
+        write_layer(folder / "LABEL_manual_hq.dat", [manual_hq(split, i) for i in ids])
+        write_layer(folder / "manual_sc.dat", [manual_sc(i) for i in ids])
+        write_layer(folder / "LABEL_fmask.dat", [fmask(i) for i in ids])
+        write_layer(folder / "LABEL_QA60.dat", [qa60(i) for i in ids])
     else:
-        _write(folder / "manual_hq.dat", [manual_hq(split, i) for i in ids])
+        write_layer(folder / "manual_hq.dat", [manual_hq(split, i) for i in ids])
     if split == "val":
         for band in RGBN:
-            _write(folder / f"L1C_{band}.dat", [band_dn(split, i, band) for i in ids])
+            write_layer(folder / f"L1C_{band}.dat", [band_dn(split, i, band) for i in ids])
     for band in RGBN:
-        _write(folder / f"L2A_{band}.dat", [l2a_dn(split, i, band) for i in ids])
+        write_layer(folder / f"L2A_{band}.dat", [l2a_dn(split, i, band) for i in ids])
 
 
 def write(root: Path, samples: dict[str, int] | None = None) -> Path:
