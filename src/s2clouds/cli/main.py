@@ -20,7 +20,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "benchmark": ("s2clouds.cli.benchmark", "benchmark", "Score cloud maskers on a dataset."),
     "models": ("s2clouds.cli.models", "models", "List the registered models and what they need."),
     "train": ("s2clouds.cli.train", "train", "Train a model on a dataset (needs the train extra)."),
-    "export": ("s2clouds.cli.export", "export", "Export a trained checkpoint to ONNX with its spec."),
+    "export": (
+        "s2clouds.cli.export",
+        "export",
+        "Export a trained checkpoint to ONNX with its spec.",
+    ),
 }
 
 

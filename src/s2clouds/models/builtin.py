@@ -6,6 +6,8 @@ s2clouds.models.peers is cheap: s2cloudless, ukis-csmask and onnxruntime load on
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from s2clouds.models.peers import (
     S2CLOUDLESS_BANDS,
     UKIS_BANDS_4,
@@ -69,3 +71,23 @@ register(
         licence="Apache-2.0",
     )
 )
+
+
+#: folder of the shipped ONNX weights (``<name>.onnx`` with its ``<name>.json`` spec)
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+def register_onnx_weights(folder: Path = WEIGHTS_DIR) -> list[str]:
+    """Register every ``*.onnx`` in ``folder`` under the name in its sidecar spec.
+
+    Only the small JSON specs are read here; a model's weights are loaded (and their sha256
+    checked) when it is first built. Returns the registered names.
+    """
+    from s2clouds.models.onnx_model import onnx_model_info
+
+    if not folder.is_dir():
+        return []
+    return [register(onnx_model_info(path)).name for path in sorted(folder.glob("*.onnx"))]
+
+
+register_onnx_weights()

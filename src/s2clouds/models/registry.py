@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from s2clouds.errors import ModelError
 from s2clouds.models.base import CloudModel
@@ -52,10 +53,22 @@ def list_models() -> list[ModelInfo]:
 
 
 def get_model_info(name: str) -> ModelInfo:
+    """The registered model ``name``, or the exported model at ``name`` when it is a path to
+    an existing ``.onnx`` file (see :mod:`s2clouds.models.onnx_model`)."""
     _ensure_builtin()
-    if name not in _REGISTRY:
-        raise ModelError(f"unknown model {name!r}; available: {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name.lower().endswith(".onnx"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ModelError(f"ONNX model file {path} not found; check the path")
+        from s2clouds.models.onnx_model import onnx_model_info
+
+        return onnx_model_info(path, name=name)  # the model reports the path as its name
+    raise ModelError(
+        f"unknown model {name!r}; available: {', '.join(_REGISTRY)} "
+        "(or give the path to an exported .onnx file)"
+    )
 
 
 def get_model(name: str, available_bands: Sequence[str]) -> CloudModel:

@@ -1,0 +1,142 @@
+"""``s2clouds train``: train a learned model on any dataset reader (needs the train extra)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from s2clouds.cli.datasets import parse_options
+from s2clouds.cli.options import parse_bands
+from s2clouds.datasets.registry import DATASETS
+
+ARCHITECTURE_NAMES = ("tiny-unet", "unet-mobilenetv2")
+F = TypeVar("F", bound=Callable[..., Any])
+_KIND = click.Choice(list(DATASETS), case_sensitive=False)
+
+
+def _dataset_option(flag: str, required: bool, help_text: str) -> Callable[[F], F]:
+    return click.option(
+        flag,
+        type=(_KIND, click.Path(exists=True, path_type=Path)),
+        required=required,
+        default=None,
+        metavar="KIND PATH",
+        help=help_text,
+    )
+
+
+@click.command("train")
+@_dataset_option(
+    "--dataset", True, f"Training data: reader kind ({', '.join(DATASETS)}) and folder."
+)
+@click.option(
+    "--model",
+    "architecture",
+    type=click.Choice(ARCHITECTURE_NAMES),
+    default="tiny-unet",
+    show_default=True,
+    help="Architecture to train.",
+)
+@click.option(
+    "--bands",
+    callback=parse_bands,
+    default="B02,B03,B04,B08",
+    show_default=True,
+    help="Input bands, in order.",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option(
+    "--crop", type=click.IntRange(min=16), default=256, show_default=True, help="Patch edge (px)."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Run folder (best.pt, last.pt, metrics.csv, curve.png).",
+)
+@_dataset_option("--val-dataset", False, "Validation data (default: a 10% hold-out).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--resume/--no-resume", default=True, show_default=True, help="Continue from OUT/last.pt."
+)
+@click.option(
+    "-O",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Reader option for both datasets, repeatable: e.g. -O split=train -O level=L2A.",
+)
+@click.option(
+    "-V",
+    "--val-option",
+    "val_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Reader option for the validation dataset only, overriding -O: e.g. -V split=val.",
+)
+@click.option("--name", default=None, help="Model name recorded in the weight spec.")
+@click.option("--licence", default="", help="Licence of the weights (follows the training data).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(
+    dataset: tuple[str, Path],
+    architecture: str,
+    bands: tuple[str, ...],
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    crop: int,
+    out_dir: Path,
+    val_dataset: tuple[str, Path] | None,
+    seed: int,
+    resume: bool,
+    options: tuple[str, ...],
+    val_options: tuple[str, ...],
+    name: str | None,
+    licence: str,
+    quiet: bool,
+) -> None:
+    """Train a cloud/shadow model on a dataset; prints the best checkpoint's path.
+
+    Export it for torch-free inference with: s2clouds export OUT/best.pt -o model.onnx
+    """
+    from s2clouds.datasets.registry import open_dataset
+    from s2clouds.train import require_torch
+
+    require_torch()
+    from s2clouds.train.loop import train as run_training
+
+    reader_options = parse_options(options)
+    kind, path = dataset
+    train_data = open_dataset(path, kind.lower(), **reader_options)
+    val_reader_options = reader_options | parse_options(val_options)
+    val_data = (
+        open_dataset(val_dataset[1], val_dataset[0].lower(), **val_reader_options)
+        if val_dataset
+        else None
+    )
+    best = run_training(
+        train_data,
+        out_dir=out_dir,
+        architecture=architecture,
+        bands=bands,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        crop=crop,
+        val_dataset=val_data,
+        seed=seed,
+        resume=resume,
+        progress=not quiet,
+        name=name,
+        training_data=f"{kind} {path} ({len(train_data)} samples)",
+        licence=licence,
+    )
+    click.echo(f"best checkpoint: {best}")
+    click.echo(f"metrics: {out_dir / 'metrics.csv'}, curve: {out_dir / 'curve.png'}")

@@ -1,0 +1,204 @@
+"""Learned models exported to ONNX, run on onnxruntime (no torch needed).
+
+An exported model is a ``.onnx`` file whose graph maps normalised reflectance
+(N, C, H, W) float32 to canonical class probabilities (N, 4, H, W) (the softmax is part of
+the graph), with H and W any multiple of ``spec.size_multiple``. Its :class:`WeightSpec`
+sits in the file's ``metadata_props`` (key ``s2clouds_spec``) and in the sidecar
+``<name>.json``, which also carries the sha256 of the ``.onnx`` file.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from s2clouds.errors import ModelError
+from s2clouds.models.base import N_CLASSES
+from s2clouds.models.weights import (
+    SPEC_METADATA_KEY,
+    WeightSpec,
+    pad_to_multiple,
+    read_sidecar,
+    same_contract,
+    sidecar_path,
+    spec_summary,
+    verify_weights,
+)
+
+if TYPE_CHECKING:
+    from s2clouds.models.registry import ModelInfo
+
+ONNX_INSTALL_HINT = 'pip install "s2clouds[onnx]"'
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may use (respects affinity masks and containers' cpusets)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def _import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ModelError(
+            f"running ONNX models needs onnxruntime, which is not installed ({exc}); "
+            f"install it with: {ONNX_INSTALL_HINT}"
+        ) from exc
+    return onnxruntime
+
+
+@functools.lru_cache(maxsize=8)
+def _session(path: Path, sha256: str | None, threads: int) -> Any:
+    """One onnxruntime session per (file, content, thread count); ``sha256`` keys the cache
+    so that a replaced file gets a new session."""
+    ort = _import_onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelError(
+            f"onnxruntime cannot load {path} ({exc}); the file is damaged or was exported "
+            "with a newer opset: re-export it with 's2clouds export'"
+        ) from exc
+
+
+def embedded_spec(session: Any, path: Path) -> WeightSpec:
+    """The spec stored in an ONNX model's ``metadata_props``."""
+    meta = session.get_modelmeta().custom_metadata_map
+    if SPEC_METADATA_KEY not in meta:
+        raise ModelError(
+            f"{path} carries no s2clouds weight spec (metadata key {SPEC_METADATA_KEY!r}); "
+            "export it with 's2clouds export' so the model knows its bands and normalisation"
+        )
+    return WeightSpec.from_json(meta[SPEC_METADATA_KEY])
+
+
+def load_spec(path: str | Path) -> WeightSpec:
+    """The spec of an ONNX file: its sidecar JSON when present, else the embedded one."""
+    onnx_path = Path(path)
+    if sidecar_path(onnx_path).is_file():
+        return read_sidecar(onnx_path)
+    return embedded_spec(_session(onnx_path, None, cpu_cores()), onnx_path)
+
+
+class OnnxModel:
+    """A :class:`~s2clouds.models.base.CloudModel` over an exported ONNX network.
+
+    ``path``: the ``.onnx`` file; ``spec``: its weight spec (default: read from the sidecar
+    JSON, else from the file); the file's sha256 is checked against the spec on construction
+    (:class:`ModelError` "corrupt or modified weights" on mismatch). ``threads``: intra-op
+    threads of onnxruntime (default: all usable cores). ``name``: the name the model reports
+    (default ``spec.name``); it must be one :func:`~s2clouds.models.registry.get_model`
+    resolves, since the batch engines rebuild models by name (a file path works).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        spec: WeightSpec | None = None,
+        *,
+        threads: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._name = name
+        if not self.path.is_file():
+            raise ModelError(f"ONNX model {self.path} not found; check the path")
+        self.spec = spec if spec is not None else load_spec(self.path)
+        verify_weights(self.path, self.spec)
+        self.threads = threads or cpu_cores()
+
+    @property
+    def name(self) -> str:
+        return self._name or self.spec.name
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return self.spec.bands
+
+    @property
+    def halo(self) -> int:
+        return self.spec.halo
+
+    @property
+    def tile_size(self) -> int:
+        return self.spec.tile_size
+
+    def for_bands(self, available: Sequence[str]) -> OnnxModel:
+        """This model, after checking that ``available`` holds every band it needs."""
+        self.spec.check_bands(available)
+        return self
+
+    def session(self) -> Any:
+        """The onnxruntime session (created once; refuses a file whose embedded spec
+        disagrees with the sidecar)."""
+        session = _session(self.path, self.spec.sha256, self.threads)
+        inside = embedded_spec(session, self.path)
+        if not same_contract(inside, self.spec):
+            raise ModelError(
+                f"{self.path} and its spec {sidecar_path(self.path).name} describe different "
+                "models; keep the .json that was exported with this .onnx"
+            )
+        return session
+
+    def logits_input(self, image: np.ndarray) -> np.ndarray:
+        """Network input (1, C, H', W') float32: normalised, NaN -> 0, reflection-padded to
+        multiples of ``spec.size_multiple``."""
+        normalised = self.spec.normalise(image)
+        return pad_to_multiple(normalised, self.spec.size_multiple)[np.newaxis]
+
+    def predict_proba(self, image: np.ndarray, context: dict[str, Any]) -> np.ndarray:
+        """Canonical probabilities (4, H, W) float32 from reflectance (C, H, W) in ``bands``
+        order (0-1, NaN where there is no data)."""
+        self.spec.check_image(image)
+        h, w = image.shape[1:]
+        session = self.session()
+        feed = {session.get_inputs()[0].name: self.logits_input(image)}
+        try:
+            probs = session.run(None, feed)[0]
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"onnxruntime failed on {self.path.name}: {exc}") from exc
+        if probs.ndim != 4 or probs.shape[1] != N_CLASSES:
+            raise ModelError(
+                f"{self.path.name} returned shape {probs.shape}; an s2clouds model must output "
+                f"(N, {N_CLASSES}, H, W) probabilities: re-export it with 's2clouds export'"
+            )
+        out: np.ndarray = probs[0, :, :h, :w].astype(np.float32, copy=False)
+        return out
+
+
+def onnx_model_info(path: str | Path, name: str | None = None) -> ModelInfo:
+    """A registry entry for the ONNX file at ``path`` (spec read from its sidecar or file),
+    under ``name`` (default: the spec's name); models built from it report that name.
+
+    The weights are checked (sha256) when the model is built, not here.
+    """
+    from s2clouds.models.registry import ModelInfo
+
+    onnx_path = Path(path)
+    spec = load_spec(onnx_path)
+    entry_name = name or spec.name
+    return ModelInfo(
+        name=entry_name,
+        factory=functools.partial(_build_onnx_model, onnx_path, spec, entry_name),
+        bands=spec.bands,
+        description=f"learned model ({spec_summary(spec)}), run on onnxruntime",
+        notes=spec.notes,
+        licence=spec.licence or "unknown (see the weight spec)",
+    )
+
+
+def _build_onnx_model(
+    path: Path, spec: WeightSpec, name: str, available: Sequence[str]
+) -> OnnxModel:
+    return OnnxModel(path, spec, name=name).for_bands(available)

@@ -1,0 +1,279 @@
+"""Network architectures by name, and loading CloudSEN12's published UnetMobV2 checkpoints.
+
+Every network maps normalised reflectance (N, C, H, W) float32 to class logits
+(N, 4, H, W) (clear, thick cloud, thin cloud, cloud shadow); H and W must be multiples of the
+architecture's ``size_multiple``.
+
+* ``unet-mobilenetv2``: ``segmentation_models_pytorch.Unet("mobilenet_v2")``, the CloudSEN12
+  UnetMobV2 architecture (Aybar et al. 2022), randomly initialised (no weights are
+  downloaded).
+* ``tiny-unet``: a small U-Net of our own (:class:`TinyUNet`: 3 levels of 16-32-64
+  channels, depthwise-separable convolutions, no convolution at full resolution) meant for
+  fast CPU inference through onnxruntime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from s2clouds.errors import ModelError
+from s2clouds.models.base import N_CLASSES
+from s2clouds.models.weights import WeightSpec
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A network family: ``build(in_channels)`` -> logits model, and its input constraints.
+
+    ``size_multiple``: input H and W must be multiples of it (2 ** downsamplings).
+    ``halo``: pixels of context worth reading around a tile at inference (about half the
+    effective receptive field). ``tile_size``: default inference tile edge (px), as large as
+    memory allows (fewer overlapping tiles; ~1 GB of activations or less).
+    """
+
+    name: str
+    build: Callable[[int], nn.Module]
+    size_multiple: int
+    halo: int
+    tile_size: int
+    description: str
+
+
+# ------------------------------------------------------------------------------ tiny-unet
+def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
+    """3 x 3 convolution, batch norm, ReLU (full-resolution stem)."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)
+    )
+
+
+def separable_block(c_in: int, c_out: int) -> nn.Sequential:
+    """Depthwise 3 x 3 then pointwise 1 x 1 convolution, each with batch norm and ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False),
+        nn.BatchNorm2d(c_in),
+        nn.ReLU(True),
+        nn.Conv2d(c_in, c_out, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(True),
+    )
+
+
+class TinyUNet(nn.Module):
+    """A small U-Net for fast CPU inference: 3 levels of 16, 32, 64 channels below a
+    space-to-depth stem, plus a 1/16-resolution context block.
+
+    * stem: space-to-depth (2 x 2 pixels -> 4C channels, lossless) and a 3 x 3 convolution to
+      16 channels at 1/2 resolution;
+    * encoder: max-pool + depthwise-separable blocks to 32 (1/4) and 64 channels (1/8), two
+      separable blocks at 1/16 for context;
+    * decoder: nearest upsampling, skip connections **added** (LinkNet style, cheaper than
+      concatenation), one separable block per level;
+    * head: 1 x 1 convolution to 4 classes x 2 x 2 sub-pixels and depth-to-space, so the
+      logits are at full resolution while no convolution runs there.
+
+    Input (N, C, H, W) with H and W multiples of 16; output logits (N, 4, H, W).
+    """
+
+    def __init__(self, in_channels: int, classes: int = N_CLASSES) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.PixelUnshuffle(2), conv_bn_relu(4 * in_channels, 16))
+        self.down1 = separable_block(16, 32)
+        self.down2 = separable_block(32, 64)
+        self.context = nn.Sequential(separable_block(64, 64), separable_block(64, 64))
+        self.up2 = separable_block(64, 32)
+        self.up1 = separable_block(32, 16)
+        self.up0 = separable_block(16, 16)
+        self.head = nn.Sequential(nn.Conv2d(16, classes * 4, 1), nn.PixelShuffle(2))
+        self.pool = nn.MaxPool2d(2)
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s1 = self.stem(x)  # 16 @ 1/2
+        s2 = self.down1(self.pool(s1))  # 32 @ 1/4
+        s3 = self.down2(self.pool(s2))  # 64 @ 1/8
+        c4 = self.context(self.pool(s3))  # 64 @ 1/16
+        u3 = self.up2(self.upsample(c4) + s3)  # 32 @ 1/8
+        u2 = self.up1(self.upsample(u3) + s2)  # 16 @ 1/4
+        u1 = self.up0(self.upsample(u2) + s1)  # 16 @ 1/2
+        logits: torch.Tensor = self.head(u1)  # 4 @ 1
+        return logits
+
+
+def build_tiny_unet(in_channels: int) -> nn.Module:
+    return TinyUNet(in_channels)
+
+
+# ------------------------------------------------------------------------ unet-mobilenetv2
+def build_unet_mobilenetv2(in_channels: int) -> nn.Module:
+    """CloudSEN12's UnetMobV2: smp ``Unet("mobilenet_v2")``, random init (never downloads)."""
+    try:
+        import segmentation_models_pytorch as smp
+    except ImportError as exc:
+        raise ModelError(
+            f"unet-mobilenetv2 needs segmentation-models-pytorch ({exc}); install the training "
+            'extra: pip install "s2clouds[train]"'
+        ) from exc
+    model: nn.Module = smp.Unet(
+        "mobilenet_v2", encoder_weights=None, in_channels=in_channels, classes=N_CLASSES
+    )
+    return model
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in (
+        Architecture(
+            "unet-mobilenetv2",
+            build_unet_mobilenetv2,
+            size_multiple=32,
+            halo=64,
+            tile_size=1024,
+            description="U-Net with a MobileNetV2 encoder (CloudSEN12 UnetMobV2), 6.6 M params",
+        ),
+        Architecture(
+            "tiny-unet",
+            build_tiny_unet,
+            size_multiple=16,
+            halo=32,
+            tile_size=2048,
+            description="3-level separable U-Net (16-32-64 channels, 20 k params), fast on CPUs",
+        ),
+    )
+}
+
+
+def get_architecture(name: str) -> Architecture:
+    """The architecture called ``name`` (:class:`ModelError` listing the known ones)."""
+    if name not in ARCHITECTURES:
+        raise ModelError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[name]
+
+
+def build_model(name: str, n_bands: int) -> nn.Module:
+    """A freshly initialised network ``name`` for ``n_bands`` input channels."""
+    if n_bands < 1:
+        raise ModelError("a model needs at least one input band")
+    return get_architecture(name).build(n_bands)
+
+
+# ------------------------------------------------------------------ CloudSEN12 checkpoints
+#: prefixes that training frameworks put before the network's own parameter names
+CHECKPOINT_PREFIXES = ("model.", "net.", "network.", "module.", "unet.")
+
+
+def strip_prefixes(
+    state: Mapping[str, Any], prefixes: Sequence[str] = CHECKPOINT_PREFIXES
+) -> dict[str, Any]:
+    """Parameter names without framework prefixes (``model.encoder.x`` -> ``encoder.x``);
+    repeated prefixes (``module.model.``) are stripped too."""
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        name = key
+        while stripped := next((name[len(p) :] for p in prefixes if name.startswith(p)), None):
+            name = stripped
+        out[name] = value
+    return out
+
+
+def checkpoint_state_dict(checkpoint: Any, path: Path) -> Mapping[str, Any]:
+    """The parameter dict of a Lightning checkpoint (``state_dict`` key) or a bare state dict."""
+    if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("state_dict"), Mapping):
+        state: Mapping[str, Any] = checkpoint["state_dict"]
+        return state
+    if isinstance(checkpoint, Mapping) and all(
+        isinstance(v, torch.Tensor) for v in checkpoint.values()
+    ):
+        return checkpoint
+    raise ModelError(
+        f"{path} is neither a PyTorch Lightning checkpoint (with a 'state_dict') nor a state "
+        "dict of tensors; give the UnetMobV2 .ckpt file published with CloudSEN12"
+    )
+
+
+def load_cloudsen12_checkpoint(path: str | Path, bands: Sequence[str]) -> nn.Module:
+    """CloudSEN12's UnetMobV2 for ``bands`` with the weights of a published checkpoint.
+
+    ``path``: a PyTorch Lightning ``.ckpt`` (parameters under ``state_dict``, names prefixed
+    e.g. ``model.``) or a bare state dict. The load is strict: :class:`ModelError` names the
+    missing and unexpected parameters (e.g. a checkpoint for another band count).
+    Returns the network in eval mode; its input is what the checkpoint was trained on.
+    """
+    ckpt_path = Path(path)
+    if not ckpt_path.is_file():
+        raise ModelError(f"checkpoint {ckpt_path} not found; check the path")
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    state = strip_prefixes(checkpoint_state_dict(checkpoint, ckpt_path))
+    model = build_unet_mobilenetv2(len(bands))
+    load_strict(model, state, ckpt_path)
+    return model.eval()
+
+
+def load_strict(model: nn.Module, state: Mapping[str, Any], source: Path) -> None:
+    """Load every parameter of ``model`` from ``state``, or raise :class:`ModelError` naming
+    the missing, unexpected and wrongly shaped parameters (nothing is loaded then)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [
+        f"{k} {tuple(state[k].shape)} instead of {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(getattr(state[k], "shape", ())) != tuple(own[k].shape)
+    ]
+    problems = [
+        f"{label} {len(keys)}: {', '.join(keys[:5])}"
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape", reshaped))
+        if keys
+    ]
+    if problems:
+        raise ModelError(
+            f"{source} does not fit the network ({'; '.join(problems)}); check that the "
+            "checkpoint is for the same architecture and number of bands"
+        )
+    model.load_state_dict(dict(state), strict=True)
+
+
+# ------------------------------------------------------------------ s2clouds checkpoints
+#: format tag of the checkpoints :func:`save_trained` writes
+CHECKPOINT_FORMAT = "s2clouds-checkpoint/1"
+
+
+def save_trained(
+    path: Path, model: nn.Module, spec: WeightSpec, extra: Mapping[str, Any] | None = None
+) -> Path:
+    """Write a trained network with its weight spec (and ``extra`` entries) to ``path``."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "spec": spec.to_dict(),
+        "model_state": model.state_dict(),
+        **(extra or {}),
+    }
+    torch.save(payload, path)
+    return path
+
+
+def load_trained(path: str | Path) -> tuple[nn.Module, WeightSpec, dict[str, Any]]:
+    """The network (eval mode), its spec and the whole checkpoint dict of :func:`save_trained`
+    (``best.pt`` or ``last.pt`` of a training run)."""
+    ckpt_path = Path(path)
+    if not ckpt_path.is_file():
+        raise ModelError(f"checkpoint {ckpt_path} not found; check the path")
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle and zip errors of damaged files
+        raise ModelError(f"{ckpt_path} is not a readable checkpoint ({exc})") from exc
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(
+            f"{ckpt_path} is not an s2clouds training checkpoint (best.pt / last.pt written by "
+            "'s2clouds train'); for a CloudSEN12 .ckpt use load_cloudsen12_checkpoint"
+        )
+    spec = WeightSpec.from_dict(checkpoint["spec"])
+    model = build_model(spec.architecture, len(spec.bands))
+    load_strict(model, checkpoint["model_state"], ckpt_path)
+    return model.eval(), spec, checkpoint

@@ -1,0 +1,178 @@
+"""Export a trained checkpoint to ONNX with its weight spec, checked against torch.
+
+The exported graph is the network followed by a softmax over classes: input ``input``
+(N, C, H, W) float32 normalised reflectance, output ``probabilities`` (N, 4, H, W), with N,
+H and W dynamic (H, W multiples of ``spec.size_multiple``). The spec goes into the model's
+``metadata_props`` (key ``s2clouds_spec``) and into the sidecar ``<out>.json`` together with
+the sha256 of the written ``.onnx``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from s2clouds.errors import ModelError, OutputError
+from s2clouds.models.onnx_model import OnnxModel
+from s2clouds.models.weights import (
+    SPEC_METADATA_KEY,
+    WeightSpec,
+    read_sidecar,
+    sha256_file,
+    write_sidecar,
+)
+from s2clouds.train.architectures import load_trained
+
+INPUT_NAME, OUTPUT_NAME = "input", "probabilities"
+#: largest |onnxruntime - torch| probability difference accepted for an fp32 export
+EXPORT_TOLERANCE = 1e-4
+
+
+class WithSoftmax(nn.Module):
+    """``softmax(network(x))`` over the class axis, written out so that onnxruntime runs it
+    as cheap elementwise ops (its ``Softmax`` over axis 1 of NCHW transposes the tensor)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.network(x)
+        shifted = torch.exp(logits - logits.amax(dim=1, keepdim=True))
+        return shifted / shifted.sum(dim=1, keepdim=True)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote and how closely onnxruntime reproduces torch.
+
+    ``max_abs_diff``: max |onnxruntime - torch| probability on a random input (fp32 model);
+    ``quantized_max_diff``: max |int8 - fp32| probability when ``quantize`` was asked for.
+    """
+
+    onnx_path: Path
+    spec_path: Path
+    spec: WeightSpec
+    max_abs_diff: float
+    quantized_max_diff: float | None = None
+
+
+def export_graph(model: nn.Module, spec: WeightSpec, path: Path, opset: int) -> None:
+    """Trace ``model`` + softmax to ONNX at ``path`` with dynamic batch, height and width."""
+    size = 2 * spec.size_multiple
+    example = torch.zeros(1, len(spec.bands), size, size)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecation notes of the TorchScript exporter
+        torch.onnx.export(
+            WithSoftmax(model).eval(),
+            (example,),
+            str(path),
+            dynamo=False,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+            opset_version=opset,
+        )
+
+
+def embed_spec(path: Path, spec: WeightSpec) -> None:
+    """Write ``spec`` (without checksum) into the ONNX model's ``metadata_props``."""
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key != SPEC_METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = SPEC_METADATA_KEY, spec.replace(sha256=None).to_json()
+    onnx.save(model, str(path))
+
+
+def random_reflectance(spec: WeightSpec, size: int, seed: int = 0) -> np.ndarray:
+    """(C, size, size) float32 reflectance in 0-0.6 with a few NaN pixels, for checks."""
+    rng = np.random.default_rng(seed)
+    image = rng.uniform(0.0, 0.6, (len(spec.bands), size, size)).astype(np.float32)
+    image[:, :2, :3] = np.nan
+    return image
+
+
+def torch_probabilities(model: nn.Module, spec: WeightSpec, image: np.ndarray) -> np.ndarray:
+    """Probabilities (4, H, W) float32 of the torch ``model`` for reflectance ``image``."""
+    model_input = torch.from_numpy(spec.normalise(image)).unsqueeze(0)
+    with torch.no_grad():
+        probs = WithSoftmax(model).eval()(model_input)
+    out: np.ndarray = probs[0].numpy()
+    return out
+
+
+def onnx_probabilities(path: Path, spec: WeightSpec, image: np.ndarray) -> np.ndarray:
+    """Probabilities (4, H, W) of the ONNX file at ``path`` (run as an :class:`OnnxModel`)."""
+    model = OnnxModel(path, spec.replace(sha256=sha256_file(path)))
+    return model.predict_proba(image, {})
+
+
+def quantize_int8(fp32_path: Path, out_path: Path) -> None:
+    """Dynamic int8 quantisation of the weights (onnxruntime.quantization)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8)
+
+
+def export_onnx(
+    checkpoint: str | Path,
+    out_path: str | Path,
+    *,
+    opset: int = 17,
+    quantize: bool = False,
+    tile_size: int | None = None,
+    check_size: int = 96,
+) -> ExportResult:
+    """Write ``out_path`` (.onnx) and its spec ``<out>.json`` from a training checkpoint.
+
+    The fp32 graph is checked against torch on random reflectance of ``check_size`` px
+    (:class:`ModelError` when the largest probability difference exceeds
+    :data:`EXPORT_TOLERANCE`). With ``quantize`` the written model is the int8 dynamic
+    quantisation of it, and ``quantized_max_diff`` reports its largest probability
+    difference from fp32 on the same input. ``tile_size`` overrides the inference tile edge
+    recorded in the spec.
+    """
+    out = Path(out_path)
+    if out.suffix.lower() != ".onnx":
+        raise OutputError(f"the output {out} must end in .onnx")
+    if not out.parent.is_dir():
+        raise OutputError(f"output folder {out.parent} does not exist; create it first")
+    model, spec, _ = load_trained(checkpoint)
+    if tile_size is not None:
+        spec = spec.replace(tile_size=tile_size)
+    size = max(check_size, 2 * spec.size_multiple) // spec.size_multiple * spec.size_multiple
+    image = random_reflectance(spec, size)
+    expected = torch_probabilities(model, spec, image)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        export_graph(model, spec, fp32, opset)
+        embed_spec(fp32, spec)
+        fp32_probs = onnx_probabilities(fp32, spec, image)
+        max_diff = float(np.abs(fp32_probs - expected).max())
+        if max_diff > EXPORT_TOLERANCE:
+            raise ModelError(
+                f"the exported graph differs from torch by {max_diff:.2e} in probability "
+                f"(tolerance {EXPORT_TOLERANCE:g}); try another opset (--opset)"
+            )
+        quant_diff = None
+        if quantize:
+            quantized = Path(tmp) / "int8.onnx"
+            quantize_int8(fp32, quantized)
+            embed_spec(quantized, spec)
+            quant_probs = onnx_probabilities(quantized, spec, image)
+            quant_diff = float(np.abs(quant_probs - fp32_probs).max())
+            fp32 = quantized
+        fp32.replace(out)
+    spec_path = write_sidecar(spec, out)
+    return ExportResult(out, spec_path, read_sidecar(out), max_diff, quant_diff)

@@ -1,0 +1,121 @@
+"""CLI: ``s2clouds models``, ``train``, ``export`` and ``predict --model <file>.onnx``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+from s2clouds.cli.main import cli
+
+RGBN = ["B02", "B03", "B04", "B08"]
+
+
+def invoke(args: list[str]) -> str:
+    result = CliRunner().invoke(cli, args, standalone_mode=False)
+    assert result.exception is None, f"{result.output}\n{result.exception!r}"
+    return result.output
+
+
+def test_models_lists_every_registered_model() -> None:
+    from s2clouds.models.registry import list_models
+
+    output = invoke(["models"])
+    for info in list_models():
+        assert info.name in output
+    assert "Apache-2.0" in output
+
+
+def test_help_and_model_listing_do_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from s2clouds.cli.main import cli\n"
+        "for args in (['--help'], ['train', '--help'], ['export', '--help'], ['models']):\n"
+        "    assert CliRunner().invoke(cli, args).exit_code == 0, args\n"
+        "print('torch' in sys.modules, 'onnxruntime' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_cli_architecture_choices_are_the_registered_architectures() -> None:
+    pytest.importorskip("torch")
+    from s2clouds.cli.train import ARCHITECTURE_NAMES
+    from s2clouds.train.architectures import ARCHITECTURES
+
+    assert set(ARCHITECTURE_NAMES) == set(ARCHITECTURES)
+
+
+def test_train_export_and_predict_with_the_onnx_file(
+    maker: Callable[[str], ModuleType], tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    root = maker("cloudsen12").write(tmp_path / "cloudsen12")
+    run = tmp_path / "run"
+    output = invoke(
+        [
+            "train",
+            "--dataset",
+            "cloudsen12",
+            str(root),
+            "--val-dataset",
+            "cloudsen12",
+            str(root),
+            "-O",
+            "split=train",
+            "-O",
+            "level=L2A",
+            "-V",
+            "split=val",
+            "--model",
+            "tiny-unet",
+            "--bands",
+            "B02,B03,B04,B08",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+            "--crop",
+            "64",
+            "--out",
+            str(run),
+            "--name",
+            "cli-tiny",
+            "--quiet",
+        ]
+    )
+    assert f"best checkpoint: {run / 'best.pt'}" in output
+    assert (run / "metrics.csv").is_file() and (run / "curve.png").is_file()
+
+    model_path = tmp_path / "cli-tiny.onnx"
+    output = invoke(["export", str(run / "best.pt"), "-o", str(model_path), "--tile-size", "64"])
+    assert "max probability difference" in output and model_path.with_suffix(".json").is_file()
+
+    scene = maker("geotiff").write_band_folder(tmp_path / "scene", RGBN, size=96)
+    mask_path = tmp_path / "mask.tif"
+    output = invoke(
+        ["predict", str(scene), "-o", str(mask_path), "--model", str(model_path), "--quiet"]
+    )
+    with rasterio.open(mask_path) as ds:
+        mask = ds.read(1)
+        assert ds.tags().get("MODEL") == str(model_path)
+    assert mask.shape == (96, 96)
+    assert set(np.unique(mask).tolist()) <= {0, 1, 2, 3, 255}
+
+
+def test_export_refuses_a_file_that_is_not_a_training_checkpoint(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    bogus = tmp_path / "x.pt"
+    bogus.write_bytes(b"not a checkpoint")
+    result = CliRunner().invoke(cli, ["export", str(bogus), "-o", str(tmp_path / "m.onnx")])
+    assert result.exit_code != 0
+    assert "not a readable checkpoint" in str(result.exception)
