@@ -9,6 +9,7 @@ they are imported on first use: ``from s2clouds.train import train, export_onnx`
 * :mod:`~s2clouds.train.data`: samples of any dataset reader as training arrays (numpy)
 * :mod:`~s2clouds.train.loop`: :func:`train`, resumable, validated every epoch
 * :mod:`~s2clouds.train.export`: :func:`export_onnx` with the weight spec embedded
+* :mod:`~s2clouds.train.pseudolabels`: labels where peer maskers agree (numpy, no torch)
 """
 
 from __future__ import annotations
