@@ -24,9 +24,10 @@ def invoke(args: list[str]) -> str:
     return result.output
 
 
-def test_models_lists_every_registered_model() -> None:
+def test_models_lists_every_registered_model(monkeypatch) -> None:
     from s2clouds.models.registry import list_models
 
+    monkeypatch.setenv("COLUMNS", "250")  # rich wraps long names in narrow tables
     output = invoke(["models"])
     for info in list_models():
         assert info.name in output

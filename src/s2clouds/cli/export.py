@@ -17,8 +17,18 @@ import click
 @click.option(
     "--tile-size", type=click.IntRange(min=16), default=None, help="Inference tile edge (px)."
 )
+@click.option(
+    "--training-data", default=None, help="Describe the training data in the spec (provenance)."
+)
+@click.option("--note", "notes", multiple=True, help="Add a note to the spec (repeatable).")
 def export(
-    checkpoint: Path, output: Path, quantize: bool, opset: int, tile_size: int | None
+    checkpoint: Path,
+    output: Path,
+    quantize: bool,
+    opset: int,
+    tile_size: int | None,
+    training_data: str | None,
+    notes: tuple[str, ...],
 ) -> None:
     """Export CHECKPOINT (best.pt of 's2clouds train') to ONNX, with its spec embedded and
     in a sidecar JSON; checks onnxruntime against torch. Use it with --model OUTPUT."""
@@ -27,7 +37,15 @@ def export(
     require_torch()
     from s2clouds.train.export import export_onnx
 
-    result = export_onnx(checkpoint, output, opset=opset, quantize=quantize, tile_size=tile_size)
+    result = export_onnx(
+        checkpoint,
+        output,
+        opset=opset,
+        quantize=quantize,
+        tile_size=tile_size,
+        training_data=training_data,
+        notes=notes,
+    )
     click.echo(f"wrote {result.onnx_path} and {result.spec_path}")
     click.echo(f"  onnxruntime vs torch: max probability difference {result.max_abs_diff:.2e}")
     if result.quantized_max_diff is not None:

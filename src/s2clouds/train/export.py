@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,6 +134,8 @@ def export_onnx(
     opset: int = 17,
     quantize: bool = False,
     tile_size: int | None = None,
+    training_data: str | None = None,
+    notes: Sequence[str] = (),
     check_size: int = 96,
 ) -> ExportResult:
     """Write ``out_path`` (.onnx) and its spec ``<out>.json`` from a training checkpoint.
@@ -141,7 +145,8 @@ def export_onnx(
     :data:`EXPORT_TOLERANCE`). With ``quantize`` the written model is the int8 dynamic
     quantisation of it, and ``quantized_max_diff`` reports its largest probability
     difference from fp32 on the same input. ``tile_size`` overrides the inference tile edge
-    recorded in the spec.
+    recorded in the spec; ``training_data`` replaces the training-data description (say
+    where the data came from and its licences) and ``notes`` are appended to the spec's notes.
     """
     out = Path(out_path)
     if out.suffix.lower() != ".onnx":
@@ -149,8 +154,12 @@ def export_onnx(
     if not out.parent.is_dir():
         raise OutputError(f"output folder {out.parent} does not exist; create it first")
     model, spec, _ = load_trained(checkpoint)
+    updates: dict[str, Any] = {"notes": (*spec.notes, *notes)}
     if tile_size is not None:
-        spec = spec.replace(tile_size=tile_size)
+        updates["tile_size"] = tile_size
+    if training_data is not None:
+        updates["training_data"] = training_data
+    spec = spec.replace(**updates)
     size = max(check_size, 2 * spec.size_multiple) // spec.size_multiple * spec.size_multiple
     image = random_reflectance(spec, size)
     expected = torch_probabilities(model, spec, image)
