@@ -41,3 +41,7 @@ class DatasetError(S2CloudsError):
 
 class BenchmarkError(S2CloudsError, ValueError):
     """Benchmark inputs or results are inconsistent (unknown protocol, bad CSV, mismatch)."""
+
+
+class ClusterError(S2CloudsError):
+    """Dask is missing, or the scheduler cannot be reached."""

@@ -95,3 +95,13 @@ def test_coarser_reads_ignore_nodata_at_swath_edges(tmp_path: Path, maker) -> No
     np.testing.assert_allclose(
         image[:, 1], data[:, 3].reshape(32, 2).mean(axis=1) / 10000, rtol=1e-5
     )
+
+
+def test_bands_of_one_file_read_together_equal_band_by_band(tmp_path: Path, maker) -> None:
+    from s2clouds.io.grid import Window
+
+    scene = read_scene(maker("geotiff").write_multiband(tmp_path / "s.tif", RGBN), resolution=20)
+    window = Window(3, 5, 20, 17)
+    together = scene.read(window)
+    one_by_one = np.stack([s.read(scene.grid, window) for s in scene.sources]) / 10000
+    np.testing.assert_allclose(together, one_by_one, rtol=1e-6)

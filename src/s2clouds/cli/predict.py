@@ -1,18 +1,39 @@
-"""``s2clouds predict``: cloud and shadow masks for a scene."""
+"""``s2clouds predict``: cloud and shadow masks for one scene or a whole archive."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from s2clouds.cli.options import bands_option, level_option, resolution_option, scale_option
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from s2clouds.inference.batch import BatchResult
+    from s2clouds.inference.distributed import ClusterOptions
+    from s2clouds.inference.predict import PredictionResult, PredictOptions
+
+    Say = Callable[[str], None]
+
 
 @click.command("predict")
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("sources", nargs=-1)
 @click.option(
-    "-o", "--output", type=click.Path(path_type=Path), required=True, help="Output mask (COG .tif)."
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output mask (COG .tif) for one input; an output folder for several "
+    "(masks named <product_id>_cloudmask.tif, run log s2clouds_run.json).",
+)
+@click.option(
+    "--from-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Text file of inputs, one per line (same as @FILE).",
 )
 @resolution_option
 @click.option(
@@ -28,19 +49,50 @@ from s2clouds.cli.options import bands_option, level_option, resolution_option, 
     "--quicklook",
     type=click.Path(path_type=Path),
     default=None,
-    help="Write an RGB PNG with the mask overlaid.",
+    help="Write an RGB PNG with the mask overlaid (one input only).",
 )
 @click.option(
     "--block",
-    type=int,
+    type=click.IntRange(min=64),
     default=1024,
     show_default=True,
     help="Window edge (px) processed at once; bounds memory.",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar or summary.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Several inputs: redo scenes whose masks exist (default: skip them).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Local Dask workers. Default: one per CPU core when there is more than one window; "
+    "0: run in this process.",
+)
+@click.option("--threads", is_flag=True, help="Local workers are threads, not processes.")
+@click.option(
+    "--no-dashboard", is_flag=True, help="Do not serve the local cluster's Dask dashboard."
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Use a running Dask scheduler (default: $S2CLOUDS_SCHEDULER, else a local cluster). "
+    "Workers must see the input files at the same paths.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Re-runs of a window that raised (lost workers are always retried).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar or summary (failures still shown).")
 def predict(
-    source: Path,
+    sources: tuple[str, ...],
     output: Path,
+    from_file: Path | None,
     resolution: str | None,
     model: str | None,
     probabilities: bool,
@@ -49,15 +101,27 @@ def predict(
     scale: str | None,
     quicklook: Path | None,
     block: int,
+    overwrite: bool,
+    workers: int | None,
+    threads: bool,
+    no_dashboard: bool,
+    scheduler: str | None,
+    retries: int,
     quiet: bool,
 ) -> None:
-    """Predict a canonical mask (0 clear, 1 thick cloud, 2 thin cloud, 3 shadow, 255 no data).
+    """Predict canonical masks (0 clear, 1 thick cloud, 2 thin cloud, 3 shadow, 255 no data).
 
-    SOURCE is a Sentinel-2 .SAFE folder or .zip, a multi-band GeoTIFF/COG, or a folder of
-    single-band files named by band (B02.tif, B03.tif, ...).
+    SOURCES are Sentinel-2 .SAFE folders or .zip files, multi-band GeoTIFF/COGs, folders of
+    single-band files named by band (B02.tif, B03.tif, ...), or STAC item JSON files whose
+    assets point at local band files; globs ('tiles/*.SAFE') and @LIST files are expanded.
+
+    One input is written to -o OUT.tif. Several inputs go to the folder -o DIR: each scene is
+    an independent task, finished scenes are skipped on re-run, a scene that fails is reported
+    and the others go on; the exit code is 1 when any scene failed.
     """
+    from s2clouds.inference.batch import expand_inputs
+    from s2clouds.inference.distributed import ClusterOptions
     from s2clouds.inference.predict import PredictOptions
-    from s2clouds.inference.predict import predict as run_predict
     from s2clouds.models.registry import DEFAULT_MODEL
 
     options = PredictOptions(
@@ -71,17 +135,89 @@ def predict(
         quicklook=quicklook,
         progress=not quiet,
     )
-    result = run_predict(source, output, options)
-    if quiet:
-        return
+    cluster = ClusterOptions(
+        scheduler=scheduler,
+        workers=workers,
+        processes=not threads,
+        dashboard=not no_dashboard,
+        retries=retries,
+    )
+    inputs = expand_inputs(sources, from_file)
+    if not inputs:
+        raise click.UsageError("give at least one input (a path, a glob, @LIST or --from-file)")
+    say: Say = _silent if quiet else click.echo
+    if _is_batch(sources, from_file, inputs, output):
+        if quicklook is not None:
+            raise click.UsageError("--quicklook writes one PNG; give it with a single input")
+        if output.suffix.lower() in (".tif", ".tiff"):
+            raise click.UsageError(f"several inputs need an output folder for -o, not {output}")
+        _run_batch(inputs, output, options, cluster, overwrite=overwrite, say=say)
+    else:
+        _run_single(inputs[0], output, options, cluster, say=say)
+
+
+def _silent(_: str) -> None:
+    """``--quiet``: progress lines go nowhere."""
+
+
+def _is_batch(
+    sources: tuple[str, ...], from_file: Path | None, inputs: list[str], output: Path
+) -> bool:
+    """Batch mode: several inputs, a list or glob, or an existing output folder."""
+    expanded = from_file is not None or any(s.startswith("@") for s in sources)
+    return expanded or len(inputs) != 1 or inputs[0] != sources[0] or output.is_dir()
+
+
+def _run_single(
+    source: str, output: Path, options: PredictOptions, cluster: ClusterOptions, *, say: Say
+) -> None:
+    from s2clouds.inference.batch import predict_with_engine
+
+    result = predict_with_engine(source, output, options, cluster=cluster, announce=say)
+    _print_result(result, say)
+
+
+def _print_result(result: PredictionResult, say: Say) -> None:
     shares = ", ".join(
         f"{name} {100 * share:.1f}%" for name, share in result.class_fractions.items()
     )
-    click.echo(
+    say(
         f"{result.output}: {result.shape[1]} x {result.shape[0]} px at {result.resolution:g} m, "
         f"model {result.model}, {result.seconds:.1f} s"
     )
-    click.echo(f"  {shares} (of valid pixels; valid {100 * result.valid_fraction:.1f}%)")
+    say(f"  {shares} (of valid pixels; valid {100 * result.valid_fraction:.1f}%)")
     for extra in (result.probabilities, result.quicklook):
         if extra is not None:
-            click.echo(f"  wrote {extra}")
+            say(f"  wrote {extra}")
+
+
+def _run_batch(
+    inputs: list[str],
+    outdir: Path,
+    options: PredictOptions,
+    cluster: ClusterOptions,
+    *,
+    overwrite: bool,
+    say: Say,
+) -> None:
+    from s2clouds.inference.batch import run_batch
+
+    result = run_batch(inputs, outdir, options, overwrite=overwrite, cluster=cluster, announce=say)
+    _print_summary(result, say)
+    if not result.ok:
+        raise SystemExit(result.exit_code)
+
+
+def _print_summary(result: BatchResult, say: Say) -> None:
+    for record in result.records:
+        if record.status == "failed":
+            click.secho(f"failed: {record.input}: {record.error}", fg="red", err=True)
+        elif record.status == "done":
+            say(
+                f"done: {record.output} ({record.seconds:.1f} s, cloud {record.cloud_percent:.1f}%, "
+                f"shadow {record.shadow_percent:.1f}%)"
+            )
+    say(
+        f"{result.count('done')} done, {result.count('skipped')} skipped (already there), "
+        f"{result.count('failed')} failed in {result.seconds:.1f} s; run log {result.log}"
+    )

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from s2clouds.errors import OutputError
 from s2clouds.inference.tiling import blend_tiles
 from s2clouds.io.grid import Window
 from s2clouds.io.scenes import Scene, read_scene
+from s2clouds.io.stac import looks_like_stac_item, read_stac_item
 from s2clouds.io.write import check_writable, mask_writer, probability_writer
 from s2clouds.labels.schemes import CANONICAL_CLASSES, NODATA
 from s2clouds.models.base import N_CLASSES, CloudModel
@@ -115,80 +117,177 @@ def expand_window(window: Window, halo: int, height: int, width: int) -> Window:
     return Window(row, col, bottom - row, right - col)
 
 
+def predict_window(
+    scene: Scene,
+    model: CloudModel,
+    window: Window,
+    options: PredictOptions,
+    context: dict[str, Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mask (h, w) uint8 and probabilities (4, h, w) float32 of one output ``window``.
+
+    The window is read with the model's halo of context around it (clamped to the scene), so
+    the result does not depend on which other windows are computed, or where: this is the unit
+    of work that the batch engines (in-process or on a Dask cluster) distribute.
+    """
+    context = scene_context(scene) if context is None else context
+    height, width = scene.grid.shape
+    outer = expand_window(window, model_halo(model, context), height, width)
+    image = scene.read(outer)
+    probs = predict_array(model, image, context, tile=options.tile, overlap=options.overlap)
+    r0, c0 = window.row - outer.row, window.col - outer.col
+    core = (slice(None), slice(r0, r0 + window.height), slice(c0, c0 + window.width))
+    probs = probs[core]
+    return probabilities_to_mask(probs, image[core]), probs
+
+
 def predict_blocks(
     scene: Scene, model: CloudModel, options: PredictOptions
 ) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
     """Yield ``(window, mask (h, w) uint8, probabilities (4, h, w) float32)`` per output block."""
     context = scene_context(scene)
-    halo = model_halo(model, context)
-    height, width = scene.grid.shape
     for window in scene.grid.windows(options.block):
-        outer = expand_window(window, halo, height, width)
-        image = scene.read(outer)
-        probs = predict_array(model, image, context, tile=options.tile, overlap=options.overlap)
-        r0, c0 = window.row - outer.row, window.col - outer.col
-        core = (slice(None), slice(r0, r0 + window.height), slice(c0, c0 + window.width))
-        probs = probs[core]
-        yield window, probabilities_to_mask(probs, image[core]), probs
+        mask, probs = predict_window(scene, model, window, options, context)
+        yield window, mask, probs
+
+
+def prepare_scene(scene: Scene, options: PredictOptions) -> tuple[Scene, CloudModel]:
+    """Build the model for ``scene``, keep the bands it needs, and check the radiometry.
+
+    Raises :class:`~s2clouds.errors.BandError`/``ModelError``/``RadiometryError`` before any
+    output is opened. Returns the scene restricted to ``model.bands`` and the model.
+    """
+    model = get_model(options.model, scene.bands)
+    scene = scene.select(model.bands)
+    scene.check_radiometry()
+    return scene, model
+
+
+class SceneSink:
+    """Where the windows of one scene go: the mask COG, optional probabilities, class counts.
+
+    A context manager around the writers (see :func:`~s2clouds.io.write.mask_writer`): on a
+    clean exit the outputs are finished as COGs and renamed into place; on an exception nothing
+    appears at ``output``. Windows may arrive in any order. After the ``with`` block,
+    :meth:`result` gives the :class:`PredictionResult` (writing the quicklook if asked for).
+    """
+
+    def __init__(
+        self, scene: Scene, model_name: str, output: str | Path, options: PredictOptions
+    ) -> None:
+        self.scene, self.model_name, self.options = scene, model_name, options
+        self.output = Path(output)
+        self.probabilities = (
+            self.output.with_name(self.output.stem + ".proba.tif")
+            if options.probabilities
+            else None
+        )
+        self.counts = np.zeros(256, dtype=np.int64)
+        self._stack = contextlib.ExitStack()
+        self._mask_out: Any = None
+        self._prob_out: Any = None
+
+    def __enter__(self) -> SceneSink:
+        tags = {
+            "MODEL": self.model_name,
+            "SOURCE": self.scene.product_id,
+            "BANDS": ",".join(self.scene.bands),
+        }
+        overwrite = self.options.overwrite
+        with contextlib.ExitStack() as stack:
+            self._mask_out = stack.enter_context(
+                mask_writer(self.output, self.scene.grid, tags=tags, overwrite=overwrite)
+            )
+            if self.probabilities is not None:
+                self._prob_out = stack.enter_context(
+                    probability_writer(
+                        self.probabilities, self.scene.grid, tags=tags, overwrite=overwrite
+                    )
+                )
+            self._stack = stack.pop_all()
+        return self
+
+    def add(self, window: Window, mask: np.ndarray, probs_percent: np.ndarray | None) -> None:
+        """Write one window: ``mask`` (h, w) uint8 and, when probabilities are written,
+        ``probs_percent`` (4, h, w) uint8 percent (see :func:`probability_percent`)."""
+        self._mask_out.write(window, mask)
+        if self._prob_out is not None:
+            if probs_percent is None:
+                raise OutputError("probabilities were requested but a window came without them")
+            self._prob_out.write(window, probs_percent)
+        self.counts += np.bincount(mask.ravel(), minlength=256)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stack.__exit__(exc_type, exc, tb)
+
+    def result(self, seconds: float) -> PredictionResult:
+        """The finished prediction; writes the quicklook PNG when ``options.quicklook`` is set."""
+        quicklook = None
+        if self.options.quicklook is not None:
+            from s2clouds.inference.quicklook import write_quicklook
+
+            quicklook = write_quicklook(self.scene, self.output, self.options.quicklook)
+        counts = self.counts
+        total_valid = counts[: len(CANONICAL_CLASSES)].sum()
+        fractions = {
+            name: float(counts[v] / total_valid) if total_valid else 0.0
+            for v, name in CANONICAL_CLASSES.items()
+        }
+        return PredictionResult(
+            output=self.output,
+            probabilities=self.probabilities,
+            quicklook=quicklook,
+            class_fractions=fractions,
+            valid_fraction=float(total_valid / max(1, counts.sum())),
+            shape=self.scene.grid.shape,
+            resolution=self.scene.grid.resolution,
+            seconds=seconds,
+            model=self.model_name,
+        )
+
+
+def window_progress(enabled: bool) -> Any:
+    """A rich progress display for windows of scenes (transient; hidden when not ``enabled``)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=True,
+    )
 
 
 def predict_scene(
     scene: Scene, output: str | Path, options: PredictOptions | None = None
 ) -> PredictionResult:
-    """Predict a scene and write the canonical mask COG (and optional probabilities/quicklook)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    """Predict a scene in this process and write the mask COG (and probabilities/quicklook).
 
+    Windows are computed one after another (memory grows with ``options.block``, not with the
+    scene); see :mod:`s2clouds.inference.batch` to spread them over a Dask cluster.
+    """
     options = options or PredictOptions()
     output = Path(output)
     check_writable(output, overwrite=options.overwrite)
     start = time.perf_counter()
-    model = get_model(options.model, scene.bands)
-    scene = scene.select(model.bands)
-    scene.check_radiometry()
-    tags = {"MODEL": model.name, "SOURCE": scene.product_id, "BANDS": ",".join(model.bands)}
-    counts = np.zeros(256, dtype=np.int64)
-    prob_path = output.with_name(output.stem + ".proba.tif") if options.probabilities else None
+    scene, model = prepare_scene(scene, options)
     n_windows = len(list(scene.grid.windows(options.block)))
     with (
-        mask_writer(output, scene.grid, tags=tags, overwrite=options.overwrite) as mask_out,
-        _optional_probability_writer(prob_path, scene, tags, options) as prob_out,
-        Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} windows"),
-            TimeRemainingColumn(),
-            disable=not options.progress,
-            transient=True,
-        ) as progress,
+        SceneSink(scene, model.name, output, options) as sink,
+        window_progress(options.progress) as progress,
     ):
-        task = progress.add_task(f"{scene.product_id}", total=n_windows)
+        task = progress.add_task(f"{scene.product_id} windows", total=n_windows)
         for window, mask, probs in predict_blocks(scene, model, options):
-            mask_out.write(window, mask)
-            if prob_out is not None:
-                prob_out.write(window, probability_percent(probs, mask))
-            counts += np.bincount(mask.ravel(), minlength=256)
+            sink.add(window, mask, probability_percent(probs, mask) if sink.probabilities else None)
             progress.advance(task)
-    quicklook = None
-    if options.quicklook is not None:
-        from s2clouds.inference.quicklook import write_quicklook
-
-        quicklook = write_quicklook(scene, output, options.quicklook)
-    total_valid = counts[: len(CANONICAL_CLASSES)].sum()
-    fractions = {
-        name: float(counts[v] / total_valid) if total_valid else 0.0
-        for v, name in CANONICAL_CLASSES.items()
-    }
-    return PredictionResult(
-        output=output,
-        probabilities=prob_path,
-        quicklook=quicklook,
-        class_fractions=fractions,
-        valid_fraction=float(total_valid / max(1, counts.sum())),
-        shape=scene.grid.shape,
-        resolution=scene.grid.resolution,
-        seconds=time.perf_counter() - start,
-        model=model.name,
-    )
+    return sink.result(time.perf_counter() - start)
 
 
 def probability_percent(probs: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -198,26 +297,30 @@ def probability_percent(probs: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _optional_probability_writer(
-    path: Path | None, scene: Scene, tags: dict[str, str], options: PredictOptions
-) -> Any:
-    if path is None:
-        return contextlib.nullcontext()
-    return probability_writer(path, scene.grid, tags=tags, overwrite=options.overwrite)
-
-
 def predict(
     source: str | Path | np.ndarray, output: str | Path, options: PredictOptions | None = None
 ) -> PredictionResult:
-    """Read ``source`` (see :func:`~s2clouds.io.scenes.read_scene`) and predict its mask."""
+    """Read ``source`` (see :func:`open_scene`) and predict its mask in this process."""
     options = options or PredictOptions()
+    check_output_is_not_input(source, output)
+    return predict_scene(open_scene(source, options), output, options)
+
+
+def check_output_is_not_input(source: object, output: str | Path) -> None:
+    """Refuse to write a mask over its own input file."""
     if isinstance(source, (str, Path)) and Path(output).resolve() == Path(source).resolve():
-        raise OutputError("the output path is the input path; choose another -o")
-    scene = read_scene(
-        source,
-        bands=options.bands,
-        resolution=options.resolution,
-        scale=options.scale,
-        level=options.level,
-    )
-    return predict_scene(scene, output, options)
+        raise OutputError(f"the output path {output} is the input path; choose another -o")
+
+
+def open_scene(source: str | Path | np.ndarray, options: PredictOptions) -> Scene:
+    """Open ``source`` with the reading options of ``options``: a STAC item JSON (see
+    :func:`~s2clouds.io.stac.read_stac_item`) or anything :func:`read_scene` accepts."""
+    reading: dict[str, Any] = {
+        "bands": options.bands,
+        "resolution": options.resolution,
+        "scale": options.scale,
+        "level": options.level,
+    }
+    if isinstance(source, (str, Path)) and looks_like_stac_item(source):
+        return read_stac_item(source, **reading)
+    return read_scene(source, **reading)

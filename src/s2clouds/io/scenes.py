@@ -75,56 +75,88 @@ class RasterBand:
     nodata: float | None = 0
 
     def read(self, grid: Grid, window: Window) -> np.ndarray:
-        import rasterio
+        return read_raster_window(self.path, (self.index,), self.nodata, grid, window)[0]
 
-        try:
-            with rasterio.open(self.path) as ds:
-                if ds.transform.e > 0:
-                    raise SceneFormatError(f"{self.path}: south-up rasters are not supported")
-                factor = grid.resolution / abs(ds.transform.a)
-                if factor > 1 and abs(factor - round(factor)) < 1e-6:
-                    data = self._read_block_mean(ds, grid, window, round(factor))
-                else:
-                    data = self._read_resampled(ds, grid, window, factor)
-        except rasterio.errors.RasterioIOError as exc:
-            raise SceneFormatError(
-                f"cannot read {self.path}: {exc}. The file is missing or damaged; re-download it"
-            ) from exc
-        return data
 
-    def _source_window(self, ds: Any, grid: Grid, window: Window, factor: float) -> Any:
-        from rasterio.windows import Window as RioWindow
+def read_raster_window(
+    path: str, indexes: Sequence[int], nodata: float | None, grid: Grid, window: Window
+) -> np.ndarray:
+    """Bands ``indexes`` (1-based) of ``path`` for ``window`` of ``grid``: (k, h, w) float32.
 
-        row, col, height, width = window.scaled(factor)
-        offset_col = (grid.transform.c - ds.transform.c) / abs(ds.transform.a)
-        offset_row = (ds.transform.f - grid.transform.f) / abs(ds.transform.a)
-        return RioWindow(col + offset_col, row + offset_row, width, height)
+    One open and one read for all bands (a pixel-interleaved file decodes every band at
+    each read, so reading them together matters). Coarser grids with an integer factor are
+    block means that ignore no-data; other factors are resampled by GDAL (``average`` when
+    coarser, ``nearest`` when finer). ``nodata`` values become NaN.
+    """
+    import rasterio
 
-    def _as_float(self, data: np.ndarray) -> np.ndarray:
-        out = data.astype(np.float32, copy=False)
-        if self.nodata is not None:
-            out[data == self.nodata] = np.nan
-        return out
+    try:
+        with rasterio.open(path) as ds:
+            if ds.transform.e > 0:
+                raise SceneFormatError(f"{path}: south-up rasters are not supported")
+            factor = grid.resolution / abs(ds.transform.a)
+            src = _source_window(ds, grid, window, factor)
+            if factor > 1 and abs(factor - round(factor)) < 1e-6:
+                data = _as_float(ds.read(list(indexes), window=src), nodata)
+                return _block_mean(data, window, round(factor))
+            from rasterio.enums import Resampling
 
-    def _read_block_mean(self, ds: Any, grid: Grid, window: Window, factor: int) -> np.ndarray:
-        """Coarser grid, integer factor: native read, then a mean that ignores no-data pixels."""
-        src = self._source_window(ds, grid, window, factor)
-        data = self._as_float(ds.read(self.index, window=src))
-        blocks = data.reshape(window.height, factor, window.width, factor)
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-no-data blocks -> NaN
-            return np.nanmean(blocks, axis=(1, 3)).astype(np.float32)
+            resampling = Resampling.average if factor > 1 else Resampling.nearest
+            out_shape = (len(indexes), window.height, window.width)
+            data = ds.read(list(indexes), window=src, out_shape=out_shape, resampling=resampling)
+            return _as_float(data, nodata)
+    except rasterio.errors.RasterioIOError as exc:
+        raise SceneFormatError(
+            f"cannot read {path}: {exc}. The file is missing or damaged; re-download it"
+        ) from exc
 
-    def _read_resampled(self, ds: Any, grid: Grid, window: Window, factor: float) -> np.ndarray:
-        """Finer (nearest) or non-integer coarser (average) grids, resampled by GDAL."""
-        from rasterio.enums import Resampling
 
-        src = self._source_window(ds, grid, window, factor)
-        resampling = Resampling.average if factor > 1 else Resampling.nearest
-        data = ds.read(
-            self.index, window=src, out_shape=(window.height, window.width), resampling=resampling
+def _source_window(ds: Any, grid: Grid, window: Window, factor: float) -> Any:
+    from rasterio.windows import Window as RioWindow
+
+    row, col, height, width = window.scaled(factor)
+    offset_col = (grid.transform.c - ds.transform.c) / abs(ds.transform.a)
+    offset_row = (ds.transform.f - grid.transform.f) / abs(ds.transform.a)
+    return RioWindow(col + offset_col, row + offset_row, width, height)
+
+
+def _as_float(data: np.ndarray, nodata: float | None) -> np.ndarray:
+    out = data.astype(np.float32, copy=False)
+    if nodata is not None:
+        out[data == nodata] = np.nan
+    return out
+
+
+def _block_mean(data: np.ndarray, window: Window, factor: int) -> np.ndarray:
+    """(k, h*f, w*f) -> (k, h, w) mean of each f x f block, ignoring NaN (all-NaN -> NaN)."""
+    blocks = data.reshape(data.shape[0], window.height, factor, window.width, factor)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(blocks, axis=(2, 4)).astype(np.float32)
+
+
+def _read_sources(sources: Sequence[BandSource], grid: Grid, window: Window) -> np.ndarray:
+    """Stack (C, h, w) of ``sources``; neighbouring bands of one file are read in one call."""
+    layers: list[np.ndarray] = []
+    i = 0
+    while i < len(sources):
+        source = sources[i]
+        if not isinstance(source, RasterBand):
+            layers.append(source.read(grid, window))
+            i += 1
+            continue
+        group = [source]
+        while (
+            i + len(group) < len(sources)
+            and isinstance(nxt := sources[i + len(group)], RasterBand)
+            and (nxt.path, nxt.nodata) == (source.path, source.nodata)
+        ):
+            group.append(nxt)
+        layers.extend(
+            read_raster_window(source.path, [g.index for g in group], source.nodata, grid, window)
         )
-        return self._as_float(data)
+        i += len(group)
+    return np.stack(layers)
 
 
 @dataclass(frozen=True)
@@ -167,7 +199,7 @@ class Scene:
     def read(self, window: Window | None = None) -> np.ndarray:
         """Reflectance ``(C, h, w)`` float32 of ``window`` (whole scene when None); NaN = no data."""
         window = window or self.grid.full_window()
-        raw = np.stack([s.read(self.grid, window) for s in self.sources])
+        raw = _read_sources(self.sources, self.grid, window)
         return to_reflectance(raw, self.bands, self.radiometry, nodata=None)
 
     def check_radiometry(self, *, strict: bool = True) -> None:

@@ -1,0 +1,265 @@
+"""Windows of scenes on a Dask cluster: a local one by default, or a running scheduler.
+
+:class:`DaskEngine` submits one task per output window (the scene, whose sources are small
+frozen dataclasses holding file paths, the model name, the window and the options; never
+pixel arrays), keeps at most ``max_in_flight`` windows submitted, and hands each result back
+to the client as it completes (``distributed.as_completed``), where
+:func:`~s2clouds.inference.batch.run_jobs` writes it. Client memory is therefore bounded by
+``max_in_flight`` windows, worker memory by one window per thread.
+
+Fault tolerance comes from Dask: a task whose worker dies is rescheduled on another worker
+(up to ``distributed.scheduler.allowed-failures`` times), and a task that raises is retried
+``retries`` times before its scene is reported as failed.
+
+Workers must see the input files at the same paths as the client (one machine, or a shared
+file system). ``dask[distributed]`` is optional: ``pip install "s2clouds[distributed]"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from s2clouds.errors import ClusterError
+from s2clouds.inference.batch import (
+    Event,
+    JobFailed,
+    JobStarted,
+    SceneJob,
+    WindowDone,
+    window_task,
+)
+from s2clouds.inference.predict import PredictOptions
+from s2clouds.io.grid import Window
+from s2clouds.io.scenes import Scene
+
+SCHEDULER_ENV = "S2CLOUDS_SCHEDULER"
+INSTALL_HINT = 'pip install "s2clouds[distributed]"'
+LOOPBACK = "127.0.0.1"
+
+WindowFunction = Callable[
+    [Scene, str, Window, PredictOptions], tuple[np.ndarray, np.ndarray | None]
+]
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where windows are computed.
+
+    ``scheduler``: address of a running Dask scheduler (``tcp://HOST:PORT``); default: the
+    environment variable ``S2CLOUDS_SCHEDULER``; when neither is set a local cluster is
+    started on the loopback interface. ``workers``: local workers (None: one per CPU core,
+    and only when there is more than one window to share; 0: no cluster). ``processes``:
+    worker processes (default) or threads. ``dashboard``: serve the Dask dashboard of a local
+    cluster on 127.0.0.1 (shown only when bokeh is installed). ``retries``: re-runs of a
+    window task that raised. ``max_in_flight``: windows submitted at once (default: twice the
+    cluster's threads, at least 2), which bounds the client's memory.
+    """
+
+    scheduler: str | None = None
+    workers: int | None = None
+    processes: bool = True
+    threads_per_worker: int = 1
+    dashboard: bool = True
+    retries: int = 1
+    max_in_flight: int | None = None
+
+
+def scheduler_address(options: ClusterOptions) -> str | None:
+    """The scheduler to connect to: the option, else ``$S2CLOUDS_SCHEDULER``, else None."""
+    return options.scheduler or os.environ.get(SCHEDULER_ENV) or None
+
+
+def machine_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _require_distributed() -> None:
+    if importlib.util.find_spec("distributed") is None:
+        raise ClusterError(f"running on a Dask cluster needs dask.distributed: {INSTALL_HINT}")
+
+
+@contextlib.contextmanager
+def connect(options: ClusterOptions) -> Iterator[tuple[Any, str]]:
+    """A ``distributed.Client`` and a description: to the scheduler, or to a new local cluster
+    (loopback only, closed on exit)."""
+    _require_distributed()
+    from distributed import Client, LocalCluster
+
+    address = scheduler_address(options)
+    if address is not None:
+        try:
+            client = Client(address, timeout="20s")
+        except OSError as exc:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {address}: {exc}. Start it (dask scheduler) "
+                f"or unset --scheduler / ${SCHEDULER_ENV}"
+            ) from exc
+        with client:
+            check_workers_import_s2clouds(client, address)
+            yield client, f"the Dask scheduler at {address}"
+        return
+    n_workers = options.workers or machine_cores()
+    cluster = LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=options.threads_per_worker,
+        processes=options.processes,
+        protocol="tcp://",  # also for threads (not inproc), so everything listens on loopback
+        host=LOOPBACK,
+        # the scheduler always serves HTTP (health, metrics): on loopback, port 8787 when the
+        # dashboard is wanted, any free port when not
+        dashboard_address=f"{LOOPBACK}:{8787 if options.dashboard else 0}",
+        scheduler_kwargs={"dashboard": options.dashboard},
+        silence_logs=logging.ERROR,
+    )
+    kind = "processes" if options.processes else "threads"
+    threads = options.threads_per_worker
+    with cluster, Client(cluster) as client:
+        yield client, f"a local Dask cluster ({n_workers} worker {kind}, {threads} thread(s) each)"
+
+
+def check_workers_import_s2clouds(client: Any, address: str) -> None:
+    """Refuse a cluster whose workers cannot import s2clouds (their tasks could never run)."""
+    found = client.run(importlib.util.find_spec, "s2clouds")
+    missing = sorted(worker for worker, spec in found.items() if spec is None)
+    if missing:
+        raise ClusterError(
+            f"workers of {address} cannot import s2clouds ({', '.join(missing)}); install the "
+            "same s2clouds version in the workers' environment"
+        )
+
+
+def dashboard_link(client: Any, options: ClusterOptions) -> str | None:
+    """The dashboard URL when one is served: a remote scheduler's, or ours with bokeh."""
+    services = client.scheduler_info().get("services", {})
+    if "dashboard" not in services:
+        return None
+    remote = scheduler_address(options) is not None
+    local_ok = options.dashboard and importlib.util.find_spec("bokeh") is not None
+    return str(client.dashboard_link) if remote or local_ok else None
+
+
+class DaskEngine:
+    """Computes job windows on a Dask cluster through ``client`` (see the module docstring).
+
+    ``window_fn`` is the task run per window (default
+    :func:`~s2clouds.inference.batch.window_task`); it must be importable or picklable by
+    value on the workers.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        retries: int = 1,
+        max_in_flight: int | None = None,
+        description: str = "Dask cluster",
+        dashboard_link: str | None = None,
+        window_fn: WindowFunction = window_task,
+    ) -> None:
+        self.client, self.retries, self.window_fn = client, retries, window_fn
+        threads = sum(client.nthreads().values()) or 1
+        self.max_in_flight = max(2, max_in_flight or 2 * threads)
+        self.description, self.dashboard_link = description, dashboard_link
+        self._cancelled: set[int] = set()
+        self._futures: dict[Any, tuple[int, Window]] = {}
+
+    def cancel(self, job: int) -> None:
+        """Drop the job's windows still queued or running; their results are ignored."""
+        self._cancelled.add(job)
+        doomed = [f for f, (j, _) in self._futures.items() if j == job]
+        if doomed:
+            self.client.cancel(doomed)
+
+    def run(self, jobs: Sequence[SceneJob], options: PredictOptions) -> Iterator[Event]:
+        """Submit windows in job order, ``max_in_flight`` at a time; yield results as they
+        complete (any order within and across jobs)."""
+        from distributed import as_completed
+
+        pending = ((job, window) for job in jobs for window in job.windows)
+        started: set[int] = set()
+        completed = as_completed()
+        try:
+            yield from self._refill(pending, started, completed, options)
+            while self._futures:
+                future = next(completed)
+                job, window = self._futures.pop(future)
+                if job not in self._cancelled:
+                    yield self._event(future, job, window)
+                future.release()
+                yield from self._refill(pending, started, completed, options)
+        finally:  # interrupted or abandoned: stop what is still queued on the cluster
+            if self._futures:
+                self.client.cancel(list(self._futures))
+                self._futures.clear()
+
+    def _event(self, future: Any, job: int, window: Window) -> Event:
+        """The result of a completed window. A result whose worker died before it was fetched
+        is recomputed by Dask, and ``result()`` waits for it; an error fails the job."""
+        try:
+            mask, probs = future.result()
+        except (Exception, asyncio.CancelledError) as exc:  # its error, KilledWorker, cancelled
+            self.cancel(job)
+            return JobFailed(job, exc)
+        return WindowDone(job, window, mask, probs)
+
+    def _refill(
+        self,
+        pending: Iterator[tuple[SceneJob, Window]],
+        started: set[int],
+        completed: Any,
+        options: PredictOptions,
+    ) -> Iterator[Event]:
+        """Submit windows until ``max_in_flight`` are out; announce jobs as they start."""
+        token = uuid.uuid4().hex[:8]
+        while len(self._futures) < self.max_in_flight:
+            item = next(pending, None)
+            if item is None:
+                return
+            job, window = item
+            if job.index in self._cancelled:
+                continue
+            if job.index not in started:
+                started.add(job.index)
+                yield JobStarted(job.index)
+            future = self.client.submit(
+                self.window_fn,
+                job.scene,
+                job.model_name,
+                window,
+                options,
+                key=f"s2clouds-{job.scene.product_id}-r{window.row}-c{window.col}-{token}",
+                retries=self.retries,
+                priority=-job.index,
+            )
+            self._futures[future] = (job.index, window)
+            completed.add(future)
+
+
+@contextlib.contextmanager
+def dask_engine(
+    options: ClusterOptions, *, window_fn: WindowFunction = window_task
+) -> Iterator[DaskEngine]:
+    """A :class:`DaskEngine` on the cluster that ``options`` names (closed on exit)."""
+    with connect(options) as (client, description):
+        yield DaskEngine(
+            client,
+            retries=options.retries,
+            max_in_flight=options.max_in_flight,
+            description=description,
+            dashboard_link=dashboard_link(client, options),
+            window_fn=window_fn,
+        )

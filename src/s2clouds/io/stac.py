@@ -1,0 +1,278 @@
+"""Local STAC items: a Sentinel-2 STAC item JSON whose band assets point at local files.
+
+A STAC item (https://github.com/radiantearth/stac-spec, ``type: Feature``) lists one asset per
+band file. :func:`read_stac_item` turns an item whose assets have been downloaded (``href``
+relative to the JSON, absolute, or ``file://``) into a lazy :class:`~s2clouds.io.scenes.Scene`
+of :class:`~s2clouds.io.scenes.RasterBand` sources on the bands' common grid, so nothing is
+read until a window is.
+
+What is taken from the item (extensions ``eo``, ``raster``, ``view``, ``sat``, ``s2``):
+
+* band of an asset: an ``eo:bands``/``bands`` name such as ``B8A``, else the band whose centre
+  wavelength is nearest ``center_wavelength`` (micrometres), else the asset key or common name
+  (``blue``, ``swir16``); a multi-band asset gives one source per band, in order;
+* radiometry: ``raster:bands`` ``scale``/``offset`` (value = DN * scale + offset), else the
+  processing baseline ``s2:processing_baseline`` (offset -1000 DN from 04.00), else the data
+  type (integers are DN / 10000);
+* level from ``processing:level`` or ``s2:product_type``; sun angles from
+  ``view:sun_elevation``/``view:sun_azimuth`` or ``s2:mean_solar_zenith``/``_azimuth``;
+* no-data from ``raster:bands`` ``nodata`` (default 0, Sentinel-2's NODATA value).
+
+Assets that are not spectral bands (SCL, AOT, WVP, the ``visual`` true-colour image,
+thumbnails, metadata) are ignored, as are assets whose ``href`` is a URL: download them first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from s2clouds.bands import MSI_BANDS, band_info, canonical_band_name, canonical_band_names
+from s2clouds.errors import BandError, SceneFormatError
+from s2clouds.io.scenes import RasterBand, Scene, SunAngles, common_grid
+from s2clouds.radiometry import Radiometry, radiometry_for_baseline
+
+#: asset roles and keys that never hold a spectral band
+SKIPPED_ROLES = frozenset({"visual", "overview", "thumbnail", "metadata"})
+SKIPPED_KEYS = frozenset({"visual", "tci", "thumbnail", "preview", "overview"})
+#: ``s2:product_type`` -> processing level
+PRODUCT_TYPE_LEVELS = {"S2MSI1C": "L1C", "S2MSI2A": "L2A", "S2MSI2AP": "L2A"}
+#: a centre wavelength this close (nm) to a band's identifies it
+WAVELENGTH_TOLERANCE_NM = 30.0
+PRODUCT_BAND_NAME = re.compile(r"^[Bb]\d")
+RASTER_MEDIA_HINTS = ("image/tiff", "image/jp2", "image/vnd.stac.geotiff", "application/x-hdf")
+
+
+@dataclass(frozen=True)
+class BandAsset:
+    """One band found in an item: canonical ``band``, local ``path``, 1-based ``index`` in it,
+    and its ``raster:bands`` entry (``scale``, ``offset``, ``nodata``, ``data_type``)."""
+
+    band: str
+    path: str
+    index: int
+    raster: Mapping[str, Any]
+
+
+def looks_like_stac_item(source: object) -> bool:
+    """True for paths of existing ``.json`` files (then read with :func:`read_stac_item`)."""
+    if not isinstance(source, (str, Path)):
+        return False
+    path = Path(source)
+    return path.suffix.lower() == ".json" and path.is_file()
+
+
+def load_item(path: Path) -> dict[str, Any]:
+    """Parse ``path`` and check that it is one STAC item (``type: Feature`` with ``assets``)."""
+    try:
+        item = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SceneFormatError(f"cannot read STAC item {path}: {exc}") from exc
+    if not isinstance(item, dict) or item.get("type") != "Feature":
+        kind = item.get("type") if isinstance(item, dict) else type(item).__name__
+        raise SceneFormatError(
+            f"{path} is not a STAC item (type {kind!r}, expected 'Feature'); give one item JSON "
+            "per scene (split FeatureCollections into items)"
+        )
+    if not isinstance(item.get("assets"), dict) or not item["assets"]:
+        raise SceneFormatError(f"STAC item {path} has no assets; it cannot point at band files")
+    return item
+
+
+def local_path(href: str, base: Path) -> Path | None:
+    """The local file an asset ``href`` names (relative to ``base``), or None for URLs."""
+    parsed = urlparse(href)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme and len(parsed.scheme) > 1:  # http(s), s3, gs, ... (not a drive letter)
+        return None
+    path = Path(href)
+    return path if path.is_absolute() else base / path
+
+
+def _band_entries(asset: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The per-band metadata of an asset: STAC 1.1 ``bands`` or the ``eo:bands`` extension."""
+    entries = asset.get("bands") or asset.get("eo:bands") or [{}]
+    return [e if isinstance(e, Mapping) else {} for e in entries]
+
+
+def _band_by_wavelength(micrometres: float) -> str | None:
+    nm = 1000.0 * micrometres
+    nearest = min(MSI_BANDS, key=lambda b: abs((b.wavelength_s2a or 0.0) - nm))
+    distance = abs((nearest.wavelength_s2a or 0.0) - nm)
+    return nearest.name if distance <= WAVELENGTH_TOLERANCE_NM else None
+
+
+def identify_band(key: str, entry: Mapping[str, Any]) -> str | None:
+    """Canonical band of one asset band, or None when it is not a Sentinel-2 spectral band.
+
+    Product names (``B8A``) come first, then the centre wavelength (it tells ``nir`` from the
+    narrow NIR whatever the aliases), then the asset key and the common name.
+    """
+    name = str(entry.get("name") or entry.get("eo:name") or "")
+    if PRODUCT_BAND_NAME.match(name):
+        try:
+            return _spectral_or_none(canonical_band_name(name))
+        except BandError:
+            pass
+    wavelength = entry.get("center_wavelength") or entry.get("eo:center_wavelength")
+    if isinstance(wavelength, (int, float)):
+        return _band_by_wavelength(float(wavelength))
+    for candidate in (key, name, entry.get("common_name") or entry.get("eo:common_name")):
+        if not candidate:
+            continue
+        try:
+            return _spectral_or_none(canonical_band_name(str(candidate)))
+        except BandError:
+            continue
+    return None
+
+
+def _spectral_or_none(band: str) -> str | None:
+    return band if band_info(band).spectral else None
+
+
+def _is_band_asset(key: str, asset: Mapping[str, Any]) -> bool:
+    roles = {str(r).lower() for r in asset.get("roles") or ()}
+    media = str(asset.get("type") or "").lower()
+    if key.lower() in SKIPPED_KEYS or (roles & SKIPPED_ROLES and "data" not in roles):
+        return False
+    return not media or any(hint in media for hint in RASTER_MEDIA_HINTS)
+
+
+def band_assets(item: Mapping[str, Any], base: Path) -> tuple[list[BandAsset], list[str]]:
+    """Band assets with local files (first asset per band wins) and the bands only at URLs."""
+    found: dict[str, BandAsset] = {}
+    remote: list[str] = []
+    for key, asset in item["assets"].items():
+        if not isinstance(asset, Mapping) or not _is_band_asset(key, asset):
+            continue
+        entries = _band_entries(asset)
+        rasters = asset.get("raster:bands") or [{}] * len(entries)
+        path = local_path(str(asset.get("href", "")), base)
+        for index, (entry, raster) in enumerate(zip(entries, rasters, strict=False), start=1):
+            band = identify_band(key, entry)
+            if band is None or band in found:
+                continue
+            if path is None:
+                remote.append(band)
+                continue
+            if not path.exists():
+                raise SceneFormatError(
+                    f"asset {key!r} of STAC item {item.get('id')} points at {path}, which does not "
+                    "exist; download the asset or fix its href"
+                )
+            found[band] = BandAsset(band, str(path), index, raster)
+    return list(found.values()), sorted(set(remote) - set(found))
+
+
+def item_level(properties: Mapping[str, Any]) -> str | None:
+    """``L1C``/``L2A`` from ``processing:level`` or ``s2:product_type``, None if unknown."""
+    level = str(properties.get("processing:level") or "").upper()
+    if level in ("L1C", "L2A"):
+        return level
+    return PRODUCT_TYPE_LEVELS.get(str(properties.get("s2:product_type") or "").upper())
+
+
+def item_sun_angles(properties: Mapping[str, Any]) -> SunAngles | None:
+    """Mean sun angles from the ``view`` extension or the ``s2`` extension's means."""
+    if "view:sun_elevation" in properties and "view:sun_azimuth" in properties:
+        return SunAngles(
+            90.0 - float(properties["view:sun_elevation"]),
+            float(properties["view:sun_azimuth"]),
+            source="STAC view:sun_elevation/azimuth",
+        )
+    if "s2:mean_solar_zenith" in properties and "s2:mean_solar_azimuth" in properties:
+        return SunAngles(
+            float(properties["s2:mean_solar_zenith"]),
+            float(properties["s2:mean_solar_azimuth"]),
+            source="STAC s2:mean_solar_zenith/azimuth",
+        )
+    return None
+
+
+def item_radiometry(
+    assets: Sequence[BandAsset], properties: Mapping[str, Any], level: str | None, scale: str | None
+) -> Radiometry:
+    """How the band files' values become reflectance (see the module docstring for the order)."""
+    if scale == "reflectance":
+        return Radiometry(kind="reflectance", level=level)
+    scales = {float(a.raster["scale"]) for a in assets if "scale" in a.raster}
+    if len(scales) > 1:
+        raise SceneFormatError(
+            f"band assets have different raster:bands scales {sorted(scales)}; s2clouds needs one "
+            "quantification value per scene (fix the item or give --scale)"
+        )
+    if scales:
+        factor = scales.pop()
+        offsets = {a.band: float(a.raster.get("offset", 0.0)) / factor for a in assets}
+        return Radiometry(kind="dn", quantification=1.0 / factor, offsets=offsets, level=level)
+    baseline = properties.get("s2:processing_baseline")
+    if baseline is not None:
+        return radiometry_for_baseline(str(baseline), level)
+    float_data = any(str(a.raster.get("data_type", "")).startswith("float") for a in assets)
+    kind = "reflectance" if float_data and scale is None else "dn"
+    return Radiometry(kind=kind, level=level)
+
+
+def _check_level(path: Path, given: str | None, found: str | None) -> str | None:
+    given = given.upper() if given else None
+    if given and found and given != found:
+        raise SceneFormatError(
+            f"{path} is a {found} item but level {given} was given; drop --level or fix it"
+        )
+    return given or found
+
+
+def read_stac_item(
+    path: str | Path,
+    *,
+    bands: Sequence[str] | None = None,
+    resolution: float | None = None,
+    scale: str | None = None,
+    level: str | None = None,
+) -> Scene:
+    """A lazy :class:`Scene` from a STAC item JSON whose band assets are local files.
+
+    ``bands`` selects bands (any spelling); ``resolution`` (10, 20 or 60 m) chooses the grid
+    (default: the finest band's); ``scale`` (``"dn"``/``"reflectance"``) overrides the
+    radiometry found in the item; ``level`` must agree with the item's when both are known.
+    Raises :class:`SceneFormatError` for files that are not items, assets that are missing or
+    only remote, and :class:`~s2clouds.errors.CRSMismatchError` for bands of different tiles.
+    """
+    path = Path(path)
+    if resolution is not None and resolution not in (10, 20, 60):
+        raise SceneFormatError(f"resolution must be 10, 20 or 60 m, not {resolution}")
+    item = load_item(path)
+    properties = item.get("properties") or {}
+    assets, remote = band_assets(item, path.parent)
+    if not assets:
+        where = f" (bands {', '.join(remote)} are only at URLs)" if remote else ""
+        raise SceneFormatError(
+            f"STAC item {path} has no local band files{where}; download the assets and point "
+            "their hrefs at the local files"
+        )
+    if bands:
+        wanted = canonical_band_names(bands)
+        by_band = {a.band: a for a in assets}
+        assets = [by_band[b] for b in wanted if b in by_band]
+    assets.sort(key=lambda a: [b.name for b in MSI_BANDS].index(a.band))
+    found_level = _check_level(path, level, item_level(properties))
+    grid = common_grid([a.path for a in assets], resolution)
+    scene = Scene(
+        sources=tuple(
+            RasterBand(a.band, a.path, a.index, a.raster.get("nodata", 0)) for a in assets
+        ),
+        grid=grid,
+        radiometry=item_radiometry(assets, properties, found_level, scale),
+        angles=item_sun_angles(properties),
+        level=found_level,
+        product_id=str(item.get("id") or path.stem),
+        meta={"path": str(path), "stac_id": item.get("id"), "remote_bands": remote},
+    )
+    return scene.select(bands) if bands else scene
