@@ -7,7 +7,7 @@ then runs, each in its own process:
 
 * ``s2clouds predict`` with the physical model in this process (``--workers 0``) and on a local
   Dask cluster of 1 and 2 worker processes (the speed-up), and with the default learned model
-  when one is registered (``default-learned`` or ``learned``);
+  (the registry's default when it is not the physical model);
 * ukis-csmask (through the s2clouds registry, ``--model ukis-csmask``) on a 4096 x 4096 crop,
   its time scaled up to the tile's area (same 10 m output resolution);
 * s2cloudless 1.x natively at 160 m (10 bands averaged on read, ``average_over=4,
@@ -234,11 +234,10 @@ def s2clouds_argv(scene: Path, out: Path, *extra: str) -> list[str]:
 
 
 def learned_model() -> str | None:
-    """The default learned model's name, when one is registered."""
-    from s2clouds.models.registry import list_models
+    """The default model's name when it is a learned one (not the physical scores)."""
+    from s2clouds.models.registry import DEFAULT_MODEL
 
-    names = {m.name for m in list_models()}
-    return next((n for n in ("default-learned", "learned") if n in names), None)
+    return None if DEFAULT_MODEL == "physical" else DEFAULT_MODEL
 
 
 def tile_runs(scene: Path, work: Path, size: int, block: int) -> dict[str, list[str]]:
@@ -257,6 +256,9 @@ def tile_runs(scene: Path, work: Path, size: int, block: int) -> dict[str, list[
     }
     learned = learned_model()
     if learned is not None:
+        runs[f"{learned} {size}px, this process"] = s2clouds_argv(
+            scene, work / "l0.tif", *common, "--workers", "0", "--model", learned
+        )
         runs[f"{learned} {size}px, 2 workers"] = s2clouds_argv(
             scene, work / "l2.tif", *common, "--workers", "2", "--model", learned
         )
