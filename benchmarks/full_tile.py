@@ -70,6 +70,18 @@ import psutil
 start = time.perf_counter()
 proc = subprocess.Popen(sys.argv[1:])
 peak = 0
+#: tiled, band-interleaved GeoTIFF options shared by the staging file and the final COG
+BAND_PLANE_TILES = dict(
+    tiled=True,
+    blockxsize=512,
+    blockysize=512,
+    compress="deflate",
+    zlevel=1,
+    predictor=2,
+    interleave="band",
+    bigtiff="yes",
+)
+
 def tree_rss():
     try:
         root = psutil.Process(proc.pid)
@@ -151,14 +163,7 @@ def build_tile(path: Path, size: int, seed: int = 0) -> Path:
         crs="EPSG:32632",
         transform=Affine(10, 0, 600000, 0, -10, 5300040),
         nodata=0,
-        tiled=True,
-        blockxsize=512,
-        blockysize=512,
-        compress="deflate",
-        zlevel=1,
-        predictor=2,
-        interleave="band",
-        bigtiff="yes",
+        **BAND_PLANE_TILES,
     )
     with rasterio.open(stage, "w", **profile) as ds:
         for row in range(0, size, STRIP):
@@ -173,20 +178,7 @@ def build_tile(path: Path, size: int, seed: int = 0) -> Path:
         ds.build_overviews([2, 4, 8, 16], Resampling.average)
     # a COG (tiles, overviews before the data) with one band per plane, like the single-band
     # files of a real product; GDAL 3.10's COG driver can only interleave pixels
-    rio_copy(
-        stage,
-        path,
-        driver="GTiff",
-        copy_src_overviews=True,
-        tiled=True,
-        blockxsize=512,
-        blockysize=512,
-        compress="deflate",
-        zlevel=1,
-        predictor=2,
-        interleave="band",
-        bigtiff="yes",
-    )
+    rio_copy(stage, path, driver="GTiff", copy_src_overviews=True, **BAND_PLANE_TILES)
     stage.unlink()
     return path
 
