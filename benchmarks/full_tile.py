@@ -70,17 +70,6 @@ import psutil
 start = time.perf_counter()
 proc = subprocess.Popen(sys.argv[1:])
 peak = 0
-#: tiled, band-interleaved GeoTIFF options shared by the staging file and the final COG
-BAND_PLANE_TILES = dict(
-    tiled=True,
-    blockxsize=512,
-    blockysize=512,
-    compress="deflate",
-    zlevel=1,
-    predictor=2,
-    interleave="band",
-    bigtiff="yes",
-)
 
 def tree_rss():
     try:
@@ -105,6 +94,19 @@ def smooth_field(rng: np.random.Generator, size: int, cell: int) -> np.ndarray:
 
     coarse = rng.random((size // cell + 3, size // cell + 3)).astype(np.float32)
     return ndimage.uniform_filter(coarse, 3, mode="reflect")
+
+
+#: tiled, band-interleaved GeoTIFF options shared by the staging file and the final COG
+BAND_PLANE_TILES = dict(
+    tiled=True,
+    blockxsize=512,
+    blockysize=512,
+    compress="deflate",
+    zlevel=1,
+    predictor=2,
+    interleave="band",
+    bigtiff="yes",
+)
 
 
 def upsample_rows(coarse: np.ndarray, cell: int, rows: slice, width: int) -> np.ndarray:
