@@ -49,10 +49,42 @@ def test_help_and_model_listing_do_not_import_torch() -> None:
 
 def test_cli_architecture_choices_are_the_registered_architectures() -> None:
     pytest.importorskip("torch")
-    from s2clouds.cli.train import ARCHITECTURE_NAMES
+    from s2clouds.cli.train import ARCHITECTURE_NAMES, PIXEL_MODEL
     from s2clouds.train.architectures import ARCHITECTURES
 
-    assert set(ARCHITECTURE_NAMES) == set(ARCHITECTURES)
+    assert set(ARCHITECTURE_NAMES) == set(ARCHITECTURES) | {PIXEL_MODEL}
+
+
+def test_pixel_model_trains_and_predicts_without_torch(
+    maker: Callable[[str], ModuleType], tmp_path: Path
+) -> None:
+    pytest.importorskip("lightgbm")
+    chips = tmp_path / "chips"
+    maker("chips").write(chips)
+    scene = maker("geotiff").write_band_folder(tmp_path / "scene", RGBN, size=48)
+    run, mask_path = tmp_path / "run", tmp_path / "mask.tif"
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from s2clouds.cli.main import cli\n"
+        "def run(args):\n"
+        "    r = CliRunner().invoke(cli, args, standalone_mode=False)\n"
+        "    assert r.exception is None, (r.output, repr(r.exception))\n"
+        "    print(r.output)\n"
+        f"run(['train', '--dataset', 'chips', {str(chips)!r}, '--model', 'lightgbm-pixel',\n"
+        f"     '--rounds', '5', '--out', {str(run)!r}, '--quiet'])\n"
+        f"run(['predict', {str(scene)!r}, '-o', {str(mask_path)!r},\n"
+        f"     '--model', {str(run / 'pixel.lgbm')!r}, '--quiet'])\n"
+        "print('torch loaded:', 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert f"pixel model: {run / 'pixel.lgbm'}" in out.stdout
+    assert "validation cloud BOA" in out.stdout
+    assert "torch loaded: False" in out.stdout
+    assert (run / "pixel.json").is_file() and (run / "metrics.json").is_file()
+    with rasterio.open(mask_path) as ds:
+        assert ds.read(1).shape == (48, 48) and ds.tags().get("MODEL") == str(run / "pixel.lgbm")
 
 
 def test_train_export_and_predict_with_the_onnx_file(

@@ -27,9 +27,10 @@ CONTEXT: dict[str, Any] = {
     "sun_azimuth": 150.0,
 }
 ONNX_CASE = "exported-tiny-unet"
+PIXEL_CASE = "saved-pixel-model"
 #: python module each registered peer needs
 PEER_MODULES = {"s2cloudless": "s2cloudless", "ukis-csmask": "ukis_csmask"}
-CASES = [info.name for info in list_models()] + [ONNX_CASE]
+CASES = [info.name for info in list_models()] + [ONNX_CASE, PIXEL_CASE]
 
 
 def scene(bands: tuple[str, ...], size: int, seed: int = 0) -> np.ndarray:
@@ -75,6 +76,29 @@ def exported_onnx(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any, 
     return result.onnx_path, network, result.spec
 
 
+def scene_truth(size: int) -> np.ndarray:
+    """Canonical mask (size, size) uint8 of :func:`scene`: clear, thick cloud, shadow."""
+    truth = np.zeros((size, size), np.uint8)
+    q = size // 4
+    truth[2 * q : 3 * q, 2 * q : 3 * q] = 3
+    truth[q : 2 * q, q : 2 * q] = 1
+    return truth
+
+
+@pytest.fixture(scope="session")
+def saved_pixel_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A pixel model fitted on :func:`scene` with 64 px tiles, saved as ``pixel.lgbm``."""
+    pytest.importorskip("lightgbm")
+    from s2clouds.models.pixel import PixelModel
+    from s2clouds.train.pixel import PixelTrainConfig, fit_scribbles
+
+    bands = ("B02", "B03", "B04", "B08")
+    config = PixelTrainConfig(bands=bands, rounds=10, num_leaves=7, min_data_in_leaf=5)
+    fitted = fit_scribbles(scene(bands, 96), scene_truth(96), bands, config=config)
+    model = PixelModel(fitted.booster, fitted.spec.replace(tile_size=64, name="contract-pixel"))
+    return model.save(tmp_path_factory.mktemp("pixel") / "pixel.lgbm")
+
+
 @pytest.fixture
 def case_info(request: pytest.FixtureRequest) -> ModelInfo:
     """The registry entry of the parametrised case (the ONNX file resolves by path)."""
@@ -82,6 +106,8 @@ def case_info(request: pytest.FixtureRequest) -> ModelInfo:
     if name == ONNX_CASE:
         path, _, _ = request.getfixturevalue("exported_onnx")
         return get_model_info(str(path))
+    if name == PIXEL_CASE:
+        return get_model_info(str(request.getfixturevalue("saved_pixel_model")))
     module = PEER_MODULES.get(name)
     if module is not None and importlib.util.find_spec(module) is None:
         pytest.skip(f"{name} needs the optional package {module}")
@@ -171,7 +197,7 @@ def test_modified_onnx_weights_are_refused(
 
 
 def test_unknown_model_names_and_missing_onnx_files_are_explained(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="exported .onnx file"):
+    with pytest.raises(ModelError, match="path to a saved model"):
         get_model_info("no-such-model")
     with pytest.raises(ModelError, match="not found"):
         get_model_info(str(tmp_path / "absent.onnx"))

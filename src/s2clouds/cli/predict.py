@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 )
 @resolution_option
 @click.option(
-    "--model", default=None, help="Model name (see 's2clouds models'); default: s2clouds-tiny-rgbn (learned, needs B02, B03, B04, B08)."
+    "--model",
+    default=None,
+    help="Model name (see 's2clouds models'); default: s2clouds-tiny-rgbn (learned, needs B02, B03, B04, B08).",
 )
 @click.option(
     "--probabilities", is_flag=True, help="Also write per-class probabilities (<OUT>.proba.tif)."

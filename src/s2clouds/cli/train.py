@@ -12,7 +12,9 @@ from s2clouds.cli.datasets import parse_options
 from s2clouds.cli.options import parse_bands
 from s2clouds.datasets.registry import DATASETS
 
-ARCHITECTURE_NAMES = ("tiny-unet", "unet-mobilenetv2")
+PIXEL_MODEL = "lightgbm-pixel"
+ARCHITECTURE_NAMES = ("tiny-unet", "unet-mobilenetv2", PIXEL_MODEL)
+DEFAULT_LR = {PIXEL_MODEL: 0.1}  # networks: 1e-3
 F = TypeVar("F", bound=Callable[..., Any])
 _KIND = click.Choice(list(DATASETS), case_sensitive=False)
 
@@ -38,7 +40,7 @@ def _dataset_option(flag: str, required: bool, help_text: str) -> Callable[[F], 
     type=click.Choice(ARCHITECTURE_NAMES),
     default="tiny-unet",
     show_default=True,
-    help="Architecture to train.",
+    help=f"Architecture to train ({PIXEL_MODEL}: LightGBM on pixels, no torch needed).",
 )
 @click.option(
     "--bands",
@@ -49,7 +51,26 @@ def _dataset_option(flag: str, required: bool, help_text: str) -> Callable[[F], 
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Learning rate [default: 1e-3; 0.1 for the pixel model].",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Pixel model: boosting rounds (early stopping on validation).",
+)
+@click.option(
+    "--pixels-per-sample",
+    type=click.IntRange(min=1),
+    default=4000,
+    show_default=True,
+    help="Pixel model: labelled pixels drawn per sample.",
+)
 @click.option(
     "--crop", type=click.IntRange(min=16), default=256, show_default=True, help="Patch edge (px)."
 )
@@ -58,7 +79,7 @@ def _dataset_option(flag: str, required: bool, help_text: str) -> Callable[[F], 
     "out_dir",
     type=click.Path(path_type=Path),
     required=True,
-    help="Run folder (best.pt, last.pt, metrics.csv, curve.png).",
+    help="Run folder (best.pt, last.pt, metrics.csv, curve.png; pixel model: pixel.lgbm).",
 )
 @_dataset_option("--val-dataset", False, "Validation data (default: a 10% hold-out).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -90,7 +111,9 @@ def train(
     bands: tuple[str, ...],
     epochs: int,
     batch_size: int,
-    lr: float,
+    lr: float | None,
+    rounds: int,
+    pixels_per_sample: int,
     crop: int,
     out_dir: Path,
     val_dataset: tuple[str, Path] | None,
@@ -102,15 +125,12 @@ def train(
     licence: str,
     quiet: bool,
 ) -> None:
-    """Train a cloud/shadow model on a dataset; prints the best checkpoint's path.
+    """Train a cloud/shadow model on a dataset; prints where the model went.
 
-    Export it for torch-free inference with: s2clouds export OUT/best.pt -o model.onnx
+    Export a network for torch-free inference with: s2clouds export OUT/best.pt -o model.onnx.
+    A pixel model is ready as it is: s2clouds predict SCENE --model OUT/pixel.lgbm
     """
     from s2clouds.datasets.registry import open_dataset
-    from s2clouds.train import require_torch
-
-    require_torch()
-    from s2clouds.train.loop import train as run_training
 
     reader_options = parse_options(options)
     kind, path = dataset
@@ -121,6 +141,40 @@ def train(
         if val_dataset
         else None
     )
+    training_data = f"{kind} {path} ({len(train_data)} samples)"
+    learning_rate = lr or DEFAULT_LR.get(architecture, 1e-3)
+    if architecture == PIXEL_MODEL:
+        from s2clouds.train.pixel import PixelTrainConfig, train_pixel_model
+
+        config = PixelTrainConfig(
+            bands=bands,
+            rounds=rounds,
+            learning_rate=learning_rate,
+            pixels_per_sample=pixels_per_sample,
+            seed=seed,
+        )
+        result = train_pixel_model(
+            train_data,
+            out_dir=out_dir,
+            config=config,
+            val_dataset=val_data,
+            name=name or "s2clouds-pixel",
+            progress=not quiet,
+            training_data=training_data,
+            licence=licence,
+        )
+        click.echo(f"pixel model: {result.path} ({result.rounds} rounds, {result.seconds:.1f} s)")
+        click.echo(
+            f"validation cloud BOA {result.scores['boa_cloud']:.3f}, "
+            f"shadow BOA {result.scores['boa_shadow']:.3f}; metrics: "
+            f"{out_dir / 'metrics.json'}"
+        )
+        return
+    from s2clouds.train import require_torch
+
+    require_torch()
+    from s2clouds.train.loop import train as run_training
+
     best = run_training(
         train_data,
         out_dir=out_dir,
@@ -128,14 +182,14 @@ def train(
         bands=bands,
         epochs=epochs,
         batch_size=batch_size,
-        lr=lr,
+        lr=learning_rate,
         crop=crop,
         val_dataset=val_data,
         seed=seed,
         resume=resume,
         progress=not quiet,
         name=name,
-        training_data=f"{kind} {path} ({len(train_data)} samples)",
+        training_data=training_data,
         licence=licence,
     )
     click.echo(f"best checkpoint: {best}")

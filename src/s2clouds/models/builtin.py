@@ -15,7 +15,7 @@ from s2clouds.models.peers import (
     UkisCsmaskModel,
 )
 from s2clouds.models.physical import MINIMUM_BANDS, PhysicalModel
-from s2clouds.models.registry import ModelInfo, register
+from s2clouds.models.registry import MODEL_FILE_KINDS, ModelInfo, model_file_info, register
 
 register(
     ModelInfo(
@@ -73,21 +73,21 @@ register(
 )
 
 
-#: folder of the shipped ONNX weights (``<name>.onnx`` with its ``<name>.json`` spec)
+#: folder of the shipped weights: ``<name>.onnx`` networks and ``<name>.lgbm`` pixel models,
+#: each with its ``<name>.json`` spec
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 
-def register_onnx_weights(folder: Path = WEIGHTS_DIR) -> list[str]:
-    """Register every ``*.onnx`` in ``folder`` under the name in its sidecar spec.
+def register_shipped_weights(folder: Path = WEIGHTS_DIR) -> list[str]:
+    """Register every saved model in ``folder`` under the name in its sidecar spec.
 
     Only the small JSON specs are read here; a model's weights are loaded (and their sha256
     checked) when it is first built. Returns the registered names.
     """
-    from s2clouds.models.onnx_model import onnx_model_info
-
     if not folder.is_dir():
         return []
-    return [register(onnx_model_info(path)).name for path in sorted(folder.glob("*.onnx"))]
+    paths = sorted(p for p in folder.iterdir() if p.suffix in MODEL_FILE_KINDS)
+    return [register(model_file_info(path)).name for path in paths]
 
 
-register_onnx_weights()
+register_shipped_weights()

@@ -55,22 +55,36 @@ def list_models() -> list[ModelInfo]:
 
 
 def get_model_info(name: str) -> ModelInfo:
-    """The registered model ``name``, or the exported model at ``name`` when it is a path to
-    an existing ``.onnx`` file (see :mod:`s2clouds.models.onnx_model`)."""
+    """The registered model ``name``, or the saved model at ``name`` when it is a path to an
+    exported ``.onnx`` network or a ``.lgbm`` pixel model (with its ``.json`` spec beside)."""
     _ensure_builtin()
     if name in _REGISTRY:
         return _REGISTRY[name]
-    if name.lower().endswith(".onnx"):
+    suffix = Path(name).suffix.lower()
+    if suffix in MODEL_FILE_KINDS:
         path = Path(name).expanduser()
         if not path.is_file():
-            raise ModelError(f"ONNX model file {path} not found; check the path")
-        from s2clouds.models.onnx_model import onnx_model_info
-
-        return onnx_model_info(path, name=name)  # the model reports the path as its name
+            raise ModelError(f"model file {path} not found; check the path")
+        return model_file_info(path, name=name)  # the model reports the path as its name
     raise ModelError(
         f"unknown model {name!r}; available: {', '.join(_REGISTRY)} "
-        "(or give the path to an exported .onnx file)"
+        f"(or give the path to a saved model: {', '.join(MODEL_FILE_KINDS)})"
     )
+
+
+#: model file suffix -> what it holds
+MODEL_FILE_KINDS = {".onnx": "exported network (onnxruntime)", ".lgbm": "pixel model (LightGBM)"}
+
+
+def model_file_info(path: Path, name: str | None = None) -> ModelInfo:
+    """The registry entry of a saved model file (``.onnx`` or ``.lgbm``) under ``name``."""
+    if path.suffix.lower() == ".lgbm":
+        from s2clouds.models.pixel import pixel_model_info
+
+        return pixel_model_info(path, name=name)
+    from s2clouds.models.onnx_model import onnx_model_info
+
+    return onnx_model_info(path, name=name)
 
 
 def get_model(name: str, available_bands: Sequence[str]) -> CloudModel:

@@ -49,6 +49,8 @@ class WeightSpec:
     ``size_multiple``: input height and width must be multiples of this (inputs are
     reflection-padded up to it); ``halo``: pixels of context the model needs around a tile.
     ``sha256``: hex digest of the weights file (None inside the file itself).
+    ``features``: the per-pixel feature stack of a pixel model (empty for networks, which
+    read the bands themselves).
     """
 
     name: str
@@ -68,6 +70,7 @@ class WeightSpec:
     code_version: str = __version__
     sha256: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    features: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bands", canonical_band_names(self.bands))
@@ -75,6 +78,7 @@ class WeightSpec:
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         object.__setattr__(self, "classes", tuple(self.classes))
         object.__setattr__(self, "notes", tuple(self.notes))
+        object.__setattr__(self, "features", tuple(self.features))
         self._validate()
 
     def _validate(self) -> None:
@@ -217,9 +221,12 @@ def sidecar_path(weights: str | Path) -> Path:
 
 
 def write_sidecar(spec: WeightSpec, weights: str | Path) -> Path:
-    """Write ``spec`` with the sha256 of ``weights`` as ``<weights stem>.json``; returns it."""
+    """Write ``spec`` with the sha256 of ``weights`` as ``<weights stem>.json`` (atomically:
+    a temporary file renamed into place); returns its path."""
     path = sidecar_path(weights)
-    path.write_text(spec.replace(sha256=sha256_file(weights)).to_json() + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(spec.replace(sha256=sha256_file(weights)).to_json() + "\n")
+    tmp.replace(path)
     return path
 
 

@@ -120,3 +120,29 @@ class SampleSource:
         sample = self.dataset[self.indices[position]]
         image, target = sample_arrays(sample, self.bands)
         return image, target, sample
+
+
+def train_val_sources(
+    dataset: CloudDataset,
+    val_dataset: CloudDataset | None,
+    bands: Sequence[str],
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    max_val_samples: int | None = None,
+) -> tuple[SampleSource, SampleSource]:
+    """Training and validation views: ``val_dataset`` when given, else a seeded hold-out of
+    ``val_fraction`` (validation on the training samples when there are too few)."""
+    if val_dataset is not None:
+        train_idx, val_idx = list(range(len(dataset))), list(range(len(val_dataset)))
+        val_source_ds = val_dataset
+    else:
+        train_idx, val_idx = holdout_split(len(dataset), val_fraction, seed)
+        val_idx = val_idx or train_idx
+        val_source_ds = dataset
+    if max_val_samples is not None:
+        val_idx = val_idx[:max_val_samples]
+    return (
+        SampleSource.of(dataset, bands, train_idx),
+        SampleSource.of(val_source_ds, bands, val_idx),
+    )

@@ -23,11 +23,9 @@ import torch
 from torch import nn
 
 from s2clouds.bands import RGBN_BANDS, canonical_band_names
-from s2clouds.benchmark.metrics import f1_score
-from s2clouds.benchmark.protocols import CLOUD_TASK, SHADOW_TASK, CloudSEN12Protocol
+from s2clouds.benchmark.protocols import CloudSEN12Protocol
 from s2clouds.datasets.base import CloudDataset
 from s2clouds.errors import ModelError, OutputError
-from s2clouds.labels import CANONICAL_CLASSES
 from s2clouds.models.onnx_model import cpu_cores
 from s2clouds.models.weights import WeightSpec, pad_to_multiple
 from s2clouds.train.architectures import build_model, get_architecture, save_trained
@@ -36,12 +34,12 @@ from s2clouds.train.data import (
     SampleSource,
     band_statistics,
     class_counts,
-    holdout_split,
+    train_val_sources,
 )
 from s2clouds.train.losses import CrossEntropyDiceLoss, class_weights_from_counts
+from s2clouds.train.scoring import F1_COLUMNS, progress_bar, validation_scores
 
 LAST, BEST, METRICS, CURVE = "last.pt", "best.pt", "metrics.csv", "curve.png"
-F1_COLUMNS = tuple(f"f1_{name.replace(' ', '_')}" for name in CANONICAL_CLASSES.values())
 METRIC_COLUMNS = (
     "epoch",
     "train_loss",
@@ -130,34 +128,6 @@ def validate(
     return validation_scores(protocol, losses)
 
 
-def validation_scores(protocol: CloudSEN12Protocol, losses: Sequence[float]) -> dict[str, float]:
-    """Metrics row from a filled protocol: median per-image BOA per task, F1 per class."""
-    summary = {row["task"]: row["median_boa"] for row in protocol.summary_rows()}
-    counts = protocol.confusion("model").counts
-    f1 = f1_score(counts)
-    scores = {
-        "val_loss": float(np.mean(losses)),
-        "boa_cloud": float(summary.get(CLOUD_TASK.name, math.nan)),
-        "boa_shadow": float(summary.get(SHADOW_TASK.name, math.nan)),
-        **{column: float(v) for column, v in zip(F1_COLUMNS, f1, strict=True)},
-        "f1_macro": float(f1_score(counts, "macro")),
-    }
-    scores["score"] = selection_score(scores)
-    return scores
-
-
-def selection_score(scores: dict[str, float]) -> float:
-    """What picks the best checkpoint: mean of the defined cloud/shadow median BOAs, else
-    macro F1, else minus the validation loss."""
-    boas = [scores["boa_cloud"], scores["boa_shadow"]]
-    defined = [b for b in boas if not math.isnan(b)]
-    if defined:
-        return float(np.mean(defined))
-    if not math.isnan(scores["f1_macro"]):
-        return scores["f1_macro"]
-    return -scores["val_loss"]
-
-
 # ---------------------------------------------------------------------------- outputs
 def write_metrics(path: Path, history: Sequence[dict[str, float]]) -> None:
     """``metrics.csv`` with one row per finished epoch (rewritten whole each epoch)."""
@@ -190,19 +160,6 @@ def plot_curves(path: Path, history: Sequence[dict[str, float]]) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.savefig(path, dpi=100)
-
-
-def progress_bar(enabled: bool) -> Any:
-    """A rich progress bar for batches (hidden when not ``enabled``)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} batches"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
 
 
 # ---------------------------------------------------------------------------- state
@@ -313,20 +270,14 @@ def build_state(config: TrainConfig, spec: WeightSpec) -> RunState:
 def data_sources(
     dataset: CloudDataset, val_dataset: CloudDataset | None, config: TrainConfig
 ) -> tuple[SampleSource, SampleSource]:
-    """Training and validation views: ``val_dataset`` when given, else a seeded hold-out of
-    ``config.val_fraction`` (validation on the training samples when there are too few)."""
-    if val_dataset is not None:
-        train_idx, val_idx = list(range(len(dataset))), list(range(len(val_dataset)))
-        val_source_ds = val_dataset
-    else:
-        train_idx, val_idx = holdout_split(len(dataset), config.val_fraction, config.seed)
-        val_idx = val_idx or train_idx
-        val_source_ds = dataset
-    if config.max_val_samples is not None:
-        val_idx = val_idx[: config.max_val_samples]
-    return (
-        SampleSource.of(dataset, config.bands, train_idx),
-        SampleSource.of(val_source_ds, config.bands, val_idx),
+    """Training and validation views of a run (see :func:`train_val_sources`)."""
+    return train_val_sources(
+        dataset,
+        val_dataset,
+        config.bands,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        max_val_samples=config.max_val_samples,
     )
 
 

@@ -1,0 +1,231 @@
+"""The pixel model: gradient-boosted trees (LightGBM) over per-pixel features.
+
+Like s2cloudless and the LightGBM assistant of the IRIS annotation tool, the model classifies
+each pixel from its spectrum, spectral indices and a little local context
+(:mod:`s2clouds.models.pixel_features`). It trains in seconds on labelled pixels or
+scribbles (:mod:`s2clouds.train.pixel`) and needs only ``lightgbm`` (``pip install
+"s2clouds[pixel]"``), no torch.
+
+A saved model is a LightGBM text model ``<name>.lgbm`` with its :class:`WeightSpec` in the
+sidecar ``<name>.json`` (architecture ``"lightgbm-pixel"``; ``features`` lists the feature
+stack; ``mean``/``std`` are unused by trees and stored as 0/1). The spec's sha256 guards the
+model file.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from s2clouds.errors import ModelError
+from s2clouds.models.base import N_CLASSES
+from s2clouds.models.onnx_model import cpu_cores
+from s2clouds.models.pixel_features import (
+    check_feature_bands,
+    features_halo,
+    pixel_features,
+)
+from s2clouds.models.weights import (
+    WeightSpec,
+    read_sidecar,
+    spec_summary,
+    verify_weights,
+    write_sidecar,
+)
+
+if TYPE_CHECKING:
+    from s2clouds.models.registry import ModelInfo
+
+PIXEL_ARCHITECTURE = "lightgbm-pixel"
+PIXEL_SUFFIX = ".lgbm"
+PIXEL_INSTALL_HINT = 'pip install "s2clouds[pixel]"'
+#: pixels per call of the booster (bounds the (N, F) feature matrix in memory)
+PREDICT_CHUNK = 1 << 18
+
+
+def import_lightgbm() -> Any:
+    """The ``lightgbm`` module, or :class:`ModelError` with the install command."""
+    try:
+        import lightgbm
+    except ImportError as exc:
+        raise ModelError(
+            f"the pixel model needs LightGBM, which is not installed ({exc}); install it "
+            f"with: {PIXEL_INSTALL_HINT}"
+        ) from exc
+    return lightgbm
+
+
+def pixel_spec(
+    name: str,
+    bands: Sequence[str],
+    features: Sequence[str],
+    *,
+    tile_size: int = 1024,
+    **provenance: Any,
+) -> WeightSpec:
+    """The weight spec of a pixel model on ``bands`` with the feature stack ``features``;
+    ``provenance``: further :class:`WeightSpec` fields (training_data, licence, notes, ...)."""
+    check_feature_bands(features, bands)
+    return WeightSpec(
+        name=name,
+        architecture=PIXEL_ARCHITECTURE,
+        bands=tuple(bands),
+        mean=(0.0,) * len(bands),
+        std=(1.0,) * len(bands),
+        features=tuple(features),
+        size_multiple=1,
+        halo=features_halo(features),
+        tile_size=tile_size,
+        **provenance,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _load_booster(path: Path, sha256: str | None) -> Any:
+    """The LightGBM booster in ``path`` (cached per file content)."""
+    lightgbm = import_lightgbm()
+    try:
+        return lightgbm.Booster(model_file=str(path))
+    except Exception as exc:  # LightGBM raises its own LightGBMError
+        raise ModelError(
+            f"LightGBM cannot read {path} ({exc}); the file is damaged: retrain or re-copy it"
+        ) from exc
+
+
+class PixelModel:
+    """A :class:`~s2clouds.models.base.CloudModel` over a LightGBM booster.
+
+    ``booster``: a trained ``lightgbm.Booster`` with 4 classes (canonical order) over the
+    features of ``spec.features``; ``threads``: LightGBM threads (default: usable cores).
+    """
+
+    def __init__(
+        self,
+        booster: Any,
+        spec: WeightSpec,
+        *,
+        name: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        if spec.architecture != PIXEL_ARCHITECTURE or not spec.features:
+            raise ModelError(
+                f"spec {spec.name!r} is not a pixel model spec (architecture "
+                f"{spec.architecture!r}); pixel models are made by s2clouds.train.pixel"
+            )
+        n_features = booster.num_feature()
+        if n_features != len(spec.features):
+            raise ModelError(
+                f"the booster reads {n_features} features but spec {spec.name!r} lists "
+                f"{len(spec.features)}; keep the .json written with this model"
+            )
+        self.booster, self.spec, self._name = booster, spec, name
+        self.threads = threads or cpu_cores()
+
+    @classmethod
+    def load(
+        cls, path: str | Path, spec: WeightSpec | None = None, *, name: str | None = None
+    ) -> PixelModel:
+        """The model saved at ``path`` (``.lgbm``) with its sidecar spec (sha256 checked)."""
+        model_path = Path(path)
+        if not model_path.is_file():
+            raise ModelError(f"pixel model {model_path} not found; check the path")
+        spec = spec if spec is not None else read_sidecar(model_path)
+        verify_weights(model_path, spec)
+        return cls(_load_booster(model_path, spec.sha256), spec, name=name)
+
+    @property
+    def name(self) -> str:
+        return self._name or self.spec.name
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return self.spec.bands
+
+    @property
+    def halo(self) -> int:
+        return self.spec.halo
+
+    @property
+    def tile_size(self) -> int:
+        return self.spec.tile_size
+
+    def for_bands(self, available: Sequence[str]) -> PixelModel:
+        """This model, after checking that ``available`` holds every band it needs."""
+        self.spec.check_bands(available)
+        return self
+
+    def features(self, image: np.ndarray) -> np.ndarray:
+        """Feature stack (F, H, W) float32 of reflectance ``image`` (C, H, W)."""
+        return pixel_features(image, self.spec.bands, self.spec.features)
+
+    def predict_proba(self, image: np.ndarray, context: dict[str, Any]) -> np.ndarray:
+        """Canonical probabilities (4, H, W) float32 from reflectance (C, H, W) in ``bands``
+        order (0-1, NaN where there is no data; such pixels get clear = 1)."""
+        self.spec.check_image(image)
+        h, w = image.shape[1:]
+        stack = self.features(image).reshape(len(self.spec.features), -1)
+        valid = np.all(np.isfinite(image), axis=0).ravel()
+        probs = np.zeros((N_CLASSES, h * w), dtype=np.float32)
+        probs[0] = 1.0
+        rows = np.flatnonzero(valid)
+        for start in range(0, rows.size, PREDICT_CHUNK):
+            chunk = rows[start : start + PREDICT_CHUNK]
+            probs[:, chunk] = self.predict_rows(stack[:, chunk].T).T
+        return probs.reshape(N_CLASSES, h, w)
+
+    def predict_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, 4) float32 of feature rows (N, F)."""
+        try:
+            out = self.booster.predict(
+                np.ascontiguousarray(rows, dtype=np.float32), num_threads=self.threads
+            )
+        except Exception as exc:  # LightGBM raises its own LightGBMError
+            raise ModelError(f"LightGBM failed on model {self.name!r}: {exc}") from exc
+        out = np.asarray(out, dtype=np.float32)
+        if out.ndim != 2 or out.shape[1] != N_CLASSES:
+            raise ModelError(
+                f"pixel model {self.name!r} returned shape {out.shape}; it must be a "
+                f"{N_CLASSES}-class model in canonical order: retrain it with s2clouds"
+            )
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write the booster to ``path`` (``.lgbm``) and its spec with sha256 beside it
+        (both atomically); returns ``path``."""
+        model_path = Path(path)
+        if model_path.suffix != PIXEL_SUFFIX:
+            raise ModelError(f"save pixel models as <name>{PIXEL_SUFFIX}; got {model_path.name}")
+        tmp = model_path.with_name(f".{model_path.name}.tmp")
+        self.booster.save_model(str(tmp))
+        tmp.replace(model_path)
+        write_sidecar(self.spec, model_path)
+        self.spec = read_sidecar(model_path)
+        return model_path
+
+
+def pixel_model_info(path: str | Path, name: str | None = None) -> ModelInfo:
+    """A registry entry for the pixel model saved at ``path`` under ``name`` (default: the
+    spec's name). Only the JSON spec is read here; the model loads when first built."""
+    from s2clouds.models.registry import ModelInfo
+
+    model_path = Path(path)
+    spec = read_sidecar(model_path)
+    entry_name = name or spec.name
+    return ModelInfo(
+        name=entry_name,
+        factory=functools.partial(_build_pixel_model, model_path, spec, entry_name),
+        bands=spec.bands,
+        description=f"pixel model ({spec_summary(spec)}), run on LightGBM",
+        notes=(*spec.notes, f"needs LightGBM: {PIXEL_INSTALL_HINT}"),
+        licence=spec.licence or "unknown (see the weight spec)",
+    )
+
+
+def _build_pixel_model(
+    path: Path, spec: WeightSpec, name: str, available: Sequence[str]
+) -> PixelModel:
+    return PixelModel.load(path, spec, name=name).for_bands(available)
