@@ -43,7 +43,7 @@ from scipy import ndimage
 import s2clouds
 from s2clouds.bands import L1C_BANDS, canonical_band_names
 from s2clouds.datasets.chips import ChipFolders
-from s2clouds.datasets.synthetic import SyntheticClouds
+from s2clouds.datasets.synthetic import LabelRules, SyntheticClouds
 from s2clouds.errors import S2CloudsError
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.scenes import Scene, read_scene
@@ -110,6 +110,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-clear", type=float, default=0.8, help="clear share of a surface window")
     p.add_argument("--cloud-buffer", type=int, default=8, help="pixels kept away from clouds")
+    p.add_argument(
+        "--thin-alpha",
+        type=float,
+        default=LabelRules().thin_alpha,
+        help="synthetic cloud opacity from which a pixel is labelled (thin) cloud",
+    )
     p.add_argument("--stride", type=int, default=32, help="step between surface windows")
     p.add_argument("--maskers", default=",".join(DEFAULT_MASKERS), help="pseudo-label maskers")
     p.add_argument("--min-labelled", type=float, default=0.5, help="labelled share of a tile")
@@ -287,7 +293,13 @@ def write_synthetic(
 ) -> None:
     """``--synthetic`` chips ``syn_<i>`` from :class:`SyntheticClouds` on ``surfaces``."""
     dataset = SyntheticClouds(
-        surfaces, bands=bands, n=args.synthetic, size=args.size, seed=args.seed, resolution=10.0
+        surfaces,
+        bands=bands,
+        n=args.synthetic,
+        size=args.size,
+        seed=args.seed,
+        resolution=10.0,
+        rules=LabelRules(thin_alpha=args.thin_alpha),
     )
     for i in range(len(dataset)):
         sample = dataset[i]
@@ -387,7 +399,9 @@ def provenance(
         "labels, which have no shadow class) and `cl_mask == 0` for the s2cloudless scene "
         "(algorithmic, not ground truth; its resolution is not recorded and is taken as "
         f"{S2CLOUDLESS_RESOLUTION:g} m)"
-        + (", less pixels the agreeing maskers call cloud or shadow." if maskers else "."),
+        + (", less pixels the agreeing maskers call cloud or shadow." if maskers else ".")
+        + f" Labels: cloud from opacity {args.thin_alpha:g} (thin), thick above "
+        f"{LabelRules().thick_alpha:g}.",
     ]
     if maskers:
         lines.append(

@@ -13,6 +13,7 @@ from s2clouds.datasets.base import SAMPLE_KEYS
 from s2clouds.datasets.synthetic import (
     CLOUD_SPECTRA,
     CloudParameters,
+    LabelRules,
     SyntheticClouds,
     draw_parameters,
     render,
@@ -111,6 +112,24 @@ def test_no_shadow_label_under_cloud() -> None:
         under_cloud = np.isin(cloud_only, [THICK_CLOUD, THIN_CLOUD])
         assert not np.any(mask[under_cloud] == CLOUD_SHADOW)
         assert np.array_equal(mask[under_cloud], cloud_only[under_cloud])
+
+
+def test_a_lower_thin_threshold_widens_cloud_outlines_only() -> None:
+    """Same rendering, other label rules: the image is identical, cloud grows at its edges."""
+    surface = vegetation(64)
+    params = cloudy(coverage=0.4, sun_azimuth=100.0)
+    image, strict = render(surface, BANDS, params, np.random.default_rng(3), resolution=10.0)
+    wide_rules = LabelRules(thin_alpha=0.02)
+    same, wide = render(
+        surface, BANDS, params, np.random.default_rng(3), resolution=10.0, rules=wide_rules
+    )
+    np.testing.assert_array_equal(image, same)
+    cloud = np.isin(strict, [THICK_CLOUD, THIN_CLOUD])
+    wide_cloud = np.isin(wide, [THICK_CLOUD, THIN_CLOUD])
+    assert np.all(wide_cloud[cloud]) and wide_cloud.sum() > cloud.sum()
+    assert np.array_equal(strict == THICK_CLOUD, wide == THICK_CLOUD)
+    with pytest.raises(DatasetError, match="thin_alpha"):
+        LabelRules(thin_alpha=0.7)
 
 
 def test_shadow_lies_away_from_the_sun() -> None:

@@ -14,9 +14,11 @@ Training data with exact labels, made from clear Sentinel-2 surfaces (reflectanc
   (0.5-0.8 in NIR) of the direct sunlight: ``shaded = surface * (1 - k * w_band * alpha_shadow)``.
   Diffuse skylight remains, and as skylight is bluer, blue bands darken less (``w_band`` from
   :data:`DIFFUSE_FRACTION`).
-* **Labels** (canonical): thick cloud where ``alpha > 0.6``, thin cloud where
-  ``0.15 < alpha <= 0.6``, cloud shadow where the NIR darkening ``k * alpha_shadow`` is at least
-  0.25 and the pixel is not cloud, clear elsewhere, 255 where the surface is NaN (no data).
+* **Labels** (canonical, :class:`LabelRules`): thick cloud where ``alpha > 0.6``, thin cloud
+  where ``0.15 < alpha <= 0.6``, cloud shadow where the NIR darkening ``k * alpha_shadow`` is at
+  least 0.25 and the pixel is not cloud, clear elsewhere, 255 where the surface is NaN (no
+  data). Human annotators draw cloud outlines wider than a physical opacity cut (faint edges
+  count as cloud), so a lower ``thin_alpha`` imitates their convention.
 
 Sample kinds: 10 % stay clear, 15 % hold only thin cloud or haze (half of them cirrus, bright
 in B10), the rest hold cloud of every opacity. Sign convention of the shadow direction (rows
@@ -100,6 +102,26 @@ CLOUD_HEIGHT_M = (500.0, 4000.0)
 SHADOW_STRENGTH = (0.5, 0.8)  # k: share of the direct (NIR) light a thick cloud removes
 SUN_ZENITH_RANGE = (15.0, 65.0)
 MAX_SHIFT_PX = 1024  # longer shadow offsets are clipped (their clouds lie far off the crop)
+
+
+@dataclass(frozen=True)
+class LabelRules:
+    """Where synthetic opacity and darkening become labels: thick cloud above
+    ``thick_alpha``, thin cloud above ``thin_alpha`` (opacity 0-1), shadow from a NIR
+    darkening of ``shadow_darkening`` (share of the direct light removed, 0-1)."""
+
+    thick_alpha: float = THICK_ALPHA
+    thin_alpha: float = THIN_ALPHA
+    shadow_darkening: float = SHADOW_DARKENING
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.thin_alpha < self.thick_alpha <= 1.0:
+            raise DatasetError(
+                f"label rules need 0 <= thin_alpha < thick_alpha <= 1; got thin_alpha "
+                f"{self.thin_alpha}, thick_alpha {self.thick_alpha}"
+            )
+        if not 0.0 < self.shadow_darkening <= 1.0:
+            raise DatasetError(f"shadow_darkening must be in (0, 1]; got {self.shadow_darkening}")
 
 
 @dataclass(frozen=True)
@@ -263,16 +285,21 @@ def cloud_radiance(
     return (spectrum * params.brightness * relative[None]).astype(np.float32)
 
 
-def synthetic_labels(alpha: np.ndarray, darkening: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def synthetic_labels(
+    alpha: np.ndarray,
+    darkening: np.ndarray,
+    valid: np.ndarray,
+    rules: LabelRules = LabelRules(),
+) -> np.ndarray:
     """Canonical mask (H, W) uint8 from opacity, NIR shadow darkening and data validity.
 
     Later rules win: shadow, then thin cloud, then thick cloud (so no shadow under cloud),
     then no data.
     """
     mask = np.full(alpha.shape, CLEAR, dtype=np.uint8)
-    mask[darkening >= SHADOW_DARKENING] = CLOUD_SHADOW
-    mask[alpha > THIN_ALPHA] = THIN_CLOUD
-    mask[alpha > THICK_ALPHA] = THICK_CLOUD
+    mask[darkening >= rules.shadow_darkening] = CLOUD_SHADOW
+    mask[alpha > rules.thin_alpha] = THIN_CLOUD
+    mask[alpha > rules.thick_alpha] = THICK_CLOUD
     mask[~valid] = NODATA
     return mask
 
@@ -295,11 +322,12 @@ def render(
     rng: np.random.Generator,
     *,
     resolution: float,
+    rules: LabelRules = LabelRules(),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clouds and shadows of ``params`` over ``surface`` (see the module docstring).
 
     ``surface``: (C, H, W) reflectance (0-1), NaN = no data, bands named by ``bands``;
-    ``resolution``: metres per pixel. Returns the image (C, H, W) float32 reflectance (NaN
+    ``resolution``: metres per pixel; ``rules``: labelling thresholds. Returns the image (C, H, W) float32 reflectance (NaN
     where the surface is) and the canonical mask (H, W) uint8.
     """
     names = check_surface(surface, bands)
@@ -310,7 +338,7 @@ def render(
     cloud = cloud_radiance(names, params, rng, shape)
     image = (1.0 - alpha[None]) * shaded + alpha[None] * cloud
     valid = np.all(np.isfinite(surface), axis=0)
-    return image.astype(np.float32), synthetic_labels(alpha, darkening, valid)
+    return image.astype(np.float32), synthetic_labels(alpha, darkening, valid, rules)
 
 
 def synthesize(
@@ -374,7 +402,8 @@ class SyntheticClouds(CloudDataset):
     ``bands``: bands of the samples (default: the first surface's); every surface must have
     them. ``n``: number of samples; ``size``: crop edge (pixels); ``seed``: sample ``i`` is a
     function of ``(seed, i)`` only. ``resolution``: read resolution for paths (10, 20, 60 m;
-    default native) and the pixel size of arrays (default 10 m).
+    default native) and the pixel size of arrays (default 10 m). ``rules``: labelling
+    thresholds (default :class:`LabelRules`).
 
     Sample ``i``: a random crop of a random surface, random flips, sun zenith 15-65 degrees and
     azimuth 0-360 degrees, then :func:`synthesize`. Keys: ``image`` (C, size, size) float32
@@ -396,7 +425,9 @@ class SyntheticClouds(CloudDataset):
         size: int = 256,
         seed: int = 0,
         resolution: float | None = None,
+        rules: LabelRules | None = None,
     ) -> None:
+        self.rules = rules or LabelRules()
         if not surfaces:
             raise DatasetError(
                 "SyntheticClouds needs at least one clear surface; give surfaces=[...]"
@@ -442,7 +473,9 @@ class SyntheticClouds(CloudDataset):
         azimuth = float(rng.uniform(0.0, 360.0))
         params = draw_parameters(rng, sun_zenith=zenith, sun_azimuth=azimuth)
         resolution = scene.grid.resolution
-        image, mask = render(surface, self.bands, params, rng, resolution=resolution)
+        image, mask = render(
+            surface, self.bands, params, rng, resolution=resolution, rules=self.rules
+        )
         meta: dict[str, Any] = {
             "id": f"synthetic_{self.seed}_{index}",
             "surface": which,
@@ -451,6 +484,7 @@ class SyntheticClouds(CloudDataset):
             "flips": flips,
             "resolution": resolution,
             **asdict(params),
+            "label_rules": asdict(self.rules),
         }
         return {
             "image": image,
