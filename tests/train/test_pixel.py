@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -80,3 +82,19 @@ def test_unlabelled_data_and_misplaced_scribbles_are_explained() -> None:
         fit_scribbles(image, np.full((32, 32), 255, np.uint8), RGBN)
     with pytest.raises(DatasetError, match="differ in size"):
         fit_scribbles(image, np.zeros((16, 16), np.uint8), RGBN)
+
+
+def test_scribble_labels_of_cloudsen12_draw_only_scribbled_pixels(
+    maker: Callable[[str], ModuleType], tmp_path: Path
+) -> None:
+    from s2clouds.datasets.registry import open_dataset
+    from s2clouds.train.data import SampleSource
+    from s2clouds.train.pixel import collect_rows
+
+    root = maker("cloudsen12").write(tmp_path / "cs")
+    data = open_dataset(root, "cloudsen12", split="test", level="L1C", label="manual_sc")
+    source = SampleSource.of(data, RGBN)
+    scribbled = sum(int(np.sum(source.arrays(i)[1] != 255)) for i in range(len(source)))
+    rows, labels = collect_rows(source, PixelTrainConfig(bands=RGBN, pixels_per_sample=10**6))
+    assert 0 < labels.size == scribbled and set(np.unique(labels)) <= {0, 1, 2, 3}
+    assert rows.shape == (labels.size, len(PixelTrainConfig().resolved_features()))
