@@ -282,10 +282,13 @@ def test_tiny_training_run_is_seeded_resumable_and_exports(
     with pytest.raises(OutputError, match="no-resume"):
         train(ToyClouds(), out_dir=run, **(options | {"bands": BANDS}))
 
-    result = export_onnx(best, tmp_path / "toy.onnx", quantize=True)
+    result = export_onnx(
+        best, tmp_path / "toy.onnx", quantize=True, name="toy-clouds", licence="CC0-1.0"
+    )
     assert result.max_abs_diff < 1e-4 and result.quantized_max_diff is not None
     model = OnnxModel(result.onnx_path)
     assert model.spec == result.spec and model.spec.sha256 is not None
+    assert (model.name, model.spec.licence) == ("toy-clouds", "CC0-1.0")
     image, _ = sample_arrays(ToyClouds(seed=9)[0], RGBN)
     probs = model.predict_proba(image, {})
     np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-3)

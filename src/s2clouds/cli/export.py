@@ -21,6 +21,8 @@ import click
     "--training-data", default=None, help="Describe the training data in the spec (provenance)."
 )
 @click.option("--note", "notes", multiple=True, help="Add a note to the spec (repeatable).")
+@click.option("--name", default=None, help="Model name in the spec (default: the training name).")
+@click.option("--licence", default=None, help="Licence of the weights (follows the training data).")
 def export(
     checkpoint: Path,
     output: Path,
@@ -29,6 +31,8 @@ def export(
     tile_size: int | None,
     training_data: str | None,
     notes: tuple[str, ...],
+    name: str | None,
+    licence: str | None,
 ) -> None:
     """Export CHECKPOINT (best.pt of 's2clouds train') to ONNX, with its spec embedded and
     in a sidecar JSON; checks onnxruntime against torch. Use it with --model OUTPUT."""
@@ -45,6 +49,8 @@ def export(
         tile_size=tile_size,
         training_data=training_data,
         notes=notes,
+        name=name,
+        licence=licence,
     )
     click.echo(f"wrote {result.onnx_path} and {result.spec_path}")
     click.echo(f"  onnxruntime vs torch: max probability difference {result.max_abs_diff:.2e}")

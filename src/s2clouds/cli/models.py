@@ -9,7 +9,8 @@ import click
 def models() -> None:
     """List the registered models: name, bands they need, licence and notes.
 
-    Any exported .onnx file can also be used as a model: s2clouds predict --model PATH.onnx
+    Saved models are used by path: s2clouds predict --model PATH.onnx (an exported network)
+    or --model PATH.lgbm (a pixel model from s2clouds train --model lightgbm-pixel).
     """
     from rich.console import Console
     from rich.table import Table

@@ -136,6 +136,8 @@ def export_onnx(
     tile_size: int | None = None,
     training_data: str | None = None,
     notes: Sequence[str] = (),
+    name: str | None = None,
+    licence: str | None = None,
     check_size: int = 96,
 ) -> ExportResult:
     """Write ``out_path`` (.onnx) and its spec ``<out>.json`` from a training checkpoint.
@@ -146,7 +148,8 @@ def export_onnx(
     quantisation of it, and ``quantized_max_diff`` reports its largest probability
     difference from fp32 on the same input. ``tile_size`` overrides the inference tile edge
     recorded in the spec; ``training_data`` replaces the training-data description (say
-    where the data came from and its licences) and ``notes`` are appended to the spec's notes.
+    where the data came from and its licences) and ``notes`` are appended to the spec's notes;
+    ``name`` and ``licence`` replace the model name and the weights' licence.
     """
     out = Path(out_path)
     if out.suffix.lower() != ".onnx":
@@ -157,8 +160,9 @@ def export_onnx(
     updates: dict[str, Any] = {"notes": (*spec.notes, *notes)}
     if tile_size is not None:
         updates["tile_size"] = tile_size
-    if training_data is not None:
-        updates["training_data"] = training_data
+    for key, value in (("training_data", training_data), ("name", name), ("licence", licence)):
+        if value is not None:
+            updates[key] = value
     spec = spec.replace(**updates)
     size = max(check_size, 2 * spec.size_multiple) // spec.size_multiple * spec.size_multiple
     image = random_reflectance(spec, size)

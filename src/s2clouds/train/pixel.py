@@ -206,6 +206,16 @@ def validate_pixel_model(model: PixelModel, source: SampleSource) -> dict[str, f
     return validation_scores(protocol, losses or [float("nan")])
 
 
+def validation_rows(
+    source: SampleSource, config: PixelTrainConfig
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Feature rows of the validation samples for early stopping (None when unlabelled)."""
+    try:
+        return collect_rows(source, config)
+    except DatasetError:
+        return None
+
+
 def train_pixel_model(
     dataset: CloudDataset,
     *,
@@ -234,7 +244,7 @@ def train_pixel_model(
         dataset, val_dataset, bands, val_fraction=val_fraction, seed=config.seed
     )
     rows, labels = collect_rows(train_source, config, progress=progress)
-    val_rows = collect_rows(val_source, config) if val_source.indices else None
+    val_rows = validation_rows(val_source, config)
     booster = fit_booster(rows, labels, config, valid=val_rows, progress=progress)
     spec = pixel_spec(
         name,
