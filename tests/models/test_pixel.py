@@ -140,3 +140,31 @@ def test_a_spec_that_does_not_match_the_booster_is_refused(
         PixelModel(model.booster, fewer)
     with pytest.raises(ModelError, match="not a pixel model"):
         PixelModel(model.booster, model.spec.replace(architecture="tiny-unet"))
+
+
+def test_cell_interpolation_is_bilinear_at_the_right_positions() -> None:
+    from s2clouds.models.pixel import interpolate_cells
+
+    rows, cols = np.mgrid[:12, :16].astype(np.float32)
+    plane = 0.5 * rows + 0.25 * cols  # linear: bilinear interpolation reproduces it
+    coarse = plane[None, 2::4, 2::4]
+    full = interpolate_cells(coarse, (12, 16), 4)
+    assert full.shape == (1, 12, 16)
+    np.testing.assert_allclose(full[0, 2:11, 2:15], plane[2:11, 2:15], atol=1e-5)
+
+
+def test_a_strided_model_agrees_with_every_pixel_and_keeps_the_contract(
+    fitted: tuple[object, np.ndarray, np.ndarray],
+) -> None:
+    from s2clouds.models.pixel import PixelModel
+
+    model, image, _ = fitted
+    assert isinstance(model, PixelModel)
+    strided = PixelModel(model.booster, model.spec.replace(stride=2))
+    exact = model.predict_proba(image, {})
+    image = image.copy()
+    image[:, :3, :3] = np.nan
+    coarse = strided.predict_proba(image, {})
+    assert coarse.shape == exact.shape and coarse.dtype == np.float32
+    np.testing.assert_allclose(coarse.sum(axis=0), 1.0, atol=1e-5)
+    assert np.mean(coarse.argmax(0) == exact.argmax(0)) > 0.95

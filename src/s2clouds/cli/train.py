@@ -72,6 +72,13 @@ def _dataset_option(flag: str, required: bool, help_text: str) -> Callable[[F], 
     help="Pixel model: labelled pixels drawn per sample.",
 )
 @click.option(
+    "--stride",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Pixel model: classify every N-th pixel, interpolate between (N^2 times faster).",
+)
+@click.option(
     "--crop", type=click.IntRange(min=16), default=256, show_default=True, help="Patch edge (px)."
 )
 @click.option(
@@ -114,6 +121,7 @@ def train(
     lr: float | None,
     rounds: int,
     pixels_per_sample: int,
+    stride: int,
     crop: int,
     out_dir: Path,
     val_dataset: tuple[str, Path] | None,
@@ -159,6 +167,7 @@ def train(
             config=config,
             val_dataset=val_data,
             name=name or "s2clouds-pixel",
+            stride=stride,
             progress=not quiet,
             training_data=training_data,
             licence=licence,

@@ -65,10 +65,12 @@ def pixel_spec(
     features: Sequence[str],
     *,
     tile_size: int = 1024,
+    stride: int = 1,
     **provenance: Any,
 ) -> WeightSpec:
-    """The weight spec of a pixel model on ``bands`` with the feature stack ``features``;
-    ``provenance``: further :class:`WeightSpec` fields (training_data, licence, notes, ...)."""
+    """The weight spec of a pixel model on ``bands`` with the feature stack ``features``,
+    classifying every ``stride``-th pixel; ``provenance``: further :class:`WeightSpec`
+    fields (training_data, licence, notes, ...)."""
     check_feature_bands(features, bands)
     return WeightSpec(
         name=name,
@@ -80,6 +82,7 @@ def pixel_spec(
         size_multiple=1,
         halo=features_halo(features),
         tile_size=tile_size,
+        stride=stride,
         **provenance,
     )
 
@@ -164,17 +167,33 @@ class PixelModel:
 
     def predict_proba(self, image: np.ndarray, context: dict[str, Any]) -> np.ndarray:
         """Canonical probabilities (4, H, W) float32 from reflectance (C, H, W) in ``bands``
-        order (0-1, NaN where there is no data; such pixels get clear = 1)."""
+        order (0-1, NaN where there is no data; such pixels get clear = 1).
+
+        Features are computed at every pixel; the trees run on every ``spec.stride``-th pixel
+        (centres of ``stride`` x ``stride`` cells) and the probabilities are interpolated
+        bilinearly back to (H, W).
+        """
         self.spec.check_image(image)
-        h, w = image.shape[1:]
-        stack = self.features(image).reshape(len(self.spec.features), -1)
-        valid = np.all(np.isfinite(image), axis=0).ravel()
+        stack = self.features(image)
+        valid = np.all(np.isfinite(image), axis=0)
+        stride = self.spec.stride
+        if stride == 1:
+            return self.classify(stack, valid)
+        cells = (slice(None), slice(stride // 2, None, stride), slice(stride // 2, None, stride))
+        coarse = self.classify(stack[cells], valid[cells[1:]])
+        return interpolate_cells(coarse, image.shape[1:], stride)
+
+    def classify(self, stack: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Probabilities (4, H, W) float32 of every pixel of a feature stack (F, H, W);
+        pixels not ``valid`` (H, W) bool (no data) get clear = 1."""
+        h, w = stack.shape[1:]
+        flat = stack.reshape(len(self.spec.features), -1)
         probs = np.zeros((N_CLASSES, h * w), dtype=np.float32)
         probs[0] = 1.0
-        rows = np.flatnonzero(valid)
+        rows = np.flatnonzero(valid.ravel())
         for start in range(0, rows.size, PREDICT_CHUNK):
             chunk = rows[start : start + PREDICT_CHUNK]
-            probs[:, chunk] = self.predict_rows(stack[:, chunk].T).T
+            probs[:, chunk] = self.predict_rows(flat[:, chunk].T).T
         return probs.reshape(N_CLASSES, h, w)
 
     def predict_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -205,6 +224,28 @@ class PixelModel:
         write_sidecar(self.spec, model_path)
         self.spec = read_sidecar(model_path)
         return model_path
+
+
+def interpolate_cells(coarse: np.ndarray, shape: tuple[int, int], stride: int) -> np.ndarray:
+    """Bilinear interpolation of per-cell values (K, h, w) sampled at pixel ``stride // 2 +
+    i * stride`` to every pixel of ``shape`` (K, H, W) float32 (edges hold the last cell)."""
+    along_rows = _linear_along(coarse.astype(np.float32, copy=False), 1, shape[0], stride)
+    return _linear_along(along_rows, 2, shape[1], stride)
+
+
+def _linear_along(values: np.ndarray, axis: int, size: int, stride: int) -> np.ndarray:
+    """Linear interpolation of ``values`` along ``axis`` from cell centres to ``size`` pixels."""
+    n = values.shape[axis]
+    position = np.clip((np.arange(size, dtype=np.float32) - stride // 2) / stride, 0, n - 1)
+    low = np.minimum(position.astype(np.int64), max(n - 2, 0))
+    high = np.minimum(low + 1, n - 1)
+    weight = (position - low).astype(np.float32)
+    shape = [1] * values.ndim
+    shape[axis] = size
+    weight = weight.reshape(shape)
+    return (1 - weight) * np.take(values, low, axis=axis) + weight * np.take(
+        values, high, axis=axis
+    )
 
 
 def pixel_model_info(path: str | Path, name: str | None = None) -> ModelInfo:

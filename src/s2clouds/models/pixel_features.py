@@ -92,6 +92,8 @@ def whiteness(planes: Planes) -> np.ndarray:
 def local_mean(values: np.ndarray, size: int) -> np.ndarray:
     """Mean (H, W) over a ``size`` x ``size`` window, ignoring NaN (NaN where all are)."""
     finite = np.isfinite(values)
+    if finite.all():  # no gaps: a plain box filter
+        return ndimage.uniform_filter(values.astype(np.float32), size, mode="reflect")
     filled = np.where(finite, values, 0.0).astype(np.float32)
     total = ndimage.uniform_filter(filled, size, mode="reflect")
     count = ndimage.uniform_filter(finite.astype(np.float32), size, mode="reflect")

@@ -50,7 +50,8 @@ class WeightSpec:
     reflection-padded up to it); ``halo``: pixels of context the model needs around a tile.
     ``sha256``: hex digest of the weights file (None inside the file itself).
     ``features``: the per-pixel feature stack of a pixel model (empty for networks, which
-    read the bands themselves).
+    read the bands themselves); ``stride``: a pixel model classifies every ``stride``-th
+    pixel in each direction and interpolates the probabilities bilinearly in between.
     """
 
     name: str
@@ -71,6 +72,7 @@ class WeightSpec:
     sha256: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     features: tuple[str, ...] = field(default_factory=tuple)
+    stride: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bands", canonical_band_names(self.bands))
@@ -106,10 +108,10 @@ class WeightSpec:
                 f"weight spec {self.name!r}: a canonical model outputs the classes "
                 f"{', '.join(CANONICAL_CLASS_NAMES)} in that order; got {', '.join(self.classes)}"
             )
-        if self.tile_size < 1 or self.size_multiple < 1 or self.halo < 0:
+        if self.tile_size < 1 or self.size_multiple < 1 or self.halo < 0 or self.stride < 1:
             raise ModelError(
-                f"weight spec {self.name!r}: tile_size and size_multiple must be positive "
-                "and halo non-negative"
+                f"weight spec {self.name!r}: tile_size, size_multiple and stride must be "
+                "positive and halo non-negative"
             )
 
     # ------------------------------------------------------------------ serialisation
