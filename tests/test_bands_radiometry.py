@@ -27,6 +27,8 @@ from s2clouds.radiometry import (
         ("red", "B04"),
         ("nir", "B08"),
         ("B8A", "B8A"),
+        ("nir08", "B8A"),  # STAC (earth-search) asset key of the narrow NIR
+        ("nir09", "B09"),
         ("b8a", "B8A"),
         ("swir16", "B11"),
         ("swir22", "B12"),
