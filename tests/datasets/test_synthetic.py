@@ -47,6 +47,8 @@ def cloudy(**changes: float | str) -> CloudParameters:
         cloud_height_m=1000.0,
         shadow_strength=0.7,
         ramp=0.5,
+        side_shading=0.0,
+        edge_dimming=0.0,
     )
     return replace(params, **changes)  # type: ignore[arg-type]
 
@@ -77,6 +79,20 @@ def test_cloud_is_brighter_in_blue_than_the_surface(rendered) -> None:
     assert np.all(image[blue][thick] > surface[blue][thick] + 0.3)
     assert np.all(image[blue][thin] > surface[blue][thin])
     assert image[blue][thick].mean() > image[blue][thin].mean()
+
+
+def test_cloud_sides_turned_from_the_sun_are_darker_and_edges_greyer() -> None:
+    """A round cloud lit from the east (azimuth 90): its west side is darker than its east."""
+    from s2clouds.datasets.synthetic import cloud_illumination
+
+    rows, cols = np.mgrid[:64, :64]
+    alpha = np.clip(1.5 - np.hypot(rows - 32, cols - 32) / 12, 0, 1).astype(np.float32)
+    lit = cloud_illumination(alpha, cloudy(sun_azimuth=90.0, side_shading=0.4))
+    east, west = lit[32, 40:46].mean(), lit[32, 18:24].mean()
+    assert east > 1.1 and west < 0.9 and lit[26:38, 30:34].mean() == pytest.approx(1, abs=0.05)
+    dimmed = cloud_illumination(alpha, cloudy(edge_dimming=0.4))
+    assert dimmed[32, 32] == pytest.approx(1.0) and dimmed[32, 48] < 0.9  # thin edge
+    assert np.all(cloud_illumination(alpha, cloudy()) == 1.0)
 
 
 def test_shadow_is_darker_in_nir_and_darkens_blue_less(rendered) -> None:

@@ -8,7 +8,8 @@ Training data with exact labels, made from clear Sentinel-2 surfaces (reflectanc
   edges are thin.
 * **Mixing**: ``image = (1 - alpha) * shaded + alpha * cloud_spectrum * brightness``, with
   :data:`CLOUD_SPECTRA` the thick-cloud TOA reflectance per band, ``brightness`` drawn in
-  0.7-1.2 and a mild texture. The cirrus band B10 is bright only for high cloud (and cirrus).
+  0.7-1.2, a mild texture and cloud-top illumination: sides turned from the sun are darker
+  and thin edges greyer than cores, as on real cumulus. The cirrus band B10 is bright only for high cloud (and cirrus).
 * **Shadow**: the opacity field displaced away from the sun by
   ``height * tan(sun_zenith) / resolution`` pixels (height 500-4000 m) removes a share ``k``
   (0.5-0.8 in NIR) of the direct sunlight: ``shaded = surface * (1 - k * w_band * alpha_shadow)``.
@@ -97,6 +98,8 @@ ROUGHNESS_RANGE = (2.2, 3.4)  # spectral exponent beta: larger is smoother
 RAMP_RANGE = (0.2, 1.2)  # soft edge width, in standard deviations of the noise
 THIN_MAX_OPACITY = (0.25, 0.6)
 BRIGHTNESS_RANGE = (0.7, 1.2)
+SIDE_SHADING_RANGE = (0.0, 0.5)  # how much darker cloud sides turned from the sun are
+EDGE_DIMMING_RANGE = (0.0, 0.4)  # how much greyer thin cloud edges are than cloud cores
 TEXTURE_RANGE = (0.03, 0.12)
 CLOUD_HEIGHT_M = (500.0, 4000.0)
 SHADOW_STRENGTH = (0.5, 0.8)  # k: share of the direct (NIR) light a thick cloud removes
@@ -133,7 +136,8 @@ class CloudParameters:
     ``roughness``: spectral exponent; ``ramp``: edge softness; ``max_opacity``: opacity cap;
     ``brightness``/``texture``: cloud brightness factor and its relative spatial variation;
     ``cirrus``: factor on the B10 cloud reflectance; ``cloud_height_m``: cloud height (m);
-    ``shadow_strength``: ``k``; sun angles in degrees (azimuth clockwise from north).
+    ``shadow_strength``: ``k``; sun angles in degrees (azimuth clockwise from north);
+    ``side_shading``/``edge_dimming``: cloud-top illumination (:func:`cloud_illumination`).
     """
 
     kind: str
@@ -149,6 +153,8 @@ class CloudParameters:
     shadow_strength: float
     sun_zenith: float
     sun_azimuth: float
+    side_shading: float = 0.0
+    edge_dimming: float = 0.0
 
 
 def cirrus_factor(height_m: float) -> float:
@@ -179,6 +185,8 @@ def draw_parameters(
         shadow_strength=float(rng.uniform(*SHADOW_STRENGTH)),
         sun_zenith=float(sun_zenith),
         sun_azimuth=float(sun_azimuth),
+        side_shading=0.0 if kind == "thin" else float(rng.uniform(*SIDE_SHADING_RANGE)),
+        edge_dimming=0.0 if kind == "thin" else float(rng.uniform(*EDGE_DIMMING_RANGE)),
     )
 
 
@@ -285,6 +293,26 @@ def cloud_radiance(
     return (spectrum * params.brightness * relative[None]).astype(np.float32)
 
 
+def cloud_illumination(alpha: np.ndarray, params: CloudParameters) -> np.ndarray:
+    """Relative cloud-top brightness (H, W) float32 of a heaped (cumulus-like) cloud field.
+
+    Sides whose thickness falls away from the sun get less direct light and look darker
+    (down to ``1 - side_shading``), sides facing the sun brighter; thin edges are greyer than
+    cores (``1 - edge_dimming * (1 - alpha)``). Thickness is the smoothed opacity.
+    """
+    from scipy import ndimage
+
+    edge = 1.0 - params.edge_dimming * (1.0 - alpha)
+    if params.side_shading <= 0.0 or not np.any(alpha > 0):
+        return edge.astype(np.float32)
+    d_row, d_col = np.gradient(ndimage.gaussian_filter(alpha.astype(np.float32), 2.0))
+    azimuth = math.radians(params.sun_azimuth)
+    toward_sun = -math.cos(azimuth) * d_row + math.sin(azimuth) * d_col  # rows grow south
+    scale = float(np.quantile(np.abs(toward_sun[alpha > 0]), 0.95)) + 1e-6
+    side = 1.0 - params.side_shading * np.clip(toward_sun / scale, -1.0, 1.0)
+    return (side * edge).astype(np.float32)
+
+
 def synthetic_labels(
     alpha: np.ndarray,
     darkening: np.ndarray,
@@ -335,7 +363,7 @@ def render(
     alpha, alpha_shadow = opacity_and_shadow(shape, params, rng, resolution)
     darkening = params.shadow_strength * alpha_shadow  # NIR (B08) darkening
     shaded = surface * (1.0 - np.minimum(shadow_weights(names) * darkening[None], 0.95))
-    cloud = cloud_radiance(names, params, rng, shape)
+    cloud = cloud_radiance(names, params, rng, shape) * cloud_illumination(alpha, params)[None]
     image = (1.0 - alpha[None]) * shaded + alpha[None] * cloud
     valid = np.all(np.isfinite(surface), axis=0)
     return image.astype(np.float32), synthetic_labels(alpha, darkening, valid, rules)

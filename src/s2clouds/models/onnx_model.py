@@ -21,6 +21,7 @@ from s2clouds.errors import ModelError
 from s2clouds.models.base import N_CLASSES
 from s2clouds.models.weights import (
     SPEC_METADATA_KEY,
+    SpecModel,
     WeightSpec,
     pad_to_multiple,
     read_sidecar,
@@ -91,7 +92,7 @@ def load_spec(path: str | Path) -> WeightSpec:
     return embedded_spec(_session(onnx_path, None, cpu_cores()), onnx_path)
 
 
-class OnnxModel:
+class OnnxModel(SpecModel):
     """A :class:`~s2clouds.models.base.CloudModel` over an exported ONNX network.
 
     ``path``: the ``.onnx`` file; ``spec``: its weight spec (default: read from the sidecar
@@ -117,27 +118,6 @@ class OnnxModel:
         self.spec = spec if spec is not None else load_spec(self.path)
         verify_weights(self.path, self.spec)
         self.threads = threads or cpu_cores()
-
-    @property
-    def name(self) -> str:
-        return self._name or self.spec.name
-
-    @property
-    def bands(self) -> tuple[str, ...]:
-        return self.spec.bands
-
-    @property
-    def halo(self) -> int:
-        return self.spec.halo
-
-    @property
-    def tile_size(self) -> int:
-        return self.spec.tile_size
-
-    def for_bands(self, available: Sequence[str]) -> OnnxModel:
-        """This model, after checking that ``available`` holds every band it needs."""
-        self.spec.check_bands(available)
-        return self
 
     def session(self) -> Any:
         """The onnxruntime session (created once; refuses a file whose embedded spec

@@ -30,6 +30,7 @@ from s2clouds.models.pixel_features import (
     pixel_features,
 )
 from s2clouds.models.weights import (
+    SpecModel,
     WeightSpec,
     read_sidecar,
     spec_summary,
@@ -99,7 +100,7 @@ def _load_booster(path: Path, sha256: str | None) -> Any:
         ) from exc
 
 
-class PixelModel:
+class PixelModel(SpecModel):
     """A :class:`~s2clouds.models.base.CloudModel` over a LightGBM booster.
 
     ``booster``: a trained ``lightgbm.Booster`` with 4 classes (canonical order) over the
@@ -139,27 +140,6 @@ class PixelModel:
         spec = spec if spec is not None else read_sidecar(model_path)
         verify_weights(model_path, spec)
         return cls(_load_booster(model_path, spec.sha256), spec, name=name)
-
-    @property
-    def name(self) -> str:
-        return self._name or self.spec.name
-
-    @property
-    def bands(self) -> tuple[str, ...]:
-        return self.spec.bands
-
-    @property
-    def halo(self) -> int:
-        return self.spec.halo
-
-    @property
-    def tile_size(self) -> int:
-        return self.spec.tile_size
-
-    def for_bands(self, available: Sequence[str]) -> PixelModel:
-        """This model, after checking that ``available`` holds every band it needs."""
-        self.spec.check_bands(available)
-        return self
 
     def features(self, image: np.ndarray) -> np.ndarray:
         """Feature stack (F, H, W) float32 of reflectance ``image`` (C, H, W)."""

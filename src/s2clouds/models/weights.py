@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -192,6 +192,36 @@ class WeightSpec:
         std = np.asarray(self.std, np.float32)[:, None, None]
         out = (image.astype(np.float32, copy=False) - mean) / std
         return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+class SpecModel:
+    """What every model backed by a weights file shares: its :class:`WeightSpec` (``spec``)
+    and the name it reports (``_name``, default the spec's); bands, halo and tile size come
+    from the spec. Subclasses set both attributes and add ``predict_proba``."""
+
+    spec: WeightSpec
+    _name: str | None
+
+    @property
+    def name(self) -> str:
+        return self._name or self.spec.name
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return self.spec.bands
+
+    @property
+    def halo(self) -> int:
+        return self.spec.halo
+
+    @property
+    def tile_size(self) -> int:
+        return self.spec.tile_size
+
+    def for_bands(self, available: Iterable[str]) -> Self:
+        """This model, after checking that ``available`` holds every band it needs."""
+        self.spec.check_bands(available)
+        return self
 
 
 def pad_to_multiple(image: np.ndarray, multiple: int) -> np.ndarray:
