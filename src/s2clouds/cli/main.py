@@ -25,6 +25,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "export",
         "Export a trained checkpoint to ONNX with its spec.",
     ),
+    "annotate": (
+        "s2clouds.cli.annotate",
+        "annotate",
+        "Turn scribbles on a scene into a full mask (pixel model).",
+    ),
 }
 
 
