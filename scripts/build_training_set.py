@@ -49,7 +49,12 @@ from s2clouds.io.grid import Grid, Window
 from s2clouds.io.scenes import Scene, read_scene
 from s2clouds.io.write import RasterWriter, write_mask
 from s2clouds.labels.schemes import CLEAR, CLOUD_SHADOW, NODATA, THICK_CLOUD, THIN_CLOUD
-from s2clouds.train.pseudolabels import DEFAULT_MASKERS, PseudoLabelled, agree_with_reference
+from s2clouds.train.pseudolabels import (
+    DEFAULT_MASKERS,
+    PseudoLabelled,
+    agree_with_reference,
+    labels_from_reference,
+)
 
 REAL_DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 S2CLOUDLESS_SCENE = "s2cloudless_l1c_scene"
@@ -120,6 +125,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--maskers", default=",".join(DEFAULT_MASKERS), help="pseudo-label maskers")
     p.add_argument("--min-labelled", type=float, default=0.5, help="labelled share of a tile")
     p.add_argument("--no-pseudo", action="store_true", help="synthetic chips only")
+    p.add_argument(
+        "--human-labels",
+        action="store_true",
+        help="On Cloud N tiles: cloud from the human labels (shadow from the pseudo-labels) "
+        "instead of pseudo-labels vetoed by them",
+    )
     p.add_argument("--cache", type=Path, default=None, help="pseudo-label cache folder")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
     return p.parse_args(argv)
@@ -193,10 +204,11 @@ def add_pseudo_labels(images: list[RealImage], args: argparse.Namespace) -> None
     dataset = PseudoLabelled(
         [im.scene for im in images], maskers=names_in(args.maskers), cache=args.cache
     )
+    merge = labels_from_reference if args.human_labels else agree_with_reference
     for i, image in enumerate(images):
         mask = dataset[i]["mask"]
         if image.reference is not None:
-            mask = agree_with_reference(mask, image.reference)
+            mask = merge(mask, image.reference)
         image.pseudo = mask
 
 
@@ -408,8 +420,15 @@ def provenance(
             f"- pseudo-labelled tiles (`pl_*`): maskers {', '.join(maskers)} must agree "
             "(`s2clouds.train.pseudolabels`, rule 'agree'), run on the whole real image "
             f"with all its bands; tiles with < {args.min_labelled:.0%} labelled pixels are "
-            "dropped; On Cloud N tiles are also 255 where the pseudo-label and the human "
-            "label disagree on cloud."
+            "dropped; "
+            + (
+                "On Cloud N tiles take cloud from the human labels (thin where the maskers "
+                "say thin) and shadow from the maskers; the rest of them is clear "
+                "(`labels_from_reference`): the human labels are training data."
+                if args.human_labels
+                else "On Cloud N tiles are also 255 where the pseudo-label and the human "
+                "label disagree on cloud."
+            )
         )
     lines.append("- `manifest.csv` lists every chip with its source.")
     return "\n".join(lines) + "\n"

@@ -19,6 +19,7 @@ from s2clouds.train.pseudolabels import (
     PseudoLabelled,
     agree_with_reference,
     combine_votes,
+    labels_from_reference,
     pseudo_label,
 )
 
@@ -131,6 +132,17 @@ def test_reference_disagreement_on_cloud_only() -> None:
     np.testing.assert_array_equal(
         agree_with_reference(pseudo, human), np.array([[0, 255, 3, 1, 255]], dtype=np.uint8)
     )
+
+
+def test_human_cloud_with_pseudo_thin_and_shadow() -> None:
+    pseudo = np.array([[0, 1, 3, 2, 255, 255, 3, 2]], dtype=np.uint8)
+    human = np.array([[0, 0, 0, 1, 1, 0, 255, 255]], dtype=np.uint8)
+    np.testing.assert_array_equal(
+        labels_from_reference(pseudo, human),
+        np.array([[0, 0, 3, 2, 1, 0, 3, 2]], dtype=np.uint8),
+    )
+    with pytest.raises(DatasetError, match="differ in shape"):
+        labels_from_reference(pseudo, human[:, :3])
 
 
 # ------------------------------------------------------------------------------ the dataset

@@ -170,6 +170,24 @@ def agree_with_reference(mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return out
 
 
+def labels_from_reference(mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Canonical labels (H, W) uint8 that take cloud from ``reference`` (human labels) and
+    the rest from the pseudo-label ``mask``.
+
+    Where the reference says cloud: thin cloud if ``mask`` says thin, else thick. Where it
+    says not cloud: shadow if ``mask`` says shadow, else clear (references without a shadow
+    class, such as On Cloud N, label shadow as 0). Where the reference is 255: ``mask``.
+    """
+    if mask.shape != reference.shape:
+        raise DatasetError(f"mask {mask.shape} and reference {reference.shape} differ in shape")
+    known = reference != NODATA
+    cloud = known & (VOTE_TABLE[reference] == CLOUD_VOTE)
+    out = mask.copy()
+    out[known & ~cloud] = np.where(mask[known & ~cloud] == CLOUD_SHADOW, CLOUD_SHADOW, CLEAR)
+    out[cloud] = np.where(mask[cloud] == THIN_CLOUD, THIN_CLOUD, THICK_CLOUD)
+    return out
+
+
 def masker_names(maskers: Sequence[str | CloudModel]) -> list[str]:
     """Names of maskers given as names or model objects."""
     return [m if isinstance(m, str) else m.name for m in maskers]
