@@ -168,3 +168,25 @@ def test_a_strided_model_agrees_with_every_pixel_and_keeps_the_contract(
     assert coarse.shape == exact.shape and coarse.dtype == np.float32
     np.testing.assert_allclose(coarse.sum(axis=0), 1.0, atol=1e-5)
     assert np.mean(coarse.argmax(0) == exact.argmax(0)) > 0.95
+
+
+def test_nodata_cells_do_not_leak_clear_into_valid_pixels(
+    fitted: tuple[object, np.ndarray, np.ndarray],
+) -> None:
+    """A no-data row on the cell centres, or no data on every other row, must not turn the
+    valid cloud pixels around it clear; inputs smaller than a cell are classified whole."""
+    from s2clouds.models.pixel import PixelModel
+
+    model, image, truth = fitted
+    assert isinstance(model, PixelModel)
+    strided = PixelModel(model.booster, model.spec.replace(stride=4))
+    cloud = image[:, 28:48, 28:48].copy()  # inside the thick cloud disc
+    assert np.all(truth[28:48, 28:48] == 1)
+    for rows in (slice(6, 7), slice(0, None, 2)):
+        holed = cloud.copy()
+        holed[:, rows] = np.nan
+        probs = strided.predict_proba(holed, {})
+        valid = np.all(np.isfinite(holed), axis=0)
+        assert np.all(probs.argmax(0)[valid] == 1)
+    tiny = strided.predict_proba(cloud[:, :2, :], {})
+    assert tiny.shape == (4, 2, 20) and np.all(tiny.argmax(0) == 1)

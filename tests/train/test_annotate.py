@@ -15,8 +15,9 @@ from click.testing import CliRunner
 pytest.importorskip("lightgbm")
 
 from s2clouds.cli.main import cli  # noqa: E402
-from s2clouds.errors import CRSMismatchError, DatasetError  # noqa: E402
-from s2clouds.train.annotate import annotate, scribble_window  # noqa: E402
+from s2clouds.errors import CRSMismatchError, DatasetError, OutputError  # noqa: E402
+from s2clouds.io.scenes import read_scene  # noqa: E402
+from s2clouds.train.annotate import annotate, read_scribbles, scribbled_blocks  # noqa: E402
 
 RGBN = ["B02", "B03", "B04", "B08"]
 SIZE = 64
@@ -82,8 +83,29 @@ def test_scribbles_off_the_scene_grid_or_empty_are_refused(scene: Path, tmp_path
     assert not (tmp_path / "m.tif").exists()
 
 
-def test_only_the_window_around_the_scribbles_is_read() -> None:
+def test_features_are_computed_only_for_blocks_with_scribbles() -> None:
     scribbles = np.full((100, 80), 255, np.uint8)
     scribbles[40, 30:35] = 0
-    window = scribble_window(scribbles, halo=16)
-    assert (window.row, window.col, window.height, window.width) == (24, 14, 33, 37)
+    scribbles[90, 75] = 1
+    blocks = scribbled_blocks(scribbles, 32)
+    assert [(w.row, w.col, w.height, w.width) for w in blocks] == [
+        (32, 0, 32, 32),
+        (32, 32, 32, 32),
+        (64, 64, 32, 16),
+    ]
+
+
+def test_nodata_scribbles_and_writing_over_them_are_handled(scene: Path, tmp_path: Path) -> None:
+    """Unpainted pixels stored as the raster's nodata (0 here, which is 'clear' in the
+    canonical scheme) stay unlabelled; the scribbles are never overwritten."""
+    with rasterio.open(scene / "B02.tif") as ds:
+        profile = ds.profile | {"dtype": "uint8", "nodata": 0, "count": 1}
+    values = np.zeros((SIZE, SIZE), np.uint8)
+    values[Q + 3, Q + 2 : 2 * Q - 2] = 1  # cloud strokes only; 0 = not painted
+    path = tmp_path / "nodata_scribbles.tif"
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(values, 1)
+    labels = read_scribbles(path, read_scene(scene).grid, "canonical")
+    assert np.sum(labels != 255) == np.sum(values == 1)
+    with pytest.raises(OutputError, match="input path"):
+        annotate(scene, path, path)

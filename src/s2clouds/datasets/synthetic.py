@@ -118,13 +118,16 @@ class LabelRules:
     shadow_darkening: float = SHADOW_DARKENING
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.thin_alpha < self.thick_alpha <= 1.0:
+        if not 0.0 <= self.thin_alpha < self.thick_alpha < 1.0:
             raise DatasetError(
-                f"label rules need 0 <= thin_alpha < thick_alpha <= 1; got thin_alpha "
-                f"{self.thin_alpha}, thick_alpha {self.thick_alpha}"
+                f"label rules need 0 <= thin_alpha < thick_alpha < 1 (opacity never exceeds "
+                f"1); got thin_alpha {self.thin_alpha}, thick_alpha {self.thick_alpha}"
             )
-        if not 0.0 < self.shadow_darkening <= 1.0:
-            raise DatasetError(f"shadow_darkening must be in (0, 1]; got {self.shadow_darkening}")
+        if not 0.0 < self.shadow_darkening <= SHADOW_STRENGTH[1]:
+            raise DatasetError(
+                f"shadow_darkening must be in (0, {SHADOW_STRENGTH[1]}] (the strongest "
+                f"synthetic shadow); got {self.shadow_darkening}"
+            )
 
 
 @dataclass(frozen=True)

@@ -65,13 +65,18 @@ def pixel_spec(
     bands: Sequence[str],
     features: Sequence[str],
     *,
-    tile_size: int = 1024,
+    tile_size: int = 2048,
     stride: int = 1,
     **provenance: Any,
 ) -> WeightSpec:
     """The weight spec of a pixel model on ``bands`` with the feature stack ``features``,
     classifying every ``stride``-th pixel; ``provenance``: further :class:`WeightSpec`
-    fields (training_data, licence, notes, ...)."""
+    fields (training_data, licence, notes, ...).
+
+    The halo is the features' window radius plus ``stride`` (border cells interpolate from
+    one cell further out); ``tile_size`` exceeds a default 1024 px block with its halo, so a
+    block is one call.
+    """
     check_feature_bands(features, bands)
     return WeightSpec(
         name=name,
@@ -81,7 +86,7 @@ def pixel_spec(
         std=(1.0,) * len(bands),
         features=tuple(features),
         size_multiple=1,
-        halo=features_halo(features),
+        halo=features_halo(features) + stride,
         tile_size=tile_size,
         stride=stride,
         **provenance,
@@ -120,6 +125,12 @@ class PixelModel(SpecModel):
                 f"spec {spec.name!r} is not a pixel model spec (architecture "
                 f"{spec.architecture!r}); pixel models are made by s2clouds.train.pixel"
             )
+        check_feature_bands(spec.features, spec.bands)
+        if spec.halo < features_halo(spec.features):
+            raise ModelError(
+                f"spec {spec.name!r} gives a halo of {spec.halo} px but its features read "
+                f"{features_halo(spec.features)} px around a pixel; keep the exported .json"
+            )
         n_features = booster.num_feature()
         if n_features != len(spec.features):
             raise ModelError(
@@ -157,11 +168,29 @@ class PixelModel(SpecModel):
         stack = self.features(image)
         valid = np.all(np.isfinite(image), axis=0)
         stride = self.spec.stride
-        if stride == 1:
+        if stride == 1 or min(valid.shape) <= stride:  # too small to sample: every pixel
             return self.classify(stack, valid)
         cells = (slice(None), slice(stride // 2, None, stride), slice(stride // 2, None, stride))
-        coarse = self.classify(stack[cells], valid[cells[1:]])
-        return interpolate_cells(coarse, image.shape[1:], stride)
+        return self.interpolated(stack, valid, cells, stride)
+
+    def interpolated(
+        self, stack: np.ndarray, valid: np.ndarray, cells: tuple[slice, ...], stride: int
+    ) -> np.ndarray:
+        """Probabilities (4, H, W) from the cell centres ``cells`` of a feature stack,
+        interpolated with weights that leave out no-data cells; valid pixels that no valid
+        cell reaches are classified themselves."""
+        cell_valid = valid[cells[1:]]
+        coarse = self.classify(stack[cells], cell_valid) * cell_valid[None]
+        weight = interpolate_cells(cell_valid[None].astype(np.float32), valid.shape, stride)[0]
+        probs = interpolate_cells(coarse, valid.shape, stride)
+        covered = weight > 1e-6
+        probs[:, covered] /= weight[covered]
+        probs[:, ~covered] = 0.0
+        probs[0, ~covered] = 1.0
+        orphans = valid & ~covered
+        if np.any(orphans):
+            probs[:, orphans] = self.predict_rows(stack[:, orphans].T).T
+        return probs
 
     def classify(self, stack: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Probabilities (4, H, W) float32 of every pixel of a feature stack (F, H, W);

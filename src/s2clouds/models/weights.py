@@ -31,6 +31,8 @@ SPEC_METADATA_KEY = "s2clouds_spec"
 #: input scalings a spec may declare; only unitless 0-1 reflectance is supported
 SCALINGS = ("reflectance",)
 CANONICAL_CLASS_NAMES: tuple[str, ...] = tuple(CANONICAL_CLASSES.values())
+#: spec fields written only when they differ from these defaults (JSON values)
+OPTIONAL_FIELDS: dict[str, Any] = {"features": [], "stride": 1}
 _HASH_CHUNK = 1 << 20
 
 
@@ -116,8 +118,13 @@ class WeightSpec:
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()}
+        """JSON-friendly dict (tuples become lists); the pixel-model fields are left out at
+        their defaults, so that network specs stay readable by older s2clouds versions."""
+        data = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()}
+        for key, default in OPTIONAL_FIELDS.items():
+            if data[key] == default:
+                del data[key]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WeightSpec:

@@ -1,9 +1,11 @@
 """Annotation from scribbles: fit a pixel model on the pixels a person labelled in a scene
 and predict the rest of it, as the LightGBM assistant of the IRIS annotation tool does.
 
-The scribbles are a single-band raster on the scene's grid (same CRS, transform and size) in
-any label scheme; unlabelled pixels hold 255 (or any value the scheme does not define). Only
-the window around the scribbles (plus the features' context) is read to fit the model; the
+The scribbles are a single-band raster on the scene's grid (same CRS, transform and size; a
+raster without georeference, e.g. a PNG from an image editor, only needs the same size) in
+any label scheme; unlabelled pixels hold 255, the raster's nodata value, or any value the
+scheme does not define. Features are computed block by block, only for blocks that hold
+scribbles (plus the features' context), so memory stays bounded on whole tiles; the
 prediction runs through the standard engine (:func:`s2clouds.inference.predict.predict_scene`),
 so the output is the usual canonical COG, written atomically.
 """
@@ -14,22 +16,25 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from affine import Affine
 
 from s2clouds.errors import CRSMismatchError, DatasetError, SceneFormatError
 from s2clouds.inference.predict import (
     PredictionResult,
     PredictOptions,
     check_output_is_not_input,
+    expand_window,
     open_scene,
     predict_scene,
 )
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.scenes import Scene
 from s2clouds.labels import NODATA, to_canonical
-from s2clouds.models.pixel import PixelModel
-from s2clouds.train.pixel import PixelTrainConfig, fit_scribbles
+from s2clouds.models.pixel_features import features_halo
+from s2clouds.train.pixel import PixelTrainConfig, fit_rows, scribble_config, scribble_rows
 
 DEFAULT_BANDS = ("B02", "B03", "B04", "B08")
 
@@ -45,7 +50,8 @@ class AnnotationResult:
 
 def read_scribbles(path: str | Path, grid: Grid, scheme: str) -> np.ndarray:
     """Scribbles (H, W) uint8 in canonical classes (255 = unlabelled) from a single-band
-    raster that must lie on ``grid`` (:class:`CRSMismatchError` otherwise)."""
+    raster on ``grid`` (:class:`CRSMismatchError` otherwise); the raster's nodata value
+    means unlabelled."""
     import rasterio
     from rasterio.errors import RasterioIOError
 
@@ -55,39 +61,61 @@ def read_scribbles(path: str | Path, grid: Grid, scheme: str) -> np.ndarray:
                 raise SceneFormatError(
                     f"scribbles {path} have {ds.count} bands; give one band of class values"
                 )
-            same_grid = ds.crs == grid.crs and ds.transform == grid.transform
-            if not same_grid or (ds.height, ds.width) != grid.shape:
-                raise CRSMismatchError(
-                    f"scribbles {path} are not on the scene's grid (CRS {ds.crs}, "
-                    f"{ds.height} x {ds.width} px vs CRS {grid.crs}, {grid.height} x "
-                    f"{grid.width} px); draw them on the scene or resample them onto it"
-                )
-            values = ds.read(1)
+            check_scribble_grid(path, ds.crs, ds.transform, (ds.height, ds.width), grid)
+            values, nodata = ds.read(1), ds.nodata
     except RasterioIOError as exc:
         raise SceneFormatError(f"cannot read scribbles {path} ({exc}); check the file") from exc
-    return to_canonical(values, scheme, unknown="nodata")
+    canonical = to_canonical(values, scheme, unknown="nodata")
+    if nodata is not None:
+        canonical[values == nodata] = NODATA
+    return canonical
 
 
-def scribble_window(scribbles: np.ndarray, halo: int) -> Window:
-    """The smallest window holding every scribbled pixel, grown by ``halo`` pixels."""
-    rows, cols = np.nonzero(scribbles != NODATA)
-    if rows.size == 0:
-        raise DatasetError("the scribbles label no pixel (all unlabelled); label some pixels")
+def check_scribble_grid(
+    path: str | Path, crs: Any, transform: Any, shape: tuple[int, int], grid: Grid
+) -> None:
+    """Refuse scribbles whose size differs from ``grid``'s, or whose georeference (when
+    they have one) puts them elsewhere."""
+    georeferenced = crs is not None
+    same_place = not georeferenced or (crs == grid.crs and transform.almost_equals(grid.transform))
+    if shape != grid.shape or not same_place:
+        raise CRSMismatchError(
+            f"scribbles {path} are not on the scene's grid (CRS {crs}, {shape[0]} x "
+            f"{shape[1]} px vs CRS {grid.crs}, {grid.height} x {grid.width} px); draw them "
+            "on the scene or resample them onto it"
+        )
+
+
+def scribbled_blocks(scribbles: np.ndarray, block: int) -> list[Window]:
+    """The ``block`` x ``block`` windows of the scribbles' grid that hold a scribbled pixel."""
     height, width = scribbles.shape
-    top, left = max(int(rows.min()) - halo, 0), max(int(cols.min()) - halo, 0)
-    bottom = min(int(rows.max()) + halo + 1, height)
-    right = min(int(cols.max()) + halo + 1, width)
-    return Window(top, left, bottom - top, right - left)
+    grid = Grid(None, Affine.identity(), height, width)
+    return [w for w in grid.windows(block) if np.any(scribbles[w.slices] != NODATA)]
 
 
-def fit_on_scene(
-    scene: Scene, scribbles: np.ndarray, config: PixelTrainConfig, name: str
-) -> PixelModel:
-    """A pixel model fitted on the scribbled pixels of ``scene`` (only their window is read)."""
+def scene_scribble_rows(
+    scene: Scene, scribbles: np.ndarray, config: PixelTrainConfig, block: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows and labels of the scribbled pixels of ``scene``, computed per block
+    (with the features' context around it) for the blocks that hold scribbles."""
     selected = scene.select(config.bands)
-    window = scribble_window(scribbles, halo=16)
-    image = selected.read(window)
-    return fit_scribbles(image, scribbles[window.slices], config.bands, config=config, name=name)
+    halo = features_halo(config.resolved_features())
+    height, width = scribbles.shape
+    rows, labels = [], []
+    for window in scribbled_blocks(scribbles, block):
+        outer = expand_window(window, halo, height, width)
+        core = np.full((outer.height, outer.width), NODATA, np.uint8)
+        inner = (
+            slice(window.row - outer.row, window.row - outer.row + window.height),
+            slice(window.col - outer.col, window.col - outer.col + window.width),
+        )
+        core[inner] = scribbles[window.slices]
+        x, y = scribble_rows(selected.read(outer), core, config)
+        rows.append(x)
+        labels.append(y)
+    if not rows:
+        raise DatasetError("the scribbles label no pixel (all unlabelled); label some pixels")
+    return np.concatenate(rows), np.concatenate(labels)
 
 
 def annotate(
@@ -110,11 +138,20 @@ def annotate(
     is replaced by the fitted one.
     """
     options = options or PredictOptions()
-    check_output_is_not_input(source, output)
+    for path in (source, scribbles, model_path):
+        if path is not None:
+            check_output_is_not_input(path, output)
     scene = open_scene(source, options)
     labels = read_scribbles(scribbles, scene.grid, scheme)
-    config = PixelTrainConfig(bands=tuple(bands), rounds=rounds)
-    model = fit_on_scene(scene, labels, config, name=Path(model_path or "scribbles").stem)
+    config = scribble_config(bands, PixelTrainConfig(bands=tuple(bands), rounds=rounds))
+    rows, targets = scene_scribble_rows(scene, labels, config)
+    model = fit_rows(
+        rows,
+        targets,
+        config,
+        name=Path(model_path or "scribbles").stem,
+        resolution=scene.grid.resolution,
+    )
     counts = np.bincount(labels[labels != NODATA], minlength=4)
     scribbled = {c: int(n) for c, n in enumerate(counts) if n}
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -172,7 +172,8 @@ def fit_booster(
     )
     valid_sets, callbacks = [], []
     if valid is not None and valid[1].size:
-        valid_sets = [train_set.create_valid(valid[0], valid[1])]
+        weights = class_balanced_weights(valid[1])
+        valid_sets = [train_set.create_valid(valid[0], valid[1], weight=weights)]
         callbacks.append(lightgbm.early_stopping(config.early_stopping, verbose=False))
     with progress_bar(progress, "rounds") as bar:
         task = bar.add_task("boosting", total=config.rounds)
@@ -247,7 +248,7 @@ def train_pixel_model(
         dataset, val_dataset, bands, val_fraction=val_fraction, seed=config.seed
     )
     rows, labels = collect_rows(train_source, config, progress=progress)
-    val_rows = validation_rows(val_source, config)
+    val_rows = validation_rows(val_source, replace(config, seed=config.seed + 1))
     booster = fit_booster(rows, labels, config, valid=val_rows, progress=progress)
     spec = pixel_spec(
         name,
@@ -293,6 +294,58 @@ def write_metrics_json(path: Path, result: PixelTrainResult, config: PixelTrainC
     tmp.replace(path)
 
 
+def scribble_config(bands: Sequence[str], config: PixelTrainConfig | None) -> PixelTrainConfig:
+    """``config`` (default: 100 rounds) for the canonical names of ``bands``."""
+    names = canonical_band_names(tuple(bands))
+    config = config or PixelTrainConfig(bands=names, rounds=100)
+    return config if config.bands == names else replace(config, bands=names)
+
+
+def scribble_rows(
+    image: np.ndarray, scribbles: np.ndarray, config: PixelTrainConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feature rows (N, F) and labels (N,) of the scribbled pixels (up to
+    ``config.max_pixels``, balanced over classes) of ``image`` (C, H, W) reflectance;
+    scribbles on no-data pixels are dropped."""
+    if scribbles.shape != image.shape[1:]:
+        raise DatasetError(
+            f"scribbles {scribbles.shape} and image {image.shape[1:]} differ in size; "
+            "draw the scribbles on the image's grid"
+        )
+    usable = np.where(np.all(np.isfinite(image), axis=0), scribbles, NODATA).astype(np.uint8)
+    rng = np.random.default_rng(config.seed)
+    return feature_rows(
+        image.astype(np.float32, copy=False),
+        usable,
+        config.bands,
+        config.resolved_features(),
+        config.max_pixels,
+        rng,
+    )
+
+
+def fit_rows(
+    rows: np.ndarray,
+    labels: np.ndarray,
+    config: PixelTrainConfig,
+    *,
+    name: str = "scribbles",
+    resolution: float = 10.0,
+) -> PixelModel:
+    """An in-memory pixel model fitted on scribbled feature ``rows`` and ``labels``."""
+    if labels.size == 0:
+        raise DatasetError("no scribbled pixels (all 255); label some pixels first")
+    booster = fit_booster(rows, labels, config)
+    spec = pixel_spec(
+        name,
+        config.bands,
+        config.resolved_features(),
+        resolution=resolution,
+        training_data="scribbles",
+    )
+    return PixelModel(booster, spec)
+
+
 def fit_scribbles(
     image: np.ndarray,
     scribbles: np.ndarray,
@@ -300,33 +353,15 @@ def fit_scribbles(
     *,
     config: PixelTrainConfig | None = None,
     name: str = "scribbles",
+    resolution: float = 10.0,
 ) -> PixelModel:
     """An in-memory pixel model fitted on the scribbled pixels of one image, ready to
     predict the rest of it (interactive annotation, as IRIS does).
 
-    ``image``: (C, H, W) float32 reflectance in ``bands`` order; ``scribbles``: (H, W)
-    uint8 canonical classes, 255 where unlabelled. Trains in about a second.
+    ``image``: (C, H, W) float32 reflectance in ``bands`` order at ``resolution`` metres;
+    ``scribbles``: (H, W) uint8 canonical classes, 255 where unlabelled. Trains in about a
+    second.
     """
-    names = canonical_band_names(tuple(bands))
-    config = config or PixelTrainConfig(bands=names, rounds=100)
-    if config.bands != names:
-        config = PixelTrainConfig(**{**asdict(config), "bands": names})
-    if scribbles.shape != image.shape[1:]:
-        raise DatasetError(
-            f"scribbles {scribbles.shape} and image {image.shape[1:]} differ in size; "
-            "draw the scribbles on the image's grid"
-        )
-    rng = np.random.default_rng(config.seed)
-    rows, labels = feature_rows(
-        image.astype(np.float32, copy=False),
-        scribbles,
-        names,
-        config.resolved_features(),
-        config.max_pixels,
-        rng,
-    )
-    if labels.size == 0:
-        raise DatasetError("no scribbled pixels (all 255); label some pixels first")
-    booster = fit_booster(rows, labels, config)
-    spec = pixel_spec(name, names, config.resolved_features(), training_data="scribbles")
-    return PixelModel(booster, spec)
+    config = scribble_config(bands, config)
+    rows, labels = scribble_rows(image, scribbles, config)
+    return fit_rows(rows, labels, config, name=name, resolution=resolution)
