@@ -29,8 +29,8 @@ class ModelInfo:
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
-#: the shipped learned model (ONNX in models/weights/); it beat the physical model on the
-#: real dev chips (median cloud BOA 0.854 vs 0.818; held-out chip 3: 0.885 vs 0.864)
+#: the shipped learned model (ONNX in models/weights/); it beats the physical model on the
+#: held-out real chip (On Cloud N chip 3, cloud BOA 0.896 vs 0.864)
 DEFAULT_MODEL = "s2clouds-tiny-rgbn"
 
 
