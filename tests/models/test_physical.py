@@ -46,3 +46,36 @@ def test_band_requirements() -> None:
         PhysicalModel().predict_proba(np.zeros((3, 4, 4), np.float32), {})
     assert [m.name for m in list_models()][0] == "physical"
     assert get_model("physical", ["B02", "B03", "B04", "B08", "B11"]).bands[-1] == "B11"
+
+
+def test_unknown_sun_angles_are_estimated_once_per_scene(maker, tmp_path) -> None:
+    """Without metadata the engine estimates the azimuth once, from an overview of the whole
+    scene, so that small blocks (which may hold a cloud but not its shadow) agree."""
+    from s2clouds.inference.predict import PredictOptions, prepare_scene
+    from s2clouds.io.scenes import read_scene
+
+    bands = ["B02", "B03", "B04", "B08"]
+    image = maker("geotiff").reflectance_stack(bands, 128)
+    image[:, 5:30, 5:30] *= 0.3  # shadow north-west of the cloud block: sun in the south-east
+    scene = read_scene(image, bands=bands)
+    assert scene.angles is None
+    overview, resolution = scene.overview(max_size=64)
+    assert overview.shape == (4, 64, 64) and resolution == 20.0
+    prepared, model = prepare_scene(scene, PredictOptions(model="physical"))
+    assert prepared.angles is not None and prepared.angles.source == "estimated from the image"
+    assert 90 <= prepared.angles.sun_azimuth <= 180
+    kept, _ = prepare_scene(prepared, PredictOptions(model="physical"))
+    assert kept.angles == prepared.angles
+    learned, _ = prepare_scene(scene, PredictOptions(model="s2clouds-tiny-rgbn"))
+    assert learned.angles is None  # models that do not need the sun are not delayed
+
+
+def test_overview_of_a_raster_scene_is_read_coarse(maker, tmp_path) -> None:
+    from s2clouds.io.scenes import read_scene
+
+    folder = maker("geotiff").write_band_folder(tmp_path / "s", ["B02", "B03", "B04", "B08"], 64)
+    scene = read_scene(folder)
+    overview, resolution = scene.overview(max_size=16)
+    whole = scene.read()
+    assert overview.shape == (4, 16, 16) and resolution == 40.0
+    np.testing.assert_allclose(overview.mean(), whole.mean(), rtol=0.05)

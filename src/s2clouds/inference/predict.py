@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -15,7 +15,7 @@ import numpy as np
 from s2clouds.errors import OutputError
 from s2clouds.inference.tiling import blend_tiles
 from s2clouds.io.grid import Window
-from s2clouds.io.scenes import Scene, read_scene
+from s2clouds.io.scenes import Scene, SunAngles, read_scene
 from s2clouds.io.stac import looks_like_stac_item, read_stac_item
 from s2clouds.io.write import check_writable, mask_writer, probability_writer
 from s2clouds.labels.schemes import CANONICAL_CLASSES, NODATA
@@ -160,7 +160,19 @@ def prepare_scene(scene: Scene, options: PredictOptions) -> tuple[Scene, CloudMo
     model = get_model(options.model, scene.bands)
     scene = scene.select(model.bands)
     scene.check_radiometry()
-    return scene, model
+    return with_sun_angles(scene, model), model
+
+
+def with_sun_angles(scene: Scene, model: CloudModel) -> Scene:
+    """``scene`` with sun angles estimated once from a whole-scene overview, when it has
+    none and ``model`` can estimate them (``estimate_sun_angles(overview, resolution)``)."""
+    estimate = getattr(model, "estimate_sun_angles", None)
+    if scene.angles is not None or not callable(estimate):
+        return scene
+    overview, resolution = scene.overview()
+    zenith, azimuth = estimate(overview, resolution)
+    angles = SunAngles(float(zenith), float(azimuth), source="estimated from the image")
+    return replace(scene, angles=angles)
 
 
 class SceneSink:

@@ -8,6 +8,7 @@ of single-band files named by band, or a NumPy array.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Sequence
@@ -53,11 +54,24 @@ class ArrayBand:
     data: np.ndarray
 
     def read(self, grid: Grid, window: Window) -> np.ndarray:
-        if self.data.shape != grid.shape:
+        """``window`` of ``grid``; a coarser grid over the same extent (an overview) gets the
+        nearest pixels."""
+        height, width = self.data.shape
+        if (height, width) == grid.shape:
+            return np.asarray(self.data[window.slices], dtype=np.float32)
+        if grid.height > height or grid.width > width:
             raise SceneFormatError(
                 f"array band {self.band} has shape {self.data.shape}, the scene grid is {grid.shape}"
             )
-        return np.asarray(self.data[window.slices], dtype=np.float32)
+        rows = _nearest_indices(window.row, window.height, height / grid.height, height)
+        cols = _nearest_indices(window.col, window.width, width / grid.width, width)
+        return np.asarray(self.data[np.ix_(rows, cols)], dtype=np.float32)
+
+
+def _nearest_indices(start: int, count: int, factor: float, size: int) -> np.ndarray:
+    """Indices into ``size`` fine pixels of the centres of coarse pixels ``start ..``."""
+    centres = ((np.arange(start, start + count) + 0.5) * factor).astype(np.int64)
+    return np.minimum(centres, size - 1)
 
 
 @dataclass(frozen=True)
@@ -201,6 +215,15 @@ class Scene:
         window = window or self.grid.full_window()
         raw = _read_sources(self.sources, self.grid, window)
         return to_reflectance(raw, self.bands, self.radiometry, nodata=None)
+
+    def overview(self, max_size: int = 1024) -> tuple[np.ndarray, float]:
+        """Reflectance ``(C, h, w)`` float32 of the whole scene on a grid at most
+        ``max_size`` pixels on its long side, and that grid's resolution (m)."""
+        factor = max(1, math.ceil(max(self.grid.shape) / max_size))
+        if factor == 1:
+            return self.read(), self.grid.resolution
+        grid = self.grid.at_resolution(self.grid.resolution * factor)
+        return replace(self, grid=grid).read(), grid.resolution
 
     def check_radiometry(self, *, strict: bool = True) -> None:
         """Read a central sample and refuse values that do not look like reflectance."""

@@ -28,7 +28,9 @@ cloud (class 1) and the thin-cloud probability is zero. Say so when comparing th
 
 Sun angles: from the scene metadata (``context["sun_zenith"]``/``["sun_azimuth"]``). When
 unknown, the azimuth is estimated from the image: the direction (of 16) in which the projected
-clouds cover the most dark pixels, at a nominal zenith of 35 degrees.
+clouds cover the most dark pixels, at a nominal zenith of 35 degrees. The inference engine does
+this once per scene on an overview (:meth:`PhysicalModel.estimate_sun_angles`); a bare
+``predict_proba`` call without angles estimates them from the array it is given.
 """
 
 from __future__ import annotations
@@ -165,6 +167,15 @@ class PhysicalModel:
             if hits > best_hits:
                 best, best_hits = float(azimuth), hits
         return best
+
+    def estimate_sun_angles(self, overview: np.ndarray, resolution: float) -> tuple[float, float]:
+        """``(zenith, azimuth)`` (deg) for a scene without known sun angles, from a whole-scene
+        overview (C, h, w) reflectance at ``resolution`` m: the nominal zenith and the azimuth
+        whose projected clouds cover the most dark pixels. The inference engine calls this
+        once per scene, so that every block casts shadows the same way."""
+        cloud = self.cloud_score(overview, resolution) >= self.threshold
+        dark = self.darkness(overview) > 0.5
+        return NOMINAL_ZENITH, self.estimate_azimuth(cloud, dark, resolution)
 
     def required_halo(self, context: dict[str, Any]) -> int:
         """Pixels of context needed around a tile so that shadows of clouds outside it appear."""
