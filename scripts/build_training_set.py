@@ -126,6 +126,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--min-labelled", type=float, default=0.5, help="labelled share of a tile")
     p.add_argument("--no-pseudo", action="store_true", help="synthetic chips only")
     p.add_argument(
+        "--real-repeat",
+        type=int,
+        default=1,
+        help="write each real (pseudo-labelled) tile this many times, so that training "
+        "draws real imagery as often as that",
+    )
+    p.add_argument(
         "--human-labels",
         action="store_true",
         help="On Cloud N tiles: cloud from the human labels (shadow from the pseudo-labels) "
@@ -356,14 +363,17 @@ def write_pseudo(
                 scene.grid.crs, scene.grid.window_transform(window), args.size, args.size
             )
             chip = f"pl_{image.name}_{window.row:04d}_{window.col:04d}"
-            write_chip(args.out / chip, scene.read(window), bands, tile_mask, tile_grid, tags)
-            build.rows.append(
-                {
-                    "chip": chip,
-                    "kind": "pseudo",
-                    "source": f"{image.name} {window.row},{window.col}",
-                }
-            )
+            data = scene.read(window)
+            for copy in range(args.real_repeat):
+                name = chip if copy == 0 else f"{chip}_r{copy}"
+                write_chip(args.out / name, data, bands, tile_mask, tile_grid, tags)
+                build.rows.append(
+                    {
+                        "chip": name,
+                        "kind": "pseudo" if copy == 0 else "pseudo-repeat",
+                        "source": f"{image.name} {window.row},{window.col}",
+                    }
+                )
             written += 1
         build.pseudo[image.name] = written
 
@@ -422,6 +432,12 @@ def provenance(
             f"with all its bands; tiles with < {args.min_labelled:.0%} labelled pixels are "
             "dropped; "
             + (
+                f"each tile is written {args.real_repeat} times (`_r<k>` copies) so that "
+                "training sees real imagery more often; "
+                if args.real_repeat > 1
+                else ""
+            )
+            + (
                 "On Cloud N tiles take cloud from the human labels (thin where the maskers "
                 "say thin) and shadow from the maskers; the rest of them is clear "
                 "(`labels_from_reference`): the human labels are training data."
@@ -450,6 +466,8 @@ def prepare_output(out: Path, overwrite: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.real_repeat < 1:
+        raise SystemExit("--real-repeat must be at least 1")
     build = Build()
     try:
         bands = canonical_band_names(names_in(args.bands))

@@ -185,10 +185,15 @@ def test_build_training_set_on_real_data(real_data: Path, tmp_path: Path) -> Non
     out = tmp_path / "set"
     argv = ["--out", str(out), "--real", str(real_data), "--synthetic", "5", "--size", "64"]
     argv += ["--exclude", "oncloudn_chip1,oncloudn_chip3,s2cloudless_l1c_scene"]
+    argv += ["--human-labels", "--real-repeat", "2"]
     assert build["main"](argv) == 0
     chips = ChipFolders(out, scheme="canonical")
     kinds = [p.name.split("_")[0] for p in chips.chips]
-    assert kinds.count("syn") == 5 and kinds.count("pl") >= 8
+    assert kinds.count("syn") == 5 and kinds.count("pl") >= 16
+    copies = [p for p in chips.chips if p.name.endswith("_r1")]
+    assert 2 * len(copies) == kinds.count("pl")  # every real tile is written twice
+    original = out / copies[0].name.removesuffix("_r1") / "label.tif"
+    assert (copies[0] / "label.tif").read_bytes() == original.read_bytes()
     sample = chips[0]
     assert sample["bands"] == BANDS and sample["image"].shape == (4, 64, 64)
     assert set(np.unique(sample["mask"])) <= {0, 1, 2, 3, 255}
