@@ -27,7 +27,6 @@ from s2clouds.models.weights import (
     read_sidecar,
     same_contract,
     sidecar_path,
-    spec_summary,
     verify_weights,
 )
 
@@ -163,19 +162,13 @@ def onnx_model_info(path: str | Path, name: str | None = None) -> ModelInfo:
 
     The weights are checked (sha256) when the model is built, not here.
     """
-    from s2clouds.models.registry import ModelInfo
+    from s2clouds.models.registry import spec_model_info
 
     onnx_path = Path(path)
     spec = load_spec(onnx_path)
     entry_name = name or spec.name
-    return ModelInfo(
-        name=entry_name,
-        factory=functools.partial(_build_onnx_model, onnx_path, spec, entry_name),
-        bands=spec.bands,
-        description=f"learned model ({spec_summary(spec)}), run on onnxruntime",
-        notes=spec.notes,
-        licence=spec.licence or "unknown (see the weight spec)",
-    )
+    factory = functools.partial(_build_onnx_model, onnx_path, spec, entry_name)
+    return spec_model_info(spec, entry_name, factory, kind="learned model", runtime="onnxruntime")
 
 
 def _build_onnx_model(

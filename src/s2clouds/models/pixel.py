@@ -33,7 +33,6 @@ from s2clouds.models.weights import (
     SpecModel,
     WeightSpec,
     read_sidecar,
-    spec_summary,
     verify_weights,
     write_sidecar,
 )
@@ -260,18 +259,19 @@ def _linear_along(values: np.ndarray, axis: int, size: int, stride: int) -> np.n
 def pixel_model_info(path: str | Path, name: str | None = None) -> ModelInfo:
     """A registry entry for the pixel model saved at ``path`` under ``name`` (default: the
     spec's name). Only the JSON spec is read here; the model loads when first built."""
-    from s2clouds.models.registry import ModelInfo
+    from s2clouds.models.registry import spec_model_info
 
     model_path = Path(path)
     spec = read_sidecar(model_path)
     entry_name = name or spec.name
-    return ModelInfo(
-        name=entry_name,
-        factory=functools.partial(_build_pixel_model, model_path, spec, entry_name),
-        bands=spec.bands,
-        description=f"pixel model ({spec_summary(spec)}), run on LightGBM",
-        notes=(*spec.notes, f"needs LightGBM: {PIXEL_INSTALL_HINT}"),
-        licence=spec.licence or "unknown (see the weight spec)",
+    factory = functools.partial(_build_pixel_model, model_path, spec, entry_name)
+    return spec_model_info(
+        spec,
+        entry_name,
+        factory,
+        kind="pixel model",
+        runtime="LightGBM",
+        notes=(f"needs LightGBM: {PIXEL_INSTALL_HINT}",),
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from s2clouds.errors import ModelError
 from s2clouds.models.base import CloudModel
+from s2clouds.models.weights import WeightSpec, spec_summary
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,27 @@ class ModelInfo:
     licence: str = "Apache-2.0"
     #: False for maskers that never predict cloud shadow (scored on the cloud task only)
     predicts_shadow: bool = True
+
+
+def spec_model_info(
+    spec: WeightSpec,
+    name: str,
+    factory: Callable[[Sequence[str]], CloudModel],
+    *,
+    kind: str,
+    runtime: str,
+    notes: Sequence[str] = (),
+) -> ModelInfo:
+    """The registry entry ``name`` of a model backed by a weights file with ``spec``: bands,
+    licence and notes come from the spec; ``kind``/``runtime`` describe it."""
+    return ModelInfo(
+        name=name,
+        factory=factory,
+        bands=spec.bands,
+        description=f"{kind} ({spec_summary(spec)}), run on {runtime}",
+        notes=(*spec.notes, *notes),
+        licence=spec.licence or "unknown (see the weight spec)",
+    )
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
