@@ -135,8 +135,7 @@ def predict_window(
     outer = expand_window(window, model_halo(model, context), height, width)
     image = scene.read(outer)
     probs = predict_array(model, image, context, tile=options.tile, overlap=options.overlap)
-    r0, c0 = window.row - outer.row, window.col - outer.col
-    core = (slice(None), slice(r0, r0 + window.height), slice(c0, c0 + window.width))
+    core = (slice(None), *window.within(outer))
     probs = probs[core]
     return probabilities_to_mask(probs, image[core]), probs
 

@@ -23,6 +23,12 @@ class Window:
         """``(rows, cols)`` slices for indexing a ``(..., H, W)`` array."""
         return slice(self.row, self.row + self.height), slice(self.col, self.col + self.width)
 
+    def within(self, outer: Window) -> tuple[slice, slice]:
+        """``(rows, cols)`` slices of this window inside an ``outer`` window that contains it
+        (e.g. a block inside the block grown by a model's halo)."""
+        row, col = self.row - outer.row, self.col - outer.col
+        return slice(row, row + self.height), slice(col, col + self.width)
+
     def scaled(self, factor: float) -> tuple[float, float, float, float]:
         """The same area in a grid whose pixels are ``factor`` times smaller."""
         return (self.row * factor, self.col * factor, self.height * factor, self.width * factor)

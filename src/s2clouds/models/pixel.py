@@ -169,17 +169,15 @@ class PixelModel(SpecModel):
         stride = self.spec.stride
         if stride == 1 or min(valid.shape) <= stride:  # too small to sample: every pixel
             return self.classify(stack, valid)
-        cells = (slice(None), slice(stride // 2, None, stride), slice(stride // 2, None, stride))
-        return self.interpolated(stack, valid, cells, stride)
+        return self.interpolated(stack, valid, stride)
 
-    def interpolated(
-        self, stack: np.ndarray, valid: np.ndarray, cells: tuple[slice, ...], stride: int
-    ) -> np.ndarray:
-        """Probabilities (4, H, W) from the cell centres ``cells`` of a feature stack,
-        interpolated with weights that leave out no-data cells; valid pixels that no valid
-        cell reaches are classified themselves."""
-        cell_valid = valid[cells[1:]]
-        coarse = self.classify(stack[cells], cell_valid) * cell_valid[None]
+    def interpolated(self, stack: np.ndarray, valid: np.ndarray, stride: int) -> np.ndarray:
+        """Probabilities (4, H, W) from the centres of ``stride`` x ``stride`` cells of a
+        feature stack, interpolated with weights that leave out no-data cells; valid pixels
+        that no valid cell reaches are classified themselves."""
+        centres = slice(stride // 2, None, stride)
+        cell_valid = valid[centres, centres]
+        coarse = self.classify(stack[:, centres, centres], cell_valid) * cell_valid[None]
         weight = interpolate_cells(cell_valid[None].astype(np.float32), valid.shape, stride)[0]
         probs = interpolate_cells(coarse, valid.shape, stride)
         covered = weight > 1e-6

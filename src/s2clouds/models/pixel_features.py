@@ -48,10 +48,19 @@ class Planes:
         return self._image[self.bands.index(name)]
 
     def feature(self, name: str) -> np.ndarray:
-        """(H, W) float32 value of the feature ``name`` (computed once)."""
+        """(H, W) float32 value of the feature ``name`` (a band or a table row; computed
+        once)."""
         if name not in self._cache:
-            self._cache[name] = FEATURES_BY_NAME[name].compute(self).astype(np.float32, copy=False)
+            self._cache[name] = feature_row(name).compute(self).astype(np.float32, copy=False)
         return self._cache[name]
+
+    def window_mean(self, base: str, size: int) -> np.ndarray:
+        """(H, W) mean of feature ``base`` over ``size`` x ``size`` windows (computed once,
+        shared by the mean, std and anomaly features)."""
+        key = f"{base}@mean{size}"
+        if key not in self._cache:
+            self._cache[key] = local_mean(self.feature(base), size)
+        return self._cache[key]
 
 
 @dataclass(frozen=True)
@@ -101,9 +110,10 @@ def local_mean(values: np.ndarray, size: int) -> np.ndarray:
         return np.where(count > 1e-3, total / count, np.nan)
 
 
-def local_std(values: np.ndarray, size: int) -> np.ndarray:
-    """Standard deviation (H, W) over a ``size`` x ``size`` window, ignoring NaN."""
-    mean = local_mean(values, size)
+def local_std(values: np.ndarray, size: int, mean: np.ndarray | None = None) -> np.ndarray:
+    """Standard deviation (H, W) over a ``size`` x ``size`` window, ignoring NaN; ``mean``:
+    the window mean of ``values`` when already known."""
+    mean = local_mean(values, size) if mean is None else mean
     mean_sq = local_mean(values * values, size)
     return np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
 
@@ -120,18 +130,21 @@ def _band_feature(band: str) -> Feature:
     return Feature(band, (band,), lambda p: p.band(band), f"{band} reflectance")
 
 
+#: window statistic -> how a :class:`Planes` computes it for a base feature and window size
+_WINDOW_STATISTICS: dict[str, Callable[[Planes, str, int], np.ndarray]] = {
+    "mean": lambda p, base, size: p.window_mean(base, size),
+    "std": lambda p, base, size: local_std(p.feature(base), size, p.window_mean(base, size)),
+    "max": lambda p, base, size: local_max(p.feature(base), size),
+    "anomaly": lambda p, base, size: p.feature(base) - p.window_mean(base, size),
+}
+
+
 def _context(base: str, statistic: str, size: int, needs: tuple[str, ...]) -> Feature:
-    functions: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
-        "mean": local_mean,
-        "std": local_std,
-        "max": local_max,
-        "anomaly": lambda v, s: v - local_mean(v, s),
-    }
-    compute = functions[statistic]
+    compute = _WINDOW_STATISTICS[statistic]
     return Feature(
         f"{base}_{statistic}{size}",
         needs,
-        lambda p: compute(p.feature(base), size),
+        lambda p: compute(p, base, size),
         f"local {statistic} of {base} over {size} x {size} px",
         radius=size // 2,
     )
@@ -236,6 +249,5 @@ def pixel_features(image: np.ndarray, bands: Sequence[str], names: Sequence[str]
     planes = Planes(image, bands)
     stack = np.empty((len(names), *image.shape[1:]), dtype=np.float32)
     for i, name in enumerate(names):
-        row = feature_row(name)
-        stack[i] = planes.band(row.name) if row.name in planes.bands else planes.feature(name)
+        stack[i] = planes.feature(name)
     return stack

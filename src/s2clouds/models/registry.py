@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,19 +95,18 @@ def get_model_info(name: str) -> ModelInfo:
     )
 
 
-#: model file suffix -> what it holds
-MODEL_FILE_KINDS = {".onnx": "exported network (onnxruntime)", ".lgbm": "pixel model (LightGBM)"}
+#: model file suffix -> module and function that build its registry entry (imported on use)
+MODEL_FILE_KINDS: dict[str, tuple[str, str]] = {
+    ".onnx": ("s2clouds.models.onnx_model", "onnx_model_info"),  # exported network
+    ".lgbm": ("s2clouds.models.pixel", "pixel_model_info"),  # LightGBM pixel model
+}
 
 
 def model_file_info(path: Path, name: str | None = None) -> ModelInfo:
-    """The registry entry of a saved model file (``.onnx`` or ``.lgbm``) under ``name``."""
-    if path.suffix.lower() == ".lgbm":
-        from s2clouds.models.pixel import pixel_model_info
-
-        return pixel_model_info(path, name=name)
-    from s2clouds.models.onnx_model import onnx_model_info
-
-    return onnx_model_info(path, name=name)
+    """The registry entry of a saved model file (see :data:`MODEL_FILE_KINDS`) under ``name``."""
+    module, function = MODEL_FILE_KINDS[path.suffix.lower()]
+    info: ModelInfo = getattr(importlib.import_module(module), function)(path, name=name)
+    return info
 
 
 def get_model(name: str, available_bands: Sequence[str]) -> CloudModel:

@@ -33,6 +33,7 @@ from s2clouds.inference.predict import (
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.scenes import Scene
 from s2clouds.labels import NODATA, to_canonical
+from s2clouds.models.base import N_CLASSES
 from s2clouds.models.pixel_features import features_halo
 from s2clouds.train.pixel import PixelTrainConfig, fit_rows, scribble_config, scribble_rows
 
@@ -41,7 +42,8 @@ DEFAULT_BANDS = ("B02", "B03", "B04", "B08")
 
 @dataclass
 class AnnotationResult:
-    """The predicted mask, the fitted model's path and the scribbled pixels per class."""
+    """The predicted mask, the fitted model's path and the scribbled pixels per class that
+    the model was fitted on (scribbles on no-data pixels are left out)."""
 
     prediction: PredictionResult
     model_path: Path | None
@@ -105,11 +107,7 @@ def scene_scribble_rows(
     for window in scribbled_blocks(scribbles, block):
         outer = expand_window(window, halo, height, width)
         core = np.full((outer.height, outer.width), NODATA, np.uint8)
-        inner = (
-            slice(window.row - outer.row, window.row - outer.row + window.height),
-            slice(window.col - outer.col, window.col - outer.col + window.width),
-        )
-        core[inner] = scribbles[window.slices]
+        core[window.within(outer)] = scribbles[window.slices]
         x, y = scribble_rows(selected.read(outer), core, config)
         rows.append(x)
         labels.append(y)
@@ -143,7 +141,7 @@ def annotate(
             check_output_is_not_input(path, output)
     scene = open_scene(source, options)
     labels = read_scribbles(scribbles, scene.grid, scheme)
-    config = scribble_config(bands, PixelTrainConfig(bands=tuple(bands), rounds=rounds))
+    config = scribble_config(bands, PixelTrainConfig(rounds=rounds))
     rows, targets = scene_scribble_rows(scene, labels, config)
     model = fit_rows(
         rows,
@@ -152,7 +150,7 @@ def annotate(
         name=Path(model_path or "scribbles").stem,
         resolution=scene.grid.resolution,
     )
-    counts = np.bincount(labels[labels != NODATA], minlength=4)
+    counts = np.bincount(targets, minlength=N_CLASSES)  # the pixels the model was fitted on
     scribbled = {c: int(n) for c, n in enumerate(counts) if n}
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(model_path) if model_path else Path(tmp) / "scribbles.lgbm"

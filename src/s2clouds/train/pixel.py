@@ -200,8 +200,8 @@ def validate_pixel_model(model: PixelModel, source: SampleSource) -> dict[str, f
         probs = model.predict_proba(image, {})
         labelled = target != NODATA
         if np.any(labelled):
-            truth_p = np.take_along_axis(probs, target[None].astype(np.int64) % N_CLASSES, 0)
-            losses.append(float(-np.log(np.maximum(truth_p[0][labelled], 1e-7)).mean()))
+            truth_p = probs[:, labelled][target[labelled], np.arange(int(labelled.sum()))]
+            losses.append(float(-np.log(np.maximum(truth_p, 1e-7)).mean()))
         pred = probs.argmax(0).astype(np.uint8)
         protocol.update("model", pred, target, meta={"id": str(position)})
     return validation_scores(protocol, losses or [float("nan")])
