@@ -41,6 +41,7 @@ from s2clouds.inference.batch import (
 from s2clouds.inference.predict import PredictOptions
 from s2clouds.io.grid import Window
 from s2clouds.io.scenes import Scene
+from s2clouds.resources import cpu_cores
 
 SCHEDULER_ENV = "S2CLOUDS_SCHEDULER"
 INSTALL_HINT = 'pip install "s2clouds[distributed]"'
@@ -79,14 +80,6 @@ def scheduler_address(options: ClusterOptions) -> str | None:
     return options.scheduler or os.environ.get(SCHEDULER_ENV) or None
 
 
-def machine_cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _require_distributed() -> None:
     if importlib.util.find_spec("distributed") is None:
         raise ClusterError(f"running on a Dask cluster needs dask.distributed: {INSTALL_HINT}")
@@ -112,7 +105,7 @@ def connect(options: ClusterOptions) -> Iterator[tuple[Any, str]]:
             check_workers_import_s2clouds(client, address)
             yield client, f"the Dask scheduler at {address}"
         return
-    n_workers = options.workers or machine_cores()
+    n_workers = options.workers or cpu_cores()
     cluster = LocalCluster(
         n_workers=n_workers,
         threads_per_worker=options.threads_per_worker,

@@ -10,7 +10,6 @@ sits in the file's ``metadata_props`` (key ``s2clouds_spec``) and in the sidecar
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,18 +28,12 @@ from s2clouds.models.weights import (
     sidecar_path,
     verify_weights,
 )
+from s2clouds.resources import cpu_cores
 
 if TYPE_CHECKING:
     from s2clouds.models.registry import ModelInfo
 
 ONNX_INSTALL_HINT = 'pip install "s2clouds[onnx]"'
-
-
-def cpu_cores() -> int:
-    """CPU cores this process may use (respects affinity masks and containers' cpusets)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def _import_onnxruntime() -> Any:

@@ -23,7 +23,6 @@ import numpy as np
 
 from s2clouds.errors import ModelError
 from s2clouds.models.base import N_CLASSES
-from s2clouds.models.onnx_model import cpu_cores
 from s2clouds.models.pixel_features import (
     check_feature_bands,
     features_halo,
@@ -36,6 +35,7 @@ from s2clouds.models.weights import (
     verify_weights,
     write_sidecar,
 )
+from s2clouds.resources import cpu_cores
 
 if TYPE_CHECKING:
     from s2clouds.models.registry import ModelInfo

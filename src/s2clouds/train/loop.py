@@ -26,8 +26,8 @@ from s2clouds.bands import RGBN_BANDS, canonical_band_names
 from s2clouds.benchmark.protocols import CloudSEN12Protocol
 from s2clouds.datasets.base import CloudDataset
 from s2clouds.errors import ModelError, OutputError
-from s2clouds.models.onnx_model import cpu_cores
 from s2clouds.models.weights import WeightSpec, pad_to_multiple
+from s2clouds.resources import cpu_cores
 from s2clouds.train.architectures import build_model, get_architecture, save_trained
 from s2clouds.train.augment import Augmentation
 from s2clouds.train.data import (

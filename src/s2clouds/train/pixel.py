@@ -29,9 +29,9 @@ from s2clouds.datasets.base import CloudDataset
 from s2clouds.errors import DatasetError, ModelError
 from s2clouds.labels import NODATA
 from s2clouds.models.base import N_CLASSES
-from s2clouds.models.onnx_model import cpu_cores
 from s2clouds.models.pixel import PixelModel, import_lightgbm, pixel_spec
 from s2clouds.models.pixel_features import default_features, pixel_features
+from s2clouds.resources import cpu_cores
 from s2clouds.train.data import SampleSource, train_val_sources
 from s2clouds.train.scoring import progress_bar, validation_scores
 
