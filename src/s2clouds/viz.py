@@ -245,3 +245,35 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 100, overwrite: boo
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi)
     return path
+
+
+def label_sheet(
+    rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray, Sequence[str]]],
+    *,
+    panel_size: float = 2.6,
+    alpha: float = 0.45,
+) -> Figure:
+    """A sheet that lets a person check derived labels, one row per image pair.
+
+    Each row is ``(title, cloudy, reference, mask, bands)``: ``cloudy`` and ``reference``
+    (C, H, W) float reflectance in ``bands`` order and ``mask`` (H, W) uint8 canonical labels
+    (255 = ignore). The columns show the cloudy image, the reference (both with one shared
+    percentile stretch) and the labels over the cloudy image (ignore left uncoloured).
+    """
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3 * panel_size, panel_size * max(len(rows), 1) + 0.4))
+    axes = fig.subplots(max(len(rows), 1), 3, squeeze=False)
+    for ax_row, (title, cloudy, reference, mask, bands) in zip(axes, rows, strict=False):
+        both = np.concatenate([cloudy, reference], axis=2)
+        rgb = rgb_quicklook(both, bands, percentiles=(1.0, 99.0))
+        width = cloudy.shape[2]
+        panels = (rgb[:, :width], rgb[:, width:], overlay(rgb[:, :width], mask, alpha))
+        for ax, panel, name in zip(ax_row, panels, ("cloudy", "reference", "labels"), strict=True):
+            ax.imshow(panel, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{title} {name}" if name == "cloudy" else name, fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -64,7 +64,7 @@ def test_clear_errors_and_exit_codes(tmp_path: Path, maker, capsys) -> None:
                 "-o",
                 str(tmp_path / "o.tif"),
             ],
-            "lacks B08",
+            "no model fits an input with the bands B02, B03, B04",
         ),
         (
             [

@@ -21,6 +21,8 @@ DATASETS: dict[str, str] = {
     "temporal": "s2clouds.datasets.temporal:TemporalCloudDataset",
     "sen12ms": "s2clouds.datasets.sen12ms:SEN12MS",
     "chips": "s2clouds.datasets.chips:ChipFolders",
+    "sen12mscr": "s2clouds.datasets.sen12mscr:SEN12MSCRPairs",
+    "sen12mscr-ts": "s2clouds.datasets.sen12mscr:SEN12MSCRSeries",
 }
 
 

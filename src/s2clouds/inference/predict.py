@@ -156,7 +156,7 @@ def prepare_scene(scene: Scene, options: PredictOptions) -> tuple[Scene, CloudMo
     Raises :class:`~s2clouds.errors.BandError`/``ModelError``/``RadiometryError`` before any
     output is opened. Returns the scene restricted to ``model.bands`` and the model.
     """
-    model = get_model(options.model, scene.bands)
+    model = get_model(options.model, scene.bands, scene.level)
     scene = scene.select(model.bands)
     scene.check_radiometry()
     return with_sun_angles(scene, model), model

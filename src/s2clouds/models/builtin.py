@@ -6,8 +6,10 @@ s2clouds.models.peers is cheap: s2cloudless, ukis-csmask and onnxruntime load on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+from s2clouds.models.base import CloudModel
 from s2clouds.models.peers import (
     S2CLOUDLESS_BANDS,
     UKIS_BANDS_4,
@@ -15,7 +17,16 @@ from s2clouds.models.peers import (
     UkisCsmaskModel,
 )
 from s2clouds.models.physical import MINIMUM_BANDS, PhysicalModel
-from s2clouds.models.registry import MODEL_FILE_KINDS, ModelInfo, model_file_info, register
+from s2clouds.models.registry import (
+    AUTO_CHOICES,
+    DEFAULT_MODEL,
+    MODEL_FILE_KINDS,
+    ModelInfo,
+    choose_model,
+    get_model,
+    model_file_info,
+    register,
+)
 
 register(
     ModelInfo(
@@ -91,3 +102,19 @@ def register_shipped_weights(folder: Path = WEIGHTS_DIR) -> list[str]:
 
 
 register_shipped_weights()
+
+
+def _auto_factory(available: Sequence[str]) -> CloudModel:
+    return get_model(choose_model(available).model, available)
+
+
+register(
+    ModelInfo(
+        name=DEFAULT_MODEL,
+        factory=_auto_factory,
+        bands=AUTO_CHOICES[-1].bands,
+        description="the default: picks the shipped model by the input's bands and level",
+        notes=tuple(f"{c.why} -> {c.model}" for c in AUTO_CHOICES),
+        licence="that of the model picked",
+    )
+)

@@ -16,8 +16,6 @@ from __future__ import annotations
 import functools
 import importlib
 import json
-import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 from s2clouds.bands import RGBN_BANDS, canonical_band_names
 from s2clouds.errors import BandError, ModelError
 from s2clouds.models.base import N_CLASSES
+from s2clouds.models.resample import block_mean, upsample_bilinear
 
 PEERS_INSTALL_HINT = 'pip install "s2clouds[peers]"'
 
@@ -92,53 +91,6 @@ def missing_bands(available: Sequence[str], needed: Sequence[str]) -> list[str]:
     """Bands of ``needed`` that ``available`` (any spelling) lacks, in ``needed`` order."""
     have = set(canonical_band_names(available))
     return [b for b in needed if b not in have]
-
-
-def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
-    """Average ``image`` (C, H, W) over ``factor`` x ``factor`` blocks, ignoring NaN.
-
-    Returns (C, ceil(H / factor), ceil(W / factor)) float32; partial blocks at the bottom and
-    right edges average the pixels they have; blocks without any finite pixel are 0.
-    """
-    if factor == 1:
-        return np.nan_to_num(image.astype(np.float32, copy=False), nan=0.0)
-    c, h, w = image.shape
-    hb, wb = math.ceil(h / factor), math.ceil(w / factor)
-    padded = np.full((c, hb * factor, wb * factor), np.nan, dtype=np.float32)
-    padded[:, :h, :w] = image
-    blocks = padded.reshape(c, hb, factor, wb, factor)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
-        mean = np.nanmean(blocks, axis=(2, 4))
-    return np.nan_to_num(mean, nan=0.0).astype(np.float32, copy=False)
-
-
-def _linear_taps(n_out: int, n_in: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Neighbour indices (lower, upper) and upper weights for 1-D pixel-centre interpolation.
-
-    Output pixel ``j`` sits at block coordinate ``(j + 0.5) / factor - 0.5``; positions
-    outside the first and last block centres are clamped (edge values repeat).
-    """
-    pos = np.clip((np.arange(n_out) + 0.5) / factor - 0.5, 0.0, n_in - 1)
-    lower = np.floor(pos).astype(np.intp)
-    upper = np.minimum(lower + 1, n_in - 1)
-    return lower, upper, (pos - lower).astype(np.float32)
-
-
-def upsample_bilinear(planes: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear upsampling of block values (K, h, w) back to the pixel grid (K, H, W) float32.
-
-    Block ``i`` of :func:`block_mean` is centred on pixel ``i * factor + (factor - 1) / 2``;
-    the interpolation honours that (pixel-centre alignment) and clamps at the edges.
-    """
-    planes = planes.astype(np.float32, copy=False)
-    if factor == 1:
-        return planes[:, : shape[0], : shape[1]]
-    r0, r1, wr = _linear_taps(shape[0], planes.shape[1], factor)
-    c0, c1, wc = _linear_taps(shape[1], planes.shape[2], factor)
-    rows = planes[:, r0] * (1 - wr)[:, None] + planes[:, r1] * wr[:, None]
-    out: np.ndarray = rows[:, :, c0] * (1 - wc) + rows[:, :, c1] * wc
-    return out
 
 
 def binary_probabilities(p_cloud: np.ndarray) -> np.ndarray:

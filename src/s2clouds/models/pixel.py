@@ -28,6 +28,7 @@ from s2clouds.models.pixel_features import (
     features_halo,
     pixel_features,
 )
+from s2clouds.models.resample import block_mean, upsample_bilinear
 from s2clouds.models.weights import (
     SpecModel,
     WeightSpec,
@@ -159,11 +160,40 @@ class PixelModel(SpecModel):
         """Canonical probabilities (4, H, W) float32 from reflectance (C, H, W) in ``bands``
         order (0-1, NaN where there is no data; such pixels get clear = 1).
 
+        A model whose spec resolution is coarser than the input's (e.g. a 20 m model on
+        10 m bands) runs on block means of the input and its probabilities are interpolated
+        bilinearly back to the input grid.
+
         Features are computed at every pixel; the trees run on every ``spec.stride``-th pixel
         (centres of ``stride`` x ``stride`` cells) and the probabilities are interpolated
         bilinearly back to (H, W).
         """
         self.spec.check_image(image)
+        factor = self.internal_factor(context)
+        if factor == 1:
+            return self.proba_on_grid(image)
+        coarse = self.proba_on_grid(block_mean(image, factor, fill=np.nan))
+        probs = upsample_bilinear(coarse, factor, image.shape[1:])
+        missing = ~np.all(np.isfinite(image), axis=0)
+        probs[:, missing] = 0.0
+        probs[0, missing] = 1.0
+        return probs
+
+    def internal_factor(self, context: dict[str, Any]) -> int:
+        """How many input pixels make one model pixel: the spec's resolution over the
+        input's (``context["resolution"]``, metres), rounded; 1 when the input is as coarse
+        as the model or its resolution is unknown."""
+        resolution = context.get("resolution")
+        if not resolution or self.spec.resolution < 1.5 * float(resolution):
+            return 1
+        return max(1, int(round(self.spec.resolution / float(resolution))))
+
+    def required_halo(self, context: dict[str, Any]) -> int:
+        """Halo in input pixels: the spec's halo (model pixels) times the internal factor."""
+        return self.spec.halo * self.internal_factor(context)
+
+    def proba_on_grid(self, image: np.ndarray) -> np.ndarray:
+        """Probabilities (4, H, W) on the grid of ``image`` (C, H, W) itself."""
         stack = self.features(image)
         valid = np.all(np.isfinite(image), axis=0)
         stride = self.spec.stride

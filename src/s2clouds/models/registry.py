@@ -52,9 +52,59 @@ def spec_model_info(
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
-#: the shipped learned model (ONNX in models/weights/); on the held-out real chip (On Cloud N
-#: chip 3) its cloud BOA is 0.922, against 0.864 for the physical model and 0.912 for ukis-csmask
-DEFAULT_MODEL = "s2clouds-tiny-rgbn"
+#: the default: the shipped model that uses the most of the input's bands (AUTO_CHOICES)
+DEFAULT_MODEL = "auto"
+_L1C13 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
+          "B12")
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    """A row of the automatic model choice: ``model`` serves inputs that hold ``bands`` and
+    whose processing level is one of ``levels`` (None: unknown level)."""
+
+    model: str
+    bands: tuple[str, ...]
+    levels: tuple[str | None, ...] = ("L1C", "L2A", None)
+    why: str = ""
+
+
+#: first match wins: the 13-band L1C model needs the cirrus band (L2A products drop B10; a
+#: 13-band stack flagged L2A gets the 12-band model), then SWIR without cirrus, then 4 bands
+AUTO_CHOICES: tuple[AutoChoice, ...] = (
+    AutoChoice("s2clouds-pixel-l1c13", _L1C13, ("L1C", None),
+               "13 L1C bands: SWIR and the cirrus band B10"),
+    AutoChoice("s2clouds-pixel-swir12", tuple(b for b in _L1C13 if b != "B10"),
+               why="12 bands with SWIR, no cirrus band (L2A, or L1C without B10)"),
+    AutoChoice("s2clouds-pixel-rgbn", ("B02", "B03", "B04", "B08"),
+               why="blue, green, red and NIR only"),
+)
+
+
+def choose_model(available_bands: Sequence[str], level: str | None = None) -> AutoChoice:
+    """The row of :data:`AUTO_CHOICES` for an input with ``available_bands`` and ``level``.
+
+    Raises :class:`BandError` listing what each model needs when none fits.
+    """
+    from s2clouds.bands import canonical_band_names
+    from s2clouds.errors import BandError
+
+    have = set(canonical_band_names(tuple(available_bands)))
+    level = level.upper() if level else None
+    for choice in AUTO_CHOICES:
+        if set(choice.bands) <= have and level in choice.levels:
+            return choice
+    needs = "; ".join(f"{c.model}: {', '.join(c.bands)}" for c in AUTO_CHOICES)
+    raise BandError(
+        f"no model fits an input with the bands {', '.join(sorted(have)) or 'none'}; "
+        f"each model needs at least: {needs}. Give more bands, or choose a model with --model "
+        "(the physical model needs B02, B03, B04 and B08)"
+    )
+
+
+def resolve_model_name(name: str, available_bands: Sequence[str], level: str | None) -> str:
+    """``name``, or the model :func:`choose_model` picks when it is ``"auto"``."""
+    return choose_model(available_bands, level).model if name == DEFAULT_MODEL else name
 
 
 def register(info: ModelInfo) -> ModelInfo:
@@ -109,6 +159,11 @@ def model_file_info(path: Path, name: str | None = None) -> ModelInfo:
     return info
 
 
-def get_model(name: str, available_bands: Sequence[str]) -> CloudModel:
-    """Build model ``name`` for a scene that has ``available_bands``."""
-    return get_model_info(name).factory(available_bands)
+def get_model(
+    name: str, available_bands: Sequence[str], level: str | None = None
+) -> CloudModel:
+    """Build model ``name`` for a scene that has ``available_bands`` at processing ``level``
+    (``"auto"`` picks the shipped model for those bands and level: :func:`choose_model`)."""
+    return get_model_info(resolve_model_name(name, available_bands, level)).factory(
+        available_bands
+    )

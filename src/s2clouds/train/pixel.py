@@ -162,18 +162,22 @@ def fit_booster(
     *,
     valid: tuple[np.ndarray, np.ndarray] | None = None,
     progress: bool = False,
+    weights: np.ndarray | None = None,
+    valid_weights: np.ndarray | None = None,
 ) -> Any:
     """A LightGBM multiclass booster on ``rows`` (N, F) and canonical ``labels`` (N,);
-    with ``valid`` rows it keeps the round with the lowest validation log loss."""
+    with ``valid`` rows it keeps the round with the lowest validation log loss. Rows are
+    weighted by ``weights`` (N,) / ``valid_weights``, by default inverse class frequency."""
     lightgbm = import_lightgbm()
     names = [n.replace(" ", "_") for n in config.resolved_features()]
-    train_set = lightgbm.Dataset(
-        rows, labels, weight=class_balanced_weights(labels), feature_name=names
-    )
+    if weights is None:
+        weights = class_balanced_weights(labels)
+    train_set = lightgbm.Dataset(rows, labels, weight=weights, feature_name=names)
     valid_sets, callbacks = [], []
     if valid is not None and valid[1].size:
-        weights = class_balanced_weights(valid[1])
-        valid_sets = [train_set.create_valid(valid[0], valid[1], weight=weights)]
+        if valid_weights is None:
+            valid_weights = class_balanced_weights(valid[1])
+        valid_sets = [train_set.create_valid(valid[0], valid[1], weight=valid_weights)]
         callbacks.append(lightgbm.early_stopping(config.early_stopping, verbose=False))
     with progress_bar(progress, "rounds") as bar:
         task = bar.add_task("boosting", total=config.rounds)

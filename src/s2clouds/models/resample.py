@@ -1,0 +1,56 @@
+"""Block means and bilinear upsampling between a pixel grid and a coarser block grid."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+
+def block_mean(image: np.ndarray, factor: int, *, fill: float = 0.0) -> np.ndarray:
+    """Average ``image`` (C, H, W) over ``factor`` x ``factor`` blocks, ignoring NaN.
+
+    Returns (C, ceil(H / factor), ceil(W / factor)) float32; partial blocks at the bottom and
+    right edges average the pixels they have; blocks without any finite pixel get ``fill``
+    (NaN keeps them as no data).
+    """
+    if factor == 1:
+        return np.nan_to_num(image.astype(np.float32, copy=False), nan=fill)
+    c, h, w = image.shape
+    hb, wb = math.ceil(h / factor), math.ceil(w / factor)
+    padded = np.full((c, hb * factor, wb * factor), np.nan, dtype=np.float32)
+    padded[:, :h, :w] = image
+    blocks = padded.reshape(c, hb, factor, wb, factor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
+        mean = np.nanmean(blocks, axis=(2, 4))
+    return np.nan_to_num(mean, nan=fill).astype(np.float32, copy=False)
+
+
+def _linear_taps(n_out: int, n_in: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neighbour indices (lower, upper) and upper weights for 1-D pixel-centre interpolation.
+
+    Output pixel ``j`` sits at block coordinate ``(j + 0.5) / factor - 0.5``; positions
+    outside the first and last block centres are clamped (edge values repeat).
+    """
+    pos = np.clip((np.arange(n_out) + 0.5) / factor - 0.5, 0.0, n_in - 1)
+    lower = np.floor(pos).astype(np.intp)
+    upper = np.minimum(lower + 1, n_in - 1)
+    return lower, upper, (pos - lower).astype(np.float32)
+
+
+def upsample_bilinear(planes: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear upsampling of block values (K, h, w) back to the pixel grid (K, H, W) float32.
+
+    Block ``i`` of :func:`block_mean` is centred on pixel ``i * factor + (factor - 1) / 2``;
+    the interpolation honours that (pixel-centre alignment) and clamps at the edges.
+    """
+    planes = planes.astype(np.float32, copy=False)
+    if factor == 1:
+        return planes[:, : shape[0], : shape[1]]
+    r0, r1, wr = _linear_taps(shape[0], planes.shape[1], factor)
+    c0, c1, wc = _linear_taps(shape[1], planes.shape[2], factor)
+    rows = planes[:, r0] * (1 - wr)[:, None] + planes[:, r1] * wr[:, None]
+    out: np.ndarray = rows[:, :, c0] * (1 - wc) + rows[:, :, c1] * wc
+    return out
