@@ -55,12 +55,12 @@ def test_pixel_model_runs_coarse_and_returns_the_input_grid() -> None:
     assert model.required_halo({"resolution": 10.0}) == 2 * model.halo
     rng = np.random.default_rng(0)
     vegetation = np.array([0.05, 0.07, 0.04, 0.3], np.float32)[:, None, None]
-    image = (vegetation * rng.uniform(0.9, 1.1, (4, 67, 51))).astype(np.float32)
+    image = (vegetation * rng.uniform(0.9, 1.1, (4, 127, 121))).astype(np.float32)
     image[:, 10:50, 5:45] = 0.6  # a bright flat block: cloud
     image[:, 0, 0] = np.nan
     probs = model.predict_proba(image, {"resolution": 10.0})
-    assert probs.shape == (4, 67, 51)
+    assert probs.shape == (4, 127, 121)
     assert np.allclose(probs.sum(axis=0), 1.0, atol=1e-4)
     assert probs[0, 0, 0] == 1.0  # no data stays clear = 1
     assert probs[1:3, 20:40, 15:35].sum(axis=0).mean() > 0.5
-    assert probs[0, 50:, 35:].mean() > 0.8
+    assert probs[0, 90:, 80:].mean() > 0.8
