@@ -111,7 +111,7 @@ def read_raster_window(
             factor = grid.resolution / abs(ds.transform.a)
             src = _source_window(ds, grid, window, factor)
             if factor > 1 and abs(factor - round(factor)) < 1e-6:
-                data = _as_float(ds.read(list(indexes), window=src), nodata)
+                data = _read_padded(ds, indexes, src, nodata)
                 return _block_mean(data, window, round(factor))
             from rasterio.enums import Resampling
 
@@ -132,6 +132,27 @@ def _source_window(ds: Any, grid: Grid, window: Window, factor: float) -> Any:
     offset_col = (grid.transform.c - ds.transform.c) / abs(ds.transform.a)
     offset_row = (ds.transform.f - grid.transform.f) / abs(ds.transform.a)
     return RioWindow(col + offset_col, row + offset_row, width, height)
+
+
+def _read_padded(ds: Any, indexes: Sequence[int], src: Any, nodata: float | None) -> np.ndarray:
+    """Bands ``indexes`` of ``src`` (a window of ``ds`` that may reach past its edges) as
+    (k, h, w) float32, NaN where the window lies outside the file.
+
+    A coarse grid rounds its size up (511 px at 10 m are 256 px at 20 m), so the last coarse
+    pixels cover fine pixels that do not exist; they are averaged over those that do.
+    """
+    from rasterio.windows import Window as RioWindow
+
+    row, col = round(src.row_off), round(src.col_off)
+    height, width = round(src.height), round(src.width)
+    top, left = max(row, 0), max(col, 0)
+    bottom, right = min(row + height, ds.height), min(col + width, ds.width)
+    out = np.full((len(indexes), height, width), np.nan, np.float32)
+    if bottom > top and right > left:
+        inside = RioWindow(left, top, right - left, bottom - top)
+        data = _as_float(ds.read(list(indexes), window=inside), nodata)
+        out[:, top - row : bottom - row, left - col : right - col] = data
+    return out
 
 
 def _as_float(data: np.ndarray, nodata: float | None) -> np.ndarray:
