@@ -34,17 +34,20 @@ import numpy as np
 from s2clouds import __version__
 from s2clouds.errors import OutputError, S2CloudsError, SceneFormatError
 from s2clouds.inference.predict import (
+    PROBA_SUFFIX,
     PredictionResult,
     PredictOptions,
     SceneSink,
-    check_output_is_not_input,
+    check_scene_outputs,
     open_scene,
     predict_window,
     prepare_scene,
+    probabilities_path,
     probability_percent,
     window_progress,
 )
 from s2clouds.io.grid import Window
+from s2clouds.io.paths import check_outputs
 from s2clouds.io.scenes import Scene
 from s2clouds.io.write import atomic_path, check_writable
 from s2clouds.models.base import CloudModel
@@ -55,7 +58,6 @@ if TYPE_CHECKING:
 
 RUN_LOG = "s2clouds_run.json"
 MASK_SUFFIX = "_cloudmask.tif"
-PROBA_SUFFIX = ".proba.tif"
 GLOB_CHARACTERS = re.compile(r"[*?\[]")
 UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._+-]")
 
@@ -110,11 +112,6 @@ def is_own_output(path: str | Path) -> bool:
 def mask_name(product_id: str) -> str:
     """``<product_id>_cloudmask.tif``, with characters unsafe in file names replaced by ``_``."""
     return UNSAFE_NAME_CHARACTERS.sub("_", product_id) + MASK_SUFFIX
-
-
-def probabilities_path(output: Path) -> Path:
-    """Where :class:`~s2clouds.inference.predict.SceneSink` writes the probabilities."""
-    return output.with_name(output.stem + PROBA_SUFFIX)
 
 
 def is_finished(output: Path, options: PredictOptions) -> bool:
@@ -455,6 +452,7 @@ def run_batch(
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create the output folder {outdir}: {exc}") from exc
+    check_outputs({"the run log": outdir / RUN_LOG}, inputs)
     check_writable(outdir / RUN_LOG)
     start, started_at = time.perf_counter(), datetime.now(UTC).isoformat(timespec="seconds")
     previous = read_run_log(outdir)
@@ -509,7 +507,7 @@ def _plan_record(
         if is_finished(output, options) and not overwrite:
             _mark_skipped(record, previous.get(str(output), {}))
             return None
-        check_output_is_not_input(record.input, output)
+        check_scene_outputs(scene, output, options, extra={"the run log": outdir / RUN_LOG})
         scene, model = prepare_scene(scene, options)
     except Exception as exc:  # an unreadable input is reported, the others go on
         record.fail(exc)
@@ -551,9 +549,9 @@ def predict_with_engine(
     spread over ``cluster`` (see :func:`wants_cluster`). Errors are raised, not recorded."""
     options = options or PredictOptions()
     output = Path(output)
-    check_output_is_not_input(source, output)
-    check_writable(output, overwrite=options.overwrite)
-    scene, model = prepare_scene(open_scene(source, options), options)
+    scene = open_scene(source, options)
+    check_scene_outputs(scene, output, options)
+    scene, model = prepare_scene(scene, options)
     job = make_job(0, scene, model, output, options.block)
     record = SceneRecord(input=str(source), output=str(output))
     with open_engine(cluster, [job]) as engine:

@@ -580,6 +580,7 @@ def _scene_meta(
     }
     return {
         "path": str(path),
+        "files": tuple(files.raster_path(n) for n in files.names) if path.is_dir() else (),
         "format": "SAFE",
         "level": product.level,
         "processing_baseline": product.baseline,

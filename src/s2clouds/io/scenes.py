@@ -219,6 +219,16 @@ class Scene:
     def shape(self) -> tuple[int, int]:
         return self.grid.shape
 
+    def input_files(self) -> tuple[str, ...]:
+        """Every file this scene is read from, which no output may overwrite: its path, the
+        files its reader opened (``meta["files"]``, e.g. bands that were not selected) and the
+        files of its raster sources (GDAL paths such as ``/vsizip/...``)."""
+        opened = [
+            *self.meta.get("files", ()),
+            *([self.meta["path"]] if "path" in self.meta else []),
+        ]
+        return (*opened, *(s.path for s in self.sources if isinstance(s, RasterBand)))
+
     def select(self, bands: Sequence[str]) -> Scene:
         """The same scene restricted to ``bands`` (any spelling), in that order."""
         wanted = canonical_band_names(bands)
@@ -371,7 +381,7 @@ def read_band_folder(
         angles=sun_angles_from_tags(infos[0].tags, grid),
         level=level,
         product_id=folder.name,
-        meta={"path": str(folder)},
+        meta={"path": str(folder), "files": tuple(str(p) for _, p in named)},
     )
 
 

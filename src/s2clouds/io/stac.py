@@ -257,6 +257,7 @@ def read_stac_item(
             f"STAC item {path} has no local band files{where}; download the assets and point "
             "their hrefs at the local files"
         )
+    files = (str(path), *(a.path for a in assets))
     if bands:
         wanted = canonical_band_names(bands)
         by_band = {a.band: a for a in assets}
@@ -273,6 +274,11 @@ def read_stac_item(
         angles=item_sun_angles(properties),
         level=found_level,
         product_id=str(item.get("id") or path.stem),
-        meta={"path": str(path), "stac_id": item.get("id"), "remote_bands": remote},
+        meta={
+            "path": str(path),
+            "files": files,
+            "stac_id": item.get("id"),
+            "remote_bands": remote,
+        },
     )
     return scene.select(bands) if bands else scene
