@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from s2clouds import __version__
-from s2clouds.errors import S2CloudsError
+from s2clouds.errors import S2CloudsError, one_line
 
 #: subcommand name -> (module, attribute, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="s2clouds", standalone_mode=False)
     except S2CloudsError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
+        click.secho(f"error: {one_line(str(exc))}", fg="red", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

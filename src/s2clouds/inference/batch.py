@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from s2clouds import __version__
-from s2clouds.errors import OutputError, S2CloudsError, SceneFormatError
+from s2clouds.errors import OutputError, S2CloudsError, SceneFormatError, detached, one_line
 from s2clouds.inference.predict import (
     PROBA_SUFFIX,
     PredictionResult,
@@ -140,7 +140,7 @@ class SceneRecord:
     def fail(self, exc: BaseException) -> None:
         """Mark failed with a one-line message (library errors already say what to do)."""
         self.status, self.exception = "failed", exc
-        message = str(exc) or type(exc).__name__
+        message = one_line(str(exc)) or type(exc).__name__
         self.error = (
             message if isinstance(exc, S2CloudsError) else f"{type(exc).__name__}: {message}"
         )
@@ -248,10 +248,17 @@ def window_task(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Compute one window: mask (h, w) uint8 and, if asked for, probabilities (4, h, w) uint8
     percent. Takes only small picklable things (the scene's sources are paths), so it runs
-    the same in this process or on any Dask worker that sees the input files."""
-    model = cached_model(model_name, scene.bands)
-    mask, probs = predict_window(scene, model, window, options)
-    return mask, probability_percent(probs, mask) if options.probabilities else None
+    the same in this process or on any Dask worker that sees the input files. Library errors
+    are raised :func:`~s2clouds.errors.detached` from their cause, so that they cross the
+    cluster with their type and message."""
+    try:
+        model = cached_model(model_name, scene.bands)
+        mask, probs = predict_window(scene, model, window, options)
+    except S2CloudsError as exc:
+        error = detached(exc)  # raised below, outside this block, so that it has no context
+    else:
+        return mask, probability_percent(probs, mask) if options.probabilities else None
+    raise error
 
 
 class SerialEngine:

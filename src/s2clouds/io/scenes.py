@@ -121,8 +121,15 @@ def read_raster_window(
             return _as_float(data, nodata)
     except rasterio.errors.RasterioIOError as exc:
         raise SceneFormatError(
-            f"cannot read {path}: {exc}. The file is missing or damaged; re-download it"
+            f"cannot read {path} ({gdal_reason(exc)}); the file is missing or damaged, "
+            "re-download it"
         ) from exc
+
+
+def gdal_reason(exc: BaseException) -> str:
+    """What GDAL said went wrong: rasterio's "Read failed. See previous exception" errors
+    keep the GDAL message in their cause."""
+    return str(exc.__cause__ or exc).strip().rstrip(".")
 
 
 def _source_window(ds: Any, grid: Grid, window: Window, factor: float) -> Any:
