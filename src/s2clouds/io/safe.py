@@ -27,9 +27,16 @@ from typing import Any, Protocol
 from xml.etree import ElementTree as ET
 
 from s2clouds.bands import MSI_BAND_NAMES, band_info
-from s2clouds.errors import SceneFormatError
+from s2clouds.errors import RadiometryError, SceneFormatError
 from s2clouds.io.grid import Grid
-from s2clouds.io.scenes import RasterBand, Scene, SunAngles, common_grid, sun_angles_from_tags
+from s2clouds.io.scenes import (
+    RasterBand,
+    Scene,
+    SunAngles,
+    common_grid,
+    sun_angles,
+    sun_angles_from_tags,
+)
 from s2clouds.radiometry import Radiometry, radiometry_for_baseline
 
 #: product metadata file name -> processing level
@@ -256,9 +263,14 @@ def _read_product_metadata(files: _ProductFiles) -> _ProductMetadata:
     quantification = _quantification(root, _LEVEL_TAGS[level], where)
     offsets = _band_offsets(root, _LEVEL_TAGS[level].offset, where)
     # The baseline implies the offset only where the metadata lists none (never after 04.00).
-    radiometry = replace(radiometry_for_baseline(baseline, level), quantification=quantification)
-    if offsets:
-        radiometry = replace(radiometry, offsets=offsets)
+    try:
+        radiometry = replace(
+            radiometry_for_baseline(baseline, level), quantification=quantification
+        )
+        if offsets:
+            radiometry = replace(radiometry, offsets=offsets)
+    except RadiometryError as exc:
+        raise RadiometryError(f"{where}: {exc}; download the product again") from exc
     cloud = _find_text(root, "Cloud_Coverage_Assessment")
     return _ProductMetadata(
         metadata_file=name,
@@ -370,9 +382,11 @@ def _mean_angles(root: ET.Element, where: str) -> SunAngles | None:
     )
     zeniths = _finite(_find_text(v, "ZENITH_ANGLE") for v in views)
     azimuths = _finite(_find_text(v, "AZIMUTH_ANGLE") for v in views)
-    return SunAngles(
-        sun_zenith=_child_number(sun, "ZENITH_ANGLE", where),
-        sun_azimuth=_child_number(sun, "AZIMUTH_ANGLE", where),
+    angles = sun_angles(
+        _child_number(sun, "ZENITH_ANGLE", where), _child_number(sun, "AZIMUTH_ANGLE", where), where
+    )
+    return replace(
+        angles,
         view_zenith=sum(zeniths) / len(zeniths) if zeniths else None,
         view_azimuth=circular_mean_degrees(azimuths) if azimuths else None,
         source="MTD_TL.xml",

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from s2clouds.bands import ALL_BANDS, canonical_band_name, canonical_band_names
-from s2clouds.errors import BandError, CRSMismatchError, SceneFormatError
+from s2clouds.errors import BandError, CRSMismatchError, RadiometryError, SceneFormatError
 from s2clouds.io.grid import Grid, Window
-from s2clouds.radiometry import Radiometry, check_reflectance, to_reflectance
+from s2clouds.radiometry import Radiometry, check_bands, to_reflectance
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img")
 
@@ -35,6 +35,31 @@ class SunAngles:
     view_zenith: float | None = None
     view_azimuth: float | None = None
     source: str = "metadata"
+
+    def __post_init__(self) -> None:
+        """Refuse angles that no Sentinel-2 acquisition has (the sun below the horizon, NaN)."""
+        limits = {
+            "sun zenith": (self.sun_zenith, 0, 90),
+            "sun azimuth": (self.sun_azimuth, -360, 360),
+        }
+        for name, (value, low, high) in limits.items():
+            if not low <= value <= high:  # also refuses NaN
+                raise SceneFormatError(
+                    f"{name} angle {value!r} from {self.source} is outside {low} to {high} "
+                    "degrees; fix or remove the angles in the metadata"
+                )
+
+
+def sun_angles(zenith: Any, azimuth: Any, source: str) -> SunAngles:
+    """:class:`SunAngles` from metadata values (numbers or text); :class:`SceneFormatError`
+    naming ``source`` when they are not numbers, or not possible angles."""
+    try:
+        return SunAngles(float(zenith), float(azimuth), source=source)
+    except (TypeError, ValueError) as exc:
+        raise SceneFormatError(
+            f"sun angles from {source} are {zenith!r} and {azimuth!r}, not numbers; fix or "
+            "remove them in the metadata"
+        ) from exc
 
 
 class BandSource(Protocol):
@@ -264,10 +289,22 @@ class Scene:
         return replace(self, grid=grid).read(), grid.resolution
 
     def check_radiometry(self, *, strict: bool = True) -> None:
-        """Read a central sample and refuse values that do not look like reflectance."""
+        """Read a central sample and refuse bands that do not look like reflectance (see
+        :func:`~s2clouds.radiometry.check_bands`), and a small scene without a valid pixel.
+        Errors name the scene's path."""
         size = min(256, self.grid.height, self.grid.width)
         window = Window((self.grid.height - size) // 2, (self.grid.width - size) // 2, size, size)
-        check_reflectance(self.read(window), strict=strict)
+        sample = self.read(window)
+        where = self.meta.get("path", self.product_id)
+        try:
+            check_bands(sample, self.bands, strict=strict)
+        except RadiometryError as exc:
+            raise RadiometryError(f"{where}: {exc}") from exc
+        if window == self.grid.full_window() and not np.isfinite(sample).any():
+            raise RadiometryError(
+                f"{where} holds no valid pixel (every value is no data, e.g. 0); give a scene "
+                "with data"
+            )
 
 
 def _band_from_filename(path: Path) -> str | None:
@@ -353,11 +390,23 @@ def _shared_grid(infos: Sequence[RasterInfo], resolution: float | None) -> Grid:
     return finest if resolution is None else finest.at_resolution(resolution)
 
 
-def _default_radiometry(info: RasterInfo, scale: str | None) -> Radiometry:
-    """DN (divide by 10000) for integer files, reflectance for float files, unless told."""
+def _default_radiometry(infos: Sequence[RasterInfo], scale: str | None) -> Radiometry:
+    """DN (divide by 10000) for integer files, reflectance for float files, unless told.
+
+    Files of both kinds cannot share one scaling: :class:`RadiometryError` unless ``scale``
+    says how to read them all.
+    """
     if scale is not None:
         return Radiometry(kind=scale)
-    return Radiometry(kind="reflectance" if np.dtype(info.dtype).kind == "f" else "dn")
+    floats = [Path(i.path).name for i in infos if np.dtype(i.dtype).kind == "f"]
+    integers = [Path(i.path).name for i in infos if np.dtype(i.dtype).kind != "f"]
+    if floats and integers:
+        raise RadiometryError(
+            f"{Path(infos[0].path).parent}: floating-point bands ({', '.join(floats)}) and "
+            f"integer bands ({', '.join(integers)}) are not scaled alike; convert them to one "
+            "data type (e.g. uint16 DN), or give --scale"
+        )
+    return Radiometry(kind="reflectance" if floats else "dn")
 
 
 def read_band_folder(
@@ -384,8 +433,8 @@ def read_band_folder(
             for (b, _), info in zip(named, infos, strict=True)
         ),
         grid=grid,
-        radiometry=_default_radiometry(infos[0], scale),
-        angles=sun_angles_from_tags(infos[0].tags, grid),
+        radiometry=_default_radiometry(infos, scale),
+        angles=sun_angles_from_tags(infos[0].tags, grid, where=f"the tags of {infos[0].path}"),
         level=level,
         product_id=folder.name,
         meta={"path": str(folder), "files": tuple(str(p) for _, p in named)},
@@ -429,8 +478,8 @@ def read_geotiff(
             RasterBand(b, str(path), i + 1, info.nodata_or_zero) for i, b in enumerate(names)
         ),
         grid=grid,
-        radiometry=_default_radiometry(info, scale),
-        angles=sun_angles_from_tags(info.tags, grid),
+        radiometry=_default_radiometry([info], scale),
+        angles=sun_angles_from_tags(info.tags, grid, where=f"the tags of {path}"),
         level=level,
         product_id=path.stem,
         meta={"path": str(path)},
@@ -533,20 +582,23 @@ def _is_safe(path: Path) -> bool:
     )
 
 
-def sun_angles_from_tags(tags: dict[str, str], grid: Grid) -> SunAngles | None:
+def sun_angles_from_tags(
+    tags: dict[str, str], grid: Grid, *, where: str = "raster tags"
+) -> SunAngles | None:
     """Sun angles from raster tags: explicit angle tags, else acquisition time + location.
 
     Recognised tags: ``MEAN_SOLAR_ZENITH_ANGLE``/``MEAN_SOLAR_AZIMUTH_ANGLE`` (as in Earth
     Engine exports) or ``SUN_ZENITH``/``SUN_AZIMUTH``; otherwise ``TIFFTAG_DATETIME`` or
     ``ACQUISITION_DATE`` with the scene centre gives the solar position (NOAA formulae).
-    ``tags`` are the raster's dataset tags with upper-case keys (see :func:`raster_info`).
+    ``tags`` are the raster's dataset tags with upper-case keys (see :func:`raster_info`);
+    ``where`` names them in errors (angles that are not numbers, or impossible).
     """
     for zen_key, az_key in (
         ("MEAN_SOLAR_ZENITH_ANGLE", "MEAN_SOLAR_AZIMUTH_ANGLE"),
         ("SUN_ZENITH", "SUN_AZIMUTH"),
     ):
         if zen_key in tags and az_key in tags:
-            return SunAngles(float(tags[zen_key]), float(tags[az_key]), source="raster tags")
+            return sun_angles(tags[zen_key], tags[az_key], source=where)
     stamp = tags.get("ACQUISITION_DATE") or tags.get("TIFFTAG_DATETIME")
     if stamp is None or grid.crs is None:
         return None

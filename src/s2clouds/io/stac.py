@@ -27,14 +27,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from s2clouds.bands import MSI_BANDS, band_info, canonical_band_name, canonical_band_names
-from s2clouds.errors import BandError, SceneFormatError
-from s2clouds.io.scenes import RasterBand, Scene, SunAngles, common_grid
+from s2clouds.errors import BandError, RadiometryError, SceneFormatError
+from s2clouds.io.scenes import RasterBand, Scene, SunAngles, common_grid, sun_angles
 from s2clouds.radiometry import Radiometry, radiometry_for_baseline
 
 #: asset roles and keys that never hold a spectral band
@@ -179,19 +179,21 @@ def item_level(properties: Mapping[str, Any]) -> str | None:
     return PRODUCT_TYPE_LEVELS.get(str(properties.get("s2:product_type") or "").upper())
 
 
-def item_sun_angles(properties: Mapping[str, Any]) -> SunAngles | None:
-    """Mean sun angles from the ``view`` extension or the ``s2`` extension's means."""
+def item_sun_angles(properties: Mapping[str, Any], where: str = "the item") -> SunAngles | None:
+    """Mean sun angles from the ``view`` extension or the ``s2`` extension's means
+    (:class:`SceneFormatError` naming ``where`` for values that are not possible angles)."""
     if "view:sun_elevation" in properties and "view:sun_azimuth" in properties:
-        return SunAngles(
-            90.0 - float(properties["view:sun_elevation"]),
-            float(properties["view:sun_azimuth"]),
-            source="STAC view:sun_elevation/azimuth",
+        source = f"{where} view:sun_elevation/azimuth"
+        # an elevation has the range of a zenith angle: check it as one, then convert
+        angles = sun_angles(
+            properties["view:sun_elevation"], properties["view:sun_azimuth"], source
         )
+        return replace(angles, sun_zenith=90.0 - angles.sun_zenith)
     if "s2:mean_solar_zenith" in properties and "s2:mean_solar_azimuth" in properties:
-        return SunAngles(
-            float(properties["s2:mean_solar_zenith"]),
-            float(properties["s2:mean_solar_azimuth"]),
-            source="STAC s2:mean_solar_zenith/azimuth",
+        return sun_angles(
+            properties["s2:mean_solar_zenith"],
+            properties["s2:mean_solar_azimuth"],
+            f"{where} s2:mean_solar_zenith/azimuth",
         )
     return None
 
@@ -218,6 +220,25 @@ def item_radiometry(
     float_data = any(str(a.raster.get("data_type", "")).startswith("float") for a in assets)
     kind = "reflectance" if float_data and scale is None else "dn"
     return Radiometry(kind=kind, level=level)
+
+
+def _checked_radiometry(
+    path: Path,
+    assets: Sequence[BandAsset],
+    properties: Mapping[str, Any],
+    level: str | None,
+    scale: str | None,
+) -> Radiometry:
+    """:func:`item_radiometry`, with scales and offsets that are not usable numbers (text,
+    0, NaN, huge) refused as :class:`SceneFormatError` naming the item."""
+    try:
+        return item_radiometry(assets, properties, level, scale)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+        reason = str(exc) if isinstance(exc, RadiometryError) else f"{type(exc).__name__}: {exc}"
+        raise SceneFormatError(
+            f"{path}: the raster:bands scale and offset do not give reflectance ({reason}); "
+            "fix them in the item, or give --scale reflectance for reflectance files"
+        ) from exc
 
 
 def _check_level(path: Path, given: str | None, found: str | None) -> str | None:
@@ -270,8 +291,8 @@ def read_stac_item(
             RasterBand(a.band, a.path, a.index, a.raster.get("nodata", 0)) for a in assets
         ),
         grid=grid,
-        radiometry=item_radiometry(assets, properties, found_level, scale),
-        angles=item_sun_angles(properties),
+        radiometry=_checked_radiometry(path, assets, properties, found_level, scale),
+        angles=item_sun_angles(properties, str(path)),
         level=found_level,
         product_id=str(item.get("id") or path.stem),
         meta={
