@@ -29,6 +29,7 @@ from xml.etree import ElementTree as ET
 from s2clouds.bands import MSI_BAND_NAMES, band_info
 from s2clouds.errors import RadiometryError, SceneFormatError
 from s2clouds.io.grid import Grid
+from s2clouds.io.limits import read_bounded
 from s2clouds.io.scenes import (
     RasterBand,
     Scene,
@@ -104,7 +105,8 @@ class _FolderFiles:
         return cls(folder, names)
 
     def read_bytes(self, name: str) -> bytes:
-        return (self.source / name).read_bytes()
+        with open(self.source / name, "rb") as handle:
+            return read_bounded(handle, f"{name} in {self.source}")
 
     def raster_path(self, name: str) -> str:
         return str(self.source / name)
@@ -134,8 +136,8 @@ class _ZipFiles:
 
     def read_bytes(self, name: str) -> bytes:
         try:
-            with zipfile.ZipFile(self.source) as zf:
-                return zf.read(self.prefix + name)
+            with zipfile.ZipFile(self.source) as zf, zf.open(self.prefix + name) as member:
+                return read_bounded(member, f"{name} in {self.source}")
         except (zipfile.BadZipFile, OSError) as exc:  # zlib errors and CRC failures
             raise SceneFormatError(
                 f"cannot read {name} from {self.source} ({exc}); the zip is damaged, download it again"

@@ -21,6 +21,7 @@ import numpy as np
 from s2clouds.bands import ALL_BANDS, canonical_band_name, canonical_band_names
 from s2clouds.errors import BandError, CRSMismatchError, RadiometryError, SceneFormatError
 from s2clouds.io.grid import Grid, Window
+from s2clouds.io.limits import check_regular_file
 from s2clouds.radiometry import Radiometry, check_bands, to_reflectance
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img")
@@ -340,6 +341,7 @@ def raster_info(path: str | Path) -> RasterInfo:
     """Open ``path`` once and read its grid, band count, dtype, no-data, names and tags."""
     import rasterio
 
+    check_regular_file(path)
     try:
         with rasterio.open(path) as ds:
             return RasterInfo(
@@ -418,6 +420,8 @@ def read_band_folder(
 ) -> Scene:
     """A folder of single-band rasters named by band (``B02.tif``, ``B03.tif``, ...)."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+    for path in files:
+        check_regular_file(path)
     named = [(b, p) for p in files if (b := _band_from_filename(p)) is not None]
     if not named:
         raise SceneFormatError(
@@ -555,6 +559,7 @@ def read_scene(
     path = Path(source)
     if not path.exists():
         raise SceneFormatError(f"input not found: {path}")
+    check_regular_file(path)
     if resolution is not None and resolution not in (10, 20, 60):
         raise SceneFormatError(f"resolution must be 10, 20 or 60 m, not {resolution}")
     if _is_safe(path):

@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlparse
 
 from s2clouds.bands import MSI_BANDS, band_info, canonical_band_name, canonical_band_names
 from s2clouds.errors import BandError, RadiometryError, SceneFormatError
+from s2clouds.io.limits import read_bounded
 from s2clouds.io.scenes import RasterBand, Scene, SunAngles, common_grid, sun_angles
 from s2clouds.radiometry import Radiometry, radiometry_for_baseline
 
@@ -70,7 +71,8 @@ def looks_like_stac_item(source: object) -> bool:
 def load_item(path: Path) -> dict[str, Any]:
     """Parse ``path`` and check that it is one STAC item (``type: Feature`` with ``assets``)."""
     try:
-        item = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            item = json.loads(read_bounded(handle, f"STAC item {path}").decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SceneFormatError(f"cannot read STAC item {path}: {exc}") from exc
     if not isinstance(item, dict) or item.get("type") != "Feature":
