@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from s2clouds.errors import SceneFormatError
 
@@ -14,7 +14,7 @@ from s2clouds.errors import SceneFormatError
 MAX_METADATA_BYTES = 16 << 20
 
 
-def read_bounded(handle: BinaryIO, what: str) -> bytes:
+def read_bounded(handle: IO[bytes], what: str) -> bytes:
     """All of ``handle``, refusing more than :data:`MAX_METADATA_BYTES` (a decompression
     bomb in a zip, a runaway file) with :class:`SceneFormatError` naming ``what``."""
     limit = MAX_METADATA_BYTES
