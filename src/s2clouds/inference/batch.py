@@ -88,8 +88,10 @@ def read_input_list(path: Path) -> list[str]:
     """Inputs named in a text file (see :func:`expand_inputs`)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise SceneFormatError(f"cannot read the input list {path}: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SceneFormatError(
+            f"cannot read the input list {path} ({exc}); give a UTF-8 text file of paths"
+        ) from exc
     base = path.parent
     entries = [line.strip() for line in lines]
     paths = [e if Path(e).is_absolute() else str(base / e) for e in entries if e and e[0] != "#"]

@@ -378,18 +378,36 @@ def _extent(grid: Grid) -> tuple[float, float, float, float]:
 
 
 def _shared_grid(infos: Sequence[RasterInfo], resolution: float | None) -> Grid:
-    finest = min((info.grid for info in infos), key=lambda g: g.resolution)
+    finest_info = min(infos, key=lambda info: info.grid.resolution)
+    finest = finest_info.grid
     for info in infos:
         if info.grid.crs != finest.crs:
             raise CRSMismatchError(
                 f"{info.path} is in {info.grid.crs}, other bands in {finest.crs}; reproject the "
                 "bands to one CRS first (e.g. gdalwarp -t_srs)"
             )
-        if not np.allclose(_extent(info.grid), _extent(finest), atol=finest.resolution):
+        if not _same_area(info.grid, finest):
+            x, y, w, h = _extent(info.grid)
+            fx, fy, fw, fh = _extent(finest)
             raise CRSMismatchError(
-                f"{info.path} covers a different area than the other bands; give bands of one tile"
+                f"{info.path} covers another area than {finest_info.path} (corner {x:g}, {y:g} "
+                f"and {w:g} x {h:g} m vs {fx:g}, {fy:g} and {fw:g} x {fh:g} m); give bands of "
+                "one tile on one grid (e.g. gdalwarp -te with the same bounds)"
             )
     return finest if resolution is None else finest.at_resolution(resolution)
+
+
+def _same_area(grid: Grid, finest: Grid) -> bool:
+    """Whether ``grid`` covers the area of ``finest``, the finest band's grid: the same upper
+    left corner (to 1 % of a pixel), and a size that differs by less than one of its own
+    pixels, so a band at the finest resolution matches exactly (one pixel off would be
+    stretched), and a coarser band may end part of a pixel past a tile whose size is not a
+    multiple of the ratio (511 px at 10 m, 256 px at 20 m)."""
+    x, y, width, height = _extent(grid)
+    fx, fy, f_width, f_height = _extent(finest)
+    corner = max(abs(x - fx), abs(y - fy)) <= 0.01 * grid.resolution
+    size = max(abs(width - f_width), abs(height - f_height)) < 0.99 * grid.resolution
+    return corner and size
 
 
 def _default_radiometry(infos: Sequence[RasterInfo], scale: str | None) -> Radiometry:

@@ -147,6 +147,22 @@ def _is_band_asset(key: str, asset: Mapping[str, Any]) -> bool:
     return not media or any(hint in media for hint in RASTER_MEDIA_HINTS)
 
 
+def _raster_entries(
+    item: Mapping[str, Any], key: str, asset: Mapping[str, Any], count: int
+) -> list[Mapping[str, Any]]:
+    """The asset's ``raster:bands``: a list of objects, one per band (empty objects when it
+    has none); :class:`SceneFormatError` for any other shape."""
+    rasters = asset.get("raster:bands")
+    if rasters is None:
+        return [{}] * count
+    if not isinstance(rasters, list) or not all(isinstance(r, Mapping) for r in rasters):
+        raise SceneFormatError(
+            f"asset {key!r} of STAC item {item.get('id')}: raster:bands must be a list of "
+            f"objects, one per band, not {json.dumps(rasters)[:80]}; fix the item"
+        )
+    return rasters
+
+
 def band_assets(item: Mapping[str, Any], base: Path) -> tuple[list[BandAsset], list[str]]:
     """Band assets with local files (first asset per band wins) and the bands only at URLs."""
     found: dict[str, BandAsset] = {}
@@ -155,7 +171,7 @@ def band_assets(item: Mapping[str, Any], base: Path) -> tuple[list[BandAsset], l
         if not isinstance(asset, Mapping) or not _is_band_asset(key, asset):
             continue
         entries = _band_entries(asset)
-        rasters = asset.get("raster:bands") or [{}] * len(entries)
+        rasters = _raster_entries(item, key, asset, len(entries))
         path = local_path(str(asset.get("href", "")), base)
         for index, (entry, raster) in enumerate(zip(entries, rasters, strict=False), start=1):
             band = identify_band(key, entry)
