@@ -24,6 +24,7 @@ import numpy as np
 from s2clouds import __version__
 from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError, ModelError, RadiometryError, S2CloudsError
+from s2clouds.io.write import atomic_path
 from s2clouds.labels import CANONICAL_CLASSES, get_scheme
 from s2clouds.radiometry import check_reflectance
 
@@ -307,9 +308,8 @@ def write_sidecar(spec: WeightSpec, weights: str | Path) -> Path:
     """Write ``spec`` with the sha256 of ``weights`` as ``<weights stem>.json`` (atomically:
     a temporary file renamed into place); returns its path."""
     path = sidecar_path(weights)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(spec.replace(sha256=sha256_file(weights)).to_json() + "\n")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(spec.replace(sha256=sha256_file(weights)).to_json() + "\n")
     return path
 
 
