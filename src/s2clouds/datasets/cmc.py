@@ -275,7 +275,7 @@ class CloudMaskCatalogue(CloudDataset):
         path = self.root / folder / f"{scene}.npy"
         try:
             return np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file
             raise DatasetError(f"cannot read {path}: {exc}; download the file again") from exc
 
     def _read_image(self, scene: str) -> np.ndarray:
