@@ -69,3 +69,34 @@ def test_multiband_geotiff_with_probabilities(
     assert result.shape == (expected, expected)
     with rasterio.open(tmp_path / "mask.proba.tif") as ds:
         assert ds.shape == (expected, expected)
+
+
+@pytest.mark.parametrize("model", ["s2clouds-tiny-rgbn", "physical", "s2clouds-pixel-rgbn"])
+@pytest.mark.parametrize(("size", "resolution"), [(97, 20), (131, 60), (7, 10)])
+def test_every_model_at_odd_sizes(
+    tmp_path: Path, maker, model: str, size: int, resolution: int
+) -> None:
+    folder = maker("geotiff").write_band_folder(tmp_path / "scene", BANDS, size=size)
+    options = PredictOptions(model=model, resolution=resolution, block=64, progress=False)
+    result = predict(folder, tmp_path / "mask.tif", options)
+    expected = coarse_size(size, resolution // 10)
+    assert result.shape == (expected, expected) and result.valid_fraction > 0.5
+
+
+def test_annotate_at_an_odd_size(tmp_path: Path, maker) -> None:
+    pytest.importorskip("lightgbm")
+    from s2clouds.train.annotate import annotate
+
+    size = 101
+    folder = maker("geotiff").write_band_folder(tmp_path / "scene", BANDS, size=size)
+    with rasterio.open(folder / "B02.tif") as ds:
+        profile = ds.profile | {"dtype": "uint8", "nodata": 255}
+    strokes = np.full((1, size, size), 255, np.uint8)
+    strokes[0, 80:82, 5:95] = 0  # vegetation
+    strokes[0, 30, 28:48] = 1  # inside the fixture's cloud block
+    with rasterio.open(tmp_path / "scribbles.tif", "w", **profile) as ds:
+        ds.write(strokes)
+    options = PredictOptions(progress=False, block=64, probabilities=True)
+    scribbles, mask = tmp_path / "scribbles.tif", tmp_path / "mask.tif"
+    result = annotate(folder, scribbles, mask, rounds=5, options=options)
+    assert result.prediction.shape == (size, size)
