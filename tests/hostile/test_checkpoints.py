@@ -136,3 +136,17 @@ def test_resume_from_a_damaged_last_checkpoint(
     err = refuse([*argv, "--crop", "64", "--out", str(run), "--quiet"])
     assert "last.pt" in err and "--no-resume" in err
     check()
+
+
+def test_export_refuses_crafted_checkpoints_and_writing_over_them(
+    tmp_path: Path, refuse: Refuse, frozen
+) -> None:
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "s2clouds-checkpoint/1", "x": MakesAFolder(tmp_path / "pwned")}, evil)
+    named_onnx = tmp_path / "run.onnx"  # a checkpoint is any file name
+    named_onnx.write_bytes(evil.read_bytes())
+    check = frozen(tmp_path)
+    assert "holds Python objects" in refuse(["export", str(evil), "-o", str(tmp_path / "m.onnx")])
+    assert "is the input file" in refuse(["export", str(named_onnx), "-o", str(named_onnx)])
+    check()
+    assert not (tmp_path / "pwned").exists()
