@@ -132,3 +132,28 @@ def test_coarse_bands_of_odd_sized_tiles_still_fit(tmp_path: Path, maker) -> Non
     scene = read_scene(folder)
     assert scene.grid.shape == (511, 511) and "B11" in scene.bands
     assert read_scene(folder, resolution=60).read().shape == (6, 85, 85)
+
+
+def test_non_utf8_spec_seasons_and_score_files(tmp_path: Path) -> None:
+    import shutil
+
+    from s2clouds.benchmark.confusion import BenchmarkError
+    from s2clouds.benchmark.report import read_csv
+    from s2clouds.datasets.sen12ms import read_seasons_csv
+    from s2clouds.errors import DatasetError, ModelError
+    from s2clouds.models.builtin import WEIGHTS_DIR
+    from s2clouds.models.weights import read_sidecar
+
+    spec = WEIGHTS_DIR / "s2clouds-tiny-rgbn.json"
+    shutil.copyfile(spec.with_suffix(".onnx"), tmp_path / "m.onnx")
+    (tmp_path / "m.json").write_bytes(spec.read_text().encode("utf-16"))
+    with pytest.raises(ModelError, match="not UTF-8"):
+        read_sidecar(tmp_path / "m.onnx")
+    seasons = tmp_path / "seasons.csv"
+    seasons.write_bytes("roi,scene,season\nROIs1158_spring,1,fall\n".encode("utf-16"))
+    with pytest.raises(DatasetError, match="seasons table"):
+        read_seasons_csv(seasons)
+    scores = tmp_path / "per_image.csv"
+    scores.write_bytes(b"image,boa\n\xff\xfe,1\n")
+    with pytest.raises(BenchmarkError, match="UTF-8"):
+        read_csv(scores)

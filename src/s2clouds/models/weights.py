@@ -321,7 +321,13 @@ def read_sidecar(weights: str | Path) -> WeightSpec:
             f"weight spec {path} not found beside {Path(weights).name}; keep the .json that "
             "'s2clouds export' wrote next to the model file"
         )
-    return WeightSpec.from_json(path.read_text())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelError(
+            f"weight spec {path} is not UTF-8 JSON ({exc}); re-export the model"
+        ) from exc
+    return WeightSpec.from_json(text)
 
 
 def unverifiable(weights: str | Path) -> ModelError:
