@@ -24,6 +24,8 @@ from s2clouds.models.base import N_CLASSES, CloudModel
 from s2clouds.models.registry import DEFAULT_MODEL, get_model
 
 PROBA_SUFFIX = ".proba.tif"
+#: how errors name the mask output
+MASK_OUTPUT = "the mask (-o)"
 
 
 @dataclass(frozen=True)
@@ -321,11 +323,13 @@ def probabilities_path(output: Path) -> Path:
 
 
 def planned_outputs(output: Path, options: PredictOptions) -> dict[str, Path | None]:
-    """The files a prediction writes, by the option that names them (None: not written)."""
+    """The files a prediction writes, by how errors name them (None: not written)."""
     return {
-        "-o": output,
-        "the --probabilities output": probabilities_path(output) if options.probabilities else None,
-        "--quicklook": options.quicklook,
+        MASK_OUTPUT: output,
+        "the probabilities (--probabilities, named after -o)": (
+            probabilities_path(output) if options.probabilities else None
+        ),
+        "the quicklook (--quicklook)": options.quicklook,
     }
 
 
@@ -345,7 +349,7 @@ def check_scene_outputs(
     check_outputs(outputs, [*scene.input_files(), *inputs])
     check_writable(output, overwrite=options.overwrite)
     for option, path in outputs.items():
-        if path is not None and option != "-o":
+        if path is not None and option != MASK_OUTPUT:
             check_writable(Path(path))
 
 

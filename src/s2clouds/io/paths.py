@@ -48,10 +48,10 @@ def file_identity(path: Path) -> tuple[object, ...]:
 def check_outputs(
     outputs: Mapping[str, str | Path | None], inputs: Iterable[str | Path | None]
 ) -> None:
-    """Refuse ``outputs`` (option name -> path; None = not written) that are the same file as
-    one of ``inputs`` or as another output.
+    """Refuse ``outputs`` (how errors name them, with their option -> path; None = not
+    written) that are the same file as one of ``inputs`` or as another output.
 
-    Raises :class:`~s2clouds.errors.OutputError` naming the option, both paths and the fix.
+    Raises :class:`~s2clouds.errors.OutputError` naming the output, both paths and the fix.
     """
     read: dict[tuple[object, ...], Path] = {}
     for item in inputs:
@@ -59,18 +59,17 @@ def check_outputs(
         if path is not None:
             read.setdefault(file_identity(path), path)
     written: dict[tuple[object, ...], str] = {}
-    for option, value in outputs.items():
+    for label, value in outputs.items():
         if value is None:
             continue
         identity = file_identity(Path(value))
         if identity in read:
             raise OutputError(
-                f"{option} {value} is the input file {read[identity]}; writing it would destroy "
-                f"the input, choose another {option} path"
+                f"{label} {value} is the input file {read[identity]}; writing it would destroy "
+                "the input, so choose another path"
             )
         if identity in written:
             raise OutputError(
-                f"{option} {value} is also the {written[identity]} output; give each output "
-                "its own path"
+                f"{label} {value} is also {written[identity]}; give each output its own path"
             )
-        written[identity] = option
+        written[identity] = label

@@ -29,7 +29,7 @@ def translate_raster(
     import rasterio
     from rasterio.windows import Window as RioWindow
 
-    check_outputs({"-o": output}, [source])
+    check_outputs({"the output (-o)": output}, [source])
     src_scheme, dst_scheme = get_scheme(from_scheme), get_scheme(to_scheme)
     try:
         ds = rasterio.open(source)

@@ -158,7 +158,8 @@ def export_onnx(
         raise OutputError(f"the output {out} must end in .onnx")
     if not out.parent.is_dir():
         raise OutputError(f"output folder {out.parent} does not exist; create it first")
-    check_outputs({"-o": out, "the spec sidecar of -o": sidecar_path(out)}, [checkpoint])
+    outputs = {"the model (-o)": out, "its spec (-o, .json)": sidecar_path(out)}
+    check_outputs(outputs, [checkpoint])
     model, spec, _ = load_trained(checkpoint)
     updates: dict[str, Any] = {"notes": (*spec.notes, *notes)}
     if tile_size is not None:
