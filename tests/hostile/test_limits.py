@@ -71,6 +71,44 @@ def test_a_fifo_named_like_a_band_does_not_hang(tmp_path: Path, maker, refuse: R
     assert len(errors) == 2 and all("not a regular file" in e for e in errors)
 
 
+def test_fifos_given_as_lists_scribbles_labels_or_csv_do_not_hang(
+    tmp_path: Path, maker, refuse: Refuse
+) -> None:
+    tif = maker("geotiff").write_multiband(tmp_path / "scene.tif", RGBN, size=64)
+    cmc = maker("cmc").write(tmp_path / "cmc")
+    (cmc / "classification_tags.csv").unlink()
+    for name in ("list.txt", "scribbles.tif", "labels.tif"):
+        os.mkfifo(tmp_path / name)
+    os.mkfifo(cmc / "classification_tags.csv")
+    out = str(tmp_path / "out.tif")
+    commands = [
+        ["predict", f"@{tmp_path / 'list.txt'}", "-o", str(tmp_path / "masks")],
+        ["annotate", str(tif), "--scribbles", str(tmp_path / "scribbles.tif"), "-o", out],
+        [
+            "labels",
+            "translate",
+            str(tmp_path / "labels.tif"),
+            "--from",
+            "canonical",
+            "--to",
+            "fmask",
+            "-o",
+            out,
+        ],  # fmt: skip
+        ["datasets", "info", str(cmc), "--kind", "cmc"],
+    ]
+    errors: list[str] = []
+
+    def run() -> None:
+        errors.extend(refuse(argv) for argv in commands)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), f"blocked on a FIFO after {len(errors)} commands"
+    assert all("not a regular file" in e for e in errors), errors
+
+
 def test_a_bad_quicklook_folder_is_found_before_the_mask_is_written(
     tmp_path: Path, maker, refuse: Refuse, frozen
 ) -> None:

@@ -28,6 +28,7 @@ import numpy as np
 from s2clouds.bands import L1C_BANDS, band_indices, canonical_band_names
 from s2clouds.datasets.base import CloudDataset, Sample, require_path
 from s2clouds.errors import DatasetError
+from s2clouds.io.limits import check_regular_file
 from s2clouds.labels import NODATA, decode_one_hot, to_canonical
 
 TAGS_FILE = "classification_tags.csv"
@@ -139,6 +140,7 @@ def read_tags(path: Path) -> list[SceneRecord]:
     with too few or too many values, a scene id that is not a plain file name (``../x``),
     a published tag or ``shadows_marked`` that is not 0/1, and a scene listed twice.
     """
+    check_regular_file(path)
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)

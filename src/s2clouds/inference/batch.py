@@ -47,6 +47,7 @@ from s2clouds.inference.predict import (
     window_progress,
 )
 from s2clouds.io.grid import Window
+from s2clouds.io.limits import check_regular_file
 from s2clouds.io.paths import check_outputs
 from s2clouds.io.scenes import Scene
 from s2clouds.io.write import atomic_path, check_writable
@@ -86,6 +87,7 @@ def expand_inputs(arguments: Sequence[str], from_file: Path | None = None) -> li
 
 def read_input_list(path: Path) -> list[str]:
     """Inputs named in a text file (see :func:`expand_inputs`)."""
+    check_regular_file(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:

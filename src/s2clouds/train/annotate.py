@@ -31,6 +31,7 @@ from s2clouds.inference.predict import (
     predict_scene,
 )
 from s2clouds.io.grid import Grid, Window
+from s2clouds.io.limits import check_regular_file
 from s2clouds.io.scenes import Scene
 from s2clouds.labels import NODATA, to_canonical
 from s2clouds.models.base import N_CLASSES
@@ -58,6 +59,7 @@ def read_scribbles(path: str | Path, grid: Grid, scheme: str) -> np.ndarray:
     import rasterio
     from rasterio.errors import RasterioIOError
 
+    check_regular_file(path)
     try:
         with rasterio.open(path) as ds:
             if ds.count != 1:
