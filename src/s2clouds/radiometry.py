@@ -26,6 +26,11 @@ BASELINE_04_OFFSET = -1000.0
 QUANTIFICATION_RANGE = (1.0, 1e6)
 #: lowest median reflectance a band may have (dark water in L2A with offsets reaches about -0.01)
 LOWEST_MEDIAN = -0.05
+#: median below which reflectance looks divided by 10000 twice
+TINY_MEDIAN = 1e-4
+#: bands whose reflectance is near 0 by design (B10 cirrus sees almost nothing under clear
+#: sky): a tiny or zero sample of them is normal
+DARK_BANDS = frozenset({"B10"})
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,8 @@ def to_reflectance(
 def check_bands(reflectance: np.ndarray, bands: Sequence[str], *, strict: bool = True) -> None:
     """Refuse (or warn about) bands of a sample ``(C, h, w)`` that cannot be Sentinel-2
     reflectance: each band alone must pass :func:`check_reflectance`, must not be zero
-    everywhere, and must not have a negative median (below :data:`LOWEST_MEDIAN`).
+    everywhere, and must not have a negative median (below :data:`LOWEST_MEDIAN`); the
+    :data:`DARK_BANDS` may be near zero.
 
     Checking band by band catches one band scaled unlike the others (a float file among
     integer files). Bands without a valid pixel in the sample are not judged.
@@ -139,6 +145,8 @@ def check_bands(reflectance: np.ndarray, bands: Sequence[str], *, strict: bool =
         if finite.size == 0:
             continue
         median = float(np.median(finite[:: max(1, finite.size // 100_000)]))
+        if band in DARK_BANDS and abs(median) < TINY_MEDIAN:
+            continue
         problem = None
         if not np.any(finite):
             problem = "is 0 everywhere: an empty band, not reflectance. Give the real band"
@@ -187,7 +195,7 @@ def check_reflectance(reflectance: np.ndarray, *, strict: bool = True) -> None:
             f"median value {median:.4g} is far above reflectance (0-1); the data may be in "
             "percent or scaled twice. Declare the right scale (--scale dn|reflectance)"
         )
-    elif 0 < abs(median) < 1e-4:
+    elif 0 < abs(median) < TINY_MEDIAN:
         problem = (
             f"median value {median:.3g} is tiny; the data looks divided by 10000 twice. "
             "Declare it as reflectance (--scale reflectance)"

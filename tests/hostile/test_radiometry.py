@@ -177,3 +177,15 @@ def test_real_looking_scenes_still_pass(tmp_path: Path, maker) -> None:
         ds.write(data, 1)
     read_scene(folder).check_radiometry()
     predict(folder, tmp_path / "mask.tif", PredictOptions(progress=False))
+
+
+def test_a_near_zero_cirrus_band_is_normal() -> None:
+    from s2clouds.radiometry import check_bands
+
+    sample = np.full((2, 8, 8), 0.05, np.float32)
+    sample[1] = 0.00005  # B10 under a clear sky
+    check_bands(sample, ["B02", "B10"])
+    sample[1] = 0.0
+    check_bands(sample, ["B02", "B10"])
+    with pytest.raises(RadiometryError, match="band B03"):
+        check_bands(sample, ["B02", "B03"])
