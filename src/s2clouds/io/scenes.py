@@ -438,8 +438,6 @@ def read_band_folder(
 ) -> Scene:
     """A folder of single-band rasters named by band (``B02.tif``, ``B03.tif``, ...)."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
-    for path in files:
-        check_regular_file(path)
     named = [(b, p) for p in files if (b := _band_from_filename(p)) is not None]
     if not named:
         raise SceneFormatError(
