@@ -45,3 +45,21 @@ class BenchmarkError(S2CloudsError, ValueError):
 
 class ClusterError(S2CloudsError):
     """Dask is missing, or the scheduler cannot be reached."""
+
+
+def detached(exc: S2CloudsError) -> S2CloudsError:
+    """A copy of ``exc`` (same type, same message) without cause, context or traceback.
+
+    Errors raised on a Dask worker travel back pickled with their chain; a cause from GDAL
+    or another library may not unpickle on the client, and Dask then sends a bare
+    ``Exception`` instead. Raise the copy outside the ``except`` block that caught ``exc``.
+    """
+    try:
+        return type(exc)(*exc.args)
+    except TypeError:  # a subclass with another signature: keep the message
+        return S2CloudsError(str(exc))
+
+
+def one_line(message: str) -> str:
+    """``message`` with every run of whitespace (newlines included) made one space."""
+    return " ".join(message.split())

@@ -11,6 +11,7 @@ Every scene in s2clouds carries a :class:`Radiometry` that says how its numbers 
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,15 @@ from s2clouds.errors import RadiometryError
 
 DEFAULT_QUANTIFICATION = 10000.0
 BASELINE_04_OFFSET = -1000.0
+#: quantification values s2clouds accepts (Sentinel-2 uses 10000; 1 means values are reflectance)
+QUANTIFICATION_RANGE = (1.0, 1e6)
+#: lowest median reflectance a band may have (dark water in L2A with offsets reaches about -0.01)
+LOWEST_MEDIAN = -0.05
+#: median below which reflectance looks divided by 10000 twice
+TINY_MEDIAN = 1e-4
+#: bands whose reflectance is near 0 by design (B10 cirrus sees almost nothing under clear
+#: sky): a tiny or zero sample of them is normal
+DARK_BANDS = frozenset({"B10"})
 
 
 @dataclass(frozen=True)
@@ -45,8 +55,19 @@ class Radiometry:
                 f"unknown radiometry kind {self.kind!r}; use 'dn' (integer DN, scaled by "
                 f"{DEFAULT_QUANTIFICATION:g}) or 'reflectance' (already scaled, 0-1)"
             )
-        if self.quantification <= 0:
-            raise RadiometryError("quantification value must be positive (usually 10000)")
+        low, high = QUANTIFICATION_RANGE
+        if not low <= self.quantification <= high:  # also refuses NaN
+            raise RadiometryError(
+                f"quantification value {self.quantification!r} is not a number from {low:g} to "
+                f"{high:g} (Sentinel-2 uses 10000); the metadata is damaged or wrong"
+            )
+        offsets = [*self.offsets.items(), ("every band", self.default_offset)]
+        for band, offset in offsets:
+            if not (math.isfinite(offset) and abs(offset) <= self.quantification):
+                raise RadiometryError(
+                    f"offset {offset!r} of {band} is not a number within ±{self.quantification:g} "
+                    "(Sentinel-2 uses -1000 or 0); the metadata is damaged or wrong"
+                )
 
     def offset(self, band: str) -> float:
         """Additive DN offset for ``band`` (canonical name)."""
@@ -110,6 +131,46 @@ def to_reflectance(
     return out
 
 
+def check_bands(reflectance: np.ndarray, bands: Sequence[str], *, strict: bool = True) -> None:
+    """Refuse (or warn about) bands of a sample ``(C, h, w)`` that cannot be Sentinel-2
+    reflectance: each band alone must pass :func:`check_reflectance`, must not be zero
+    everywhere, and must not have a negative median (below :data:`LOWEST_MEDIAN`); the
+    :data:`DARK_BANDS` may be near zero.
+
+    Checking band by band catches one band scaled unlike the others (a float file among
+    integer files). Bands without a valid pixel in the sample are not judged.
+    """
+    for band, plane in zip(bands, reflectance, strict=True):
+        finite = plane[np.isfinite(plane)]
+        if finite.size == 0:
+            continue
+        median = float(np.median(finite[:: max(1, finite.size // 100_000)]))
+        if band in DARK_BANDS and abs(median) < TINY_MEDIAN:
+            continue
+        problem = None
+        if not np.any(finite):
+            problem = "is 0 everywhere: an empty band, not reflectance. Give the real band"
+        elif median < LOWEST_MEDIAN:
+            problem = (
+                f"has median reflectance {median:.4g}, but reflectance is not negative: the "
+                "scale or the offsets are wrong. Declare the right scale (--scale dn|reflectance)"
+            )
+        if problem is not None:
+            _complain(f"band {band} {problem}", strict)
+            continue
+        try:
+            check_reflectance(plane[None], strict=True)
+        except RadiometryError as exc:
+            _complain(f"band {band}: {exc}", strict)
+
+
+def _complain(problem: str, strict: bool) -> None:
+    """Raise :class:`RadiometryError` with ``problem``, or only warn when not ``strict``."""
+    if strict:
+        raise RadiometryError(problem)
+    warnings.warn(problem, stacklevel=3)
+
+
 def check_reflectance(reflectance: np.ndarray, *, strict: bool = True) -> None:
     """Refuse (or warn about) stacks that do not look like 0-1 reflectance.
 
@@ -134,13 +195,10 @@ def check_reflectance(reflectance: np.ndarray, *, strict: bool = True) -> None:
             f"median value {median:.4g} is far above reflectance (0-1); the data may be in "
             "percent or scaled twice. Declare the right scale (--scale dn|reflectance)"
         )
-    elif 0 < abs(median) < 1e-4:
+    elif 0 < abs(median) < TINY_MEDIAN:
         problem = (
             f"median value {median:.3g} is tiny; the data looks divided by 10000 twice. "
             "Declare it as reflectance (--scale reflectance)"
         )
-    if problem is None:
-        return
-    if strict:
-        raise RadiometryError(problem)
-    warnings.warn(problem, stacklevel=2)
+    if problem is not None:
+        _complain(problem, strict)

@@ -107,5 +107,5 @@ def test_nodata_scribbles_and_writing_over_them_are_handled(scene: Path, tmp_pat
         ds.write(values, 1)
     labels = read_scribbles(path, read_scene(scene).grid, "canonical")
     assert np.sum(labels != 255) == np.sum(values == 1)
-    with pytest.raises(OutputError, match="input path"):
+    with pytest.raises(OutputError, match="is the input file"):
         annotate(scene, path, path)

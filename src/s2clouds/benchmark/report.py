@@ -119,8 +119,14 @@ def read_csv(path: str | Path) -> list[Row]:
             f"per-image CSV {source} not found; write it with write_report() or "
             "'s2clouds benchmark' first"
         )
-    with open(source, newline="", encoding="utf-8") as handle:
-        return [dict(row) for row in csv.DictReader(handle)]
+    try:
+        with open(source, newline="", encoding="utf-8") as handle:
+            return [dict(row) for row in csv.DictReader(handle)]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise BenchmarkError(
+            f"per-image CSV {source} is not a readable UTF-8 CSV ({exc}); write it again with "
+            "'s2clouds benchmark'"
+        ) from exc
 
 
 # --------------------------------------------------------------------------- plots

@@ -30,7 +30,9 @@ import click
     default=None,
     help="Protocol (default: the dataset's): cloudsen12, cmc, spatiotemporal, sen12ms.",
 )
-@click.option("--limit", type=int, default=None, help="Score only the first N samples.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Score only the first N samples."
+)
 @click.option(
     "--report",
     "report_dir",

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from s2clouds import __version__
-from s2clouds.errors import S2CloudsError
+from s2clouds.errors import S2CloudsError, one_line
 
 #: subcommand name -> (module, attribute, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
@@ -69,13 +69,15 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         return cli.main(args=argv, prog_name="s2clouds", standalone_mode=False)
     except S2CloudsError as exc:
-        click.secho(f"error: {exc}", fg="red", err=True)
+        click.secho(f"error: {one_line(str(exc))}", fg="red", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # bad usage: one line too, with where to get help
+        context = getattr(exc, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context is not None else ""
+        click.secho(f"error: {one_line(exc.format_message())}{hint}", fg="red", err=True)
         sys.exit(exc.exit_code)
 
 

@@ -16,6 +16,7 @@ than a fixed list; :data:`TAG_GROUPS` lists the columns of the published file fo
 from __future__ import annotations
 
 import csv
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import numpy as np
 from s2clouds.bands import L1C_BANDS, band_indices, canonical_band_names
 from s2clouds.datasets.base import CloudDataset, Sample, require_path
 from s2clouds.errors import DatasetError
+from s2clouds.io.limits import check_regular_file
 from s2clouds.labels import NODATA, decode_one_hot, to_canonical
 
 TAGS_FILE = "classification_tags.csv"
@@ -70,6 +72,11 @@ SHADOWS_COLUMN = "shadows_marked"
 INFO_COLUMNS = ("dataset",)
 _IGNORED_COLUMNS = ("", "index", "unnamed: 0")
 _BOOLEAN_TEXT = {"1": True, "0": False, "true": True, "false": False, "yes": True, "no": False}
+_PUBLISHED_TAGS = frozenset(t for tags in TAG_GROUPS.values() for t in tags)
+#: columns that must hold 0/1 in every row: the published tags and ``shadows_marked``
+_CHECKED_COLUMNS = _PUBLISHED_TAGS | {SHADOWS_COLUMN}
+#: scene ids are file names (``<scene>.npy``), never paths
+SCENE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -89,40 +96,74 @@ def _as_bool(text: str) -> bool | None:
 def _parse_row(
     row: Mapping[str, str], tag_columns: Sequence[str], path: Path, line: int
 ) -> SceneRecord:
-    scene = (row.get(SCENE_COLUMN) or "").strip()
-    if not scene:
+    """One checked row: a safe scene id, every published tag and ``shadows_marked`` 0/1."""
+    where = f"{path} line {line}"
+    if None in row or any(value is None for value in row.values()):
         raise DatasetError(
-            f"{path} line {line} has no '{SCENE_COLUMN}' value; repair or remove that row"
+            f"{where} has {'more' if None in row else 'fewer'} values than the header has "
+            "columns; repair or remove that row"
         )
-    shadows = _as_bool(row.get(SHADOWS_COLUMN) or "")
-    tags = {c: bool(_as_bool(row[c] or "")) for c in tag_columns}
+    scene = (row.get(SCENE_COLUMN) or "").strip()
+    if not SCENE_ID.fullmatch(scene) or ".." in scene:
+        raise DatasetError(
+            f"{where} has the scene id {scene!r}; ids are file names (letters, digits, '_', "
+            "'-', '.'), never paths. Repair or remove that row"
+        )
+    flags = {c: _as_bool(row[c]) for c in (*tag_columns, SHADOWS_COLUMN) if c in row}
+    bad = {c: row[c] for c, flag in flags.items() if flag is None and c in _CHECKED_COLUMNS}
+    if bad:
+        raise DatasetError(
+            f"{where}: {', '.join(f'{c}={v!r}' for c, v in bad.items())} must be 0 or 1; "
+            "repair that row"
+        )
+    tags = {c: bool(flags[c]) for c in tag_columns}
     info = {c: row[c] for c in INFO_COLUMNS if c in row}
-    return SceneRecord(scene, bool(shadows), tags, info)
+    return SceneRecord(scene, bool(flags.get(SHADOWS_COLUMN)), tags, info)
 
 
 def _tag_columns(rows: list[dict[str, str]], columns: Sequence[str]) -> list[str]:
-    """Columns other than id/info columns whose every value reads as a boolean."""
+    """The published tag columns present, and other columns (not id/info) whose every
+    value reads as a boolean."""
     skip = {SCENE_COLUMN, SHADOWS_COLUMN, *INFO_COLUMNS, *_IGNORED_COLUMNS}
     return [
         c
         for c in columns
-        if c.strip().lower() not in skip and all(_as_bool(r[c] or "") is not None for r in rows)
+        if c in _PUBLISHED_TAGS
+        or (c.strip().lower() not in skip and all(_as_bool(r[c] or "") is not None for r in rows))
     ]
 
 
 def read_tags(path: Path) -> list[SceneRecord]:
-    """Parse ``classification_tags.csv`` into one :class:`SceneRecord` per row."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        columns = list(reader.fieldnames or [])
-        rows = list(reader)
+    """Parse ``classification_tags.csv`` into one :class:`SceneRecord` per row.
+
+    Raises :class:`DatasetError` naming the line for a file that is not UTF-8 text, a row
+    with too few or too many values, a scene id that is not a plain file name (``../x``),
+    a published tag or ``shadows_marked`` that is not 0/1, and a scene listed twice.
+    """
+    check_regular_file(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = list(reader.fieldnames or [])
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"cannot read {path} ({exc}); give the catalogue's UTF-8 CSV") from exc
     if SCENE_COLUMN not in columns:
         raise DatasetError(
             f"{path} has no '{SCENE_COLUMN}' column (it has {', '.join(columns)}); "
             "is it the catalogue's classification_tags.csv?"
         )
     tag_columns = _tag_columns(rows, columns)
-    return [_parse_row(r, tag_columns, path, n + 2) for n, r in enumerate(rows)]
+    records = [_parse_row(r, tag_columns, path, n + 2) for n, r in enumerate(rows)]
+    seen: dict[str, int] = {}
+    for line, record in enumerate(records, start=2):
+        if record.scene in seen:
+            raise DatasetError(
+                f"{path} lists scene {record.scene} twice (lines {seen[record.scene]} and "
+                f"{line}); keep one row per scene"
+            )
+        seen[record.scene] = line
+    return records
 
 
 def _tag_matches(key: str, column: str) -> bool:
@@ -236,7 +277,7 @@ class CloudMaskCatalogue(CloudDataset):
         path = self.root / folder / f"{scene}.npy"
         try:
             return np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty file
             raise DatasetError(f"cannot read {path}: {exc}; download the file again") from exc
 
     def _read_image(self, scene: str) -> np.ndarray:

@@ -76,6 +76,22 @@ def _check_options(cls: type[CloudDataset], kwargs: dict[str, Any]) -> None:
     except TypeError as exc:
         accepted = list(signature.parameters)[1:]
         raise DatasetError(f"{cls.__name__}: {exc}; its options are {', '.join(accepted)}") from exc
+    for key, value in kwargs.items():
+        expected = OPTION_TYPES.get(str(signature.parameters[key].annotation))
+        if expected is not None and not _is_exactly(value, expected):
+            raise DatasetError(
+                f"{cls.__name__}: option {key}={value!r} must be {OPTION_WORDS[expected]}"
+            )
+
+
+#: annotations of reader options whose values are checked (a typo must not read as True)
+OPTION_TYPES: dict[str, type] = {"bool": bool, "int": int}
+OPTION_WORDS: dict[type, str] = {bool: "true or false", int: "a whole number"}
+
+
+def _is_exactly(value: Any, expected: type) -> bool:
+    """``isinstance`` where a bool is not an int."""
+    return isinstance(value, expected) and (expected is bool or not isinstance(value, bool))
 
 
 def sample_positions(n: int, max_samples: int | None) -> list[int]:

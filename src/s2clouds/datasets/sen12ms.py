@@ -138,13 +138,13 @@ def _from_s2_files(files: Sequence[Path | str]) -> dict[PatchKey, dict[str, Path
 def read_seasons_csv(path: Path) -> dict[tuple[str, int], str]:
     """``{(roi folder, scene): climatic season}`` from a ``seasons.csv`` (see module doc)."""
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
         table = {}
         for row in rows:
             fields = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
             table[(fields["roi"], int(fields["scene"]))] = fields["season"].lower()
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
         raise DatasetError(
             f"{path}: cannot read it as a seasons table ({exc}); it needs a header with the "
             "columns roi, scene, season (e.g. 'ROIs1158_spring,1,fall'); fix or remove it"

@@ -220,8 +220,14 @@ class _ChunkStream:
 def _archive_member_name(archive: Path, wanted: str) -> str:
     """The TFRecord member of ``archive``: ``wanted`` when present, else its only file."""
     py7zr = _import_py7zr()
-    with py7zr.SevenZipFile(archive, "r") as zf:
-        names = [info.filename for info in zf.list() if not info.is_directory]
+    try:
+        with py7zr.SevenZipFile(archive, "r") as zf:
+            names = [info.filename for info in zf.list() if not info.is_directory]
+    except (py7zr.exceptions.ArchiveError, OSError, EOFError, ValueError) as exc:
+        raise DatasetError(
+            f"{archive} is not a readable 7z archive ({type(exc).__name__}: {exc}); it is "
+            "truncated or damaged, download it again"
+        ) from exc
     if wanted in names:
         return wanted
     if len(names) == 1:

@@ -32,19 +32,23 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from s2clouds import __version__
-from s2clouds.errors import OutputError, S2CloudsError, SceneFormatError
+from s2clouds.errors import OutputError, S2CloudsError, SceneFormatError, detached, one_line
 from s2clouds.inference.predict import (
+    PROBA_SUFFIX,
     PredictionResult,
     PredictOptions,
     SceneSink,
-    check_output_is_not_input,
+    check_scene_outputs,
     open_scene,
     predict_window,
     prepare_scene,
+    probabilities_path,
     probability_percent,
     window_progress,
 )
 from s2clouds.io.grid import Window
+from s2clouds.io.limits import check_regular_file
+from s2clouds.io.paths import check_outputs
 from s2clouds.io.scenes import Scene
 from s2clouds.io.write import atomic_path, check_writable
 from s2clouds.models.base import CloudModel
@@ -55,7 +59,6 @@ if TYPE_CHECKING:
 
 RUN_LOG = "s2clouds_run.json"
 MASK_SUFFIX = "_cloudmask.tif"
-PROBA_SUFFIX = ".proba.tif"
 GLOB_CHARACTERS = re.compile(r"[*?\[]")
 UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._+-]")
 
@@ -84,10 +87,13 @@ def expand_inputs(arguments: Sequence[str], from_file: Path | None = None) -> li
 
 def read_input_list(path: Path) -> list[str]:
     """Inputs named in a text file (see :func:`expand_inputs`)."""
+    check_regular_file(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise SceneFormatError(f"cannot read the input list {path}: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SceneFormatError(
+            f"cannot read the input list {path} ({exc}); give a UTF-8 text file of paths"
+        ) from exc
     base = path.parent
     entries = [line.strip() for line in lines]
     paths = [e if Path(e).is_absolute() else str(base / e) for e in entries if e and e[0] != "#"]
@@ -110,11 +116,6 @@ def is_own_output(path: str | Path) -> bool:
 def mask_name(product_id: str) -> str:
     """``<product_id>_cloudmask.tif``, with characters unsafe in file names replaced by ``_``."""
     return UNSAFE_NAME_CHARACTERS.sub("_", product_id) + MASK_SUFFIX
-
-
-def probabilities_path(output: Path) -> Path:
-    """Where :class:`~s2clouds.inference.predict.SceneSink` writes the probabilities."""
-    return output.with_name(output.stem + PROBA_SUFFIX)
 
 
 def is_finished(output: Path, options: PredictOptions) -> bool:
@@ -143,7 +144,7 @@ class SceneRecord:
     def fail(self, exc: BaseException) -> None:
         """Mark failed with a one-line message (library errors already say what to do)."""
         self.status, self.exception = "failed", exc
-        message = str(exc) or type(exc).__name__
+        message = one_line(str(exc)) or type(exc).__name__
         self.error = (
             message if isinstance(exc, S2CloudsError) else f"{type(exc).__name__}: {message}"
         )
@@ -251,10 +252,17 @@ def window_task(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Compute one window: mask (h, w) uint8 and, if asked for, probabilities (4, h, w) uint8
     percent. Takes only small picklable things (the scene's sources are paths), so it runs
-    the same in this process or on any Dask worker that sees the input files."""
-    model = cached_model(model_name, scene.bands)
-    mask, probs = predict_window(scene, model, window, options)
-    return mask, probability_percent(probs, mask) if options.probabilities else None
+    the same in this process or on any Dask worker that sees the input files. Library errors
+    are raised :func:`~s2clouds.errors.detached` from their cause, so that they cross the
+    cluster with their type and message."""
+    try:
+        model = cached_model(model_name, scene.bands)
+        mask, probs = predict_window(scene, model, window, options)
+    except S2CloudsError as exc:
+        error = detached(exc)  # raised below, outside this block, so that it has no context
+    else:
+        return mask, probability_percent(probs, mask) if options.probabilities else None
+    raise error
 
 
 class SerialEngine:
@@ -455,6 +463,7 @@ def run_batch(
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create the output folder {outdir}: {exc}") from exc
+    check_outputs({"the run log": outdir / RUN_LOG}, inputs)
     check_writable(outdir / RUN_LOG)
     start, started_at = time.perf_counter(), datetime.now(UTC).isoformat(timespec="seconds")
     previous = read_run_log(outdir)
@@ -509,7 +518,7 @@ def _plan_record(
         if is_finished(output, options) and not overwrite:
             _mark_skipped(record, previous.get(str(output), {}))
             return None
-        check_output_is_not_input(record.input, output)
+        check_scene_outputs(scene, output, options, extra={"the run log": outdir / RUN_LOG})
         scene, model = prepare_scene(scene, options)
     except Exception as exc:  # an unreadable input is reported, the others go on
         record.fail(exc)
@@ -551,9 +560,9 @@ def predict_with_engine(
     spread over ``cluster`` (see :func:`wants_cluster`). Errors are raised, not recorded."""
     options = options or PredictOptions()
     output = Path(output)
-    check_output_is_not_input(source, output)
-    check_writable(output, overwrite=options.overwrite)
-    scene, model = prepare_scene(open_scene(source, options), options)
+    scene = open_scene(source, options)
+    check_scene_outputs(scene, output, options)
+    scene, model = prepare_scene(scene, options)
     job = make_job(0, scene, model, output, options.block)
     record = SceneRecord(input=str(source), output=str(output))
     with open_engine(cluster, [job]) as engine:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from s2clouds.errors import ClusterError
+from s2clouds.errors import ClusterError, one_line
 from s2clouds.inference.batch import (
     Event,
     JobFailed,
@@ -116,7 +116,7 @@ def connect(options: ClusterOptions) -> Iterator[tuple[Any, str]]:
         # dashboard is wanted, any free port when not
         dashboard_address=f"{LOOPBACK}:{8787 if options.dashboard else 0}",
         scheduler_kwargs={"dashboard": options.dashboard},
-        silence_logs=logging.ERROR,
+        silence_logs=logging.CRITICAL,  # failed windows are reported by s2clouds, in one line
     )
     kind = "processes" if options.processes else "threads"
     threads = options.threads_per_worker
@@ -169,6 +169,7 @@ class DaskEngine:
         self.description, self.dashboard_link = description, dashboard_link
         self._cancelled: set[int] = set()
         self._futures: dict[Any, tuple[int, Window]] = {}
+        self._scenes: dict[int, str] = {}
 
     def cancel(self, job: int) -> None:
         """Drop the job's windows still queued or running; their results are ignored."""
@@ -182,6 +183,7 @@ class DaskEngine:
         complete (any order within and across jobs)."""
         from distributed import as_completed
 
+        self._scenes.update({job.index: _scene_name(job) for job in jobs})
         pending = ((job, window) for job in jobs for window in job.windows)
         started: set[int] = set()
         completed = as_completed()
@@ -206,8 +208,21 @@ class DaskEngine:
             mask, probs = future.result()
         except (Exception, asyncio.CancelledError) as exc:  # its error, KilledWorker, cancelled
             self.cancel(job)
-            return JobFailed(job, exc)
+            return JobFailed(job, self._cluster_error(exc, job, window))
         return WindowDone(job, window, mask, probs)
+
+    def _cluster_error(self, exc: BaseException, job: int, window: Window) -> BaseException:
+        """``exc`` as the client should see it: library errors (and other errors raised by
+        the task) as they are, a worker lost or a task cancelled as a one-line
+        :class:`ClusterError` that names the scene and the window."""
+        if not _from_the_cluster(exc):
+            return exc
+        scene = self._scenes.get(job, "the scene")
+        return ClusterError(
+            f"window at row {window.row}, column {window.col} of {scene} did not finish on the "
+            f"cluster ({type(exc).__name__}: {one_line(str(exc))[:300]}); check the workers' "
+            "memory and logs, or use a smaller --block"
+        )
 
     def _refill(
         self,
@@ -240,6 +255,19 @@ class DaskEngine:
             )
             self._futures[future] = (job.index, window)
             completed.add(future)
+
+
+def _scene_name(job: SceneJob) -> str:
+    """The scene as errors name it: its input path when known, else its product id."""
+    return str(job.scene.meta.get("path") or job.scene.product_id)
+
+
+def _from_the_cluster(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from Dask itself (a lost worker, a cancelled or timed-out
+    task) rather than from the window's own computation."""
+    return isinstance(exc, asyncio.CancelledError | TimeoutError) or type(
+        exc
+    ).__module__.startswith("distributed")
 
 
 @contextlib.contextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -15,12 +15,17 @@ import numpy as np
 from s2clouds.errors import OutputError
 from s2clouds.inference.tiling import blend_tiles
 from s2clouds.io.grid import Window
+from s2clouds.io.paths import check_outputs
 from s2clouds.io.scenes import Scene, SunAngles, read_scene
 from s2clouds.io.stac import looks_like_stac_item, read_stac_item
 from s2clouds.io.write import check_writable, mask_writer, probability_writer
 from s2clouds.labels.schemes import CANONICAL_CLASSES, NODATA
 from s2clouds.models.base import N_CLASSES, CloudModel
 from s2clouds.models.registry import DEFAULT_MODEL, get_model
+
+PROBA_SUFFIX = ".proba.tif"
+#: how errors name the mask output
+MASK_OUTPUT = "the mask (-o)"
 
 
 @dataclass(frozen=True)
@@ -188,11 +193,7 @@ class SceneSink:
     ) -> None:
         self.scene, self.model_name, self.options = scene, model_name, options
         self.output = Path(output)
-        self.probabilities = (
-            self.output.with_name(self.output.stem + ".proba.tif")
-            if options.probabilities
-            else None
-        )
+        self.probabilities = probabilities_path(self.output) if options.probabilities else None
         self.counts = np.zeros(256, dtype=np.int64)
         self._stack = contextlib.ExitStack()
         self._mask_out: Any = None
@@ -286,7 +287,7 @@ def predict_scene(
     """
     options = options or PredictOptions()
     output = Path(output)
-    check_writable(output, overwrite=options.overwrite)
+    check_scene_outputs(scene, output, options)
     start = time.perf_counter()
     scene, model = prepare_scene(scene, options)
     n_windows = len(list(scene.grid.windows(options.block)))
@@ -313,14 +314,43 @@ def predict(
 ) -> PredictionResult:
     """Read ``source`` (see :func:`open_scene`) and predict its mask in this process."""
     options = options or PredictOptions()
-    check_output_is_not_input(source, output)
     return predict_scene(open_scene(source, options), output, options)
 
 
-def check_output_is_not_input(source: object, output: str | Path) -> None:
-    """Refuse to write a mask over its own input file."""
-    if isinstance(source, (str, Path)) and Path(output).resolve() == Path(source).resolve():
-        raise OutputError(f"the output path {output} is the input path; choose another -o")
+def probabilities_path(output: Path) -> Path:
+    """Where the probabilities of the mask ``output`` go: ``<stem>.proba.tif`` beside it."""
+    return output.with_name(output.stem + PROBA_SUFFIX)
+
+
+def planned_outputs(output: Path, options: PredictOptions) -> dict[str, Path | None]:
+    """The files a prediction writes, by how errors name them (None: not written)."""
+    return {
+        MASK_OUTPUT: output,
+        "the probabilities (--probabilities, named after -o)": (
+            probabilities_path(output) if options.probabilities else None
+        ),
+        "the quicklook (--quicklook)": options.quicklook,
+    }
+
+
+def check_scene_outputs(
+    scene: Scene,
+    output: Path,
+    options: PredictOptions,
+    *,
+    inputs: Iterable[str | Path] = (),
+    extra: Mapping[str, Path | None] | None = None,
+) -> None:
+    """Before any work: refuse outputs (:func:`planned_outputs` and ``extra``) that are a file
+    of ``scene`` or of ``inputs`` (see :func:`~s2clouds.io.paths.check_outputs`), that
+    coincide, or whose folder is missing or not writable (the writers refuse an existing mask
+    without ``options.overwrite``)."""
+    outputs = {**planned_outputs(output, options), **(extra or {})}
+    check_outputs(outputs, [*scene.input_files(), *inputs])
+    check_writable(output, overwrite=options.overwrite)
+    for option, path in outputs.items():
+        if path is not None and option != MASK_OUTPUT:
+            check_writable(Path(path))
 
 
 def open_scene(source: str | Path | np.ndarray, options: PredictOptions) -> Scene:

@@ -27,9 +27,17 @@ from typing import Any, Protocol
 from xml.etree import ElementTree as ET
 
 from s2clouds.bands import MSI_BAND_NAMES, band_info
-from s2clouds.errors import SceneFormatError
+from s2clouds.errors import RadiometryError, SceneFormatError
 from s2clouds.io.grid import Grid
-from s2clouds.io.scenes import RasterBand, Scene, SunAngles, common_grid, sun_angles_from_tags
+from s2clouds.io.limits import read_bounded
+from s2clouds.io.scenes import (
+    RasterBand,
+    Scene,
+    SunAngles,
+    common_grid,
+    sun_angles,
+    sun_angles_from_tags,
+)
 from s2clouds.radiometry import Radiometry, radiometry_for_baseline
 
 #: product metadata file name -> processing level
@@ -97,7 +105,8 @@ class _FolderFiles:
         return cls(folder, names)
 
     def read_bytes(self, name: str) -> bytes:
-        return (self.source / name).read_bytes()
+        with open(self.source / name, "rb") as handle:
+            return read_bounded(handle, f"{name} in {self.source}")
 
     def raster_path(self, name: str) -> str:
         return str(self.source / name)
@@ -127,8 +136,8 @@ class _ZipFiles:
 
     def read_bytes(self, name: str) -> bytes:
         try:
-            with zipfile.ZipFile(self.source) as zf:
-                return zf.read(self.prefix + name)
+            with zipfile.ZipFile(self.source) as zf, zf.open(self.prefix + name) as member:
+                return read_bounded(member, f"{name} in {self.source}")
         except (zipfile.BadZipFile, OSError) as exc:  # zlib errors and CRC failures
             raise SceneFormatError(
                 f"cannot read {name} from {self.source} ({exc}); the zip is damaged, download it again"
@@ -256,9 +265,14 @@ def _read_product_metadata(files: _ProductFiles) -> _ProductMetadata:
     quantification = _quantification(root, _LEVEL_TAGS[level], where)
     offsets = _band_offsets(root, _LEVEL_TAGS[level].offset, where)
     # The baseline implies the offset only where the metadata lists none (never after 04.00).
-    radiometry = replace(radiometry_for_baseline(baseline, level), quantification=quantification)
-    if offsets:
-        radiometry = replace(radiometry, offsets=offsets)
+    try:
+        radiometry = replace(
+            radiometry_for_baseline(baseline, level), quantification=quantification
+        )
+        if offsets:
+            radiometry = replace(radiometry, offsets=offsets)
+    except RadiometryError as exc:
+        raise RadiometryError(f"{where}: {exc}; download the product again") from exc
     cloud = _find_text(root, "Cloud_Coverage_Assessment")
     return _ProductMetadata(
         metadata_file=name,
@@ -370,9 +384,11 @@ def _mean_angles(root: ET.Element, where: str) -> SunAngles | None:
     )
     zeniths = _finite(_find_text(v, "ZENITH_ANGLE") for v in views)
     azimuths = _finite(_find_text(v, "AZIMUTH_ANGLE") for v in views)
-    return SunAngles(
-        sun_zenith=_child_number(sun, "ZENITH_ANGLE", where),
-        sun_azimuth=_child_number(sun, "AZIMUTH_ANGLE", where),
+    angles = sun_angles(
+        _child_number(sun, "ZENITH_ANGLE", where), _child_number(sun, "AZIMUTH_ANGLE", where), where
+    )
+    return replace(
+        angles,
         view_zenith=sum(zeniths) / len(zeniths) if zeniths else None,
         view_azimuth=circular_mean_degrees(azimuths) if azimuths else None,
         source="MTD_TL.xml",
@@ -580,6 +596,7 @@ def _scene_meta(
     }
     return {
         "path": str(path),
+        "files": tuple(files.raster_path(n) for n in files.names) if path.is_dir() else (),
         "format": "SAFE",
         "level": product.level,
         "processing_baseline": product.baseline,

@@ -19,9 +19,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from s2clouds.bands import ALL_BANDS, canonical_band_name, canonical_band_names
-from s2clouds.errors import BandError, CRSMismatchError, SceneFormatError
+from s2clouds.errors import BandError, CRSMismatchError, RadiometryError, SceneFormatError
 from s2clouds.io.grid import Grid, Window
-from s2clouds.radiometry import Radiometry, check_reflectance, to_reflectance
+from s2clouds.io.limits import check_regular_file
+from s2clouds.radiometry import Radiometry, check_bands, to_reflectance
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img")
 
@@ -35,6 +36,31 @@ class SunAngles:
     view_zenith: float | None = None
     view_azimuth: float | None = None
     source: str = "metadata"
+
+    def __post_init__(self) -> None:
+        """Refuse angles that no Sentinel-2 acquisition has (the sun below the horizon, NaN)."""
+        limits = {
+            "sun zenith": (self.sun_zenith, 0, 90),
+            "sun azimuth": (self.sun_azimuth, -360, 360),
+        }
+        for name, (value, low, high) in limits.items():
+            if not low <= value <= high:  # also refuses NaN
+                raise SceneFormatError(
+                    f"{name} angle {value!r} from {self.source} is outside {low} to {high} "
+                    "degrees; fix or remove the angles in the metadata"
+                )
+
+
+def sun_angles(zenith: Any, azimuth: Any, source: str) -> SunAngles:
+    """:class:`SunAngles` from metadata values (numbers or text); :class:`SceneFormatError`
+    naming ``source`` when they are not numbers, or not possible angles."""
+    try:
+        return SunAngles(float(zenith), float(azimuth), source=source)
+    except (TypeError, ValueError) as exc:
+        raise SceneFormatError(
+            f"sun angles from {source} are {zenith!r} and {azimuth!r}, not numbers; fix or "
+            "remove them in the metadata"
+        ) from exc
 
 
 class BandSource(Protocol):
@@ -111,7 +137,7 @@ def read_raster_window(
             factor = grid.resolution / abs(ds.transform.a)
             src = _source_window(ds, grid, window, factor)
             if factor > 1 and abs(factor - round(factor)) < 1e-6:
-                data = _as_float(ds.read(list(indexes), window=src), nodata)
+                data = _read_padded(ds, indexes, src, nodata)
                 return _block_mean(data, window, round(factor))
             from rasterio.enums import Resampling
 
@@ -121,8 +147,15 @@ def read_raster_window(
             return _as_float(data, nodata)
     except rasterio.errors.RasterioIOError as exc:
         raise SceneFormatError(
-            f"cannot read {path}: {exc}. The file is missing or damaged; re-download it"
+            f"cannot read {path} ({gdal_reason(exc)}); the file is missing or damaged, "
+            "re-download it"
         ) from exc
+
+
+def gdal_reason(exc: BaseException) -> str:
+    """What GDAL said went wrong: rasterio's "Read failed. See previous exception" errors
+    keep the GDAL message in their cause."""
+    return str(exc.__cause__ or exc).strip().rstrip(".")
 
 
 def _source_window(ds: Any, grid: Grid, window: Window, factor: float) -> Any:
@@ -132,6 +165,27 @@ def _source_window(ds: Any, grid: Grid, window: Window, factor: float) -> Any:
     offset_col = (grid.transform.c - ds.transform.c) / abs(ds.transform.a)
     offset_row = (ds.transform.f - grid.transform.f) / abs(ds.transform.a)
     return RioWindow(col + offset_col, row + offset_row, width, height)
+
+
+def _read_padded(ds: Any, indexes: Sequence[int], src: Any, nodata: float | None) -> np.ndarray:
+    """Bands ``indexes`` of ``src`` (a window of ``ds`` that may reach past its edges) as
+    (k, h, w) float32, NaN where the window lies outside the file.
+
+    A coarse grid rounds its size up (511 px at 10 m are 256 px at 20 m), so the last coarse
+    pixels cover fine pixels that do not exist; they are averaged over those that do.
+    """
+    from rasterio.windows import Window as RioWindow
+
+    row, col = round(src.row_off), round(src.col_off)
+    height, width = round(src.height), round(src.width)
+    top, left = max(row, 0), max(col, 0)
+    bottom, right = min(row + height, ds.height), min(col + width, ds.width)
+    out = np.full((len(indexes), height, width), np.nan, np.float32)
+    if bottom > top and right > left:
+        inside = RioWindow(left, top, right - left, bottom - top)
+        data = _as_float(ds.read(list(indexes), window=inside), nodata)
+        out[:, top - row : bottom - row, left - col : right - col] = data
+    return out
 
 
 def _as_float(data: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -198,6 +252,16 @@ class Scene:
     def shape(self) -> tuple[int, int]:
         return self.grid.shape
 
+    def input_files(self) -> tuple[str, ...]:
+        """Every file this scene is read from, which no output may overwrite: its path, the
+        files its reader opened (``meta["files"]``, e.g. bands that were not selected) and the
+        files of its raster sources (GDAL paths such as ``/vsizip/...``)."""
+        opened = [
+            *self.meta.get("files", ()),
+            *([self.meta["path"]] if "path" in self.meta else []),
+        ]
+        return (*opened, *(s.path for s in self.sources if isinstance(s, RasterBand)))
+
     def select(self, bands: Sequence[str]) -> Scene:
         """The same scene restricted to ``bands`` (any spelling), in that order."""
         wanted = canonical_band_names(bands)
@@ -226,10 +290,22 @@ class Scene:
         return replace(self, grid=grid).read(), grid.resolution
 
     def check_radiometry(self, *, strict: bool = True) -> None:
-        """Read a central sample and refuse values that do not look like reflectance."""
+        """Read a central sample and refuse bands that do not look like reflectance (see
+        :func:`~s2clouds.radiometry.check_bands`), and a small scene without a valid pixel.
+        Errors name the scene's path."""
         size = min(256, self.grid.height, self.grid.width)
         window = Window((self.grid.height - size) // 2, (self.grid.width - size) // 2, size, size)
-        check_reflectance(self.read(window), strict=strict)
+        sample = self.read(window)
+        where = self.meta.get("path", self.product_id)
+        try:
+            check_bands(sample, self.bands, strict=strict)
+        except RadiometryError as exc:
+            raise RadiometryError(f"{where}: {exc}") from exc
+        if window == self.grid.full_window() and not np.isfinite(sample).any():
+            raise RadiometryError(
+                f"{where} holds no valid pixel (every value is no data, e.g. 0); give a scene "
+                "with data"
+            )
 
 
 def _band_from_filename(path: Path) -> str | None:
@@ -265,6 +341,7 @@ def raster_info(path: str | Path) -> RasterInfo:
     """Open ``path`` once and read its grid, band count, dtype, no-data, names and tags."""
     import rasterio
 
+    check_regular_file(path)
     try:
         with rasterio.open(path) as ds:
             return RasterInfo(
@@ -301,25 +378,55 @@ def _extent(grid: Grid) -> tuple[float, float, float, float]:
 
 
 def _shared_grid(infos: Sequence[RasterInfo], resolution: float | None) -> Grid:
-    finest = min((info.grid for info in infos), key=lambda g: g.resolution)
+    finest_info = min(infos, key=lambda info: info.grid.resolution)
+    finest = finest_info.grid
     for info in infos:
         if info.grid.crs != finest.crs:
             raise CRSMismatchError(
                 f"{info.path} is in {info.grid.crs}, other bands in {finest.crs}; reproject the "
                 "bands to one CRS first (e.g. gdalwarp -t_srs)"
             )
-        if not np.allclose(_extent(info.grid), _extent(finest), atol=finest.resolution):
+        if not _same_area(info.grid, finest):
+            x, y, w, h = _extent(info.grid)
+            fx, fy, fw, fh = _extent(finest)
             raise CRSMismatchError(
-                f"{info.path} covers a different area than the other bands; give bands of one tile"
+                f"{info.path} covers another area than {finest_info.path} (corner {x:g}, {y:g} "
+                f"and {w:g} x {h:g} m vs {fx:g}, {fy:g} and {fw:g} x {fh:g} m); give bands of "
+                "one tile on one grid (e.g. gdalwarp -te with the same bounds)"
             )
     return finest if resolution is None else finest.at_resolution(resolution)
 
 
-def _default_radiometry(info: RasterInfo, scale: str | None) -> Radiometry:
-    """DN (divide by 10000) for integer files, reflectance for float files, unless told."""
+def _same_area(grid: Grid, finest: Grid) -> bool:
+    """Whether ``grid`` covers the area of ``finest``, the finest band's grid: the same upper
+    left corner (to 1 % of a pixel), and a size that differs by less than one of its own
+    pixels, so a band at the finest resolution matches exactly (one pixel off would be
+    stretched), and a coarser band may end part of a pixel past a tile whose size is not a
+    multiple of the ratio (511 px at 10 m, 256 px at 20 m)."""
+    x, y, width, height = _extent(grid)
+    fx, fy, f_width, f_height = _extent(finest)
+    corner = max(abs(x - fx), abs(y - fy)) <= 0.01 * grid.resolution
+    size = max(abs(width - f_width), abs(height - f_height)) < 0.99 * grid.resolution
+    return corner and size
+
+
+def _default_radiometry(infos: Sequence[RasterInfo], scale: str | None) -> Radiometry:
+    """DN (divide by 10000) for integer files, reflectance for float files, unless told.
+
+    Files of both kinds cannot share one scaling: :class:`RadiometryError` unless ``scale``
+    says how to read them all.
+    """
     if scale is not None:
         return Radiometry(kind=scale)
-    return Radiometry(kind="reflectance" if np.dtype(info.dtype).kind == "f" else "dn")
+    floats = [Path(i.path).name for i in infos if np.dtype(i.dtype).kind == "f"]
+    integers = [Path(i.path).name for i in infos if np.dtype(i.dtype).kind != "f"]
+    if floats and integers:
+        raise RadiometryError(
+            f"{Path(infos[0].path).parent}: floating-point bands ({', '.join(floats)}) and "
+            f"integer bands ({', '.join(integers)}) are not scaled alike; convert them to one "
+            "data type (e.g. uint16 DN), or give --scale"
+        )
+    return Radiometry(kind="reflectance" if floats else "dn")
 
 
 def read_band_folder(
@@ -346,11 +453,11 @@ def read_band_folder(
             for (b, _), info in zip(named, infos, strict=True)
         ),
         grid=grid,
-        radiometry=_default_radiometry(infos[0], scale),
-        angles=sun_angles_from_tags(infos[0].tags, grid),
+        radiometry=_default_radiometry(infos, scale),
+        angles=sun_angles_from_tags(infos[0].tags, grid, where=f"the tags of {infos[0].path}"),
         level=level,
         product_id=folder.name,
-        meta={"path": str(folder)},
+        meta={"path": str(folder), "files": tuple(str(p) for _, p in named)},
     )
 
 
@@ -391,8 +498,8 @@ def read_geotiff(
             RasterBand(b, str(path), i + 1, info.nodata_or_zero) for i, b in enumerate(names)
         ),
         grid=grid,
-        radiometry=_default_radiometry(info, scale),
-        angles=sun_angles_from_tags(info.tags, grid),
+        radiometry=_default_radiometry([info], scale),
+        angles=sun_angles_from_tags(info.tags, grid, where=f"the tags of {path}"),
         level=level,
         product_id=path.stem,
         meta={"path": str(path)},
@@ -468,6 +575,7 @@ def read_scene(
     path = Path(source)
     if not path.exists():
         raise SceneFormatError(f"input not found: {path}")
+    check_regular_file(path)
     if resolution is not None and resolution not in (10, 20, 60):
         raise SceneFormatError(f"resolution must be 10, 20 or 60 m, not {resolution}")
     if _is_safe(path):
@@ -495,20 +603,23 @@ def _is_safe(path: Path) -> bool:
     )
 
 
-def sun_angles_from_tags(tags: dict[str, str], grid: Grid) -> SunAngles | None:
+def sun_angles_from_tags(
+    tags: dict[str, str], grid: Grid, *, where: str = "raster tags"
+) -> SunAngles | None:
     """Sun angles from raster tags: explicit angle tags, else acquisition time + location.
 
     Recognised tags: ``MEAN_SOLAR_ZENITH_ANGLE``/``MEAN_SOLAR_AZIMUTH_ANGLE`` (as in Earth
     Engine exports) or ``SUN_ZENITH``/``SUN_AZIMUTH``; otherwise ``TIFFTAG_DATETIME`` or
     ``ACQUISITION_DATE`` with the scene centre gives the solar position (NOAA formulae).
-    ``tags`` are the raster's dataset tags with upper-case keys (see :func:`raster_info`).
+    ``tags`` are the raster's dataset tags with upper-case keys (see :func:`raster_info`);
+    ``where`` names them in errors (angles that are not numbers, or impossible).
     """
     for zen_key, az_key in (
         ("MEAN_SOLAR_ZENITH_ANGLE", "MEAN_SOLAR_AZIMUTH_ANGLE"),
         ("SUN_ZENITH", "SUN_AZIMUTH"),
     ):
         if zen_key in tags and az_key in tags:
-            return SunAngles(float(tags[zen_key]), float(tags[az_key]), source="raster tags")
+            return sun_angles(tags[zen_key], tags[az_key], source=where)
     stamp = tags.get("ACQUISITION_DATE") or tags.get("TIFFTAG_DATETIME")
     if stamp is None or grid.crs is None:
         return None

@@ -27,14 +27,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from s2clouds.bands import MSI_BANDS, band_info, canonical_band_name, canonical_band_names
-from s2clouds.errors import BandError, SceneFormatError
-from s2clouds.io.scenes import RasterBand, Scene, SunAngles, common_grid
+from s2clouds.errors import BandError, RadiometryError, SceneFormatError
+from s2clouds.io.limits import read_bounded
+from s2clouds.io.scenes import RasterBand, Scene, SunAngles, common_grid, sun_angles
 from s2clouds.radiometry import Radiometry, radiometry_for_baseline
 
 #: asset roles and keys that never hold a spectral band
@@ -70,7 +71,8 @@ def looks_like_stac_item(source: object) -> bool:
 def load_item(path: Path) -> dict[str, Any]:
     """Parse ``path`` and check that it is one STAC item (``type: Feature`` with ``assets``)."""
     try:
-        item = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            item = json.loads(read_bounded(handle, f"STAC item {path}").decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SceneFormatError(f"cannot read STAC item {path}: {exc}") from exc
     if not isinstance(item, dict) or item.get("type") != "Feature":
@@ -145,6 +147,22 @@ def _is_band_asset(key: str, asset: Mapping[str, Any]) -> bool:
     return not media or any(hint in media for hint in RASTER_MEDIA_HINTS)
 
 
+def _raster_entries(
+    item: Mapping[str, Any], key: str, asset: Mapping[str, Any], count: int
+) -> list[Mapping[str, Any]]:
+    """The asset's ``raster:bands``: a list of objects, one per band (empty objects when it
+    has none); :class:`SceneFormatError` for any other shape."""
+    rasters = asset.get("raster:bands")
+    if rasters is None:
+        return [{}] * count
+    if not isinstance(rasters, list) or not all(isinstance(r, Mapping) for r in rasters):
+        raise SceneFormatError(
+            f"asset {key!r} of STAC item {item.get('id')}: raster:bands must be a list of "
+            f"objects, one per band, not {json.dumps(rasters)[:80]}; fix the item"
+        )
+    return rasters
+
+
 def band_assets(item: Mapping[str, Any], base: Path) -> tuple[list[BandAsset], list[str]]:
     """Band assets with local files (first asset per band wins) and the bands only at URLs."""
     found: dict[str, BandAsset] = {}
@@ -153,7 +171,7 @@ def band_assets(item: Mapping[str, Any], base: Path) -> tuple[list[BandAsset], l
         if not isinstance(asset, Mapping) or not _is_band_asset(key, asset):
             continue
         entries = _band_entries(asset)
-        rasters = asset.get("raster:bands") or [{}] * len(entries)
+        rasters = _raster_entries(item, key, asset, len(entries))
         path = local_path(str(asset.get("href", "")), base)
         for index, (entry, raster) in enumerate(zip(entries, rasters, strict=False), start=1):
             band = identify_band(key, entry)
@@ -179,19 +197,21 @@ def item_level(properties: Mapping[str, Any]) -> str | None:
     return PRODUCT_TYPE_LEVELS.get(str(properties.get("s2:product_type") or "").upper())
 
 
-def item_sun_angles(properties: Mapping[str, Any]) -> SunAngles | None:
-    """Mean sun angles from the ``view`` extension or the ``s2`` extension's means."""
+def item_sun_angles(properties: Mapping[str, Any], where: str = "the item") -> SunAngles | None:
+    """Mean sun angles from the ``view`` extension or the ``s2`` extension's means
+    (:class:`SceneFormatError` naming ``where`` for values that are not possible angles)."""
     if "view:sun_elevation" in properties and "view:sun_azimuth" in properties:
-        return SunAngles(
-            90.0 - float(properties["view:sun_elevation"]),
-            float(properties["view:sun_azimuth"]),
-            source="STAC view:sun_elevation/azimuth",
+        source = f"{where} view:sun_elevation/azimuth"
+        # an elevation has the range of a zenith angle: check it as one, then convert
+        angles = sun_angles(
+            properties["view:sun_elevation"], properties["view:sun_azimuth"], source
         )
+        return replace(angles, sun_zenith=90.0 - angles.sun_zenith)
     if "s2:mean_solar_zenith" in properties and "s2:mean_solar_azimuth" in properties:
-        return SunAngles(
-            float(properties["s2:mean_solar_zenith"]),
-            float(properties["s2:mean_solar_azimuth"]),
-            source="STAC s2:mean_solar_zenith/azimuth",
+        return sun_angles(
+            properties["s2:mean_solar_zenith"],
+            properties["s2:mean_solar_azimuth"],
+            f"{where} s2:mean_solar_zenith/azimuth",
         )
     return None
 
@@ -218,6 +238,25 @@ def item_radiometry(
     float_data = any(str(a.raster.get("data_type", "")).startswith("float") for a in assets)
     kind = "reflectance" if float_data and scale is None else "dn"
     return Radiometry(kind=kind, level=level)
+
+
+def _checked_radiometry(
+    path: Path,
+    assets: Sequence[BandAsset],
+    properties: Mapping[str, Any],
+    level: str | None,
+    scale: str | None,
+) -> Radiometry:
+    """:func:`item_radiometry`, with scales and offsets that are not usable numbers (text,
+    0, NaN, huge) refused as :class:`SceneFormatError` naming the item."""
+    try:
+        return item_radiometry(assets, properties, level, scale)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+        reason = str(exc) if isinstance(exc, RadiometryError) else f"{type(exc).__name__}: {exc}"
+        raise SceneFormatError(
+            f"{path}: the raster:bands scale and offset do not give reflectance ({reason}); "
+            "fix them in the item, or give --scale reflectance for reflectance files"
+        ) from exc
 
 
 def _check_level(path: Path, given: str | None, found: str | None) -> str | None:
@@ -257,6 +296,7 @@ def read_stac_item(
             f"STAC item {path} has no local band files{where}; download the assets and point "
             "their hrefs at the local files"
         )
+    files = (str(path), *(a.path for a in assets))
     if bands:
         wanted = canonical_band_names(bands)
         by_band = {a.band: a for a in assets}
@@ -269,10 +309,15 @@ def read_stac_item(
             RasterBand(a.band, a.path, a.index, a.raster.get("nodata", 0)) for a in assets
         ),
         grid=grid,
-        radiometry=item_radiometry(assets, properties, found_level, scale),
-        angles=item_sun_angles(properties),
+        radiometry=_checked_radiometry(path, assets, properties, found_level, scale),
+        angles=item_sun_angles(properties, str(path)),
         level=found_level,
         product_id=str(item.get("id") or path.stem),
-        meta={"path": str(path), "stac_id": item.get("id"), "remote_bands": remote},
+        meta={
+            "path": str(path),
+            "files": files,
+            "stac_id": item.get("id"),
+            "remote_bands": remote,
+        },
     )
     return scene.select(bands) if bands else scene

@@ -4,12 +4,21 @@ Data is first written window by window into a tiled GeoTIFF next to the destinat
 copied to a COG (internal tiles, overviews) in a second temporary file, which is renamed onto
 the destination only when complete. A crash or Ctrl-C leaves no partial file at the
 destination.
+
+Temporary files are hidden and named after their owner: ``.<name>.<host>-<pid>.<random>``
+followed by ``.stage.tif``, ``.part`` (or GDAL's ``.part.ovr.tmp``). A process killed with
+SIGKILL cannot remove its own, so every writer first removes those beside its destination
+whose owner was a process of this host that is no longer running; files of live processes
+and of other hosts (workers on a shared file system) are never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -34,6 +43,50 @@ def check_writable(path: Path, *, overwrite: bool = True) -> None:
         raise OutputError(f"{path} exists; pass --overwrite to replace it")
 
 
+#: this host's name as temporary file names carry it (no dots, so names parse back)
+HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def temporary_prefix(path: Path) -> str:
+    """``.<name>.<host>-<pid>.``: the start of this process's temporary files for ``path``."""
+    return f".{path.name}.{HOST}-{os.getpid()}."
+
+
+def make_temporary(path: Path, suffix: str) -> Path:
+    """A new, empty hidden temporary file beside ``path`` owned by this process (see the
+    module docstring); stale ones of killed processes are removed first."""
+    remove_stale_temporaries(path)
+    fd, name = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=suffix, dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporary files beside ``path`` left by processes of this host that are no
+    longer running; returns them. Live processes' files and other hosts' are kept."""
+    owner = re.compile(rf"\.{re.escape(path.name)}\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.")
+    folder = path.parent if str(path.parent) else Path(".")
+    removed = []
+    for candidate in folder.glob(f".{glob.escape(path.name)}.*"):
+        found = owner.match(candidate.name)
+        if found and found["host"] == HOST and not process_alive(int(found["pid"])):
+            with contextlib.suppress(FileNotFoundError):  # another run removed it first
+                candidate.unlink()
+            removed.append(candidate)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host (one of another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -43,9 +96,7 @@ def _umask() -> int:
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = make_temporary(path, ".part")
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())
@@ -96,11 +147,7 @@ class RasterWriter:
     def __enter__(self) -> RasterWriter:
         import rasterio
 
-        fd, stage = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".stage.tif", dir=self.path.parent
-        )
-        os.close(fd)
-        self._stage = Path(stage)
+        self._stage = make_temporary(self.path, ".stage.tif")
         profile = {
             **TILED_GTIFF,
             "height": self.grid.height,

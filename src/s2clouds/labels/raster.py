@@ -6,6 +6,8 @@ from pathlib import Path
 
 from s2clouds.errors import SceneFormatError
 from s2clouds.io.grid import Grid
+from s2clouds.io.limits import check_regular_file
+from s2clouds.io.paths import check_outputs
 from s2clouds.io.write import RasterWriter
 from s2clouds.labels.catalogue import get_scheme
 from s2clouds.labels.schemes import CANONICAL_COLOURS
@@ -28,6 +30,8 @@ def translate_raster(
     import rasterio
     from rasterio.windows import Window as RioWindow
 
+    check_regular_file(source)
+    check_outputs({"the output (-o)": output}, [source])
     src_scheme, dst_scheme = get_scheme(from_scheme), get_scheme(to_scheme)
     try:
         ds = rasterio.open(source)

@@ -26,6 +26,7 @@ from s2clouds.models.weights import (
     read_sidecar,
     same_contract,
     sidecar_path,
+    unverifiable,
     verify_weights,
 )
 from s2clouds.resources import cpu_cores
@@ -67,7 +68,10 @@ def _session(path: Path, sha256: str | None, threads: int) -> Any:
 
 def embedded_spec(session: Any, path: Path) -> WeightSpec:
     """The spec stored in an ONNX model's ``metadata_props``."""
-    meta = session.get_modelmeta().custom_metadata_map
+    try:
+        meta = session.get_modelmeta().custom_metadata_map
+    except (UnicodeDecodeError, RuntimeError) as exc:  # damaged metadata
+        raise ModelError(f"{path} has unreadable metadata ({exc}); re-export it") from exc
     if SPEC_METADATA_KEY not in meta:
         raise ModelError(
             f"{path} carries no s2clouds weight spec (metadata key {SPEC_METADATA_KEY!r}); "
@@ -77,18 +81,19 @@ def embedded_spec(session: Any, path: Path) -> WeightSpec:
 
 
 def load_spec(path: str | Path) -> WeightSpec:
-    """The spec of an ONNX file: its sidecar JSON when present, else the embedded one."""
+    """The spec of an ONNX file from its sidecar JSON, which holds the checksum; without one
+    the file cannot be verified and is refused before it is parsed (:class:`ModelError`)."""
     onnx_path = Path(path)
-    if sidecar_path(onnx_path).is_file():
-        return read_sidecar(onnx_path)
-    return embedded_spec(_session(onnx_path, None, cpu_cores()), onnx_path)
+    if not sidecar_path(onnx_path).is_file():
+        raise unverifiable(onnx_path)
+    return read_sidecar(onnx_path)
 
 
 class OnnxModel(SpecModel):
     """A :class:`~s2clouds.models.base.CloudModel` over an exported ONNX network.
 
     ``path``: the ``.onnx`` file; ``spec``: its weight spec (default: read from the sidecar
-    JSON, else from the file); the file's sha256 is checked against the spec on construction
+    JSON, which must exist); the file's sha256 is checked against the spec on construction
     (:class:`ModelError` "corrupt or modified weights" on mismatch). ``threads``: intra-op
     threads of onnxruntime (default: all usable cores). ``name``: the name the model reports
     (default ``spec.name``); it must be one :func:`~s2clouds.models.registry.get_model`
@@ -150,7 +155,7 @@ class OnnxModel(SpecModel):
 
 
 def onnx_model_info(path: str | Path, name: str | None = None) -> ModelInfo:
-    """A registry entry for the ONNX file at ``path`` (spec read from its sidecar or file),
+    """A registry entry for the ONNX file at ``path`` (spec read from its sidecar),
     under ``name`` (default: the spec's name); models built from it report that name.
 
     The weights are checked (sha256) when the model is built, not here.

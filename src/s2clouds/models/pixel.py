@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from s2clouds.errors import ModelError
+from s2clouds.io.write import atomic_path
 from s2clouds.models.base import N_CLASSES
 from s2clouds.models.pixel_features import (
     check_feature_bands,
@@ -254,9 +255,8 @@ class PixelModel(SpecModel):
         model_path = Path(path)
         if model_path.suffix != PIXEL_SUFFIX:
             raise ModelError(f"save pixel models as <name>{PIXEL_SUFFIX}; got {model_path.name}")
-        tmp = model_path.with_name(f".{model_path.name}.tmp")
-        self.booster.save_model(str(tmp))
-        tmp.replace(model_path)
+        with atomic_path(model_path) as tmp:
+            self.booster.save_model(str(tmp))
         write_sidecar(self.spec, model_path)
         self.spec = read_sidecar(model_path)
         return model_path

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,8 @@ import numpy as np
 
 from s2clouds import __version__
 from s2clouds.bands import canonical_band_names
-from s2clouds.errors import BandError, ModelError, RadiometryError
+from s2clouds.errors import BandError, ModelError, RadiometryError, S2CloudsError
+from s2clouds.io.write import atomic_path
 from s2clouds.labels import CANONICAL_CLASSES, get_scheme
 from s2clouds.radiometry import check_reflectance
 
@@ -34,6 +36,16 @@ CANONICAL_CLASS_NAMES: tuple[str, ...] = tuple(CANONICAL_CLASSES.values())
 #: spec fields written only when they differ from these defaults (JSON values)
 OPTIONAL_FIELDS: dict[str, Any] = {"features": [], "stride": 1}
 _HASH_CHUNK = 1 << 20
+#: bounds of the integer fields of a spec: tiles, padding and context stay a few MB per band
+SPEC_LIMITS: dict[str, tuple[int, int]] = {
+    "tile_size": (1, 4096),
+    "size_multiple": (1, 256),
+    "halo": (0, 512),
+    "stride": (1, 64),
+}
+#: largest magnitude of mean, std and resolution; longest text field
+SPEC_MAX_VALUE, SPEC_MAX_TEXT = 1e4, 10_000
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,7 @@ class WeightSpec:
                 f"weight spec {self.name!r}: mean ({len(self.mean)}) and std ({len(self.std)}) "
                 f"need one value per band ({n}: {', '.join(self.bands)})"
             )
-        if not all(np.isfinite(self.mean)) or not all(s > 0 for s in self.std):
+        if not all(np.isfinite(self.mean)) or not all(s > 0 for s in self.std):  # NaN too
             raise ModelError(
                 f"weight spec {self.name!r}: mean must be finite and std positive; "
                 "recompute them from the training data"
@@ -110,10 +122,38 @@ class WeightSpec:
                 f"weight spec {self.name!r}: a canonical model outputs the classes "
                 f"{', '.join(CANONICAL_CLASS_NAMES)} in that order; got {', '.join(self.classes)}"
             )
-        if self.tile_size < 1 or self.size_multiple < 1 or self.halo < 0 or self.stride < 1:
+        self._check_bounds()
+
+    def _check_bounds(self) -> None:
+        """Every field of the right type and within :data:`SPEC_LIMITS` (a hostile spec must
+        not make inference allocate without bound), the checksum a sha256 hex digest."""
+        for key, (low, high) in SPEC_LIMITS.items():
+            value = getattr(self, key)
+            integral = isinstance(value, int) and not isinstance(value, bool)
+            if not integral or not low <= value <= high:
+                raise ModelError(
+                    f"weight spec {self.name!r}: {key} is {value!r}, not a whole number from "
+                    f"{low} to {high}; re-export the model"
+                )
+        numbers = {"mean": self.mean, "std": self.std, "resolution": (self.resolution,)}
+        for key, values in numbers.items():
+            if not all(isinstance(v, int | float) and abs(v) <= SPEC_MAX_VALUE for v in values):
+                raise ModelError(
+                    f"weight spec {self.name!r}: {key} must hold numbers within "
+                    f"±{SPEC_MAX_VALUE:g}; re-export the model"
+                )
+        texts = [self.name, self.architecture, self.training_data, self.licence, *self.notes]
+        if not all(isinstance(t, str) and len(t) <= SPEC_MAX_TEXT for t in texts):
             raise ModelError(
-                f"weight spec {self.name!r}: tile_size, size_multiple and stride must be "
-                "positive and halo non-negative"
+                f"weight spec: name, architecture, training data, licence and notes must be "
+                f"text of at most {SPEC_MAX_TEXT} characters; re-export the model"
+            )
+        if not all(isinstance(f, str) for f in self.features) or len(self.features) > 256:
+            raise ModelError(f"weight spec {self.name!r}: features must be at most 256 names")
+        if self.sha256 is not None and not SHA256_HEX.fullmatch(str(self.sha256)):
+            raise ModelError(
+                f"weight spec {self.name!r}: sha256 {self.sha256!r} is not a sha256 hex digest; "
+                "keep the .json written with the model"
             )
 
     # ------------------------------------------------------------------ serialisation
@@ -141,8 +181,13 @@ class WeightSpec:
         }
         try:
             return cls(**values)
-        except TypeError as exc:
-            raise ModelError(f"weight spec is incomplete ({exc}); re-export the model") from exc
+        except S2CloudsError:
+            raise
+        except (TypeError, ValueError) as exc:  # missing fields, values of the wrong type
+            raise ModelError(
+                f"weight spec is incomplete or has a value of the wrong type ({exc}); "
+                "re-export the model"
+            ) from exc
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -263,9 +308,8 @@ def write_sidecar(spec: WeightSpec, weights: str | Path) -> Path:
     """Write ``spec`` with the sha256 of ``weights`` as ``<weights stem>.json`` (atomically:
     a temporary file renamed into place); returns its path."""
     path = sidecar_path(weights)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(spec.replace(sha256=sha256_file(weights)).to_json() + "\n")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(spec.replace(sha256=sha256_file(weights)).to_json() + "\n")
     return path
 
 
@@ -277,16 +321,34 @@ def read_sidecar(weights: str | Path) -> WeightSpec:
             f"weight spec {path} not found beside {Path(weights).name}; keep the .json that "
             "'s2clouds export' wrote next to the model file"
         )
-    return WeightSpec.from_json(path.read_text())
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelError(
+            f"weight spec {path} is not UTF-8 JSON ({exc}); re-export the model"
+        ) from exc
+    return WeightSpec.from_json(text)
+
+
+def unverifiable(weights: str | Path) -> ModelError:
+    """The error for weights without a checksum to verify them against (no sidecar spec,
+    or one whose sha256 is null)."""
+    path = Path(weights)
+    return ModelError(
+        f"{path} cannot be verified: its spec sidecar {sidecar_path(path).name} is missing or "
+        "has no sha256. Keep the .json written with the model ('s2clouds export'), or write "
+        "one for weights you trust with s2clouds.models.weights.write_sidecar"
+    )
 
 
 def verify_weights(weights: str | Path, spec: WeightSpec) -> None:
-    """Refuse ``weights`` whose sha256 differs from ``spec.sha256`` (:class:`ModelError`)."""
+    """Refuse ``weights`` whose sha256 differs from ``spec.sha256``, or that cannot be
+    checked because the spec has none (:class:`ModelError`): no weights run unverified."""
     path = Path(weights)
     if not path.is_file():
         raise ModelError(f"weights file {path} not found; check the path")
     if spec.sha256 is None:
-        return
+        raise unverifiable(path)
     actual = sha256_file(path)
     if actual != spec.sha256:
         raise ModelError(

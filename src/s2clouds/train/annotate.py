@@ -25,16 +25,18 @@ from s2clouds.errors import CRSMismatchError, DatasetError, SceneFormatError
 from s2clouds.inference.predict import (
     PredictionResult,
     PredictOptions,
-    check_output_is_not_input,
+    check_scene_outputs,
     expand_window,
     open_scene,
     predict_scene,
 )
 from s2clouds.io.grid import Grid, Window
+from s2clouds.io.limits import check_regular_file
 from s2clouds.io.scenes import Scene
 from s2clouds.labels import NODATA, to_canonical
 from s2clouds.models.base import N_CLASSES
 from s2clouds.models.pixel_features import features_halo
+from s2clouds.models.weights import sidecar_path
 from s2clouds.train.pixel import PixelTrainConfig, fit_rows, scribble_config, scribble_rows
 
 DEFAULT_BANDS = ("B02", "B03", "B04", "B08")
@@ -57,6 +59,7 @@ def read_scribbles(path: str | Path, grid: Grid, scheme: str) -> np.ndarray:
     import rasterio
     from rasterio.errors import RasterioIOError
 
+    check_regular_file(path)
     try:
         with rasterio.open(path) as ds:
             if ds.count != 1:
@@ -136,10 +139,11 @@ def annotate(
     is replaced by the fitted one.
     """
     options = options or PredictOptions()
-    for path in (source, scribbles, model_path):
-        if path is not None:
-            check_output_is_not_input(path, output)
     scene = open_scene(source, options)
+    model_files = {"the model (--save-model)": Path(model_path) if model_path else None}
+    if model_path:
+        model_files["the model's spec (--save-model, .json)"] = sidecar_path(model_path)
+    check_scene_outputs(scene, Path(output), options, inputs=[scribbles], extra=model_files)
     labels = read_scribbles(scribbles, scene.grid, scheme)
     config = scribble_config(bands, PixelTrainConfig(rounds=rounds))
     rows, targets = scene_scribble_rows(scene, labels, config)

@@ -14,6 +14,8 @@ architecture's ``size_multiple``.
 
 from __future__ import annotations
 
+import pickle
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 from s2clouds.errors import ModelError
+from s2clouds.io.write import atomic_path
 from s2clouds.models.base import N_CLASSES
 from s2clouds.models.weights import WeightSpec
 
@@ -197,6 +200,47 @@ def checkpoint_state_dict(checkpoint: Any, path: Path) -> Mapping[str, Any]:
     )
 
 
+#: Lightning types that published checkpoints hold besides tensors and plain containers:
+#: ``hyper_parameters`` is an ``AttributeDict`` (a dict subclass), loaded as a plain dict.
+LIGHTNING_SAFE_GLOBALS: list[Any] = [
+    (dict, f"{module}.AttributeDict")
+    for module in (
+        "pytorch_lightning.utilities.parsing",
+        "lightning.pytorch.utilities.parsing",
+        "lightning.fabric.utilities.data",
+        "lightning_fabric.utilities.data",
+    )
+]
+_UNSUPPORTED_GLOBAL = re.compile(r"\bGLOBAL (\S+)")
+
+
+def load_checkpoint_file(path: Path, fix: str) -> Any:
+    """The contents of a PyTorch checkpoint, loaded as weights only: tensors, plain
+    containers and numbers, and :data:`LIGHTNING_SAFE_GLOBALS`, never code.
+
+    Raises :class:`ModelError` for a file that would need other Python objects (a crafted
+    or foreign checkpoint), and for a truncated or damaged one (``fix`` says what to do).
+    """
+    try:
+        with torch.serialization.safe_globals(LIGHTNING_SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = _UNSUPPORTED_GLOBAL.search(str(exc))
+        if found is None:
+            raise ModelError(
+                f"{path} is not a readable checkpoint (damaged, or not PyTorch); {fix}"
+            ) from exc
+        raise ModelError(
+            f"{path} holds Python objects ({found.group(1)}), not only weights, and loading it "
+            "could run code; it is refused. Use a checkpoint from a trusted source"
+        ) from exc
+    except Exception as exc:  # zip, EOF and storage errors of truncated or garbage files
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ModelError(
+            f"{path} is not a readable checkpoint (truncated or damaged: {reason}); {fix}"
+        ) from exc
+
+
 def load_cloudsen12_checkpoint(path: str | Path, bands: Sequence[str]) -> nn.Module:
     """CloudSEN12's UnetMobV2 for ``bands`` with the weights of a published checkpoint.
 
@@ -208,7 +252,7 @@ def load_cloudsen12_checkpoint(path: str | Path, bands: Sequence[str]) -> nn.Mod
     ckpt_path = Path(path)
     if not ckpt_path.is_file():
         raise ModelError(f"checkpoint {ckpt_path} not found; check the path")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint_file(ckpt_path, "download the checkpoint again")
     state = strip_prefixes(checkpoint_state_dict(checkpoint, ckpt_path))
     model = build_unet_mobilenetv2(len(bands))
     load_strict(model, state, ckpt_path)
@@ -247,15 +291,33 @@ CHECKPOINT_FORMAT = "s2clouds-checkpoint/1"
 def save_trained(
     path: Path, model: nn.Module, spec: WeightSpec, extra: Mapping[str, Any] | None = None
 ) -> Path:
-    """Write a trained network with its weight spec (and ``extra`` entries) to ``path``."""
+    """Write a trained network with its weight spec (and ``extra`` entries) to ``path``,
+    atomically: a crash while saving leaves the previous file whole."""
     payload = {
         "format": CHECKPOINT_FORMAT,
         "spec": spec.to_dict(),
         "model_state": model.state_dict(),
         **(extra or {}),
     }
-    torch.save(payload, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
+
+
+def read_trained(path: Path, fix: str, keys: Sequence[str] = ("spec", "model_state")) -> Any:
+    """The dict of a checkpoint written by :func:`save_trained`, loaded as weights only
+    (:func:`load_checkpoint_file`); :class:`ModelError` when it is damaged, of another kind,
+    or lacks one of ``keys``."""
+    checkpoint = load_checkpoint_file(path, fix)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(
+            f"{path} is not an s2clouds training checkpoint (best.pt / last.pt written by "
+            "'s2clouds train'); for a CloudSEN12 .ckpt use load_cloudsen12_checkpoint"
+        )
+    missing = [key for key in keys if key not in checkpoint]
+    if missing:
+        raise ModelError(f"{path} lacks {', '.join(missing)}; {fix}")
+    return checkpoint
 
 
 def load_trained(path: str | Path) -> tuple[nn.Module, WeightSpec, dict[str, Any]]:
@@ -264,15 +326,7 @@ def load_trained(path: str | Path) -> tuple[nn.Module, WeightSpec, dict[str, Any
     ckpt_path = Path(path)
     if not ckpt_path.is_file():
         raise ModelError(f"checkpoint {ckpt_path} not found; check the path")
-    try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle and zip errors of damaged files
-        raise ModelError(f"{ckpt_path} is not a readable checkpoint ({exc})") from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ModelError(
-            f"{ckpt_path} is not an s2clouds training checkpoint (best.pt / last.pt written by "
-            "'s2clouds train'); for a CloudSEN12 .ckpt use load_cloudsen12_checkpoint"
-        )
+    checkpoint = read_trained(ckpt_path, "train again, or use the run's other checkpoint")
     spec = WeightSpec.from_dict(checkpoint["spec"])
     model = build_model(spec.architecture, len(spec.bands))
     load_strict(model, checkpoint["model_state"], ckpt_path)

@@ -21,12 +21,14 @@ import torch
 from torch import nn
 
 from s2clouds.errors import ModelError, OutputError
+from s2clouds.io.paths import check_outputs
 from s2clouds.models.onnx_model import OnnxModel
 from s2clouds.models.weights import (
     SPEC_METADATA_KEY,
     WeightSpec,
     read_sidecar,
     sha256_file,
+    sidecar_path,
     write_sidecar,
 )
 from s2clouds.train.architectures import load_trained
@@ -156,6 +158,8 @@ def export_onnx(
         raise OutputError(f"the output {out} must end in .onnx")
     if not out.parent.is_dir():
         raise OutputError(f"output folder {out.parent} does not exist; create it first")
+    outputs = {"the model (-o)": out, "its spec (-o, .json)": sidecar_path(out)}
+    check_outputs(outputs, [checkpoint])
     model, spec, _ = load_trained(checkpoint)
     updates: dict[str, Any] = {"notes": (*spec.notes, *notes)}
     if tile_size is not None:

@@ -26,9 +26,15 @@ from s2clouds.bands import RGBN_BANDS, canonical_band_names
 from s2clouds.benchmark.protocols import CloudSEN12Protocol
 from s2clouds.datasets.base import CloudDataset
 from s2clouds.errors import ModelError, OutputError
+from s2clouds.io.write import atomic_path
 from s2clouds.models.weights import WeightSpec, pad_to_multiple
 from s2clouds.resources import cpu_cores
-from s2clouds.train.architectures import build_model, get_architecture, save_trained
+from s2clouds.train.architectures import (
+    build_model,
+    get_architecture,
+    read_trained,
+    save_trained,
+)
 from s2clouds.train.augment import Augmentation
 from s2clouds.train.data import (
     SampleSource,
@@ -40,6 +46,18 @@ from s2clouds.train.losses import CrossEntropyDiceLoss, class_weights_from_count
 from s2clouds.train.scoring import F1_COLUMNS, progress_bar, validation_scores
 
 LAST, BEST, METRICS, CURVE = "last.pt", "best.pt", "metrics.csv", "curve.png"
+#: what ``last.pt`` must hold to resume a run (see :meth:`RunState.restore`)
+RESUME_KEYS = (
+    "spec",
+    "model_state",
+    "optimizer_state",
+    "scheduler_state",
+    "epoch",
+    "best_score",
+    "history",
+    "rng",
+    "config",
+)
 METRIC_COLUMNS = (
     "epoch",
     "train_loss",
@@ -131,7 +149,7 @@ def validate(
 # ---------------------------------------------------------------------------- outputs
 def write_metrics(path: Path, history: Sequence[dict[str, float]]) -> None:
     """``metrics.csv`` with one row per finished epoch (rewritten whole each epoch)."""
-    with open(path, "w", newline="") as handle:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
         writer.writeheader()
         for row in history:
@@ -159,7 +177,8 @@ def plot_curves(path: Path, history: Sequence[dict[str, float]]) -> None:
     for ax in (loss_ax, score_ax):
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
 
 
 # ---------------------------------------------------------------------------- state
@@ -399,7 +418,8 @@ def start_or_resume(
     """The run state from ``out/last.pt`` when resuming, else a fresh one."""
     last = out / LAST
     if resume and last.is_file():
-        checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+        fix = "delete it to start again, or start afresh with --no-resume"
+        checkpoint = read_trained(last, fix, RESUME_KEYS)
         check_resumable(checkpoint, config, last)
         state = build_state(config, WeightSpec.from_dict(checkpoint["spec"]))
         state.restore(checkpoint)

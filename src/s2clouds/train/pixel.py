@@ -27,6 +27,7 @@ from s2clouds.bands import RGBN_BANDS, canonical_band_names
 from s2clouds.benchmark.protocols import CloudSEN12Protocol
 from s2clouds.datasets.base import CloudDataset
 from s2clouds.errors import DatasetError, ModelError
+from s2clouds.io.write import atomic_path
 from s2clouds.labels import NODATA
 from s2clouds.models.base import N_CLASSES
 from s2clouds.models.pixel import PixelModel, import_lightgbm, pixel_spec
@@ -293,9 +294,8 @@ def write_metrics_json(path: Path, result: PixelTrainResult, config: PixelTrainC
         "seconds": round(result.seconds, 2),
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n")
 
 
 def scribble_config(bands: Sequence[str], config: PixelTrainConfig | None) -> PixelTrainConfig:

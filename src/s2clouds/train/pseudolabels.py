@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -35,6 +36,7 @@ from s2clouds.datasets.base import CloudDataset, Sample
 from s2clouds.datasets.synthetic import as_scene
 from s2clouds.errors import DatasetError, ModelError
 from s2clouds.io.scenes import Scene
+from s2clouds.io.write import atomic_path
 from s2clouds.labels.schemes import CLEAR, CLOUD_SHADOW, NODATA, THICK_CLOUD, THIN_CLOUD
 
 if TYPE_CHECKING:
@@ -272,9 +274,9 @@ class PseudoLabelled(CloudDataset):
 
         context = scene_context(scene)
         path = self._cache_file(index, image, context)
-        if path is not None and path.is_file():
-            with np.load(path) as stored:
-                return stored["mask"], True
+        cached = self._load(path) if path is not None else None
+        if cached is not None:
+            return cached, True
         models = self._models_for(scene.bands)
         mask = agreed_labels(models, image, scene.bands, context, self.rule, self.min_confidence)
         if path is not None:
@@ -282,13 +284,24 @@ class PseudoLabelled(CloudDataset):
         return mask, False
 
     @staticmethod
+    def _load(path: Path) -> np.ndarray | None:
+        """The cached mask at ``path``; None when there is none or it is damaged (it is then
+        computed again and rewritten)."""
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as stored:
+                return np.asarray(stored["mask"])
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+            return None
+
+    @staticmethod
     def _store(path: Path, mask: np.ndarray) -> None:
         """Write ``mask`` to ``path`` (.npz), creating the cache folder; atomic rename."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(path.name + ".part.npz")
-            np.savez_compressed(partial, mask=mask)
-            partial.replace(path)
+            with atomic_path(path) as partial, open(partial, "wb") as handle:
+                np.savez_compressed(handle, mask=mask)
         except OSError as exc:
             raise DatasetError(
                 f"cannot write the pseudo-label cache {path} ({exc}); give a writable cache folder"
