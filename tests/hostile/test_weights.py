@@ -13,7 +13,6 @@ import pytest
 
 from s2clouds.errors import ModelError
 from s2clouds.models.builtin import WEIGHTS_DIR
-from s2clouds.models.registry import DEFAULT_MODEL
 from s2clouds.models.weights import WeightSpec, read_sidecar, sha256_file, sidecar_path
 
 pytest.importorskip("onnxruntime")
@@ -22,7 +21,7 @@ from s2clouds.models.onnx_model import OnnxModel  # noqa: E402
 
 RGBN = ["B02", "B03", "B04", "B08"]
 Refuse = Callable[[list[str]], str]
-SHIPPED = WEIGHTS_DIR / f"{DEFAULT_MODEL}.onnx"
+SHIPPED = WEIGHTS_DIR / "s2clouds-tiny-rgbn.onnx"  # the shipped ONNX network
 
 
 @pytest.fixture
