@@ -34,7 +34,7 @@ SPEC_METADATA_KEY = "s2clouds_spec"
 SCALINGS = ("reflectance",)
 CANONICAL_CLASS_NAMES: tuple[str, ...] = tuple(CANONICAL_CLASSES.values())
 #: spec fields written only when they differ from these defaults (JSON values)
-OPTIONAL_FIELDS: dict[str, Any] = {"features": [], "stride": 1}
+OPTIONAL_FIELDS: dict[str, Any] = {"features": [], "stride": 1, "shadow_reach_m": 0.0}
 _HASH_CHUNK = 1 << 20
 #: bounds of the integer fields of a spec: tiles, padding and context stay a few MB per band
 SPEC_LIMITS: dict[str, tuple[int, int]] = {
@@ -66,6 +66,9 @@ class WeightSpec:
     ``features``: the per-pixel feature stack of a pixel model (empty for networks, which
     read the bands themselves); ``stride``: a pixel model classifies every ``stride``-th
     pixel in each direction and interpolates the probabilities bilinearly in between.
+    ``shadow_reach_m``: when above 0, predicted shadow is kept only where a
+    predicted cloud lies towards the sun within that many metres
+    (:mod:`s2clouds.models.shadow_geometry`).
     """
 
     name: str
@@ -87,6 +90,7 @@ class WeightSpec:
     notes: tuple[str, ...] = field(default_factory=tuple)
     features: tuple[str, ...] = field(default_factory=tuple)
     stride: int = 1
+    shadow_reach_m: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bands", canonical_band_names(self.bands))
@@ -135,7 +139,8 @@ class WeightSpec:
                     f"weight spec {self.name!r}: {key} is {value!r}, not a whole number from "
                     f"{low} to {high}; re-export the model"
                 )
-        numbers = {"mean": self.mean, "std": self.std, "resolution": (self.resolution,)}
+        numbers = {"mean": self.mean, "std": self.std, "resolution": (self.resolution,),
+                   "shadow_reach_m": (self.shadow_reach_m,)}
         for key, values in numbers.items():
             if not all(isinstance(v, int | float) and abs(v) <= SPEC_MAX_VALUE for v in values):
                 raise ModelError(

@@ -1,0 +1,90 @@
+"""Cloud shadow must have a cloud up-sun: a geometric constraint on predicted shadow.
+
+A pixel model judges each pixel from its spectrum and a little context, so dark water,
+forest, burn scars and city blocks can look like shadow. A shadow exists only where a cloud
+lies towards the sun at a plausible height. :func:`shadow_reach` marks where the cloud of a
+mask can cast its shadow:
+
+* with the sun angles known (metadata, or estimated from the image): the cloud mask shifted
+  away from the sun for every cloud height up to the reach (the projection of the physical
+  model, :meth:`~s2clouds.models.physical.PhysicalModel.shadow_offsets`), grown by a margin;
+* with the sun unknown: every pixel within the reach of a cloud, in any direction.
+
+:func:`constrain_shadow` moves the shadow probability of pixels outside that reach to clear.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+#: probability of thick cloud above which a pixel counts as a shadow-casting cloud
+CLOUD_PROBABILITY = 0.5
+#: smallest cloud object (pixels of the grid the constraint runs on) that casts a shadow
+MIN_CLOUD_PIXELS = 20
+#: pixels the projected cloud is grown by (cloud edges and heights between the steps)
+MARGIN_PX = 2
+
+
+def shadow_reach(
+    cloud: np.ndarray,
+    resolution: float,
+    reach_m: float,
+    sun: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """(H, W) bool: where a cloud of ``cloud`` (H, W) bool can cast its shadow.
+
+    ``resolution``: pixel size in metres; ``reach_m``: the farthest a shadow may lie from its
+    cloud (metres, horizontally); ``sun``: (zenith, azimuth) in degrees, or None (unknown:
+    any direction).
+    """
+    if not cloud.any():
+        return np.zeros_like(cloud, dtype=bool)
+    radius = reach_m / resolution
+    if sun is None:
+        return np.asarray(ndimage.distance_transform_edt(~cloud) <= radius + MARGIN_PX)
+    from s2clouds.models.physical import PhysicalModel
+
+    zenith, azimuth = sun
+    offsets = [
+        (r, c) for r, c in PhysicalModel.shadow_offsets(zenith, azimuth, resolution)
+        if math.hypot(r, c) <= radius
+    ] or [(0, 0)]
+    projected = PhysicalModel.project(cloud, offsets) | cloud
+    return np.asarray(ndimage.binary_dilation(projected, iterations=MARGIN_PX))
+
+
+def casting_cloud(probs: np.ndarray, min_pixels: int = MIN_CLOUD_PIXELS) -> np.ndarray:
+    """(H, W) bool: thick cloud (probability above :data:`CLOUD_PROBABILITY`) in connected
+    objects of at least ``min_pixels``: thin cloud casts no shadow dark enough to label, and
+    specks are more often bright roofs than clouds."""
+    thick = (probs[1] + probs[2]) > CLOUD_PROBABILITY
+    labels, n = ndimage.label(thick)
+    if n == 0:
+        return thick
+    sizes = np.bincount(labels.ravel())
+    big = sizes >= min_pixels
+    big[0] = False
+    return np.asarray(big[labels])
+
+
+def constrain_shadow(
+    probs: np.ndarray, resolution: float, reach_m: float, sun: tuple[float, float] | None
+) -> np.ndarray:
+    """Canonical probabilities (4, H, W) with the shadow probability of pixels that no
+    cloud can shade moved to clear (in place; also returned)."""
+    cloud = casting_cloud(probs)
+    outside = ~shadow_reach(cloud, resolution, reach_m, sun)
+    probs[0][outside] += probs[3][outside]
+    probs[3][outside] = 0.0
+    return probs
+
+
+def sun_from_context(context: dict[str, object]) -> tuple[float, float] | None:
+    """(zenith, azimuth) degrees from a model context, or None when either is missing."""
+    zenith, azimuth = context.get("sun_zenith"), context.get("sun_azimuth")
+    if isinstance(zenith, int | float) and isinstance(azimuth, int | float):
+        return float(zenith), float(azimuth)
+    return None

@@ -1,0 +1,62 @@
+"""Shadow is kept only where a cloud lies towards the sun within the reach."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from s2clouds.models.shadow_geometry import (
+    casting_cloud,
+    constrain_shadow,
+    shadow_reach,
+    sun_from_context,
+)
+
+
+def _cloud(shape=(100, 100)) -> np.ndarray:
+    cloud = np.zeros(shape, bool)
+    cloud[40:50, 40:50] = True
+    return cloud
+
+
+def test_unknown_sun_reaches_every_direction_within_the_distance() -> None:
+    reach = shadow_reach(_cloud(), resolution=20.0, reach_m=400.0)
+    assert reach[45, 45] and reach[45, 65] and reach[25, 45]  # 20 px = 400 m away
+    assert not reach[45, 80] and not reach[5, 5]
+
+
+def test_known_sun_projects_away_from_the_sun() -> None:
+    # sun in the south (azimuth 180) at 45 degrees: shadows fall north (smaller rows)
+    reach = shadow_reach(_cloud(), resolution=20.0, reach_m=2000.0, sun=(45.0, 180.0))
+    assert reach[25, 45]  # north of the cloud
+    assert not reach[70, 45]  # south: towards the sun, no shadow
+    assert not shadow_reach(np.zeros((10, 10), bool), 20.0, 2000.0).any()
+
+
+def test_constrain_moves_unreachable_shadow_to_clear() -> None:
+    probs = np.zeros((4, 100, 100), np.float32)
+    probs[3] = 0.7
+    probs[0] = 0.3
+    probs[1][40:50, 40:50] = 1.0
+    probs[0][40:50, 40:50] = probs[3][40:50, 40:50] = 0.0
+    out = constrain_shadow(probs.copy(), 20.0, 300.0, None)
+    assert np.allclose(out.sum(axis=0), probs.sum(axis=0))
+    assert out[3, 45, 55] == np.float32(0.7)  # next to the cloud: kept
+    assert out[3, 90, 90] == 0 and out[0, 90, 90] == np.float32(1.0)
+
+
+def test_no_cloud_means_no_shadow_anywhere() -> None:
+    probs = np.zeros((4, 30, 30), np.float32)
+    probs[3] = 0.9
+    probs[0] = 0.1
+    out = constrain_shadow(probs, 10.0, 2500.0, (30.0, 150.0))
+    assert not out[3].any()
+
+
+def test_specks_cast_no_shadow_and_sun_from_context() -> None:
+    probs = np.zeros((4, 50, 50), np.float32)
+    probs[1][5, 5] = 1.0  # a one-pixel bright roof
+    probs[1][20:30, 20:30] = 1.0
+    cast = casting_cloud(probs)
+    assert not cast[5, 5] and cast[25, 25]
+    assert sun_from_context({"sun_zenith": 30, "sun_azimuth": 150.5}) == (30.0, 150.5)
+    assert sun_from_context({"sun_zenith": 30}) is None
