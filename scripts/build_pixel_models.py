@@ -10,8 +10,9 @@ Training data (all real Sentinel-2; see ../shared/data/real/README.md for source
 * cloud-free hard surfaces labelled clear: DSen2 crops (salt flats, farmland, a desert city),
   S2-100K patches (ice, snow, sand seas, deserts, tundra; the cumulus patch 511198 left out),
   Mojave burn-scar images (4-band model only);
-* On Cloud N chips 1-2 with their human cloud labels (4-band model only; dark non-cloud
-  pixels are ignored because the labels have no shadow class).
+* On Cloud N chips 1-2 with their human cloud labels (4-band model only); the labels have no
+  shadow class, so shadow and clear on the pixels the annotators called not cloud come from
+  the peer ukis-csmask (Apache-2.0) as a teacher, and pixels it calls cloud are ignored.
 
 Held out for the accuracy benchmark (never read here): every 5th usable pair, every 3rd date
 of the series, On Cloud N chip 3, DSen2 T39RVJ, S2-100K 759128, 33188 and 445, and every 4th
@@ -160,11 +161,24 @@ def oncloudn_sources(data: Path) -> list[Labelled]:
             label = ds.read(1)
         target = np.full(label.shape, NODATA, np.uint8)
         target[label == 1] = 1
-        nir = image[list(scene.bands).index("B08")]
-        dark = nir < np.nanpercentile(nir, 20)  # may be unlabelled shadow
-        target[(label == 0) & ~dark] = 0
+        # the human labels have no shadow class: ukis-csmask (a peer trained on CloudSEN12+
+        # and SPARCS) teaches shadow on the pixels the annotators called not cloud
+        teacher = ukis_mask(image, tuple(scene.bands))
+        target[(label == 0) & (teacher == 0)] = 0
+        target[(label == 0) & (teacher == 3)] = 3
         out.append(Labelled(image, tuple(scene.bands), target, "L2A", f"oncloudn:{chip.name}", 2.0))
     return out
+
+
+def ukis_mask(image: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
+    """Canonical mask (H, W) of the ukis-csmask peer on an L2A image (C, H, W)."""
+    from s2clouds.inference.predict import predict_array
+    from s2clouds.models.registry import get_model
+
+    model = get_model("ukis-csmask", bands, "L2A")
+    selected = image[[bands.index(b) for b in model.bands]]
+    probs = predict_array(model, selected, {"resolution": 10.0, "level": "L2A"})
+    return np.argmax(probs, axis=0).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------- variants
@@ -268,7 +282,8 @@ def train_model(
             "partner (s2clouds.labels.change) and their clear halves; SEN12MS-CR-TS dates "
             "labelled against a per-pixel temporal reference; cloud-free hard surfaces "
             "labelled clear (DSen2 crops, S2-100K patches"
-            + (", Mojave L2A burn scars; On Cloud N chips 1-2 human cloud labels"
+            + (", Mojave L2A burn scars; On Cloud N chips 1-2 human cloud labels with"
+               " ukis-csmask as shadow/clear teacher on non-cloud pixels"
                if name.endswith("rgbn") else "")
             + "); each also as an L2A-like/TOA-like copy and at 20 m and 30 m"
             + ("; B10 imputed on clear images without it (leak x B12)" if "B10" in bands

@@ -199,6 +199,8 @@ _FEATURE_ROWS: tuple[Feature, ...] = (
     _context("brightness", "anomaly", 31, _VIS),
     _context("nir", "anomaly", 31, ("B08",)),
     _context("nir", "mean", 7, ("B08",)),
+    _context("nir", "anomaly", 63, ("B08",)),
+    _context("brightness", "max", 63, _VIS),
 )
 FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in _FEATURE_ROWS}
 
