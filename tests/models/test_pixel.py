@@ -29,7 +29,7 @@ def test_default_features_follow_the_bands() -> None:
     assert "ndsi" not in rgbn and "nir_swir" not in rgbn  # need B11
     full = default_features(L1C)
     assert {"ndsi", "nir_swir"} <= set(full) and full[: len(L1C)] == L1C
-    assert features_halo(rgbn) == 15  # the 31 px windows
+    assert features_halo(rgbn) == 31  # the 63 px windows
 
 
 def test_features_that_need_missing_bands_or_unknown_names_are_refused() -> None:
