@@ -1,17 +1,30 @@
-"""``s2clouds models``: the registered models, their bands, licences and limits."""
+"""``s2clouds models``: the registered models, their bands, licences and limits, and which
+model the default (``auto``) gives an input."""
 
 from __future__ import annotations
 
 import click
 
+from s2clouds.cli.options import bands_option, level_option
+
 
 @click.command("models")
-def models() -> None:
+@click.argument("input_path", metavar="[INPUT]", required=False, type=click.Path())
+@bands_option
+@level_option
+def models(input_path: str | None, bands: tuple[str, ...] | None, level: str | None) -> None:
     """List the registered models: name, bands they need, licence and notes.
+
+    With INPUT (a SAFE product, GeoTIFF, band folder or STAC item), say which model the
+    default 'auto' picks for it from its bands and processing level, and why.
+    --model on predict and benchmark overrides the choice.
 
     Saved models are used by path: s2clouds predict --model PATH.onnx (an exported network)
     or --model PATH.lgbm (a pixel model from s2clouds train --model lightgbm-pixel).
     """
+    if input_path is not None:
+        _explain_choice(input_path, bands, level)
+        return
     from rich.console import Console
     from rich.table import Table
 
@@ -25,3 +38,17 @@ def models() -> None:
         notes = "\n".join([info.description, *(f"- {note}" for note in info.notes)])
         table.add_row(name, ",".join(info.bands), info.licence, notes)
     Console().print(table)
+
+
+def _explain_choice(path: str, bands: tuple[str, ...] | None, level: str | None) -> None:
+    """Print the model ``auto`` picks for the input at ``path`` and why."""
+    from s2clouds.io.scenes import read_scene
+    from s2clouds.io.stac import looks_like_stac_item, read_stac_item
+    from s2clouds.models.registry import choose_model
+
+    opener = read_stac_item if looks_like_stac_item(path) else read_scene
+    scene = opener(path, bands=bands, level=level)
+    choice = choose_model(scene.bands, scene.level)
+    click.echo(f"input: {path}")
+    click.echo(f"  bands: {', '.join(scene.bands)}; level: {scene.level or 'unknown'}")
+    click.echo(f"model: {choice.model} ({choice.why})")
