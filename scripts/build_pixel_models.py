@@ -67,9 +67,9 @@ CLASS_PRIORS = np.array([0.5, 0.2, 0.12, 0.18])
 PIXELS_PER_CLASS = 1500
 CLEAR_HALF_WEIGHT = 0.3
 MODEL_RESOLUTION = 20.0
-#: trees run on every 2nd model pixel (40 m cells at 10 m input; bilinear in between): the
+#: trees run on every 3rd model pixel (60 m cells at 10 m input; bilinear in between): the
 #: trees, not the features, cost the time
-STRIDE = 2
+STRIDE = 3
 LEARNING_RATE = 0.25
 #: shadow is kept only within this distance of a cloud, towards the sun when the sun angles
 #: are known (s2clouds.models.shadow_geometry): dark water, forest and burn scars with no
