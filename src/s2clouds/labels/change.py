@@ -308,16 +308,20 @@ def consistent_shadow(
 
 
 def erode_classes(mask: np.ndarray, edge: int) -> np.ndarray:
-    """``mask`` with every labelled class eroded by ``edge`` px (the margin becomes 255)."""
+    """``mask`` with a margin of ``edge`` px on both sides of every cloud and shadow edge set
+    to ignore (255): where a cloud or shadow meets clear, another class or the unknown.
+    Clear next to ignored change keeps its label (speckled agreement survives)."""
     if edge == 0:
         return mask
-    out = np.full_like(mask, NODATA)
+    out = mask.copy()
     structure = ndimage.generate_binary_structure(2, 1)
-    for value in (CLEAR, THICK, THIN, SHADOW):
+    for value in (THICK, THIN, SHADOW):
         region = mask == value
-        if region.any():
-            kept = ndimage.binary_erosion(region, structure, iterations=edge, border_value=1)
-            out[kept] = value
+        if not region.any():
+            continue
+        grown = ndimage.binary_dilation(region, structure, iterations=edge)
+        core = ndimage.binary_erosion(region, structure, iterations=edge, border_value=1)
+        out[grown & ~core] = NODATA
     return out
 
 
