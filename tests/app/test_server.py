@@ -1,0 +1,261 @@
+"""The annotation app's API through FastAPI's test client: tiles, assistant, saves,
+progress, agreement, export, and the security rules (ids only, no paths; symlinks out,
+sizes and tokens refused)."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+pytest.importorskip("lightgbm")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from s2clouds.app.project import load_project  # noqa: E402
+from s2clouds.app.server import create_app  # noqa: E402
+from s2clouds.cli.main import cli  # noqa: E402
+
+SIZE = 64
+Q = SIZE // 4  # the synthetic scene's cloud block is rows/cols [Q, 2Q)
+
+
+def client(folder: Path, **kwargs: object) -> TestClient:
+    return TestClient(create_app(load_project(folder), **kwargs))  # type: ignore[arg-type]
+
+
+def strokes() -> np.ndarray:
+    s = np.full((SIZE, SIZE), 255, np.uint8)
+    s[50:52, 5:60] = 0  # vegetation
+    s[Q + 3 : Q + 5, Q + 2 : 2 * Q - 2] = 1  # inside the cloud block
+    return s
+
+
+def test_project_and_image_info(synthetic_project: Path) -> None:
+    c = client(synthetic_project)
+    info = c.get("/api/project").json()
+    assert info["users"] == ["alice", "bob"] and [i["id"] for i in info["images"]] == ["scene"]
+    image = c.get("/api/images/scene").json()
+    assert (image["width"], image["height"]) == (SIZE, SIZE)
+    # no SWIR, no B10: only the views the bands allow
+    assert [v["name"] for v in image["views"]] == ["truecolor", "nir", "ndvi"]
+
+
+@pytest.mark.parametrize("view", ["truecolor", "nir", "ndvi"])
+def test_tiles_are_stretched_pngs(synthetic_project: Path, view: str) -> None:
+    c = client(synthetic_project)
+    response = c.get(f"/api/images/scene/tiles/{view}/0/0/0.png")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    tile = np.asarray(Image.open(io.BytesIO(response.content)))
+    assert tile.shape == (256, 256, 4)
+    inside = tile[:SIZE, :SIZE, :3]
+    assert inside.min() < 30 and inside.max() > 225  # stretched, neither all white nor black
+    assert np.all(tile[SIZE:, :, 3] == 0)  # transparent outside the image
+    low = np.asarray(
+        Image.open(
+            io.BytesIO(c.get(f"/api/images/scene/tiles/{view}/0/0/0.png?lo=0&hi=100").content)
+        )
+    )
+    assert not np.array_equal(low, tile)  # manual stretch
+
+
+def test_tiles_outside_or_unknown_are_404(synthetic_project: Path) -> None:
+    c = client(synthetic_project)
+    assert c.get("/api/images/scene/tiles/truecolor/0/1/0.png").status_code == 404
+    assert c.get("/api/images/scene/tiles/falsecolor/0/0/0.png").status_code == 404  # no B12
+    assert c.get("/api/images/scene/tiles/truecolor/0/0/0.png?lo=50&hi=10").status_code == 400
+
+
+TRAVERSAL = [
+    "/api/images/..%2f..%2fetc%2fpasswd",
+    "/api/images/%2Fetc%2Fpasswd",
+    "/api/images/..",
+    "/api/images/scene%2F..%2F..%2Fproject.yaml/tiles/truecolor/0/0/0.png",
+    "/api/images/scene/annotation?user=..%2F..%2Fetc",
+    "/api/images/scene/annotation?user=%2Fetc%2Fpasswd",
+    "/static/..%2Fserver.py",
+    "/static/%2Fetc%2Fpasswd",
+    "/static/project.py",
+    "/etc/passwd",
+    "/..%2F..%2Fproject.yaml",
+]
+
+
+@pytest.mark.parametrize("url", TRAVERSAL)
+def test_paths_in_requests_are_refused(synthetic_project: Path, url: str) -> None:
+    response = client(synthetic_project).get(url)
+    assert response.status_code == 404
+    assert b"root:" not in response.content and b"import" not in response.content
+
+
+def test_writing_through_a_symlink_out_of_the_project_is_refused(
+    synthetic_project: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (synthetic_project / "annotations").mkdir()
+    (synthetic_project / "annotations" / "alice").symlink_to(outside)
+    body = strokes().tobytes() * 2
+    response = client(synthetic_project).put(
+        "/api/images/scene/annotation?user=alice", content=body
+    )
+    assert response.status_code == 400 and "leads out of the project" in response.json()["error"]
+    assert not any(outside.iterdir())
+    # a symlinked annotations folder too
+    (synthetic_project / "annotations" / "alice").unlink()
+    (synthetic_project / "annotations").rmdir()
+    (synthetic_project / "annotations").symlink_to(outside)
+    response = client(synthetic_project).put("/api/images/scene/annotation?user=bob", content=body)
+    assert response.status_code == 400
+    assert not any(outside.iterdir())
+
+
+def test_request_sizes_are_limited(synthetic_project: Path) -> None:
+    c = client(synthetic_project, max_body=10_000)
+    url = "/api/images/scene/annotation?user=alice"
+    assert c.put(url, content=b"\0" * 20_000).status_code == 413  # over the server's cap
+    c = client(synthetic_project)
+    assert c.put(url, content=b"\0" * (2 * SIZE * SIZE + 1)).status_code == 413
+    assert c.put(url, content=b"\0" * 10).status_code == 400
+    assert c.post("/api/images/scene/predict", content=b"\0" * (SIZE * SIZE * 4)).status_code == 413
+
+
+def test_a_token_is_required_when_given(synthetic_project: Path) -> None:
+    c = client(synthetic_project, token="s3cret")
+    assert c.get("/api/project").status_code == 401
+    assert c.get("/api/project?token=wrong").status_code == 401
+    assert c.get("/api/project", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    first = c.get("/api/project?token=s3cret")
+    assert first.status_code == 200 and "s2clouds_token" in first.headers["set-cookie"]
+    assert c.get("/api/project").status_code == 200  # the cookie now carries it
+
+
+def test_foreign_host_headers_are_refused(synthetic_project: Path) -> None:
+    c = client(synthetic_project, allowed_hosts=["127.0.0.1", "localhost"])
+    assert c.get("/api/project", headers={"host": "evil.example"}).status_code == 400
+    assert c.get("/api/project", headers={"host": "127.0.0.1:8765"}).status_code == 200
+
+
+def test_predict_proposes_the_mask_and_where_to_label_next(synthetic_project: Path) -> None:
+    c = client(synthetic_project)
+    response = c.post("/api/images/scene/predict", content=strokes().tobytes())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    mask = np.frombuffer(base64.b64decode(body["mask"]), np.uint8).reshape(SIZE, SIZE)
+    assert np.mean(mask[Q : 2 * Q, Q : 2 * Q] == 1) > 0.9  # the cloud block
+    assert np.mean(mask[40:, :] == 0) > 0.9
+    region = body["next"]
+    assert region is not None and set(region) == {"row", "col", "height", "width"}
+    assert body["scribbled"] == {"clear": 110, "thick cloud": 24}
+
+
+def test_predict_needs_two_classes(synthetic_project: Path) -> None:
+    s = np.full((SIZE, SIZE), 255, np.uint8)
+    s[50:52, 5:60] = 0
+    response = client(synthetic_project).post("/api/images/scene/predict", content=s.tobytes())
+    assert response.status_code == 400 and "two classes" in response.json()["error"]
+
+
+def test_flood_fill_grows_within_tolerance(synthetic_project: Path) -> None:
+    c = client(synthetic_project)
+    body = c.get(f"/api/images/scene/flood?row={Q + 4}&col={Q + 4}&tolerance=0.2").json()
+    region = np.frombuffer(base64.b64decode(body["region"]), np.uint8).reshape(
+        body["height"], body["width"]
+    )
+    assert region[Q + 4 - body["row"], Q + 4 - body["col"]] == 1
+    assert 0 < body["pixels"] < SIZE * SIZE
+    assert c.get("/api/images/scene/flood?row=999&col=0").status_code == 400
+
+
+def test_save_load_progress_agreement_and_export(synthetic_project: Path, tmp_path: Path) -> None:
+    c = client(synthetic_project)
+    s = strokes()
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    mask[Q : 2 * Q, Q : 2 * Q] = 1
+    url = "/api/images/scene/annotation"
+    assert c.get(f"{url}?user=alice").status_code == 404
+    saved = c.put(f"{url}?user=alice&seconds=30", content=mask.tobytes() + s.tobytes())
+    assert saved.status_code == 200 and saved.json()["saved"] == "annotations/alice/scene.tif"
+    bob = mask.copy()
+    bob[Q : 2 * Q, Q : Q + 4] = 2  # bob calls part of the cloud thin
+    assert c.put(f"{url}?user=bob", content=bob.tobytes() + s.tobytes()).status_code == 200
+    # the GeoTIFF is on the image's grid
+    with (
+        rasterio.open(synthetic_project / "annotations/alice/scene.tif") as out,
+        rasterio.open(synthetic_project / "images/scene/B02.tif") as image,
+    ):
+        assert out.crs == image.crs and out.transform == image.transform
+        assert np.array_equal(out.read(1), mask)
+    loaded = c.get(f"{url}?user=alice").content
+    assert loaded == mask.tobytes() + s.tobytes()
+    rows = c.get("/api/progress").json()["images"]
+    assert rows[0]["users"]["alice"]["saved"] and rows[0]["users"]["alice"]["seconds"] == 30
+    c.put(f"{url}?user=alice&seconds=15", content=mask.tobytes() + s.tobytes())
+    assert c.get("/api/progress").json()["images"][0]["users"]["alice"]["seconds"] == 45
+    pair = c.get("/api/images/scene/agreement").json()["pairs"][0]
+    assert (pair["a"], pair["b"]) == ("alice", "bob")
+    assert pair["classes"]["clear"]["f1"] == 1.0
+    assert pair["classes"]["thick cloud"]["iou"] == pytest.approx(12 / 16)
+    # export in the CloudSEN12 scheme, then in binary
+    out = tmp_path / "export"
+    result = CliRunner().invoke(cli, ["annotate", "export", str(synthetic_project), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out / "scene.tif") as ds:
+        assert np.array_equal(ds.read(1), mask) and ds.tags()["LABEL_SCHEME"] == "cloudsen12"
+    result = CliRunner().invoke(
+        cli,
+        ["annotate", "export", str(synthetic_project), "-o", str(out), "--scheme", "binary"]
+        + ["--user", "alice", "--user", "bob"],
+    )
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out / "bob" / "scene.tif") as ds:
+        assert set(np.unique(ds.read(1))) == {0, 1}
+
+
+def test_saves_refuse_values_outside_the_classes_by_unlabelling_them(
+    synthetic_project: Path,
+) -> None:
+    c = client(synthetic_project)
+    mask = np.full((SIZE, SIZE), 7, np.uint8)
+    assert (
+        c.put("/api/images/scene/annotation?user=alice", content=mask.tobytes() * 2).status_code
+        == 200
+    )
+    with rasterio.open(synthetic_project / "annotations/alice/scene.tif") as ds:
+        assert np.all(ds.read(1) == 255)
+
+
+def test_agreement_against_the_reference_of_a_real_chip(
+    chips_project: Path, real_data: Path
+) -> None:
+    c = client(chips_project)
+    with rasterio.open(real_data / "oncloudn_chip1" / "label.tif") as ds:
+        label = ds.read(1)
+    mask = label.copy()  # a perfect annotation in canonical classes (1 = thick cloud)
+    scribbles = np.full_like(label, 255)
+    assert (
+        c.put(
+            "/api/images/chip1/annotation?user=alice", content=mask.tobytes() + scribbles.tobytes()
+        ).status_code
+        == 200
+    )
+    reference = c.get("/api/images/chip1/agreement").json()["reference"][0]
+    assert reference["scheme"] == "binary"
+    assert reference["classes"]["cloud"] == {"f1": 1.0, "iou": 1.0}
+
+
+def test_the_old_annotate_form_still_runs_fit(synthetic_project: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["annotate", "--help"])
+    assert result.exit_code == 0 and "serve" in result.output and "fit" in result.output
+    result = CliRunner().invoke(
+        cli, ["annotate", str(synthetic_project / "images/scene"), "--help"]
+    )
+    assert result.exit_code == 0 and "--scribbles" in result.output
