@@ -34,7 +34,8 @@ def synthetic_project(tmp_path: Path, maker: Callable[[str], ModuleType]) -> Pat
 def chips_project(tmp_path: Path, real_data: Path) -> Path:
     """A project of the real On Cloud N chips 1 and 2 (by absolute path, not copied), with
     their labels as reference masks."""
-    lines = ["name: oncloudn", "users: [alice, bob]", "images:"]
+    lines = ["name: oncloudn", "users: [alice, bob]"]
+    lines += ["views:", "  ndvi: {expression: '(B08 - B04) / (B08 + B04)', title: NDVI}", "images:"]
     for n in (1, 2):
         chip = real_data / f"oncloudn_chip{n}"
         lines += [

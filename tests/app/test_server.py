@@ -39,6 +39,16 @@ def strokes() -> np.ndarray:
     return s
 
 
+def test_the_pages_are_served_with_a_strict_policy(synthetic_project: Path) -> None:
+    c = client(synthetic_project)
+    for url in ("/", "/progress", "/static/app.js", "/static/app.css"):
+        response = c.get(url)
+        assert response.status_code == 200, url
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        assert response.headers["x-frame-options"] == "DENY"
+    assert b'src="static/app.js"' in c.get("/").content
+
+
 def test_project_and_image_info(synthetic_project: Path) -> None:
     c = client(synthetic_project)
     info = c.get("/api/project").json()
@@ -181,7 +191,7 @@ def test_save_load_progress_agreement_and_export(synthetic_project: Path, tmp_pa
     mask = np.zeros((SIZE, SIZE), np.uint8)
     mask[Q : 2 * Q, Q : 2 * Q] = 1
     url = "/api/images/scene/annotation"
-    assert c.get(f"{url}?user=alice").status_code == 404
+    assert c.get(f"{url}?user=alice").status_code == 204  # nothing saved yet
     saved = c.put(f"{url}?user=alice&seconds=30", content=mask.tobytes() + s.tobytes())
     assert saved.status_code == 200 and saved.json()["saved"] == "annotations/alice/scene.tif"
     bob = mask.copy()

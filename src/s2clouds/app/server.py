@@ -161,6 +161,10 @@ def create_app(
     def index() -> Response:
         return Response(static_file("index.html"), media_type=STATIC_FILES["index.html"])
 
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        return Response(status_code=204)
+
     @app.get("/progress")
     def progress_page() -> Response:
         return Response(static_file("progress.html"), media_type=STATIC_FILES["progress.html"])
@@ -261,8 +265,8 @@ def create_app(
     def get_annotation(image_id: str, user: str) -> Response:
         image = known_image(image_id)
         saved = load_annotation(project, known_user(user), image_id)
-        if saved is None:
-            raise HTTPException(404, f"{user} has not saved {image_id} yet")
+        if saved is None:  # not saved yet: nothing to load
+            return Response(status_code=204)
         mask, scribbles = saved
         if mask.shape != image.shape:
             raise HTTPException(409, "the saved mask does not match the image's size")
