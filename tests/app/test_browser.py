@@ -106,6 +106,24 @@ def paint(page: Any, strokes: list[tuple[int, int, int]]) -> None:
         page.mouse.up()
 
 
+def count_scribbles(page: Any) -> int:
+    return int(page.evaluate("s2app.state.scribbles.filter(v => v !== 255).length"))
+
+
+def square_inside(area: np.ndarray, size: int) -> tuple[int, int]:
+    """The top-left corner of a ``size`` px square well inside ``area``."""
+    inner = ndimage.binary_erosion(area, iterations=8)
+    height, width = area.shape
+    corners = [
+        (r, c)
+        for r in range(0, height - size, 4)
+        for c in range(0, width - size, 4)
+        if inner[r : r + size + 1, c : c + size + 1].all()
+    ]
+    assert corners, "no room for the polygon"
+    return corners[len(corners) // 2]
+
+
 def cloud_f1(mask: np.ndarray, label: np.ndarray) -> float:
     predicted = np.isin(mask, [1, 2])
     truth = label == 1
@@ -139,8 +157,37 @@ def test_paint_predict_accept_save_in_a_real_browser(
             paint(page, stroke_rows(label, 0, 3, 40, seed=n))
             page.keyboard.press("2")  # thick cloud
             paint(page, stroke_rows(label, 1, 3, 40, seed=10 + n))
-            painted = page.evaluate("s2app.state.scribbles.filter(v => v !== 255).length")
+            painted = count_scribbles(page)
             assert painted > 400
+            if n == 2:  # the other tools: a polygon and a flood fill inside the cloud, erasing
+                r, c = square_inside(label == 1, 24)
+                page.keyboard.press("g")
+                for y, x in ((r, c), (r, c + 24), (r + 24, c + 24), (r + 24, c)):
+                    page.mouse.click(*page.evaluate(f"s2app.toClient({x}, {y})"))
+                page.keyboard.press("Enter")
+                polygon = count_scribbles(page) - painted
+                filled = page.evaluate(
+                    f"(() => {{ let k = 0; for (let y = {r}; y < {r + 24}; y++) "
+                    f"for (let x = {c}; x < {c + 24}; x++) k += s2app.state.scribbles[y * 512 + x] === 1; "
+                    "return k; })()"
+                )
+                assert filled >= 0.9 * 24 * 24 and 0 < polygon <= 26 * 26, (filled, polygon)
+                page.keyboard.press("f")
+                page.mouse.click(*page.evaluate(f"s2app.toClient({c + 12}, {r + 12})"))
+                sync_api.expect(page.locator("#status")).to_have_text(re.compile("^flood fill"))
+                assert count_scribbles(page) >= painted + polygon
+                page.keyboard.press("z")  # undo the flood fill
+                assert count_scribbles(page) == painted + polygon
+                page.keyboard.press("e")  # erase a stroke of the polygon
+                x0, y0 = page.evaluate(f"s2app.toClient({c + 12}, {r - 4})")
+                x1, y1 = page.evaluate(f"s2app.toClient({c + 12}, {r + 28})")
+                page.mouse.move(x0, y0)
+                page.mouse.down()
+                page.mouse.move(x1, y1, steps=8)
+                page.mouse.up()
+                assert count_scribbles(page) < painted + polygon
+                page.keyboard.press("b")
+                painted = count_scribbles(page)
             page.screenshot(path=str(shots / f"{chip}-strokes.png"))
             page.click("#predict")
             status.to_have_text(re.compile("^proposal ready"), timeout=60_000)

@@ -269,3 +269,39 @@ def test_the_old_annotate_form_still_runs_fit(synthetic_project: Path, tmp_path:
         cli, ["annotate", str(synthetic_project / "images/scene"), "--help"]
     )
     assert result.exit_code == 0 and "--scribbles" in result.output
+
+
+def test_the_shipped_model_proposes_a_mask_to_start_from(
+    chips_project: Path, real_data: Path
+) -> None:
+    body = client(chips_project).post("/api/images/chip1/model").json()
+    mask = np.frombuffer(base64.b64decode(body["mask"]), np.uint8).reshape(512, 512)
+    with rasterio.open(real_data / "oncloudn_chip1" / "label.tif") as ds:
+        label = ds.read(1)
+    cloud = np.isin(mask, [1, 2])
+    f1 = 2 * np.sum(cloud & (label == 1)) / (cloud.sum() + np.sum(label == 1))
+    assert f1 > 0.8 and body["next"] is not None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_serve_binds_localhost_without_token_and_anything_else_with_one(
+    synthetic_project: Path, monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    import uvicorn
+
+    runs: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append({"app": app, **kw}))
+    args = ["annotate", "serve", str(synthetic_project), "--port", "9999"]
+    result = CliRunner().invoke(cli, args + (["--host", host] if host != "127.0.0.1" else []))
+    assert result.exit_code == 0, result.output
+    assert runs[0]["host"] == host and runs[0]["port"] == 9999
+    c = TestClient(runs[0]["app"])  # type: ignore[arg-type]
+    if host == "127.0.0.1":
+        assert "token" not in result.output
+        assert c.get("/api/project", headers={"host": "127.0.0.1:9999"}).status_code == 200
+        assert c.get("/api/project", headers={"host": "attacker.example"}).status_code == 400
+    else:
+        token = result.output.split("?token=")[1].split()[0]
+        assert len(token) >= 24
+        assert c.get("/api/project").status_code == 401
+        assert c.get(f"/api/project?token={token}").status_code == 200

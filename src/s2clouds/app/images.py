@@ -15,7 +15,7 @@ import numpy as np
 
 from s2clouds.app.project import ImageSpec, Project, ProjectError, ViewSpec
 from s2clouds.io.grid import Grid
-from s2clouds.io.scenes import read_scene
+from s2clouds.io.scenes import Scene
 from s2clouds.labels import NODATA
 from s2clouds.models.base import N_CLASSES
 
@@ -37,6 +37,7 @@ class LoadedImage:
     bands: tuple[str, ...]
     reflectance: np.ndarray  # (C, H, W) float32, NaN = no data
     sample: np.ndarray  # (C, N) finite-or-NaN values drawn over the image for stretches
+    scene: Scene | None = None
     stretches: dict[tuple[str, float, float], np.ndarray] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,8 +53,11 @@ class LoadedImage:
 
 
 def load_image(spec: ImageSpec) -> LoadedImage:
-    """Read the whole image (refusing more than :data:`MAX_PIXELS`)."""
-    scene = read_scene(spec.path, bands=spec.bands)
+    """Read the whole image (refusing more than :data:`MAX_PIXELS`): anything
+    ``s2clouds predict`` reads (SAFE, GeoTIFF, band folder, STAC item JSON)."""
+    from s2clouds.inference.predict import PredictOptions, open_scene
+
+    scene = open_scene(spec.path, PredictOptions(bands=spec.bands))
     height, width = scene.grid.shape
     if height * width > MAX_PIXELS:
         raise ProjectError(
@@ -63,7 +67,7 @@ def load_image(spec: ImageSpec) -> LoadedImage:
     reflectance = scene.read().astype(np.float32, copy=False)
     step = max(1, int(np.sqrt(height * width / 250_000)))
     sample = reflectance[:, ::step, ::step].reshape(len(scene.bands), -1)
-    return LoadedImage(spec, scene.grid, scene.bands, reflectance, sample)
+    return LoadedImage(spec, scene.grid, scene.bands, reflectance, sample, scene)
 
 
 class ImageCache:
@@ -286,3 +290,26 @@ def propose(
         scribbled,
         time.perf_counter() - start,
     )
+
+
+def model_proposal(image: LoadedImage) -> Proposal:
+    """The shipped model's mask of the image (the automatic choice for its bands and level),
+    as a proposal to start from."""
+    from s2clouds.inference.predict import PredictOptions, predict_blocks, prepare_scene
+
+    if image.scene is None:
+        raise ProjectError(f"image {image.spec.id} has no scene to run the model on")
+    start = time.perf_counter()
+    options = PredictOptions(progress=False)
+    scene, model = prepare_scene(image.scene, options)
+    height, width = image.shape
+    mask = np.full((height, width), NODATA, np.uint8)
+    confidence = np.zeros((height, width), np.uint8)
+    for window, block, probs in predict_blocks(scene, model, options):
+        mask[window.slices] = block
+        ordered = np.sort(probs, axis=0)
+        confidence[window.slices] = np.clip((ordered[-1] - ordered[-2]) * 255 + 0.5, 0, 255)
+    valid = mask != NODATA
+    none = np.full((height, width), NODATA, np.uint8)
+    region = least_certain_region(confidence.astype(np.float32) / 255, none, valid)
+    return Proposal(mask, confidence, region, {}, time.perf_counter() - start)

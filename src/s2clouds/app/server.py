@@ -28,7 +28,9 @@ from s2clouds.app.images import (
     TILE,
     ImageCache,
     LoadedImage,
+    Proposal,
     flood_fill,
+    model_proposal,
     propose,
     render_tile,
 )
@@ -237,6 +239,14 @@ def create_app(
         proposal = await run_in_threadpool(
             propose, image, scribbles, project.assistant_bands, project.assistant_rounds
         )
+        return proposal_json(proposal)
+
+    @app.post("/api/images/{image_id}/model")
+    async def shipped_model(image_id: str) -> dict[str, Any]:
+        image = known_image(image_id)
+        return proposal_json(await run_in_threadpool(model_proposal, image))
+
+    def proposal_json(proposal: Proposal) -> dict[str, Any]:
         return {
             "mask": base64.b64encode(proposal.mask.tobytes()).decode(),
             "confidence": base64.b64encode(proposal.confidence.tobytes()).decode(),

@@ -329,21 +329,22 @@
   }
 
   // ---------------------------------------------------------------- assistant
-  async function predict() {
+  async function predict(shipped = false) {
     if (state.busy) return;
     state.busy = true;
-    status("assistant: fitting the pixel model on your strokes…");
+    status(shipped ? "running the shipped model…" : "assistant: fitting the pixel model on your strokes…");
     try {
-      const r = await (await api(`api/images/${state.image}/predict`, {
-        method: "POST", body: state.scribbles, headers: { "Content-Type": "application/octet-stream" },
-      })).json();
+      const r = await (await api(`api/images/${state.image}/${shipped ? "model" : "predict"}`, shipped
+        ? { method: "POST" }
+        : { method: "POST", body: state.scribbles, headers: { "Content-Type": "application/octet-stream" } })).json();
       state.proposal = decode64(r.mask);
       state.next = r.next;
       $("accept").disabled = $("reject").disabled = false;
       $("next").disabled = !r.next;
       paintOverlay();
       const counts = Object.entries(r.scribbled).map(([k, v]) => `${k} ${v}`).join(", ");
-      status(`proposal ready in ${r.seconds} s (fitted on ${counts}): A accepts, Esc discards; the dashed box is where the model is least certain`);
+      const source = shipped ? "the shipped model" : `fitted on ${counts}`;
+      status(`proposal ready in ${r.seconds} s (${source}): A accepts, Esc discards; the dashed box is where the model is least certain`);
     } catch (e) {
       status(`assistant: ${e.message}`, true);
     } finally {
@@ -539,6 +540,7 @@
     else if (k === "Enter" && state.tool === "polygon") fillPolygon();
     else if (k === "Escape") { if (state.polygon.length) { state.polygon = []; draw(); } else reject(); }
     else if (k === "p" || k === "P") predict();
+    else if (k === "m" || k === "M") predict(true);
     else if (k === "a" || k === "A") accept();
     else if (k === "n" || k === "N") goNext();
     else if (k === "s" || k === "S") save();
@@ -562,7 +564,8 @@
     }
   });
 
-  $("predict").onclick = predict;
+  $("predict").onclick = () => predict();
+  $("model").onclick = () => predict(true);
   $("accept").onclick = accept;
   $("reject").onclick = reject;
   $("next").onclick = goNext;
