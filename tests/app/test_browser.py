@@ -208,6 +208,17 @@ def test_paint_predict_accept_save_in_a_real_browser(
                     assert page.evaluate("s2app.state.view") == view
                     page.wait_for_timeout(400)
                     page.screenshot(path=str(shots / f"{chip}-view-{view}.png"))
+                page.keyboard.press("c")  # side by side: the current view and the next
+                assert page.evaluate("s2app.state.compare") == "truecolor"
+                # a point of the right pane maps to the same image pixel as the left one
+                x, y = page.evaluate("s2app.toClient(100, 200)")
+                half = page.evaluate("document.getElementById('canvas').clientWidth / 2")
+                right = page.evaluate(f"s2app.toImage({x + half}, {y})")
+                assert abs(right[0] - 100) < 1.5 and abs(right[1] - 200) < 1.5, right
+                page.wait_for_timeout(400)
+                page.screenshot(path=str(shots / f"{chip}-side-by-side.png"))
+                page.keyboard.press("c")
+                assert page.evaluate("s2app.state.compare") is None
             agreement = page.evaluate("s2app.state.lastAgreement")
             reference = agreement["reference"][0]
             assert reference["user"] == "alice" and reference["classes"]["cloud"]["f1"] >= 0.8

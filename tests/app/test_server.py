@@ -214,20 +214,43 @@ def test_save_load_progress_agreement_and_export(synthetic_project: Path, tmp_pa
     assert (pair["a"], pair["b"]) == ("alice", "bob")
     assert pair["classes"]["clear"]["f1"] == 1.0
     assert pair["classes"]["thick cloud"]["iou"] == pytest.approx(12 / 16)
-    # export in the CloudSEN12 scheme, then in binary
+    # export in the CloudSEN12 scheme: chip folders that the chips reader (s2clouds train) reads
     out = tmp_path / "export"
-    result = CliRunner().invoke(cli, ["annotate", "export", str(synthetic_project), "-o", str(out)])
+    result = CliRunner().invoke(
+        cli,
+        ["annotate", "export", str(synthetic_project), "-o", str(out), "--scheme", "cloudsen12"],
+    )
     assert result.exit_code == 0, result.output
-    with rasterio.open(out / "scene.tif") as ds:
+    with rasterio.open(out / "scene" / "label.tif") as ds:
         assert np.array_equal(ds.read(1), mask) and ds.tags()["LABEL_SCHEME"] == "cloudsen12"
+    from s2clouds.datasets.registry import open_dataset
+
+    sample = open_dataset(out, "chips", scheme="cloudsen12")[0]
+    assert sample["bands"] == ("B02", "B03", "B04", "B08")
+    assert np.array_equal(sample["mask_canonical"], mask)
+    original = load_project(synthetic_project)
+    from s2clouds.app.images import load_image
+
+    expected = load_image(original.image("scene")).reflectance
+    assert np.allclose(sample["image"], expected, atol=1e-4, equal_nan=True)
+    # per user, in binary, labels only
     result = CliRunner().invoke(
         cli,
         ["annotate", "export", str(synthetic_project), "-o", str(out), "--scheme", "binary"]
-        + ["--user", "alice", "--user", "bob"],
+        + ["--user", "alice", "--user", "bob", "--no-bands"],
     )
     assert result.exit_code == 0, result.output
-    with rasterio.open(out / "bob" / "scene.tif") as ds:
+    with rasterio.open(out / "bob" / "scene" / "label.tif") as ds:
         assert set(np.unique(ds.read(1))) == {0, 1}
+    assert not (out / "bob" / "scene" / "B02.tif").exists()
+    # never over the inputs: exporting into the image's own folder is refused
+    band = synthetic_project / "images" / "scene" / "B02.tif"
+    before = band.read_bytes()
+    result = CliRunner().invoke(
+        cli, ["annotate", "export", str(synthetic_project), "-o", str(synthetic_project / "images")]
+    )
+    assert result.exit_code != 0 and "input file" in str(result.exception)
+    assert band.read_bytes() == before
 
 
 def test_saves_refuse_values_outside_the_classes_by_unlabelling_them(
@@ -305,3 +328,30 @@ def test_serve_binds_localhost_without_token_and_anything_else_with_one(
         assert len(token) >= 24
         assert c.get("/api/project").status_code == 401
         assert c.get(f"/api/project?token={token}").status_code == 200
+
+
+def test_a_dataset_sample_by_index_with_its_label_as_reference(
+    tmp_path: Path, real_data: Path
+) -> None:
+    from s2clouds.datasets.registry import open_dataset
+
+    dataset = open_dataset(real_data, "chips")
+    index = next(i for i in range(len(dataset)) if dataset[i]["meta"]["id"] == "oncloudn_chip2")
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "project.yaml").write_text(
+        f"images:\n  - {{id: sample, dataset: {{kind: chips, path: '{real_data}', index: {index}}}}}\n"
+    )
+    c = client(folder)
+    info = c.get("/api/images/sample").json()
+    assert (info["width"], info["height"], info["reference"]) == (512, 512, True)
+    assert c.get("/api/images/sample/tiles/truecolor/1/0/0.png").status_code == 200
+    label = dataset[index]["mask"].astype(np.uint8)
+    c.put("/api/images/sample/annotation?user=annotator", content=label.tobytes() * 2)
+    reference = c.get("/api/images/sample/agreement").json()["reference"][0]
+    assert reference["scheme"] == "binary" and reference["classes"]["cloud"]["f1"] == 1.0
+    with (
+        rasterio.open(folder / "annotations/annotator/sample.tif") as out,
+        rasterio.open(real_data / "oncloudn_chip2" / "B02.tif") as band,
+    ):
+        assert out.crs == band.crs and out.transform == band.transform

@@ -38,6 +38,7 @@ class LoadedImage:
     reflectance: np.ndarray  # (C, H, W) float32, NaN = no data
     sample: np.ndarray  # (C, N) finite-or-NaN values drawn over the image for stretches
     scene: Scene | None = None
+    reference: tuple[np.ndarray, str] | None = None  # a dataset sample's label and its scheme
     stretches: dict[tuple[str, float, float], np.ndarray] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,7 +58,11 @@ def load_image(spec: ImageSpec) -> LoadedImage:
     ``s2clouds predict`` reads (SAFE, GeoTIFF, band folder, STAC item JSON)."""
     from s2clouds.inference.predict import PredictOptions, open_scene
 
-    scene = open_scene(spec.path, PredictOptions(bands=spec.bands))
+    reference: tuple[np.ndarray, str] | None = None
+    if spec.dataset is not None:
+        scene, reference = read_sample(spec)
+    else:
+        scene = open_scene(spec.path, PredictOptions(bands=spec.bands))
     height, width = scene.grid.shape
     if height * width > MAX_PIXELS:
         raise ProjectError(
@@ -67,7 +72,41 @@ def load_image(spec: ImageSpec) -> LoadedImage:
     reflectance = scene.read().astype(np.float32, copy=False)
     step = max(1, int(np.sqrt(height * width / 250_000)))
     sample = reflectance[:, ::step, ::step].reshape(len(scene.bands), -1)
-    return LoadedImage(spec, scene.grid, scene.bands, reflectance, sample, scene)
+    return LoadedImage(spec, scene.grid, scene.bands, reflectance, sample, scene, reference)
+
+
+def read_sample(spec: ImageSpec) -> tuple[Scene, tuple[np.ndarray, str] | None]:
+    """The scene of a dataset's sample, and its label with the dataset's scheme."""
+    from s2clouds.datasets.registry import open_dataset
+    from s2clouds.io.scenes import scene_from_array
+
+    assert spec.dataset is not None
+    dataset = open_dataset(spec.dataset.path, spec.dataset.kind, **dict(spec.dataset.options))
+    if not 0 <= spec.dataset.index < len(dataset):
+        raise ProjectError(
+            f"image {spec.id}: index {spec.dataset.index} is outside the dataset "
+            f"({len(dataset)} samples)"
+        )
+    sample = dataset[spec.dataset.index]
+    meta = sample.get("meta", {})
+    scene = scene_from_array(
+        sample["image"],
+        sample["bands"],
+        resolution=float(meta.get("resolution") or 10.0),
+        crs=sample.get("crs"),
+        transform=sample.get("transform"),
+        level=meta.get("level"),
+    )
+    if spec.bands:
+        scene = scene.select(spec.bands)
+    from s2clouds.errors import LabelSchemeError
+    from s2clouds.labels import get_scheme
+
+    try:  # a cloud label scheme (not, e.g., SEN12MS's land cover)
+        scheme = get_scheme(type(dataset).label_scheme).name
+    except LabelSchemeError:
+        return scene, None
+    return scene, (np.asarray(sample["mask"]), scheme)
 
 
 class ImageCache:

@@ -3,7 +3,8 @@
 Example ``project.yaml``::
 
     name: alps-2024                 # optional, shown in the app
-    scheme: canonical               # label scheme the masks are saved in (s2clouds labels)
+    scheme: cloudsen12              # label scheme 'annotate export' writes by default
+                                    # (any of 's2clouds labels'; default canonical)
     users: [alice, bob]             # who annotates (default: [annotator])
     classes:                        # default: the canonical CloudSEN12 classes
       - {value: 0, name: clear, colour: "#267300", key: "1"}
@@ -17,6 +18,9 @@ Example ``project.yaml``::
         path: images/chip1          # a band folder, GeoTIFF or SAFE; relative to the project
         reference: images/chip1/label.tif   # optional: reference mask for agreement scores
         reference_scheme: binary
+      - id: cs12-17                 # a sample of a dataset s2clouds reads, by index; its
+        dataset: {kind: cloudsen12, path: /data/cloudsen12, index: 17, options: {split: test}}
+                                    # label is the reference mask
 
 :func:`load_project` validates all of it and raises :class:`ProjectError` naming the bad
 field (``images[1].path: ...``). Image paths come from the project's author; requests to
@@ -88,12 +92,21 @@ class ViewSpec:
 
 
 @dataclass(frozen=True)
+class DatasetSample:
+    path: Path
+    index: int
+    kind: str | None = None  # detected when None
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class ImageSpec:
     id: str
     path: Path
     reference: Path | None = None
     reference_scheme: str = "canonical"
     bands: tuple[str, ...] | None = None
+    dataset: DatasetSample | None = None
 
 
 @dataclass
@@ -281,14 +294,17 @@ def _images(root: Path, value: Any) -> tuple[ImageSpec, ...]:
             item = {"id": Path(item).stem, "path": item}
         if not isinstance(item, dict):
             raise _fail(where, "each image is a mapping with id and path")
-        unknown = set(item) - {"id", "path", "reference", "reference_scheme", "bands"}
+        unknown = set(item) - {"id", "path", "reference", "reference_scheme", "bands", "dataset"}
         if unknown:
             raise _fail(f"{where}.{sorted(unknown)[0]}", "unknown field")
         image_id = _name(item.get("id"), f"{where}.id")
         if image_id in seen:
             raise _fail(f"{where}.id", f"{image_id!r} is listed twice")
         seen.add(image_id)
-        path = _path(root, item.get("path"), f"{where}.path")
+        if ("path" in item) == ("dataset" in item):
+            raise _fail(where, "give either path (an image) or dataset (a dataset's sample)")
+        sample = _dataset(root, item["dataset"], f"{where}.dataset") if "dataset" in item else None
+        path = sample.path if sample else _path(root, item.get("path"), f"{where}.path")
         reference = None
         if item.get("reference") is not None:
             reference = _path(root, item["reference"], f"{where}.reference")
@@ -300,8 +316,31 @@ def _images(root: Path, value: Any) -> tuple[ImageSpec, ...]:
         except (S2CloudsError, KeyError) as exc:
             raise _fail(f"{where}.reference_scheme", str(exc)) from exc
         bands = _bands(item["bands"], f"{where}.bands") if "bands" in item else None
-        out.append(ImageSpec(image_id, path, reference, scheme, bands))
+        out.append(ImageSpec(image_id, path, reference, scheme, bands, sample))
     return tuple(out)
+
+
+def _dataset(root: Path, value: Any, where: str) -> DatasetSample:
+    from s2clouds.datasets.registry import DATASETS
+
+    if not isinstance(value, dict):
+        raise _fail(where, "give {path: ..., index: N} and optionally kind and options")
+    unknown = set(value) - {"path", "index", "kind", "options"}
+    if unknown:
+        raise _fail(f"{where}.{sorted(unknown)[0]}", "unknown field")
+    path = _path(root, value.get("path"), f"{where}.path")
+    index = value.get("index")
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise _fail(f"{where}.index", f"{index!r} is not a sample index (0, 1, ...)")
+    kind = value.get("kind")
+    if kind is not None and (not isinstance(kind, str) or kind.lower() not in DATASETS):
+        raise _fail(f"{where}.kind", f"{kind!r} is not one of {', '.join(DATASETS)}")
+    options = value.get("options", {})
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise _fail(f"{where}.options", "give a mapping of the reader's options")
+    return DatasetSample(
+        path, index, kind.lower() if kind else None, tuple(sorted(options.items()))
+    )
 
 
 def parse_project(root: Path, data: Any) -> Project:

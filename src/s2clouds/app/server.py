@@ -206,7 +206,7 @@ def create_app(
                 {"name": v.name, "title": v.title} for v in project.views if image.has_bands(v)
             ],
             "stretch": list(DEFAULT_STRETCH),
-            "reference": image.spec.reference is not None,
+            "reference": image.spec.reference is not None or image.reference is not None,
         }
 
     @app.get("/api/images/{image_id}/tiles/{view}/{level}/{tx}/{ty}.png")
@@ -299,7 +299,7 @@ def create_app(
     @app.get("/api/images/{image_id}/agreement")
     def image_agreement(image_id: str) -> dict[str, Any]:
         image = known_image(image_id)
-        return agreement(project, image_id, image.shape)
+        return agreement(project, image_id, image.shape, image.reference)
 
     @app.get("/api/progress")
     def project_progress() -> dict[str, Any]:

@@ -150,9 +150,15 @@ def scores(a: np.ndarray, b: np.ndarray, classes: dict[int, str]) -> dict[str, A
     return out
 
 
-def agreement(project: Project, image_id: str, shape: tuple[int, int]) -> dict[str, Any]:
+def agreement(
+    project: Project,
+    image_id: str,
+    shape: tuple[int, int],
+    reference: tuple[np.ndarray, str] | None = None,
+) -> dict[str, Any]:
     """Scores of every pair of users who saved ``image_id``, and of each against the
-    image's reference mask (compared in the reference's scheme, e.g. binary cloud)."""
+    image's reference mask (compared in the reference's scheme, e.g. binary cloud):
+    ``reference`` (values, scheme) or else the reference file of ``project.yaml``."""
     spec = project.image(image_id)
     masks = {}
     for user in project.users:
@@ -167,28 +173,41 @@ def agreement(project: Project, image_id: str, shape: tuple[int, int]) -> dict[s
             result["pairs"].append(
                 {"a": first, "b": second, **scores(masks[first], masks[second], canonical)}
             )
-    if spec.reference is not None:
-        scheme = get_scheme(spec.reference_scheme)
-        reference = to_canonical(read_mask_file(spec.reference, shape), scheme, unknown="nodata")
-        reference = from_canonical(reference, scheme, fill=NODATA)
+    if reference is None and spec.reference is not None:
+        reference = (read_mask_file(spec.reference, shape), spec.reference_scheme)
+    if reference is not None:
+        scheme = get_scheme(reference[1])
+        if reference[0].shape != shape:
+            raise ProjectError(
+                f"the reference of {image_id} is {reference[0].shape} px, not {shape}"
+            )
+        values = to_canonical(reference[0], scheme, unknown="nodata")
+        values = from_canonical(values, scheme, fill=NODATA)
         classes = {v: n for v, n in scheme.classes.items() if v != scheme.nodata}
         for user in users:
             mine = from_canonical(masks[user], scheme, fill=NODATA)
             result["reference"].append(
-                {"user": user, "scheme": scheme.name, **scores(mine, reference, classes)}
+                {"user": user, "scheme": scheme.name, **scores(mine, values, classes)}
             )
     return result
 
 
 def export(
-    project: Project, output: Path, scheme: str = "cloudsen12", users: tuple[str, ...] | None = None
+    project: Project,
+    output: Path,
+    scheme: str = "cloudsen12",
+    users: tuple[str, ...] | None = None,
+    *,
+    bands: bool = True,
 ) -> list[Path]:
-    """Write every saved mask as ``<output>/<image>.tif`` (one user: the first of ``users``
-    who saved it, by the project's order) in ``scheme``, on the image's grid, ready for
-    ``s2clouds train``; with several ``users`` given, ``<output>/<user>/<image>.tif``."""
-    import rasterio
-
-    from s2clouds.io.write import RasterWriter
+    """Write every saved mask as ``<output>/<image>/label.tif`` in ``scheme`` on the image's
+    grid, with the image's bands beside it (``B02.tif``, ... uint16 DN = reflectance x 10000,
+    0 no data) unless ``bands`` is False: chip folders ready for ``s2clouds train --dataset
+    chips OUTPUT -O scheme=SCHEME``. One user: per image the first of ``users`` (default:
+    the project's) who saved it; several ``users``: ``<output>/<user>/<image>/...``.
+    Nothing read (images, references, saved masks) is overwritten. Returns the labels."""
+    from s2clouds.app.images import load_image
+    from s2clouds.io.paths import check_outputs
 
     target = get_scheme(scheme)
     chosen = users or project.users
@@ -196,31 +215,75 @@ def export(
     if unknown:
         raise ProjectError(f"user(s) {', '.join(unknown)} are not in the project's users")
     per_user = users is not None and len(users) > 1
-    written = []
+    plan: list[tuple[str, str, Path, Path]] = []  # image, user, saved mask, chip folder
     for image in project.images:
         for user in chosen:
-            paths = annotation_paths(project, user, image.id)
-            if not paths["mask"].is_file() or paths["mask"].is_symlink():
-                continue
-            with rasterio.open(paths["mask"]) as ds:
-                mask = ds.read(1)
-                grid = Grid(ds.crs, ds.transform, ds.height, ds.width)
-            values = from_canonical(mask, target, fill=NODATA)
-            out = output / user / f"{image.id}.tif" if per_user else output / f"{image.id}.tif"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            nodata = target.nodata if target.nodata is not None else NODATA
-            writer = RasterWriter(
-                out,
-                grid,
-                dtype=str(values.dtype),
-                nodata=nodata,
-                band_names=("label",),
-                tags={"LABEL_SCHEME": target.name, "ANNOTATOR": user, "IMAGE_ID": image.id},
-                band_tags={f"CLASS_{v}": n for v, n in target.classes.items()},
-            )
-            with writer:
-                writer.write(grid.full_window(), values)
-            written.append(out)
-            if not per_user:
-                break
+            mask_path = annotation_paths(project, user, image.id)["mask"]
+            if mask_path.is_file() and not mask_path.is_symlink():
+                folder = output / user / image.id if per_user else output / image.id
+                plan.append((image.id, user, mask_path, folder))
+                if not per_user:
+                    break
+    written = []
+    for image_id, user, mask_path, folder in plan:
+        loaded = load_image(project.image(image_id)) if bands else None
+        outputs: dict[str, Path | None] = {"label": folder / "label.tif"}
+        if loaded is not None:
+            outputs |= {band: folder / f"{band}.tif" for band in loaded.bands}
+        inputs: list[str | Path | None] = [mask_path, project.image(image_id).reference]
+        if loaded is not None and loaded.scene is not None:
+            inputs += list(loaded.scene.input_files())
+        check_outputs(outputs, inputs)
+        folder.mkdir(parents=True, exist_ok=True)
+        mask = read_mask_file(mask_path)
+        grid = _mask_grid(mask_path)
+        _write_single(
+            folder / "label.tif",
+            grid,
+            from_canonical(mask, target, fill=NODATA),
+            nodata=target.nodata if target.nodata is not None else NODATA,
+            name="label",
+            tags={"LABEL_SCHEME": target.name, "ANNOTATOR": user, "IMAGE_ID": image_id},
+            band_tags={f"CLASS_{v}": n for v, n in target.classes.items()},
+        )
+        if loaded is not None:
+            for i, band in enumerate(loaded.bands):
+                values = loaded.reflectance[i]
+                dn = np.where(
+                    np.isfinite(values), np.clip(np.round(values * 10_000), 1, 65_535), 0
+                ).astype(np.uint16)
+                _write_single(folder / f"{band}.tif", grid, dn, nodata=0, name=band)
+        written.append(folder / "label.tif")
     return written
+
+
+def _mask_grid(path: Path) -> Grid:
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return Grid(ds.crs, ds.transform, ds.height, ds.width)
+
+
+def _write_single(
+    path: Path,
+    grid: Grid,
+    values: np.ndarray,
+    *,
+    nodata: float,
+    name: str,
+    tags: dict[str, str] | None = None,
+    band_tags: dict[str, str] | None = None,
+) -> None:
+    from s2clouds.io.write import RasterWriter
+
+    writer = RasterWriter(
+        path,
+        grid,
+        dtype=str(values.dtype),
+        nodata=nodata,
+        band_names=(name,),
+        tags=tags,
+        band_tags=band_tags,
+    )
+    with writer:
+        writer.write(grid.full_window(), values)

@@ -189,7 +189,11 @@ def serve(project: Path, port: int, host: str) -> None:
 @annotate.command("export")
 @click.argument("project", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Folder.")
-@click.option("--scheme", default="cloudsen12", show_default=True, help="Label scheme written.")
+@click.option(
+    "--scheme",
+    default=None,
+    help="Label scheme written (see 's2clouds labels'); default: the project's scheme.",
+)
 @click.option(
     "--user",
     "users",
@@ -197,12 +201,18 @@ def serve(project: Path, port: int, host: str) -> None:
     help="Export this user's masks (repeat for several: DIR/<user>/<image>.tif); default: "
     "per image, the first user in project.yaml who saved it.",
 )
-def export(project: Path, output: Path, scheme: str, users: tuple[str, ...]) -> None:
-    """Write the saved masks of PROJECT as DIR/<image>.tif in SCHEME, on each image's grid,
-    ready for 's2clouds train'."""
+@click.option("--no-bands", is_flag=True, help="Write the labels only, not the image bands.")
+def export(
+    project: Path, output: Path, scheme: str | None, users: tuple[str, ...], no_bands: bool
+) -> None:
+    """Write the saved masks of PROJECT as chip folders DIR/<image>/label.tif in SCHEME, on
+    each image's grid, with the image's bands beside them (B02.tif, ...): ready for
+    's2clouds train --dataset chips DIR -O scheme=SCHEME'."""
     from s2clouds.app.project import load_project
     from s2clouds.app.store import export as export_masks
 
     loaded = load_project(project)
-    written = export_masks(loaded, output, scheme, users or None)
-    click.echo(f"wrote {len(written)} mask(s) to {output} ({scheme})")
+    scheme = scheme or loaded.scheme
+    written = export_masks(loaded, output, scheme, users or None, bands=not no_bands)
+    click.echo(f"wrote {len(written)} labelled chip(s) to {output} ({scheme})")
+    click.echo(f"train on them: s2clouds train --dataset chips {output} -O scheme={scheme} ...")

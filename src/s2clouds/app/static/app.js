@@ -66,7 +66,7 @@
   const state = {
     project: null, image: null, user: null, view: "truecolor",
     width: 0, height: 0, scale: 1, ox: 0, oy: 0,
-    tool: "brush", cls: 0, size: 8, opacity: 0.55, showMask: true,
+    compare: null, tool: "brush", cls: 0, size: 8, opacity: 0.55, showMask: true,
     mask: null, scribbles: null, proposal: null, next: null,
     undo: [], redo: [], before: null, polygon: [], busy: false,
     opened: performance.now(), dirty: false, lastAgreement: null,
@@ -92,7 +92,9 @@
   }
   const toImage = (cx, cy) => {
     const r = canvas.getBoundingClientRect();
-    const x = (cx - r.left) * devicePixelRatio, y = (cy - r.top) * devicePixelRatio;
+    let x = (cx - r.left) * devicePixelRatio;
+    const y = (cy - r.top) * devicePixelRatio;
+    if (state.compare && x >= paneWidth()) x -= paneWidth();  // the right pane maps the same
     return [(x - state.ox) / state.scale, (y - state.oy) / state.scale];
   };
   const toClient = (ix, iy) => {
@@ -102,12 +104,12 @@
   };
   function fit() {
     if (!state.width) return;
-    state.scale = Math.min(canvas.width / state.width, canvas.height / state.height) * 0.98;
-    state.ox = (canvas.width - state.width * state.scale) / 2;
+    state.scale = Math.min(paneWidth() / state.width, canvas.height / state.height) * 0.98;
+    state.ox = (paneWidth() - state.width * state.scale) / 2;
     state.oy = (canvas.height - state.height * state.scale) / 2;
     draw();
   }
-  function zoomAt(factor, sx = canvas.width / 2, sy = canvas.height / 2) {
+  function zoomAt(factor, sx = paneWidth() / 2, sy = canvas.height / 2) {
     const scale = Math.min(64, Math.max(0.02, state.scale * factor));
     state.ox = sx - (sx - state.ox) * (scale / state.scale);
     state.oy = sy - (sy - state.oy) * (scale / state.scale);
@@ -116,9 +118,9 @@
   }
 
   // ---------------------------------------------------------------- drawing
-  function tileUrl(level, tx, ty) {
+  function tileUrl(view, level, tx, ty) {
     const lo = $("stretch-lo").value, hi = $("stretch-hi").value;
-    return `api/images/${state.image}/tiles/${state.view}/${level}/${tx}/${ty}.png?lo=${lo}&hi=${hi}`;
+    return `api/images/${state.image}/tiles/${view}/${level}/${tx}/${ty}.png?lo=${lo}&hi=${hi}`;
   }
   function tile(url) {
     let img = tiles.get(url);
@@ -136,18 +138,34 @@
     if (frame) return;
     frame = requestAnimationFrame(() => { frame = 0; render(); });
   }
+  // side by side: two panes of the same width, the same zoom and pan, different views
+  const paneWidth = () => (state.compare ? Math.floor(canvas.width / 2) : canvas.width);
   function render() {
     ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     if (!state.width) return;
+    const width = paneWidth();
+    renderPane(state.view, 0, width);
+    if (state.compare) {
+      renderPane(state.compare, width, width);
+      ctx.fillStyle = "#888";
+      ctx.fillRect(width - devicePixelRatio, 0, 2 * devicePixelRatio, canvas.height);
+    }
+  }
+  function renderPane(view, left, width) {
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, 0, width, canvas.height);
+    ctx.clip();
+    ctx.translate(left, 0);
     const level = Math.max(0, Math.min(16, Math.floor(Math.log2(1 / state.scale))));
     const span = state.project.tile * 2 ** level;
     const [x0, y0] = [(-state.ox) / state.scale, (-state.oy) / state.scale];
-    const [x1, y1] = [(canvas.width - state.ox) / state.scale, (canvas.height - state.oy) / state.scale];
+    const [x1, y1] = [(width - state.ox) / state.scale, (canvas.height - state.oy) / state.scale];
     ctx.imageSmoothingEnabled = state.scale < 1;
     for (let ty = Math.max(0, Math.floor(y0 / span)); ty * span < Math.min(state.height, y1); ty++) {
       for (let tx = Math.max(0, Math.floor(x0 / span)); tx * span < Math.min(state.width, x1); tx++) {
-        const img = tile(tileUrl(level, tx, ty));
+        const img = tile(tileUrl(view, level, tx, ty));
         if (img.complete && img.naturalWidth) {
           ctx.drawImage(img, state.ox + tx * span * state.scale, state.oy + ty * span * state.scale,
             span * state.scale, span * state.scale);
@@ -186,6 +204,7 @@
         Math.max(1, state.size / 2 * state.scale), 0, 2 * Math.PI);
       ctx.stroke();
     }
+    ctx.restore();
   }
 
   // the overlay shows the proposal (where nothing is painted) while one is pending
@@ -372,9 +391,9 @@
   function goNext() {
     const n = state.next;
     if (!n) return;
-    const scale = Math.min(canvas.width / (n.width * 3), canvas.height / (n.height * 3));
+    const scale = Math.min(paneWidth() / (n.width * 3), canvas.height / (n.height * 3));
     state.scale = Math.max(state.scale, scale);
-    state.ox = canvas.width / 2 - (n.col + n.width / 2) * state.scale;
+    state.ox = paneWidth() / 2 - (n.col + n.width / 2) * state.scale;
     state.oy = canvas.height / 2 - (n.row + n.height / 2) * state.scale;
     draw();
     status(`least certain region: rows ${n.row}-${n.row + n.height}, columns ${n.col}-${n.col + n.width}`);
@@ -435,11 +454,18 @@
       image: id, width: info.width, height: info.height, proposal: null, next: null,
       undo: [], redo: [], polygon: [], opened: performance.now(), dirty: false,
     });
-    const select = $("view");
+    const select = $("view"), compare = $("compare");
     select.innerHTML = "";
-    for (const v of info.views) select.add(new Option(v.title, v.name));
+    compare.innerHTML = "";
+    compare.add(new Option("none", ""));
+    for (const v of info.views) {
+      select.add(new Option(v.title, v.name));
+      compare.add(new Option(v.title, v.name));
+    }
     if (!info.views.some((v) => v.name === state.view)) state.view = info.views[0].name;
+    if (!info.views.some((v) => v.name === state.compare)) state.compare = null;
     select.value = state.view;
+    compare.value = state.compare || "";
     const n = info.width * info.height;
     state.mask = new Uint8Array(n).fill(NONE);
     state.scribbles = new Uint8Array(n).fill(NONE);
@@ -459,6 +485,11 @@
   }
 
   // ---------------------------------------------------------------- controls
+  function setCompare(view) {
+    state.compare = view;
+    $("compare").value = view || "";
+    fit();  // each pane shows the whole image again
+  }
   const className = (v) => (state.project.classes.find((c) => c.value === v) || { name: v }).name;
   function setTool(tool) {
     if (state.polygon.length && tool !== "polygon") { state.polygon = []; }
@@ -518,7 +549,9 @@
   canvas.addEventListener("wheel", (e) => {
     e.preventDefault();
     const r = canvas.getBoundingClientRect();
-    zoomAt(e.deltaY < 0 ? 1.2 : 1 / 1.2, (e.clientX - r.left) * devicePixelRatio, (e.clientY - r.top) * devicePixelRatio);
+    let sx = (e.clientX - r.left) * devicePixelRatio;
+    if (state.compare && sx >= paneWidth()) sx -= paneWidth();
+    zoomAt(e.deltaY < 0 ? 1.2 : 1 / 1.2, sx, (e.clientY - r.top) * devicePixelRatio);
   }, { passive: false });
 
   let spaceDown = false;
@@ -552,6 +585,10 @@
       s.selectedIndex = (s.selectedIndex + 1) % s.options.length;
       state.view = s.value; draw();
     }
+    else if (k === "c" || k === "C") {  // side by side with the next view, or back to one
+      const views = [...$("view").options].map((o) => o.value);
+      setCompare(state.compare ? null : views[(views.indexOf(state.view) + 1) % views.length]);
+    }
     else if (k === "+" || k === "=") zoomAt(1.25);
     else if (k === "-") zoomAt(1 / 1.25);
     else if (k === "0") fit();
@@ -577,6 +614,7 @@
   $("zoom-out").onclick = () => zoomAt(1 / 1.25);
   $("opacity").oninput = (e) => { state.opacity = e.target.value / 100; draw(); };
   $("view").onchange = (e) => { state.view = e.target.value; draw(); };
+  $("compare").onchange = (e) => { setCompare(e.target.value || null); };
   $("stretch-lo").onchange = $("stretch-hi").onchange = () => draw();
   $("user").onchange = (e) => {
     state.user = e.target.value;
@@ -623,6 +661,6 @@
   }
 
   // for scripted use and tests: image <-> page coordinates and the state
-  window.s2app = { state, toClient, toImage, fit, predict, accept, save, openImage };
+  window.s2app = { state, toClient, toImage, fit, predict, accept, save, openImage, setCompare };
   start().catch((e) => status(`cannot start: ${e.message}`, true));
 })();
