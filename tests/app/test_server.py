@@ -29,7 +29,9 @@ Q = SIZE // 4  # the synthetic scene's cloud block is rows/cols [Q, 2Q)
 
 
 def client(folder: Path, **kwargs: object) -> TestClient:
-    return TestClient(create_app(load_project(folder), **kwargs))  # type: ignore[arg-type]
+    """A client that sends the app's X-S2clouds header, as its front end does."""
+    app = create_app(load_project(folder), **kwargs)  # type: ignore[arg-type]
+    return TestClient(app, headers={"X-S2clouds": "1"})
 
 
 def strokes() -> np.ndarray:
@@ -136,6 +138,33 @@ def test_request_sizes_are_limited(synthetic_project: Path) -> None:
     assert c.put(url, content=b"\0" * (2 * SIZE * SIZE + 1)).status_code == 413
     assert c.put(url, content=b"\0" * 10).status_code == 400
     assert c.post("/api/images/scene/predict", content=b"\0" * (SIZE * SIZE * 4)).status_code == 413
+
+
+def test_cross_site_requests_are_refused(synthetic_project: Path) -> None:
+    app = create_app(load_project(synthetic_project))
+    bare = TestClient(app)  # no X-S2clouds header: what a form or a page of another site sends
+    body = strokes().tobytes()
+    for method, url in (
+        ("post", "/api/images/scene/predict"),
+        ("put", "/api/images/scene/annotation?user=alice"),
+    ):
+        response = getattr(bare, method)(url, content=body * (2 if method == "put" else 1))
+        assert response.status_code == 403
+    assert not (synthetic_project / "annotations").exists()
+    foreign = client(synthetic_project).post(
+        "/api/images/scene/predict", content=body, headers={"Origin": "http://evil.example"}
+    )
+    assert foreign.status_code == 403
+    same = client(synthetic_project).post(
+        "/api/images/scene/predict", content=body, headers={"Origin": "http://testserver"}
+    )
+    assert same.status_code == 200
+    assert bare.get("/api/project").status_code == 200  # reading needs no header
+    preflight = bare.options(
+        "/api/images/scene/predict",
+        headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
 
 
 def test_a_token_is_required_when_given(synthetic_project: Path) -> None:
@@ -318,7 +347,7 @@ def test_serve_binds_localhost_without_token_and_anything_else_with_one(
     result = CliRunner().invoke(cli, args + (["--host", host] if host != "127.0.0.1" else []))
     assert result.exit_code == 0, result.output
     assert runs[0]["host"] == host and runs[0]["port"] == 9999
-    c = TestClient(runs[0]["app"])  # type: ignore[arg-type]
+    c = TestClient(runs[0]["app"], headers={"X-S2clouds": "1"})  # type: ignore[arg-type]
     if host == "127.0.0.1":
         assert "token" not in result.output
         assert c.get("/api/project", headers={"host": "127.0.0.1:9999"}).status_code == 200

@@ -5,7 +5,10 @@ Security: requests name images and users only by the ids of ``project.yaml`` (an
 else is 404, so no path from a request ever reaches the file system); saves go under
 ``<project>/annotations`` and are refused when that leads out through a symlink; bodies are
 size-limited; with a token (``serve --host 0.0.0.0``) every request must carry it; the
-Host header is checked against the bound names (DNS rebinding); responses forbid framing
+Host header is checked against the bound names (DNS rebinding); requests that change or
+compute something (POST, PUT) need the ``X-S2clouds`` header, which a page of another site
+cannot send without a CORS preflight that the app never grants, and a foreign ``Origin`` is
+refused; the assistant runs at most :data:`MAX_FITS` fits at once; responses forbid framing
 and foreign scripts.
 """
 
@@ -13,8 +16,10 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
@@ -42,6 +47,11 @@ from s2clouds.labels import CANONICAL_CLASSES, NODATA
 #: the largest request body: a mask and its scribbles of the largest image, plus slack
 MAX_BODY = 2 * MAX_PIXELS + (1 << 20)
 TOKEN_COOKIE = "s2clouds_token"
+#: header every POST/PUT must carry (cross-site requests cannot, without a preflight)
+CSRF_HEADER = "x-s2clouds"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+#: pixel-model fits (or shipped-model runs) at once; more wait
+MAX_FITS = 2
 STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
@@ -85,6 +95,11 @@ def create_app(
     app.state.project = project
     cache = ImageCache(project)
     app.state.images = cache
+    fits = threading.BoundedSemaphore(MAX_FITS)
+
+    def limited(function: Any, *args: Any) -> Any:
+        with fits:
+            return function(*args)
 
     def known_image(image_id: str) -> LoadedImage:
         if not NAME_PATTERN.match(image_id):
@@ -127,6 +142,15 @@ def create_app(
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_body:
             return JSONResponse({"error": "request too large"}, status_code=413)
+        if request.method not in SAFE_METHODS:
+            origin = request.headers.get("origin")
+            if CSRF_HEADER not in request.headers or (
+                origin is not None and urlsplit(origin).netloc != request.headers.get("host")
+            ):
+                return JSONResponse(
+                    {"error": "refused: a cross-site request (send the X-S2clouds header)"},
+                    status_code=403,
+                )
         if token is not None:
             given = (
                 request.query_params.get("token")
@@ -237,14 +261,14 @@ def create_app(
         image = known_image(image_id)
         scribbles = as_raster(await read_body(request, image.reflectance[0].size), image.shape)
         proposal = await run_in_threadpool(
-            propose, image, scribbles, project.assistant_bands, project.assistant_rounds
+            limited, propose, image, scribbles, project.assistant_bands, project.assistant_rounds
         )
         return proposal_json(proposal)
 
     @app.post("/api/images/{image_id}/model")
     async def shipped_model(image_id: str) -> dict[str, Any]:
         image = known_image(image_id)
-        return proposal_json(await run_in_threadpool(model_proposal, image))
+        return proposal_json(await run_in_threadpool(limited, model_proposal, image))
 
     def proposal_json(proposal: Proposal) -> dict[str, Any]:
         return {

@@ -11,7 +11,8 @@
   const $ = (id) => document.getElementById(id);
 
   async function api(path, options = {}) {
-    const response = await fetch(path, options);
+    const headers = { ...(options.headers || {}), "X-S2clouds": "1" };
+    const response = await fetch(path, { ...options, headers });
     if (!response.ok) {
       let message = `${response.status} ${response.statusText}`;
       try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
@@ -69,7 +70,9 @@
     compare: null, tool: "brush", cls: 0, size: 8, opacity: 0.55, showMask: true,
     mask: null, scribbles: null, proposal: null, next: null,
     undo: [], redo: [], before: null, polygon: [], busy: false,
-    opened: performance.now(), dirty: false, lastAgreement: null,
+    dirty: false, lastAgreement: null,
+    stretch: {},        // view -> [low, high] percentiles
+    active: 0, lastActivity: performance.now(),  // seconds spent, idle minutes left out
   };
   const colours = new Map();   // class value -> [r, g, b]
   const tiles = new Map();     // url -> HTMLImageElement
@@ -119,7 +122,7 @@
 
   // ---------------------------------------------------------------- drawing
   function tileUrl(view, level, tx, ty) {
-    const lo = $("stretch-lo").value, hi = $("stretch-hi").value;
+    const [lo, hi] = state.stretch[view] || [2, 98];
     return `api/images/${state.image}/tiles/${view}/${level}/${tx}/${ty}.png?lo=${lo}&hi=${hi}`;
   }
   function tile(url) {
@@ -403,7 +406,8 @@
   async function save() {
     if (state.busy) return;
     state.busy = true;
-    const seconds = (performance.now() - state.opened) / 1000;
+    touch();
+    const seconds = state.active;
     const body = new Uint8Array(2 * state.mask.length);
     body.set(state.mask, 0);
     body.set(state.scribbles, state.mask.length);
@@ -411,7 +415,7 @@
       const r = await (await api(`api/images/${state.image}/annotation?user=${state.user}&seconds=${seconds.toFixed(1)}`, {
         method: "PUT", body, headers: { "Content-Type": "application/octet-stream" },
       })).json();
-      state.opened = performance.now();
+      state.active = 0;
       state.dirty = false;
       status(`saved ${r.saved}`);
       await showAgreement();
@@ -452,7 +456,7 @@
     const info = await (await api(`api/images/${id}`)).json();
     Object.assign(state, {
       image: id, width: info.width, height: info.height, proposal: null, next: null,
-      undo: [], redo: [], polygon: [], opened: performance.now(), dirty: false,
+      undo: [], redo: [], polygon: [], active: 0, lastActivity: performance.now(), dirty: false,
     });
     const select = $("view"), compare = $("compare");
     select.innerHTML = "";
@@ -464,7 +468,7 @@
     }
     if (!info.views.some((v) => v.name === state.view)) state.view = info.views[0].name;
     if (!info.views.some((v) => v.name === state.compare)) state.compare = null;
-    select.value = state.view;
+    setView(state.view);
     compare.value = state.compare || "";
     const n = info.width * info.height;
     state.mask = new Uint8Array(n).fill(NONE);
@@ -484,7 +488,27 @@
     status(`${id}: ${info.width} x ${info.height} px, bands ${info.bands.join(" ")}, ${info.resolution} m · paint strokes of two classes or more, then Predict (P)`);
   }
 
+  // ---------------------------------------------------------------- time spent
+  // time between two actions counts when they are less than IDLE apart: pauses do not count
+  const IDLE = 60_000;
+  function touch() {
+    const now = performance.now();
+    const gap = now - state.lastActivity;
+    if (gap < IDLE) state.active += gap / 1000;
+    state.lastActivity = now;
+  }
+  for (const type of ["pointerdown", "keydown", "wheel"]) document.addEventListener(type, touch, true);
+  canvas.addEventListener("pointermove", () => { if (drag) touch(); });
+
   // ---------------------------------------------------------------- controls
+  function setView(view) {
+    state.view = view;
+    $("view").value = view;
+    const [lo, hi] = state.stretch[view] || [2, 98];
+    $("stretch-lo").value = lo;
+    $("stretch-hi").value = hi;
+    draw();
+  }
   function setCompare(view) {
     state.compare = view;
     $("compare").value = view || "";
@@ -582,8 +606,7 @@
     else if (k === "o" || k === "O") { state.showMask = !state.showMask; draw(); }
     else if (k === "v" || k === "V") {
       const s = $("view");
-      s.selectedIndex = (s.selectedIndex + 1) % s.options.length;
-      state.view = s.value; draw();
+      setView(s.options[(s.selectedIndex + 1) % s.options.length].value);
     }
     else if (k === "c" || k === "C") {  // side by side with the next view, or back to one
       const views = [...$("view").options].map((o) => o.value);
@@ -613,9 +636,13 @@
   $("zoom-in").onclick = () => zoomAt(1.25);
   $("zoom-out").onclick = () => zoomAt(1 / 1.25);
   $("opacity").oninput = (e) => { state.opacity = e.target.value / 100; draw(); };
-  $("view").onchange = (e) => { state.view = e.target.value; draw(); };
+  $("view").onchange = (e) => setView(e.target.value);
   $("compare").onchange = (e) => { setCompare(e.target.value || null); };
-  $("stretch-lo").onchange = $("stretch-hi").onchange = () => draw();
+  $("stretch-lo").onchange = $("stretch-hi").onchange = () => {
+    const lo = Number($("stretch-lo").value), hi = Number($("stretch-hi").value);
+    if (lo >= 0 && hi <= 100 && lo < hi) { state.stretch[state.view] = [lo, hi]; draw(); }
+    else status("stretch: give 0 <= low < high <= 100", true);
+  };
   $("user").onchange = (e) => {
     state.user = e.target.value;
     openImage().catch((err) => status(err.message, true));
