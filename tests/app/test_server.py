@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -384,3 +386,31 @@ def test_a_dataset_sample_by_index_with_its_label_as_reference(
         rasterio.open(real_data / "oncloudn_chip2" / "B02.tif") as band,
     ):
         assert out.crs == band.crs and out.transform == band.transform
+
+
+def test_safe_and_multiband_geotiff_images_with_swir_and_cirrus_views(
+    tmp_path: Path, maker: Callable[[str], ModuleType]
+) -> None:
+    folder = tmp_path / "project"
+    safe = maker("safe").write_safe(folder / "images")
+    maker("geotiff").write_multiband(
+        folder / "images" / "stack.tif", ["B02", "B03", "B04", "B08", "B11", "B12"]
+    )
+    (folder / "project.yaml").write_text(
+        f"images:\n  - {{id: l1c, path: '{safe}'}}\n  - {{id: stack, path: images/stack.tif}}\n"
+    )
+    c = client(folder)
+    views = {
+        i: [v["name"] for v in c.get(f"/api/images/{i}").json()["views"]] for i in ("l1c", "stack")
+    }
+    assert views == {
+        "l1c": ["truecolor", "falsecolor", "nir", "cirrus"],
+        "stack": ["truecolor", "falsecolor", "nir"],
+    }
+    for image, view in (("l1c", "cirrus"), ("l1c", "falsecolor"), ("stack", "falsecolor")):
+        response = c.get(f"/api/images/{image}/tiles/{view}/0/0/0.png")
+        assert response.status_code == 200 and response.content[:4] == b"\x89PNG"
+    s = np.full((SIZE, SIZE), 255, np.uint8)
+    s[50:52, 5:60], s[Q + 3 : Q + 5, Q + 2 : 2 * Q - 2] = 0, 1
+    response = c.post("/api/images/stack/predict", content=s.tobytes())
+    assert response.status_code == 200, response.text

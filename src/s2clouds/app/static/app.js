@@ -644,6 +644,10 @@
     else status("stretch: give 0 <= low < high <= 100", true);
   };
   $("user").onchange = (e) => {
+    if (state.dirty && !confirm("Unsaved changes on this image: switch user anyway?")) {
+      e.target.value = state.user;
+      return;
+    }
     state.user = e.target.value;
     openImage().catch((err) => status(err.message, true));
   };
