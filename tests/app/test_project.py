@@ -49,6 +49,7 @@ BAD = {
     "images[0].dataset.index": "images:\n  - {id: a, dataset: {path: images, index: -1}}\n",
     "images[0].dataset.kind": "images:\n  - {id: a, dataset: {path: images, index: 0, kind: x}}\n",
     "images[0].dataset.path": "images:\n  - {id: a, dataset: {path: nowhere, index: 0}}\n",
+    "images[0].window": "images:\n  - {id: a, path: images/scene, window: [0, 0, -5, 10]}\n",
     "classes[1].value": "images: [images/scene]\nclasses:\n  - {value: 0}\n  - {value: 7}\n",
     "classes[0].colour": "images: [images/scene]\nclasses:\n  - {value: 0, colour: green}\n",
     "classes[1].key": "images: [images/scene]\nclasses:\n  - {value: 0, key: a}\n  - {value: 1, key: a}\n",

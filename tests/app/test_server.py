@@ -414,3 +414,28 @@ def test_safe_and_multiband_geotiff_images_with_swir_and_cirrus_views(
     s[50:52, 5:60], s[Q + 3 : Q + 5, Q + 2 : 2 * Q - 2] = 0, 1
     response = c.post("/api/images/stack/predict", content=s.tobytes())
     assert response.status_code == 200, response.text
+
+
+def test_a_window_of_a_larger_image_is_saved_on_its_own_grid(
+    synthetic_project: Path, real_data: Path
+) -> None:
+    chip = real_data / "oncloudn_chip1"
+    (synthetic_project / "project.yaml").write_text(
+        f"images:\n  - {{id: part, path: '{chip}', window: [100, 200, 64, 96],"
+        f" reference: '{chip / 'label.tif'}', reference_scheme: binary}}\n"
+        "  - {id: past, path: images/scene, window: [32, 0, 64, 64]}\n"
+    )
+    c = client(synthetic_project)
+    info = c.get("/api/images/part").json()
+    assert (info["height"], info["width"]) == (64, 96)
+    with rasterio.open(chip / "label.tif") as ds:
+        label = ds.read(1)[100:164, 200:296]
+        transform = ds.transform * ds.transform.translation(200, 100)
+    body = label.tobytes() + np.full_like(label, 255).tobytes()
+    assert c.put("/api/images/part/annotation?user=annotator", content=body).status_code == 200
+    with rasterio.open(synthetic_project / "annotations/annotator/part.tif") as ds:
+        assert ds.transform.almost_equals(transform) and np.array_equal(ds.read(1), label)
+    reference = c.get("/api/images/part/agreement").json()["reference"][0]
+    assert reference["accuracy"] == 1.0
+    response = c.get("/api/images/past")
+    assert response.status_code == 400 and "reaches past the image" in response.json()["error"]

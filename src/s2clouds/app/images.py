@@ -38,7 +38,8 @@ class LoadedImage:
     reflectance: np.ndarray  # (C, H, W) float32, NaN = no data
     sample: np.ndarray  # (C, N) finite-or-NaN values drawn over the image for stretches
     scene: Scene | None = None
-    reference: tuple[np.ndarray, str] | None = None  # a dataset sample's label and its scheme
+    #: the reference mask (the listed file or a dataset sample's label) and its scheme
+    reference: tuple[np.ndarray, str] | None = None
     stretches: dict[tuple[str, float, float], np.ndarray] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -63,16 +64,52 @@ def load_image(spec: ImageSpec) -> LoadedImage:
         scene, reference = read_sample(spec)
     else:
         scene = open_scene(spec.path, PredictOptions(bands=spec.bands))
+    if reference is None and spec.reference is not None:
+        import rasterio
+
+        with rasterio.open(spec.reference) as ds:
+            reference = (ds.read(1), spec.reference_scheme)
+    if spec.window is not None:
+        scene = scene_window(scene, spec)
+        if reference is not None:
+            r, c, h, w = spec.window
+            reference = (reference[0][r : r + h, c : c + w], reference[1])
     height, width = scene.grid.shape
     if height * width > MAX_PIXELS:
         raise ProjectError(
             f"image {spec.id} ({spec.path}) is {height} x {width} px, more than the app's "
-            f"{MAX_PIXELS // 1_000_000} Mpx; cut it into chips or list it at 20 m"
+            f"{MAX_PIXELS // 1_000_000} Mpx; list windows of it (window: [row, col, height, "
+            "width]) or cut it into chips"
         )
     reflectance = scene.read().astype(np.float32, copy=False)
     step = max(1, int(np.sqrt(height * width / 250_000)))
     sample = reflectance[:, ::step, ::step].reshape(len(scene.bands), -1)
     return LoadedImage(spec, scene.grid, scene.bands, reflectance, sample, scene, reference)
+
+
+def scene_window(scene: Scene, spec: ImageSpec) -> Scene:
+    """The part of ``scene`` in ``spec.window``, read into memory, on its own sub-grid."""
+    from s2clouds.io.grid import Window
+    from s2clouds.io.scenes import scene_from_array
+
+    assert spec.window is not None
+    row, col, height, width = spec.window
+    grid = scene.grid
+    if row + height > grid.height or col + width > grid.width:
+        raise ProjectError(
+            f"image {spec.id}: window {list(spec.window)} reaches past the image "
+            f"({grid.height} x {grid.width} px)"
+        )
+    window = Window(row, col, height, width)
+    return scene_from_array(
+        scene.read(window),
+        scene.bands,
+        resolution=grid.resolution,
+        crs=grid.crs,
+        transform=grid.window_transform(window),
+        angles=scene.angles,
+        level=scene.level,
+    )
 
 
 def read_sample(spec: ImageSpec) -> tuple[Scene, tuple[np.ndarray, str] | None]:

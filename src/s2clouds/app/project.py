@@ -18,6 +18,9 @@ Example ``project.yaml``::
         path: images/chip1          # a band folder, GeoTIFF or SAFE; relative to the project
         reference: images/chip1/label.tif   # optional: reference mask for agreement scores
         reference_scheme: binary
+      - id: t32tqm-a                # a window of a large scene: row, col, height, width (px)
+        path: S2B_MSIL1C_20220615T101559_N0400_R065_T32TQM_20220615T122613.SAFE
+        window: [0, 0, 1024, 1024]
       - id: cs12-17                 # a sample of a dataset s2clouds reads, by index; its
         dataset: {kind: cloudsen12, path: /data/cloudsen12, index: 17, options: {split: test}}
                                     # label is the reference mask
@@ -107,6 +110,7 @@ class ImageSpec:
     reference_scheme: str = "canonical"
     bands: tuple[str, ...] | None = None
     dataset: DatasetSample | None = None
+    window: tuple[int, int, int, int] | None = None  # row, col, height, width
 
 
 @dataclass
@@ -294,7 +298,8 @@ def _images(root: Path, value: Any) -> tuple[ImageSpec, ...]:
             item = {"id": Path(item).stem, "path": item}
         if not isinstance(item, dict):
             raise _fail(where, "each image is a mapping with id and path")
-        unknown = set(item) - {"id", "path", "reference", "reference_scheme", "bands", "dataset"}
+        known = {"id", "path", "reference", "reference_scheme", "bands", "dataset", "window"}
+        unknown = set(item) - known
         if unknown:
             raise _fail(f"{where}.{sorted(unknown)[0]}", "unknown field")
         image_id = _name(item.get("id"), f"{where}.id")
@@ -316,8 +321,25 @@ def _images(root: Path, value: Any) -> tuple[ImageSpec, ...]:
         except (S2CloudsError, KeyError) as exc:
             raise _fail(f"{where}.reference_scheme", str(exc)) from exc
         bands = _bands(item["bands"], f"{where}.bands") if "bands" in item else None
-        out.append(ImageSpec(image_id, path, reference, scheme, bands, sample))
+        window = _window(item["window"], f"{where}.window") if "window" in item else None
+        out.append(ImageSpec(image_id, path, reference, scheme, bands, sample, window))
     return tuple(out)
+
+
+def _window(value: Any, where: str) -> tuple[int, int, int, int]:
+    ok = (
+        isinstance(value, list)
+        and len(value) == 4
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        and value[0] >= 0
+        and value[1] >= 0
+        and value[2] > 0
+        and value[3] > 0
+    )
+    if not ok:
+        raise _fail(where, f"give [row, col, height, width] in pixels, not {value!r}")
+    row, col, height, width = value
+    return row, col, height, width
 
 
 def _dataset(root: Path, value: Any, where: str) -> DatasetSample:
