@@ -148,7 +148,7 @@ def check(project: Path) -> None:
 
 @annotate.command("serve")
 @click.argument("project", type=click.Path(path_type=Path))
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -177,7 +177,13 @@ def serve(project: Path, port: int, host: str) -> None:
     token = None if local else new_token()
     allowed = [*LOCAL_HOSTS, "[::1]"] if local else None
     app = create_app(loaded, token=token, allowed_hosts=allowed)
-    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):  # every interface: name the machine
+        import socket
+
+        host_shown = socket.gethostname()
+    else:
+        host_shown = host
+    shown = f"[{host_shown}]" if ":" in host_shown else host_shown
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     click.echo(f"s2clouds annotate: project {loaded.name} ({len(loaded.images)} images)")
     click.echo(f"open {url}")
