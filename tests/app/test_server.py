@@ -439,3 +439,14 @@ def test_a_window_of_a_larger_image_is_saved_on_its_own_grid(
     assert reference["accuracy"] == 1.0
     response = c.get("/api/images/past")
     assert response.status_code == 400 and "reaches past the image" in response.json()["error"]
+
+
+def test_the_assistant_classifies_fewer_pixels_on_large_images() -> None:
+    from s2clouds.app.images import assistant_stride
+
+    assert [assistant_stride(n) for n in (512 * 512, 1024 * 1024, 2048 * 2048, 5000 * 5000)] == [
+        1,
+        1,
+        2,
+        4,
+    ]
