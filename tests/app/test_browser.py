@@ -150,6 +150,12 @@ def test_paint_predict_accept_save_in_a_real_browser(
                 page.select_option("#image", chip)
             status.to_have_text(re.compile(f"^{chip}:"))
             page.wait_for_timeout(500)  # tiles
+            if n == 1:  # the keys
+                page.keyboard.press("?")
+                assert page.is_visible("#help")
+                page.screenshot(path=str(shots / "keys.png"))
+                page.keyboard.press("?")
+                assert not page.is_visible("#help")
             with rasterio.open(real_data / f"oncloudn_{chip}" / "label.tif") as ds:
                 label = ds.read(1)
             page.keyboard.press("]")  # a bigger brush: 8 -> 10 px

@@ -616,6 +616,7 @@
     else if (k === "-") zoomAt(1 / 1.25);
     else if (k === "0") fit();
     else if (k === " ") { spaceDown = true; e.preventDefault(); }
+    else if (k === "?" || k === "h" || k === "H") $("help").hidden = !$("help").hidden;
     else if (k.startsWith("Arrow")) {
       const step = 60 * devicePixelRatio;
       if (k === "ArrowLeft") state.ox += step; if (k === "ArrowRight") state.ox -= step;
@@ -625,6 +626,7 @@
   });
 
   $("predict").onclick = () => predict();
+  $("help-button").onclick = () => { $("help").hidden = !$("help").hidden; };
   $("model").onclick = () => predict(true);
   $("accept").onclick = accept;
   $("reject").onclick = reject;
