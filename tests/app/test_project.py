@@ -97,3 +97,9 @@ def test_inside_refuses_absolute_traversal_and_symlinks_out(tmp_path: Path) -> N
     ):
         with pytest.raises(ProjectError):
             inside(root, Path(bad))
+
+
+def test_the_example_project_is_valid() -> None:
+    example = Path(__file__).parents[2] / "examples" / "annotate"
+    project = load_project(example)
+    assert project.image("chip1").reference is not None
