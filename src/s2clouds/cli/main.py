@@ -28,7 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "annotate": (
         "s2clouds.cli.annotate",
         "annotate",
-        "Turn scribbles on a scene into a full mask (pixel model).",
+        "Label images: the assisted annotation app, and scribbles to masks.",
     ),
 }
 
