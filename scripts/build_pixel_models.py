@@ -66,6 +66,8 @@ MODELS = {
 CLASS_PRIORS = np.array([0.5, 0.2, 0.12, 0.18])
 PIXELS_PER_CLASS = 1500
 CLEAR_HALF_WEIGHT = 0.3
+#: the only human labels (L2A, 4 bands): weighted up in the 4-band model
+OCN_WEIGHT = 4.0
 MODEL_RESOLUTION = 20.0
 #: trees run on every 3rd model pixel (60 m cells at 10 m input; bilinear in between): the
 #: trees, not the features, cost the time
@@ -169,7 +171,8 @@ def oncloudn_sources(data: Path) -> list[Labelled]:
         teacher = ukis_mask(image, tuple(scene.bands))
         target[(label == 0) & (teacher == 0)] = 0
         target[(label == 0) & (teacher == 3)] = 3
-        out.append(Labelled(image, tuple(scene.bands), target, "L2A", f"oncloudn:{chip.name}", 2.0))
+        out.append(Labelled(image, tuple(scene.bands), target, "L2A", f"oncloudn:{chip.name}",
+                            OCN_WEIGHT))
     return out
 
 
