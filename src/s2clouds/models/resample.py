@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
@@ -19,13 +18,19 @@ def block_mean(image: np.ndarray, factor: int, *, fill: float = 0.0) -> np.ndarr
         return np.nan_to_num(image.astype(np.float32, copy=False), nan=fill)
     c, h, w = image.shape
     hb, wb = math.ceil(h / factor), math.ceil(w / factor)
-    padded = np.full((c, hb * factor, wb * factor), np.nan, dtype=np.float32)
-    padded[:, :h, :w] = image
-    blocks = padded.reshape(c, hb, factor, wb, factor)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
-        mean = np.nanmean(blocks, axis=(2, 4))
-    return np.nan_to_num(mean, nan=fill).astype(np.float32, copy=False)
+    total = np.zeros((c, hb, wb), dtype=np.float32)
+    count = np.zeros((c, hb, wb), dtype=np.float32)
+    # one strided view per offset within a block: O(pixels), no (C, hb, f, wb, f) temporary
+    for dr in range(factor):
+        for dc in range(factor):
+            view = image[:, dr::factor, dc::factor].astype(np.float32, copy=False)
+            finite = np.isfinite(view)
+            rows, cols = view.shape[1:]
+            total[:, :rows, :cols] += np.where(finite, view, 0.0)
+            count[:, :rows, :cols] += finite
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+    return np.where(count > 0, mean, np.float32(fill)).astype(np.float32, copy=False)
 
 
 def _linear_taps(n_out: int, n_in: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -51,6 +56,17 @@ def upsample_bilinear(planes: np.ndarray, factor: int, shape: tuple[int, int]) -
         return planes[:, : shape[0], : shape[1]]
     r0, r1, wr = _linear_taps(shape[0], planes.shape[1], factor)
     c0, c1, wc = _linear_taps(shape[1], planes.shape[2], factor)
-    rows = planes[:, r0] * (1 - wr)[:, None] + planes[:, r1] * wr[:, None]
-    out: np.ndarray = rows[:, :, c0] * (1 - wc) + rows[:, :, c1] * wc
+    return _lerp_take(_lerp_take(planes, r0, r1, wr[:, None], 1), c0, c1, wc, 2)
+
+
+def _lerp_take(
+    values: np.ndarray, low: np.ndarray, high: np.ndarray, weight: np.ndarray, axis: int
+) -> np.ndarray:
+    """``values[low] + (values[high] - values[low]) * weight`` along ``axis``, in place on
+    the taken copies (float32)."""
+    out = np.take(values, low, axis=axis)
+    step = np.take(values, high, axis=axis)
+    step -= out
+    step *= weight
+    out += step
     return out
