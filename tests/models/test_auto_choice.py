@@ -23,7 +23,8 @@ def test_choice_by_bands_and_level() -> None:
     assert DEFAULT_MODEL == "auto"
     assert choose_model(L1C13, "L1C").model == "s2clouds-pixel-l1c13"
     assert choose_model(L1C13, None).model == "s2clouds-pixel-l1c13"
-    assert choose_model(L1C13, "L2A").model == "s2clouds-pixel-swir12"  # B10 is no L2A band
+    with pytest.warns(UserWarning, match="declared L2A but holds the cirrus band"):
+        assert choose_model(L1C13, "L2A").model == "s2clouds-pixel-swir12"  # no B10 in L2A
     assert choose_model(SWIR12, "L1C").model == "s2clouds-pixel-swir12"
     assert choose_model(("B02", "B03", "B04", "B08", "B12"), "L2A").model == "s2clouds-pixel-rgbn"
     assert choose_model(("blue", "green", "red", "nir"), None).model == "s2clouds-pixel-rgbn"

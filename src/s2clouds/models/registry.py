@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,13 @@ def choose_model(available_bands: Sequence[str], level: str | None = None) -> Au
 
     have = set(canonical_band_names(tuple(available_bands)))
     level = level.upper() if level else None
+    if level == "L2A" and "B10" in have:
+        warnings.warn(
+            "the input is declared L2A but holds the cirrus band B10, which L2A products do "
+            "not have: B10 is left out and the 12-band model is used. If the data is L1C, "
+            "declare it with --level L1C",
+            stacklevel=2,
+        )
     for choice in AUTO_CHOICES:
         if set(choice.bands) <= have and level in choice.levels:
             return choice
