@@ -14,6 +14,7 @@ from s2clouds.labels.change import (
     THICK,
     THIN,
     ChangeRules,
+    calibrate_cloud_albedo,
     change_labels,
     consistent_shadow,
     match_offsets,
@@ -131,3 +132,13 @@ def test_temporal_reference_needs_three_dates(scene) -> None:
     clear, _, _, bands = scene
     with pytest.raises(BandError, match="3 dates"):
         temporal_reference(np.stack([clear, clear]), 0, bands)
+
+
+def test_cloud_albedo_is_recovered_from_a_layer_model(scene) -> None:
+    clear, _, _, bands = scene
+    clear = clear.copy()
+    veg = clear.copy()
+    t = np.linspace(0.1, 0.7, clear.shape[2], dtype=np.float32)[None, None, :]
+    cloudy = t * veg + (1 - t) * 0.5  # a layer of reflectance 0.5, transmittance t
+    albedo, n = calibrate_cloud_albedo([(cloudy, veg)], bands)
+    assert n > 1000 and albedo == pytest.approx(0.5, abs=0.02)
