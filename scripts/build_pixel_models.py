@@ -264,7 +264,7 @@ def build_rows(
 
 
 def train_model(
-    name: str, items: list[Labelled], seed: int, rounds: int, out: Path
+    name: str, items: list[Labelled], seed: int, rounds: int, out: Path, leaves: int = 31
 ) -> tuple[Path, dict[str, object]]:
     bands, purpose = MODELS[name]
     features = default_features(bands)
@@ -273,7 +273,7 @@ def train_model(
     weights = prior_weights(y, w)
     rng = np.random.default_rng(seed + 1)
     val = rng.random(y.size) < 0.1
-    config = PixelTrainConfig(bands=bands, features=features, rounds=rounds, num_leaves=31,
+    config = PixelTrainConfig(bands=bands, features=features, rounds=rounds, num_leaves=leaves,
                               learning_rate=LEARNING_RATE, min_data_in_leaf=60, seed=seed)
     booster = fit_booster(x[~val], y[~val], config, valid=(x[val], y[val]),
                           weights=weights[~val], valid_weights=weights[val])
@@ -318,6 +318,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "src" / "s2clouds" / "models" / "weights")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--leaves", type=int, default=31, help="leaves per tree")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     started = time.time()
@@ -326,7 +327,7 @@ def main() -> None:
     for name in args.models.split(","):
         items = common + (mojave_sources(args.data) + oncloudn_sources(args.data)
                           if name.endswith("rgbn") else [])
-        path, info = train_model(name, items, args.seed, args.rounds, args.out)
+        path, info = train_model(name, items, args.seed, args.rounds, args.out, args.leaves)
         print(f"{path}: {info}", flush=True)
 
 
