@@ -18,9 +18,13 @@ pytest.importorskip("distributed")
 from distributed import LocalCluster  # noqa: E402
 
 from s2clouds.errors import ClusterError, SceneFormatError, detached  # noqa: E402
-from s2clouds.inference.batch import RUN_LOG, SceneRecord, make_job, run_jobs  # noqa: E402
 from s2clouds.inference.distributed import DaskEngine  # noqa: E402
-from s2clouds.inference.predict import PredictOptions, prepare_scene  # noqa: E402
+from s2clouds.inference.engine import make_job  # noqa: E402
+from s2clouds.inference.options import PredictOptions  # noqa: E402
+from s2clouds.inference.outputs import RUN_LOG  # noqa: E402
+from s2clouds.inference.records import SceneRecord  # noqa: E402
+from s2clouds.inference.sink import run_jobs  # noqa: E402
+from s2clouds.inference.window import prepare_scene  # noqa: E402
 from s2clouds.io.scenes import read_scene  # noqa: E402
 
 RGBN = ["B02", "B03", "B04", "B08"]

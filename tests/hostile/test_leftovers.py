@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from s2clouds.inference.predict import PredictOptions, predict
+from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.predict import predict
 from s2clouds.io.write import HOST, remove_stale_temporaries
 
 RGBN = ["B02", "B03", "B04", "B08"]

@@ -14,7 +14,8 @@ import pytest
 import rasterio
 
 from s2clouds.errors import RadiometryError, SceneFormatError
-from s2clouds.inference.predict import PredictOptions, predict
+from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.predict import predict
 from s2clouds.io.scenes import SunAngles, read_scene
 from s2clouds.radiometry import Radiometry
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from s2clouds.inference.predict import PredictOptions, predict
+from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.predict import predict
 from s2clouds.io.scenes import read_scene
 
 BANDS = ["B02", "B03", "B04", "B08"]

@@ -8,15 +8,12 @@ import rasterio
 from affine import Affine
 
 from s2clouds.cli.main import main
-from s2clouds.inference.batch import (
-    RUN_LOG,
-    expand_inputs,
-    is_own_output,
-    mask_name,
-    run_batch,
-)
+from s2clouds.inference.batch import run_batch
 from s2clouds.inference.distributed import ClusterOptions
-from s2clouds.inference.predict import PredictOptions, predict
+from s2clouds.inference.inputs import expand_inputs
+from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.outputs import RUN_LOG, is_own_output, mask_name
+from s2clouds.inference.predict import predict
 
 RGBN = ["B02", "B03", "B04", "B08"]
 SERIAL = ClusterOptions(workers=0)

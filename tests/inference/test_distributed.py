@@ -13,16 +13,14 @@ pytest.importorskip("distributed")
 from distributed import Client, LocalCluster  # noqa: E402
 
 from s2clouds.cli.main import main  # noqa: E402
-from s2clouds.inference.batch import (  # noqa: E402
-    RUN_LOG,
-    SceneRecord,
-    make_job,
-    predict_with_engine,
-    run_jobs,
-    window_task,
-)
 from s2clouds.inference.distributed import ClusterOptions, DaskEngine  # noqa: E402
-from s2clouds.inference.predict import PredictOptions, predict, prepare_scene  # noqa: E402
+from s2clouds.inference.engine import make_job  # noqa: E402
+from s2clouds.inference.options import PredictOptions  # noqa: E402
+from s2clouds.inference.outputs import RUN_LOG  # noqa: E402
+from s2clouds.inference.predict import predict  # noqa: E402
+from s2clouds.inference.records import SceneRecord  # noqa: E402
+from s2clouds.inference.sink import run_jobs  # noqa: E402
+from s2clouds.inference.window import prepare_scene, window_task  # noqa: E402
 from s2clouds.io.scenes import read_scene  # noqa: E402
 
 RGBN = ["B02", "B03", "B04", "B08"]
@@ -91,7 +89,7 @@ def test_windows_on_the_cluster_equal_the_single_process_output(
     scene = maker("geotiff").write_multiband(tmp_path / "big.tif", RGBN, size=200)
     predict(scene, tmp_path / "serial.tif", OPTIONS)
     options = ClusterOptions(scheduler=cluster.scheduler_address, max_in_flight=3)
-    result = predict_with_engine(scene, tmp_path / "dask.tif", OPTIONS, cluster=options)
+    result = predict(scene, tmp_path / "dask.tif", OPTIONS, cluster=options)
     assert result.shape == (200, 200) and result.class_fractions["thick cloud"] > 0.05
     for name in ("", ".proba"):
         serial, dask = (

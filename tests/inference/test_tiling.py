@@ -3,8 +3,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from s2clouds.inference.predict import PredictOptions, predict_array, predict_blocks
+from s2clouds.inference.options import PredictOptions
 from s2clouds.inference.tiling import blend_tiles, feather_weights, tile_grid, tile_starts
+from s2clouds.inference.window import predict_array, predict_blocks
 from s2clouds.io.scenes import scene_from_array
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from s2clouds.errors import BandError, ModelError
-from s2clouds.inference.predict import predict_array
+from s2clouds.inference.window import predict_array
 from s2clouds.models.base import N_CLASSES, CloudModel
 from s2clouds.models.registry import ModelInfo, get_model_info, list_models
 

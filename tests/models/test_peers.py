@@ -230,7 +230,7 @@ def test_ukis_through_the_engine_agrees_with_csmask(
 
     (ukis-csmask against itself on the chip shifted by 8-64 px agrees on 97.8-98.6 %.)
     """
-    from s2clouds.inference.predict import predict_array
+    from s2clouds.inference.window import predict_array
 
     model = UkisCsmaskModel.for_bands(UKIS_BANDS_4)
     probs = predict_array(model, chip1[CHIP_CROP], {"resolution": 10, "level": None})  # L2A

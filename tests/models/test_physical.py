@@ -51,7 +51,8 @@ def test_band_requirements() -> None:
 def test_unknown_sun_angles_are_estimated_once_per_scene(maker, tmp_path) -> None:
     """Without metadata the engine estimates the azimuth once, from an overview of the whole
     scene, so that small blocks (which may hold a cloud but not its shadow) agree."""
-    from s2clouds.inference.predict import PredictOptions, prepare_scene
+    from s2clouds.inference.options import PredictOptions
+    from s2clouds.inference.window import prepare_scene
     from s2clouds.io.scenes import read_scene
 
     bands = ["B02", "B03", "B04", "B08"]

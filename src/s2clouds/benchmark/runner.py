@@ -97,7 +97,7 @@ def _predict_image(
     model: Any, image: np.ndarray, bands: Sequence[str], context: dict[str, Any]
 ) -> np.ndarray:
     """Canonical mask (H, W) of one (C, H, W) image (or (T, H, W) of a (T, C, H, W) series)."""
-    from s2clouds.inference.predict import predict_array, probabilities_to_mask
+    from s2clouds.inference.window import predict_array, probabilities_to_mask
 
     if image.ndim == 4:
         return np.stack([_predict_image(model, frame, bands, context) for frame in image])

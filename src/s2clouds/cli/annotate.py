@@ -73,7 +73,7 @@ def annotate(
     editor or GIS on the scene's grid, run this, inspect the mask, add strokes where it is
     wrong, run again: the interactive loop of the IRIS annotation tool.
     """
-    from s2clouds.inference.predict import PredictOptions
+    from s2clouds.inference.options import PredictOptions
     from s2clouds.labels import CANONICAL_CLASSES
     from s2clouds.train.annotate import annotate as run_annotation
 

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
     from s2clouds.inference.batch import BatchResult
     from s2clouds.inference.distributed import ClusterOptions
-    from s2clouds.inference.predict import PredictionResult, PredictOptions
+    from s2clouds.inference.options import PredictOptions
+    from s2clouds.inference.records import PredictionResult
 
     Say = Callable[[str], None]
 
@@ -121,9 +122,9 @@ def predict(
     an independent task, finished scenes are skipped on re-run, a scene that fails is reported
     and the others go on; the exit code is 1 when any scene failed.
     """
-    from s2clouds.inference.batch import expand_inputs
     from s2clouds.inference.distributed import ClusterOptions
-    from s2clouds.inference.predict import PredictOptions
+    from s2clouds.inference.inputs import expand_inputs
+    from s2clouds.inference.options import PredictOptions
     from s2clouds.models.registry import DEFAULT_MODEL
 
     options = PredictOptions(
@@ -173,9 +174,9 @@ def _is_batch(
 def _run_single(
     source: str, output: Path, options: PredictOptions, cluster: ClusterOptions, *, say: Say
 ) -> None:
-    from s2clouds.inference.batch import predict_with_engine
+    from s2clouds.inference.predict import predict
 
-    result = predict_with_engine(source, output, options, cluster=cluster, announce=say)
+    result = predict(source, output, options, cluster=cluster, announce=say)
     _print_result(result, say)
 
 

@@ -4,7 +4,7 @@
 frozen dataclasses holding file paths, the model name, the window and the options; never
 pixel arrays), keeps at most ``max_in_flight`` windows submitted, and hands each result back
 to the client as it completes (``distributed.as_completed``), where
-:func:`~s2clouds.inference.batch.run_jobs` writes it. Client memory is therefore bounded by
+:func:`~s2clouds.inference.sink.run_jobs` writes it. Client memory is therefore bounded by
 ``max_in_flight`` windows, worker memory by one window per thread.
 
 Fault tolerance comes from Dask: a task whose worker dies is rescheduled on another worker
@@ -30,15 +30,9 @@ from typing import Any
 import numpy as np
 
 from s2clouds.errors import ClusterError, one_line
-from s2clouds.inference.batch import (
-    Event,
-    JobFailed,
-    JobStarted,
-    SceneJob,
-    WindowDone,
-    window_task,
-)
-from s2clouds.inference.predict import PredictOptions
+from s2clouds.inference.engine import Event, JobFailed, JobStarted, SceneJob, WindowDone
+from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.window import window_task
 from s2clouds.io.grid import Window
 from s2clouds.io.scenes import Scene
 from s2clouds.resources import cpu_cores
@@ -149,7 +143,7 @@ class DaskEngine:
     """Computes job windows on a Dask cluster through ``client`` (see the module docstring).
 
     ``window_fn`` is the task run per window (default
-    :func:`~s2clouds.inference.batch.window_task`); it must be importable or picklable by
+    :func:`~s2clouds.inference.window.window_task`); it must be importable or picklable by
     value on the workers.
     """
 

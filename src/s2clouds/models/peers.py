@@ -263,13 +263,13 @@ def pad_to_tile(image: np.ndarray) -> np.ndarray:
 
     Symmetric padding, as ukis-csmask itself pads around its tiles; repeated when the tile is
     less than half the network size. Larger inputs are refused: tile them first (the
-    s2clouds engine, :func:`s2clouds.inference.predict.predict_array`, does).
+    s2clouds engine, :func:`s2clouds.inference.window.predict_array`, does).
     """
     h, w = image.shape[1:]
     if h > UKIS_TILE or w > UKIS_TILE:
         raise ModelError(
             f"ukis-csmask runs on tiles of at most {UKIS_TILE} x {UKIS_TILE} px, got {h} x {w}; "
-            "run it through s2clouds.inference.predict_array (or s2clouds predict), which "
+            "run it through s2clouds.inference.window.predict_array (or s2clouds predict), which "
             "cuts and blends the tiles"
         )
     padded = image

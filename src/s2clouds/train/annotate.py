@@ -22,14 +22,11 @@ import numpy as np
 from affine import Affine
 
 from s2clouds.errors import CRSMismatchError, DatasetError, SceneFormatError
-from s2clouds.inference.predict import (
-    PredictionResult,
-    PredictOptions,
-    check_scene_outputs,
-    expand_window,
-    open_scene,
-    predict_scene,
-)
+from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.outputs import check_scene_outputs
+from s2clouds.inference.predict import open_scene, predict_scene
+from s2clouds.inference.records import PredictionResult
+from s2clouds.inference.window import expand_window
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.limits import check_regular_file
 from s2clouds.io.scenes import Scene

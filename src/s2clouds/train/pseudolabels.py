@@ -81,7 +81,7 @@ def masker_vote(
     255 where the image has no data, and where the masker's highest probability is below
     ``min_confidence`` (when given).
     """
-    from s2clouds.inference.predict import predict_array, probabilities_to_mask
+    from s2clouds.inference.window import predict_array, probabilities_to_mask
 
     own = image[band_indices(bands, model.bands)]
     probs = predict_array(model, own, context)
@@ -270,7 +270,7 @@ class PseudoLabelled(CloudDataset):
 
     def _labels(self, index: int, scene: Scene, image: np.ndarray) -> tuple[np.ndarray, bool]:
         """Pseudo-label mask (H, W) uint8 of image ``index``, and whether it came from the cache."""
-        from s2clouds.inference.predict import scene_context
+        from s2clouds.inference.window import scene_context
 
         context = scene_context(scene)
         path = self._cache_file(index, image, context)

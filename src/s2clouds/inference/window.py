@@ -1,0 +1,170 @@
+"""One output window of a scene: read it with the model's context, run the model, and turn
+class probabilities into the canonical mask. This is the unit of work of every engine."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from s2clouds.errors import S2CloudsError, detached
+from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.tiling import blend_tiles
+from s2clouds.io.grid import Window
+from s2clouds.io.scenes import Scene, SunAngles
+from s2clouds.labels.schemes import NODATA
+from s2clouds.models.base import N_CLASSES, CloudModel
+from s2clouds.models.registry import get_model
+
+
+def scene_context(scene: Scene) -> dict[str, Any]:
+    """The facts about a scene that models may use (resolution, sun angles)."""
+    context: dict[str, Any] = {"resolution": scene.grid.resolution, "level": scene.level}
+    if scene.angles is not None:
+        context["sun_zenith"] = scene.angles.sun_zenith
+        context["sun_azimuth"] = scene.angles.sun_azimuth
+    return context
+
+
+def model_halo(model: CloudModel, context: dict[str, Any]) -> int:
+    """Pixels of context a model needs around each block (its own estimate when it has one)."""
+    required = getattr(model, "required_halo", None)
+    return max(model.halo, int(required(context))) if callable(required) else model.halo
+
+
+def predict_array(
+    model: CloudModel,
+    image: np.ndarray,
+    context: dict[str, Any],
+    *,
+    tile: int = 512,
+    overlap: int = 64,
+) -> np.ndarray:
+    """Class probabilities (4, H, W) float32 for reflectance (C, H, W) in ``model.bands`` order.
+
+    Models with a fixed input size (a ``tile_size`` attribute) run on overlapping tiles blended
+    with feathered weights; others see the whole array at once.
+    """
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return model.predict_proba(x, context)
+
+    tile_size = getattr(model, "tile_size", None)
+    if tile_size is None:
+        return run(image).astype(np.float32, copy=False)
+    size = int(tile_size or tile)
+    return blend_tiles(image, run, N_CLASSES, tile=size, overlap=min(overlap, size // 4))
+
+
+def probabilities_to_mask(probs: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Canonical mask (H, W) uint8: most probable class, 255 where any band of ``image`` is NaN."""
+    mask = np.argmax(probs, axis=0).astype(np.uint8)
+    mask[~np.all(np.isfinite(image), axis=0)] = NODATA
+    return mask
+
+
+def probability_percent(probs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Probabilities (4, h, w) float -> uint8 percent, 255 where the mask is no data."""
+    out = np.clip(np.rint(probs * 100), 0, 100).astype(np.uint8)
+    out[:, mask == NODATA] = NODATA
+    return out
+
+
+def expand_window(window: Window, halo: int, height: int, width: int) -> Window:
+    """``window`` grown by ``halo`` pixels on each side, clamped to the scene."""
+    row, col = max(0, window.row - halo), max(0, window.col - halo)
+    bottom = min(height, window.row + window.height + halo)
+    right = min(width, window.col + window.width + halo)
+    return Window(row, col, bottom - row, right - col)
+
+
+def predict_window(
+    scene: Scene,
+    model: CloudModel,
+    window: Window,
+    options: PredictOptions,
+    context: dict[str, Any] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mask (h, w) uint8 and probabilities (4, h, w) float32 of one output ``window``.
+
+    The window is read with the model's halo of context around it (clamped to the scene), so
+    the result does not depend on which other windows are computed, or where: this is the unit
+    of work that the engines (in-process or on a Dask cluster) distribute.
+    """
+    context = scene_context(scene) if context is None else context
+    height, width = scene.grid.shape
+    outer = expand_window(window, model_halo(model, context), height, width)
+    image = scene.read(outer)
+    probs = predict_array(model, image, context, tile=options.tile, overlap=options.overlap)
+    core = (slice(None), *window.within(outer))
+    probs = probs[core]
+    return probabilities_to_mask(probs, image[core]), probs
+
+
+def predict_blocks(
+    scene: Scene, model: CloudModel, options: PredictOptions
+) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
+    """Yield ``(window, mask (h, w) uint8, probabilities (4, h, w) float32)`` per output block."""
+    context = scene_context(scene)
+    for window in scene.grid.windows(options.block):
+        mask, probs = predict_window(scene, model, window, options, context)
+        yield window, mask, probs
+
+
+def prepare_scene(scene: Scene, options: PredictOptions) -> tuple[Scene, CloudModel]:
+    """Build the model for ``scene``, keep the bands it needs, and check the radiometry.
+
+    Raises :class:`~s2clouds.errors.BandError`/``ModelError``/``RadiometryError`` before any
+    output is opened. Returns the scene restricted to ``model.bands`` and the model.
+    """
+    model = get_model(options.model, scene.bands, scene.level)
+    scene = scene.select(model.bands)
+    scene.check_radiometry()
+    return with_sun_angles(scene, model), model
+
+
+def with_sun_angles(scene: Scene, model: CloudModel) -> Scene:
+    """``scene`` with sun angles estimated once from a whole-scene overview, when it has
+    none and ``model`` can estimate them (``estimate_sun_angles(overview, resolution)``)."""
+    estimate = getattr(model, "estimate_sun_angles", None)
+    if scene.angles is not None or not callable(estimate):
+        return scene
+    overview, resolution = scene.overview()
+    zenith, azimuth = estimate(overview, resolution)
+    angles = SunAngles(float(zenith), float(azimuth), source="estimated from the image")
+    return replace(scene, angles=angles)
+
+
+@functools.lru_cache(maxsize=8)
+def cached_model(name: str, bands: tuple[str, ...]) -> CloudModel:
+    """The model ``name`` for ``bands``, built once per process (workers reuse it)."""
+    return get_model(name, bands)
+
+
+def compute_window(
+    scene: Scene, model: CloudModel | str, window: Window, options: PredictOptions
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Compute one window: mask (h, w) uint8 and, if asked for, probabilities (4, h, w) uint8
+    percent. ``model`` is a built model, or its name (built once per process, see
+    :func:`cached_model`). Library errors are raised :func:`~s2clouds.errors.detached` from
+    their cause, so that they cross a cluster with their type and message."""
+    try:
+        built = cached_model(model, scene.bands) if isinstance(model, str) else model
+        mask, probs = predict_window(scene, built, window, options)
+    except S2CloudsError as exc:
+        error = detached(exc)  # raised below, outside this block, so that it has no context
+    else:
+        return mask, probability_percent(probs, mask) if options.probabilities else None
+    raise error
+
+
+def window_task(
+    scene: Scene, model_name: str, window: Window, options: PredictOptions
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`compute_window` by model name: takes only small picklable things (the scene's
+    sources are paths), so it runs the same in this process or on any Dask worker that sees
+    the input files."""
+    return compute_window(scene, model_name, window, options)
