@@ -15,7 +15,7 @@ from distributed import Client, LocalCluster  # noqa: E402
 from s2clouds.cli.main import main  # noqa: E402
 from s2clouds.inference.distributed import ClusterOptions, DaskEngine  # noqa: E402
 from s2clouds.inference.engine import make_job  # noqa: E402
-from s2clouds.inference.options import PredictOptions  # noqa: E402
+from s2clouds.inference.options import OutputOptions, PredictOptions, RunOptions  # noqa: E402
 from s2clouds.inference.outputs import RUN_LOG  # noqa: E402
 from s2clouds.inference.predict import predict  # noqa: E402
 from s2clouds.inference.records import SceneRecord  # noqa: E402
@@ -24,7 +24,9 @@ from s2clouds.inference.window import prepare_scene, window_task  # noqa: E402
 from s2clouds.io.scenes import read_scene  # noqa: E402
 
 RGBN = ["B02", "B03", "B04", "B08"]
-OPTIONS = PredictOptions(block=64, probabilities=True, progress=False)
+OPTIONS = PredictOptions(
+    output=OutputOptions(probabilities=True), run=RunOptions(block=64), progress=False
+)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,11 @@ def test_batch_on_a_running_scheduler(cluster, tmp_path: Path, maker, monkeypatc
     assert log["engine"] == f"the Dask scheduler at {cluster.scheduler_address}"
     for i in range(3):
         reference = tmp_path / f"ref{i}.tif"
-        predict(folder / f"S2_{i}.tif", reference, PredictOptions(block=64, progress=False))
+        predict(
+            folder / f"S2_{i}.tif",
+            reference,
+            PredictOptions(run=RunOptions(block=64), progress=False),
+        )
         np.testing.assert_array_equal(read_all(out / f"S2_{i}_cloudmask.tif"), read_all(reference))
     before = os.stat(out / "S2_0_cloudmask.tif").st_mtime_ns
     with pytest.raises(SystemExit):
@@ -105,11 +111,11 @@ def dying_window_task(marker: Path):
     """A window task that kills its worker process the first time it sees a window past the
     first row (``marker`` records that it happened). A closure, so workers get it by value."""
 
-    def window_fn(scene, model_name, window, options):
+    def window_fn(scene, model_name, window, run, probabilities):
         if window.row > 0 and not marker.exists():
             marker.write_text(str(os.getpid()))
             os._exit(1)
-        return window_task(scene, model_name, window, options)
+        return window_task(scene, model_name, window, run, probabilities)
 
     return window_fn
 
@@ -117,8 +123,8 @@ def dying_window_task(marker: Path):
 def test_a_worker_dying_mid_run_does_not_lose_windows(client, tmp_path: Path, maker) -> None:
     path = maker("geotiff").write_multiband(tmp_path / "scene.tif", RGBN, size=192)
     predict(path, tmp_path / "reference.tif", OPTIONS)
-    scene, model = prepare_scene(read_scene(path), OPTIONS)
-    job = make_job(0, scene, model, tmp_path / "survivor.tif", OPTIONS.block)
+    scene, model = prepare_scene(read_scene(path), OPTIONS.run)
+    job = make_job(0, scene, model, tmp_path / "survivor.tif", OPTIONS.run.block, probabilities=True)
     marker = tmp_path / "worker-died"
     workers_before = set(client.scheduler_info()["workers"])
     engine = DaskEngine(client, max_in_flight=4, window_fn=dying_window_task(marker))
@@ -141,14 +147,14 @@ def test_a_window_that_always_kills_its_worker_fails_only_its_scene(
     jobs, records = [], []
     for i, size in enumerate((128, 64)):  # s0: 4 windows, s1: 1 window
         path = make.write_multiband(tmp_path / f"s{i}.tif", RGBN, size=size)
-        scene, model = prepare_scene(read_scene(path), OPTIONS)
-        jobs.append(make_job(i, scene, model, tmp_path / f"out{i}.tif", OPTIONS.block))
+        scene, model = prepare_scene(read_scene(path), OPTIONS.run)
+        jobs.append(make_job(i, scene, model, tmp_path / f"out{i}.tif", OPTIONS.run.block, probabilities=True))
         records.append(SceneRecord(input=str(path)))
 
-    def poison_first_scene(scene, model_name, window, options):
+    def poison_first_scene(scene, model_name, window, run, probabilities):
         if scene.product_id == "s0":
             os._exit(1)  # every try of this scene's windows kills its worker
-        return window_task(scene, model_name, window, options)
+        return window_task(scene, model_name, window, run, probabilities)
 
     # two windows in flight: s1 is submitted once s0 has failed, so no worker death hits it
     # (windows queued on a worker that dies count that death too, see the engine's notes)

@@ -73,17 +73,18 @@ def annotate(
     editor or GIS on the scene's grid, run this, inspect the mask, add strokes where it is
     wrong, run again: the interactive loop of the IRIS annotation tool.
     """
-    from s2clouds.inference.options import PredictOptions
+    from s2clouds.inference.options import OutputOptions, PredictOptions, ReadOptions
     from s2clouds.labels import CANONICAL_CLASSES
     from s2clouds.train.annotate import annotate as run_annotation
 
     options = PredictOptions(
-        resolution=float(resolution) if resolution else None,
-        bands=bands,
-        level=level.upper() if level else None,
-        scale=scale,
-        probabilities=probabilities,
-        quicklook=quicklook,
+        read=ReadOptions(
+            bands=bands,
+            level=level.upper() if level else None,
+            scale=scale,
+            resolution=float(resolution) if resolution else None,
+        ),
+        output=OutputOptions(probabilities=probabilities, quicklook=quicklook),
         progress=not quiet,
     )
     result = run_annotation(

@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
     from s2clouds.inference.batch import BatchResult
     from s2clouds.inference.distributed import ClusterOptions
-    from s2clouds.inference.options import PredictOptions
+    from s2clouds.inference.options import (
+        PredictOptions,
+    )
     from s2clouds.inference.records import PredictionResult
 
     Say = Callable[[str], None]
@@ -124,18 +126,30 @@ def predict(
     """
     from s2clouds.inference.distributed import ClusterOptions
     from s2clouds.inference.inputs import expand_inputs
-    from s2clouds.inference.options import PredictOptions
+    from s2clouds.inference.options import (
+        OutputOptions,
+        PredictOptions,
+        ReadOptions,
+        RunOptions,
+    )
     from s2clouds.models.registry import DEFAULT_MODEL
 
+    inputs = expand_inputs(sources, from_file)
+    if not inputs:
+        raise click.UsageError("give at least one input (a path, a glob, @LIST or --from-file)")
+    batch = _is_batch(sources, from_file, inputs, output)
     options = PredictOptions(
-        model=model or DEFAULT_MODEL,
-        resolution=float(resolution) if resolution else None,
-        bands=bands,
-        level=level.upper() if level else None,
-        scale=scale,
-        block=block,
-        probabilities=probabilities,
-        quicklook=quicklook,
+        read=ReadOptions(
+            bands=bands,
+            level=level.upper() if level else None,
+            scale=scale,
+            resolution=float(resolution) if resolution else None,
+        ),
+        run=RunOptions(model=model or DEFAULT_MODEL, block=block),
+        # one scene replaces its mask; a batch skips finished scenes unless --overwrite
+        output=OutputOptions(
+            probabilities=probabilities, quicklook=quicklook, overwrite=overwrite or not batch
+        ),
         progress=not quiet,
     )
     cluster = ClusterOptions(
@@ -145,16 +159,13 @@ def predict(
         dashboard=not no_dashboard,
         retries=retries,
     )
-    inputs = expand_inputs(sources, from_file)
-    if not inputs:
-        raise click.UsageError("give at least one input (a path, a glob, @LIST or --from-file)")
     say: Say = _silent if quiet else click.echo
-    if _is_batch(sources, from_file, inputs, output):
+    if batch:
         if quicklook is not None:
             raise click.UsageError("--quicklook writes one PNG; give it with a single input")
         if output.suffix.lower() in (".tif", ".tiff"):
             raise click.UsageError(f"several inputs need an output folder for -o, not {output}")
-        _run_batch(inputs, output, options, cluster, overwrite=overwrite, say=say)
+        _run_batch(inputs, output, options, cluster, say=say)
     else:
         _run_single(inputs[0], output, options, cluster, say=say)
 
@@ -200,12 +211,11 @@ def _run_batch(
     options: PredictOptions,
     cluster: ClusterOptions,
     *,
-    overwrite: bool,
     say: Say,
 ) -> None:
     from s2clouds.inference.batch import run_batch
 
-    result = run_batch(inputs, outdir, options, overwrite=overwrite, cluster=cluster, announce=say)
+    result = run_batch(inputs, outdir, options, cluster=cluster, announce=say)
     _print_summary(result, say)
     if not result.ok:
         raise SystemExit(result.exit_code)

@@ -408,9 +408,9 @@ def as_scene(
         return source
     if isinstance(source, tuple):
         array, names = source
-        return read_scene(np.asarray(array), bands=names, resolution=resolution, level=level)
+        return read_scene(np.asarray(array), bands=names, pixel_size=resolution, level=level)
     if isinstance(source, np.ndarray):
-        return read_scene(source, bands=bands, resolution=resolution, level=level)
+        return read_scene(source, bands=bands, pixel_size=resolution, level=level)
     return read_scene(source, resolution=resolution, level=level)
 
 

@@ -65,18 +65,22 @@ def run_batch(
     outdir: str | Path,
     options: PredictOptions | None = None,
     *,
-    overwrite: bool = False,
     cluster: ClusterOptions | None = None,
     announce: Callable[[str], None] = lambda _: None,
 ) -> BatchResult:
     """Predict every input into ``outdir`` (created if missing) as ``<product_id>_cloudmask.tif``.
 
-    Scenes whose outputs exist are skipped unless ``overwrite``. ``cluster`` chooses the engine
-    (see :func:`wants_cluster`; None: this process). ``announce`` receives one line naming the
-    engine (and the Dask dashboard link when there is one). Failures are recorded, never raised,
-    except for an output folder that cannot be created.
+    Scenes whose outputs are complete are redone when ``options.output.overwrite``, else
+    skipped; an unfinished scene (e.g. a mask without the probabilities now asked for) is
+    always completed, replacing what it has. ``cluster`` chooses the engine (see
+    :func:`~s2clouds.inference.predict.wants_cluster`; None: this process). ``announce``
+    receives one line naming the engine (and the Dask dashboard link when there is one).
+    Failures are recorded, never raised, except for an output folder that cannot be created
+    and a quicklook (:class:`~s2clouds.errors.OutputError`: it is written for one scene only).
     """
-    options = replace(options or PredictOptions(), overwrite=True, quicklook=None)
+    options = options or PredictOptions()
+    if options.output.quicklook is not None:
+        raise OutputError("a quicklook is written for a single scene; predict one input for it")
     outdir = Path(outdir).absolute()
     try:
         outdir.mkdir(parents=True, exist_ok=True)
@@ -90,15 +94,15 @@ def run_batch(
     jobs: list[SceneJob] = []
     owners: dict[Path, str] = {}
     for record in records:
-        job = _plan_record(record, outdir, options, overwrite, previous, owners, len(jobs))
+        job = _plan_record(record, outdir, options, previous, owners, len(jobs))
         if job is not None:
             jobs.append(job)
     job_records = [r for r in records if r.status == "pending"]
     run: dict[str, Any] = {
         "s2clouds_version": __version__,
         "started": started_at,
-        "model": options.model,
-        "block": options.block,
+        "model": options.run.model,
+        "block": options.run.block,
         "engine": None,
     }
 
@@ -112,7 +116,9 @@ def run_batch(
         announce(f"{len(jobs)} scene(s) to predict on {engine.description}{link}")
         log()
         try:
-            run_jobs(jobs, job_records, engine, options, on_scene_end=log)
+            # outputs of unfinished scenes are replaced (finished ones were planned out)
+            writing = replace(options, output=replace(options.output, overwrite=True))
+            run_jobs(jobs, job_records, engine, writing, on_scene_end=log)
         finally:
             path = log()
     return BatchResult(records, path, run["engine"], time.perf_counter() - start)
@@ -122,7 +128,6 @@ def _plan_record(
     record: SceneRecord,
     outdir: Path,
     options: PredictOptions,
-    overwrite: bool,
     previous: dict[str, dict[str, Any]],
     owners: dict[Path, str],
     next_index: int,
@@ -130,20 +135,22 @@ def _plan_record(
     """Fill ``record`` for a skipped or unreadable input, or return the job that predicts it."""
     t0 = time.perf_counter()
     try:
-        scene = open_scene(record.input, options)
+        scene = open_scene(record.input, options.read)
         output = outdir / mask_name(scene.product_id)
         record.product_id, record.output = scene.product_id, str(output)
         _claim_output(output, record.input, owners)
-        if is_finished(output, options) and not overwrite:
+        if is_finished(output, options.output) and not options.output.overwrite:
             _mark_skipped(record, previous.get(str(output), {}))
             return None
-        check_scene_outputs(scene, output, options, extra={"the run log": outdir / RUN_LOG})
-        scene, model = prepare_scene(scene, options)
+        writing = replace(options.output, overwrite=True)  # unfinished outputs are replaced
+        check_scene_outputs(scene, output, writing, extra={"the run log": outdir / RUN_LOG})
+        scene, model = prepare_scene(scene, options.run)
     except Exception as exc:  # an unreadable input is reported, the others go on
         record.fail(exc)
         record.seconds = round(time.perf_counter() - t0, 3)
         return None
-    job = make_job(next_index, scene, model, output, options.block)
+    probabilities = options.output.probabilities
+    job = make_job(next_index, scene, model, output, options.run.block, probabilities=probabilities)
     record.windows = len(job.windows)
     return job
 

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.options import RunOptions
 from s2clouds.inference.window import compute_window
 from s2clouds.io.grid import Window
 from s2clouds.io.scenes import Scene
@@ -24,7 +24,8 @@ from s2clouds.models.base import CloudModel
 
 @dataclass(frozen=True)
 class SceneJob:
-    """One scene to predict: the scene (restricted to the model's bands), the model, output.
+    """One scene to predict: the scene (restricted to the model's bands), the model, output,
+    and whether its windows come with probabilities.
 
     In-process engines use ``model`` as it is; a cluster rebuilds it on its workers from
     ``model_name`` (a registry name or a model file path)."""
@@ -34,15 +35,25 @@ class SceneJob:
     model: CloudModel = field(compare=False, repr=False)
     output: Path
     windows: tuple[Window, ...]
+    probabilities: bool = False
 
     @property
     def model_name(self) -> str:
         return self.model.name
 
 
-def make_job(index: int, scene: Scene, model: CloudModel, output: Path, block: int) -> SceneJob:
+def make_job(
+    index: int,
+    scene: Scene,
+    model: CloudModel,
+    output: Path,
+    block: int,
+    *,
+    probabilities: bool = False,
+) -> SceneJob:
     """The job for a prepared scene (see :func:`~s2clouds.inference.window.prepare_scene`)."""
-    return SceneJob(index, scene, model, output, tuple(scene.grid.windows(block)))
+    windows = tuple(scene.grid.windows(block))
+    return SceneJob(index, scene, model, output, windows, probabilities)
 
 
 @dataclass(frozen=True)
@@ -79,7 +90,7 @@ class Engine(Protocol):
     description: str
     dashboard_link: str | None
 
-    def run(self, jobs: Sequence[SceneJob], options: PredictOptions) -> Iterator[Event]: ...
+    def run(self, jobs: Sequence[SceneJob], run: RunOptions) -> Iterator[Event]: ...
 
     def cancel(self, job: int) -> None: ...
 
@@ -97,14 +108,16 @@ class SerialEngine:
     def cancel(self, job: int) -> None:
         self._cancelled.add(job)
 
-    def run(self, jobs: Sequence[SceneJob], options: PredictOptions) -> Iterator[Event]:
+    def run(self, jobs: Sequence[SceneJob], run: RunOptions) -> Iterator[Event]:
         for job in jobs:
             yield JobStarted(job.index)
             for window in job.windows:
                 if job.index in self._cancelled:
                     break
                 try:
-                    mask, probs = compute_window(job.scene, job.model, window, options)
+                    mask, probs = compute_window(
+                        job.scene, job.model, window, run, job.probabilities
+                    )
                 except Exception as exc:  # one scene's failure must not stop the batch
                     yield JobFailed(job.index, exc)
                     break

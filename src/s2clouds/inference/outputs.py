@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.options import OutputOptions
 from s2clouds.io.paths import check_outputs
 from s2clouds.io.scenes import Scene
 from s2clouds.io.write import check_writable
@@ -39,12 +39,12 @@ def is_own_output(path: str | Path) -> bool:
     return name.endswith(MASK_SUFFIX) or name.endswith(probabilities_path(Path(MASK_SUFFIX)).name)
 
 
-def is_finished(output: Path, options: PredictOptions) -> bool:
+def is_finished(output: Path, options: OutputOptions) -> bool:
     """Outputs are written atomically, so a present file is complete; probabilities count too."""
     return output.is_file() and (not options.probabilities or probabilities_path(output).is_file())
 
 
-def planned_outputs(output: Path, options: PredictOptions) -> dict[str, Path | None]:
+def planned_outputs(output: Path, options: OutputOptions) -> dict[str, Path | None]:
     """The files a prediction writes, by how errors name them (None: not written)."""
     return {
         MASK_OUTPUT: output,
@@ -58,7 +58,7 @@ def planned_outputs(output: Path, options: PredictOptions) -> dict[str, Path | N
 def check_scene_outputs(
     scene: Scene,
     output: Path,
-    options: PredictOptions,
+    options: OutputOptions,
     *,
     inputs: Iterable[str | Path] = (),
     extra: Mapping[str, Path | None] | None = None,

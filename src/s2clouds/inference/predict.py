@@ -4,7 +4,7 @@ A single scene is a batch of one job (see :mod:`s2clouds.inference.batch` for ma
 scene is opened (headers only), its outputs checked, its model built, and its windows handed
 to an engine: :class:`~s2clouds.inference.engine.SerialEngine` in this process by default, or
 a Dask cluster (:mod:`s2clouds.inference.distributed`). The client writes each window as it
-arrives (:func:`~s2clouds.inference.sink.run_jobs`), so memory grows with ``options.block``,
+arrives (:func:`~s2clouds.inference.sink.run_jobs`), so memory grows with the block size,
 not with the scene.
 """
 
@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from s2clouds.errors import OutputError
+from s2clouds.errors import OutputError, SceneFormatError
 from s2clouds.inference.distributed import ClusterOptions, dask_engine, scheduler_address
 from s2clouds.inference.engine import Engine, SceneJob, SerialEngine, make_job
-from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.options import PredictOptions, ReadOptions
 from s2clouds.inference.outputs import check_scene_outputs
 from s2clouds.inference.records import PredictionResult, SceneRecord
 from s2clouds.inference.sink import run_jobs
@@ -30,16 +30,13 @@ from s2clouds.io.scenes import Scene, read_scene
 from s2clouds.io.stac import looks_like_stac_item, read_stac_item
 
 
-def open_scene(source: str | Path | np.ndarray, options: PredictOptions) -> Scene:
-    """Open ``source`` with the reading options of ``options``: a STAC item JSON (see
+def open_scene(source: str | Path | np.ndarray, read: ReadOptions) -> Scene:
+    """Open ``source`` as ``read`` says: a STAC item JSON (see
     :func:`~s2clouds.io.stac.read_stac_item`) or anything :func:`read_scene` accepts."""
-    reading: dict[str, Any] = {
-        "bands": options.bands,
-        "resolution": options.resolution,
-        "scale": options.scale,
-        "level": options.level,
-    }
+    reading: dict[str, Any] = read.as_kwargs()
     if isinstance(source, (str, Path)) and looks_like_stac_item(source):
+        if reading.pop("pixel_size") is not None:
+            raise SceneFormatError(f"pixel_size is for array inputs; {source} is a STAC item")
         return read_stac_item(source, **reading)
     return read_scene(source, **reading)
 
@@ -81,9 +78,11 @@ def predict_scene(
     """
     options = options or PredictOptions()
     output = Path(output)
-    check_scene_outputs(scene, output, options)
-    scene, model = prepare_scene(scene, options)
-    job = make_job(0, scene, model, output, options.block)
+    check_scene_outputs(scene, output, options.output)
+    scene, model = prepare_scene(scene, options.run)
+    job = make_job(
+        0, scene, model, output, options.run.block, probabilities=options.output.probabilities
+    )
     source = str(scene.meta.get("path") or scene.product_id)
     record = SceneRecord(input=source, output=str(output))
     with open_engine(cluster, [job]) as engine:
@@ -109,5 +108,5 @@ def predict(
     :func:`predict_scene`; in this process unless ``cluster`` asks for Dask)."""
     options = options or PredictOptions()
     return predict_scene(
-        open_scene(source, options), output, options, cluster=cluster, announce=announce
+        open_scene(source, options.read), output, options, cluster=cluster, announce=announce
     )

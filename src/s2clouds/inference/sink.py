@@ -15,7 +15,7 @@ import numpy as np
 
 from s2clouds.errors import OutputError
 from s2clouds.inference.engine import Engine, JobFailed, JobStarted, SceneJob, WindowDone
-from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.options import OutputOptions, PredictOptions
 from s2clouds.inference.outputs import probabilities_path
 from s2clouds.inference.records import PredictionResult, SceneRecord
 from s2clouds.io.grid import Window
@@ -34,7 +34,7 @@ class SceneSink:
     """
 
     def __init__(
-        self, scene: Scene, model_name: str, output: str | Path, options: PredictOptions
+        self, scene: Scene, model_name: str, output: str | Path, options: OutputOptions
     ) -> None:
         self.scene, self.model_name, self.options = scene, model_name, options
         self.output = Path(output)
@@ -134,7 +134,7 @@ class _OpenScenes:
         self.bars: dict[int, Any] = {}
         self.overall = progress.add_task("scenes", total=len(jobs)) if len(jobs) > 1 else None
 
-    def start(self, index: int, options: PredictOptions) -> None:
+    def start(self, index: int, options: OutputOptions) -> None:
         job = self.jobs[index]
         self.started[index] = time.perf_counter()
         sink = SceneSink(job.scene, job.model_name, job.output, options)
@@ -194,9 +194,10 @@ def run_jobs(
     with window_progress(options.progress) as progress:
         scenes = _OpenScenes(jobs, records, progress)
         try:
-            for event in engine.run(jobs, options):
+            for event in engine.run(jobs, options.run):
                 if isinstance(event, JobStarted):
-                    _guarded(scenes, engine, event.job, partial(scenes.start, event.job, options))
+                    start = partial(scenes.start, event.job, options.output)
+                    _guarded(scenes, engine, event.job, start)
                 elif isinstance(event, JobFailed):
                     scenes.abort(event.job, event.error)
                     on_scene_end()

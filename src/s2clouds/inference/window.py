@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from s2clouds.errors import S2CloudsError, detached
-from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.options import RunOptions
 from s2clouds.inference.tiling import blend_tiles
 from s2clouds.io.grid import Window
 from s2clouds.io.scenes import Scene, SunAngles
@@ -85,7 +85,7 @@ def predict_window(
     scene: Scene,
     model: CloudModel,
     window: Window,
-    options: PredictOptions,
+    run: RunOptions,
     context: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mask (h, w) uint8 and probabilities (4, h, w) float32 of one output ``window``.
@@ -98,29 +98,29 @@ def predict_window(
     height, width = scene.grid.shape
     outer = expand_window(window, model_halo(model, context), height, width)
     image = scene.read(outer)
-    probs = predict_array(model, image, context, tile=options.tile, overlap=options.overlap)
+    probs = predict_array(model, image, context, tile=run.tile, overlap=run.overlap)
     core = (slice(None), *window.within(outer))
     probs = probs[core]
     return probabilities_to_mask(probs, image[core]), probs
 
 
 def predict_blocks(
-    scene: Scene, model: CloudModel, options: PredictOptions
+    scene: Scene, model: CloudModel, run: RunOptions
 ) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
     """Yield ``(window, mask (h, w) uint8, probabilities (4, h, w) float32)`` per output block."""
     context = scene_context(scene)
-    for window in scene.grid.windows(options.block):
-        mask, probs = predict_window(scene, model, window, options, context)
+    for window in scene.grid.windows(run.block):
+        mask, probs = predict_window(scene, model, window, run, context)
         yield window, mask, probs
 
 
-def prepare_scene(scene: Scene, options: PredictOptions) -> tuple[Scene, CloudModel]:
+def prepare_scene(scene: Scene, run: RunOptions) -> tuple[Scene, CloudModel]:
     """Build the model for ``scene``, keep the bands it needs, and check the radiometry.
 
     Raises :class:`~s2clouds.errors.BandError`/``ModelError``/``RadiometryError`` before any
     output is opened. Returns the scene restricted to ``model.bands`` and the model.
     """
-    model = get_model(options.model, scene.bands, scene.level)
+    model = get_model(run.model, scene.bands, scene.level)
     scene = scene.select(model.bands)
     scene.check_radiometry()
     return with_sun_angles(scene, model), model
@@ -145,26 +145,30 @@ def cached_model(name: str, bands: tuple[str, ...]) -> CloudModel:
 
 
 def compute_window(
-    scene: Scene, model: CloudModel | str, window: Window, options: PredictOptions
+    scene: Scene,
+    model: CloudModel | str,
+    window: Window,
+    run: RunOptions,
+    probabilities: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Compute one window: mask (h, w) uint8 and, if asked for, probabilities (4, h, w) uint8
-    percent. ``model`` is a built model, or its name (built once per process, see
+    """Compute one window: mask (h, w) uint8 and, when ``probabilities``, probabilities
+    (4, h, w) uint8 percent. ``model`` is a built model, or its name (built once per process, see
     :func:`cached_model`). Library errors are raised :func:`~s2clouds.errors.detached` from
     their cause, so that they cross a cluster with their type and message."""
     try:
         built = cached_model(model, scene.bands) if isinstance(model, str) else model
-        mask, probs = predict_window(scene, built, window, options)
+        mask, probs = predict_window(scene, built, window, run)
     except S2CloudsError as exc:
         error = detached(exc)  # raised below, outside this block, so that it has no context
     else:
-        return mask, probability_percent(probs, mask) if options.probabilities else None
+        return mask, probability_percent(probs, mask) if probabilities else None
     raise error
 
 
 def window_task(
-    scene: Scene, model_name: str, window: Window, options: PredictOptions
+    scene: Scene, model_name: str, window: Window, run: RunOptions, probabilities: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`compute_window` by model name: takes only small picklable things (the scene's
     sources are paths), so it runs the same in this process or on any Dask worker that sees
     the input files."""
-    return compute_window(scene, model_name, window, options)
+    return compute_window(scene, model_name, window, run, probabilities)

@@ -555,22 +555,24 @@ def read_scene(
     resolution: float | None = None,
     scale: str | None = None,
     level: str | None = None,
+    pixel_size: float | None = None,
 ) -> Scene:
     """Open any supported input as a :class:`Scene` (nothing is read until :meth:`Scene.read`).
 
     ``source``: a ``.SAFE`` folder or ``.zip``, a multi-band GeoTIFF/COG, a folder of band
     files, or a (C, H, W) array (then ``bands`` is required). ``resolution`` (10, 20 or 60 m)
-    chooses the output grid; default: the finest band's. ``scale`` is ``"dn"`` or
-    ``"reflectance"`` to override the guess from the file's data type. For GeoTIFFs ``bands``
-    names the bands in file order; for SAFE products and folders it selects bands.
+    chooses the output grid; default: the finest band's. An array is never resampled: its
+    grid has ``pixel_size`` metres per pixel (default 10), and ``resolution`` must be None or
+    the same. ``scale`` is ``"dn"`` or ``"reflectance"`` to override the guess from the file's
+    data type. For GeoTIFFs ``bands`` names the bands in file order; for SAFE products and
+    folders it selects bands.
     """
     if isinstance(source, np.ndarray):
-        if bands is None:
-            raise BandError(
-                "an array input needs its band names, e.g. bands=['B02','B03','B04','B08']"
-            )
-        return scene_from_array(
-            source, bands, scale=scale or "reflectance", resolution=resolution or 10.0, level=level
+        return _array_scene(source, bands, scale, level, resolution, pixel_size)
+    if pixel_size is not None:
+        raise SceneFormatError(
+            f"pixel_size is for array inputs; {source} has its own georeference (use "
+            "resolution to choose the output grid)"
         )
     path = Path(source)
     if not path.exists():
@@ -591,6 +593,29 @@ def read_scene(
     raise SceneFormatError(
         f"unknown input format: {path}. Give a .SAFE folder or .zip, a GeoTIFF/COG, or a folder "
         "of band files (B02.tif, B03.tif, ...)"
+    )
+
+
+def _array_scene(
+    array: np.ndarray,
+    bands: Sequence[str] | None,
+    scale: str | None,
+    level: str | None,
+    resolution: float | None,
+    pixel_size: float | None,
+) -> Scene:
+    """:func:`read_scene` of a (C, H, W) array: never resampled, so ``resolution`` (the output
+    grid) must be None or its ``pixel_size`` (metres, default 10)."""
+    if bands is None:
+        raise BandError("an array input needs its band names, e.g. bands=['B02','B03','B04','B08']")
+    size = pixel_size or 10.0
+    if resolution is not None and resolution != size:
+        raise SceneFormatError(
+            f"an array is not resampled: its output grid is its pixel size ({size:g} m), not "
+            f"{resolution:g} m; give pixel_size={resolution:g} if its pixels are {resolution:g} m"
+        )
+    return scene_from_array(
+        array, bands, scale=scale or "reflectance", resolution=size, level=level
     )
 
 

@@ -136,11 +136,11 @@ def annotate(
     is replaced by the fitted one.
     """
     options = options or PredictOptions()
-    scene = open_scene(source, options)
+    scene = open_scene(source, options.read)
     model_files = {"the model (--save-model)": Path(model_path) if model_path else None}
     if model_path:
         model_files["the model's spec (--save-model, .json)"] = sidecar_path(model_path)
-    check_scene_outputs(scene, Path(output), options, inputs=[scribbles], extra=model_files)
+    check_scene_outputs(scene, Path(output), options.output, inputs=[scribbles], extra=model_files)
     labels = read_scribbles(scribbles, scene.grid, scheme)
     config = scribble_config(bands, PixelTrainConfig(rounds=rounds))
     rows, targets = scene_scribble_rows(scene, labels, config)
@@ -156,5 +156,6 @@ def annotate(
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(model_path) if model_path else Path(tmp) / "scribbles.lgbm"
         model.save(saved)
-        result = predict_scene(scene, output, replace(options, model=str(saved)))
+        fitted = replace(options, run=replace(options.run, model=str(saved)))
+        result = predict_scene(scene, output, fitted)
     return AnnotationResult(result, Path(model_path) if model_path else None, scribbled)
