@@ -16,7 +16,8 @@ import rasterio
 from s2clouds.errors import RadiometryError, SceneFormatError
 from s2clouds.inference.options import PredictOptions, ReadOptions
 from s2clouds.inference.predict import predict
-from s2clouds.io.scenes import SunAngles, read_scene
+from s2clouds.io.scene import SunAngles
+from s2clouds.io.scenes import read_scene
 from s2clouds.radiometry import Radiometry
 
 RGBN = ["B02", "B03", "B04", "B08"]

@@ -41,7 +41,8 @@ from s2clouds.bands import MSI_BAND_NAMES, canonical_band_names
 from s2clouds.datasets.base import CloudDataset, Sample
 from s2clouds.errors import BandError, DatasetError
 from s2clouds.io.grid import Window
-from s2clouds.io.scenes import Scene, read_scene
+from s2clouds.io.scene import Scene
+from s2clouds.io.scenes import read_scene
 from s2clouds.labels.schemes import CLEAR, CLOUD_SHADOW, NODATA, THICK_CLOUD, THIN_CLOUD
 
 #: Typical top-of-atmosphere reflectance of optically thick cloud per band (unitless).

@@ -30,11 +30,12 @@ from s2clouds.inference.distributed import ClusterOptions
 from s2clouds.inference.engine import SceneJob, make_job
 from s2clouds.inference.options import PredictOptions
 from s2clouds.inference.outputs import RUN_LOG, check_scene_outputs, is_finished, mask_name
-from s2clouds.inference.predict import open_engine, open_scene
+from s2clouds.inference.predict import open_engine
 from s2clouds.inference.records import SceneRecord, read_run_log, write_run_log
 from s2clouds.inference.sink import run_jobs
 from s2clouds.inference.window import prepare_scene
 from s2clouds.io.paths import check_outputs
+from s2clouds.io.scenes import read_scene
 from s2clouds.io.write import check_writable
 
 
@@ -135,7 +136,7 @@ def _plan_record(
     """Fill ``record`` for a skipped or unreadable input, or return the job that predicts it."""
     t0 = time.perf_counter()
     try:
-        scene = open_scene(record.input, options.read)
+        scene = read_scene(record.input, **options.read.as_kwargs())
         output = outdir / mask_name(scene.product_id)
         record.product_id, record.output = scene.product_id, str(output)
         _claim_output(output, record.input, owners)

@@ -34,7 +34,7 @@ from s2clouds.inference.engine import Event, JobFailed, JobStarted, SceneJob, Wi
 from s2clouds.inference.options import RunOptions
 from s2clouds.inference.window import window_task
 from s2clouds.io.grid import Window
-from s2clouds.io.scenes import Scene
+from s2clouds.io.scene import Scene
 from s2clouds.resources import cpu_cores
 
 SCHEDULER_ENV = "S2CLOUDS_SCHEDULER"

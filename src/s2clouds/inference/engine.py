@@ -18,7 +18,7 @@ import numpy as np
 from s2clouds.inference.options import RunOptions
 from s2clouds.inference.window import compute_window
 from s2clouds.io.grid import Window
-from s2clouds.io.scenes import Scene
+from s2clouds.io.scene import Scene
 from s2clouds.models.base import CloudModel
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from s2clouds.inference.options import OutputOptions
 from s2clouds.io.paths import check_outputs
-from s2clouds.io.scenes import Scene
+from s2clouds.io.scene import Scene
 from s2clouds.io.write import check_writable
 
 #: a batch's mask of a scene: ``<product_id>_cloudmask.tif``

@@ -14,31 +14,19 @@ import contextlib
 import importlib.util
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from s2clouds.errors import OutputError, SceneFormatError
+from s2clouds.errors import OutputError
 from s2clouds.inference.distributed import ClusterOptions, dask_engine, scheduler_address
 from s2clouds.inference.engine import Engine, SceneJob, SerialEngine, make_job
-from s2clouds.inference.options import PredictOptions, ReadOptions
+from s2clouds.inference.options import PredictOptions
 from s2clouds.inference.outputs import check_scene_outputs
 from s2clouds.inference.records import PredictionResult, SceneRecord
 from s2clouds.inference.sink import run_jobs
 from s2clouds.inference.window import prepare_scene
-from s2clouds.io.scenes import Scene, read_scene
-from s2clouds.io.stac import looks_like_stac_item, read_stac_item
-
-
-def open_scene(source: str | Path | np.ndarray, read: ReadOptions) -> Scene:
-    """Open ``source`` as ``read`` says: a STAC item JSON (see
-    :func:`~s2clouds.io.stac.read_stac_item`) or anything :func:`read_scene` accepts."""
-    reading: dict[str, Any] = read.as_kwargs()
-    if isinstance(source, (str, Path)) and looks_like_stac_item(source):
-        if reading.pop("pixel_size") is not None:
-            raise SceneFormatError(f"pixel_size is for array inputs; {source} is a STAC item")
-        return read_stac_item(source, **reading)
-    return read_scene(source, **reading)
+from s2clouds.io.scene import Scene
+from s2clouds.io.scenes import read_scene
 
 
 def wants_cluster(cluster: ClusterOptions | None, n_windows: int) -> bool:
@@ -104,9 +92,14 @@ def predict(
     cluster: ClusterOptions | None = None,
     announce: Callable[[str], None] = lambda _: None,
 ) -> PredictionResult:
-    """Read ``source`` (see :func:`open_scene`) and predict its mask (see
+    """Open ``source`` (see :func:`~s2clouds.io.scenes.read_scene`) as ``options.read`` says
+    and predict its mask (see
     :func:`predict_scene`; in this process unless ``cluster`` asks for Dask)."""
     options = options or PredictOptions()
     return predict_scene(
-        open_scene(source, options.read), output, options, cluster=cluster, announce=announce
+        read_scene(source, **options.read.as_kwargs()),
+        output,
+        options,
+        cluster=cluster,
+        announce=announce,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s2clouds.io.scenes import ArrayBand, Scene
+from s2clouds.io.scene import ArrayBand, Scene
 from s2clouds.io.write import atomic_path, check_writable
 
 TRUE_COLOUR = ("B04", "B03", "B02")

@@ -19,7 +19,7 @@ from s2clouds.inference.options import OutputOptions, PredictOptions
 from s2clouds.inference.outputs import probabilities_path
 from s2clouds.inference.records import PredictionResult, SceneRecord
 from s2clouds.io.grid import Window
-from s2clouds.io.scenes import Scene
+from s2clouds.io.scene import Scene
 from s2clouds.io.write import mask_writer, probability_writer
 from s2clouds.labels.schemes import CANONICAL_CLASSES
 

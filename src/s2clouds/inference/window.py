@@ -14,7 +14,7 @@ from s2clouds.errors import S2CloudsError, detached
 from s2clouds.inference.options import RunOptions
 from s2clouds.inference.tiling import blend_tiles
 from s2clouds.io.grid import Window
-from s2clouds.io.scenes import Scene, SunAngles
+from s2clouds.io.scene import Scene, SunAngles
 from s2clouds.labels.schemes import NODATA
 from s2clouds.models.base import N_CLASSES, CloudModel
 from s2clouds.models.registry import get_model

@@ -24,12 +24,13 @@ from affine import Affine
 from s2clouds.errors import CRSMismatchError, DatasetError, SceneFormatError
 from s2clouds.inference.options import PredictOptions
 from s2clouds.inference.outputs import check_scene_outputs
-from s2clouds.inference.predict import open_scene, predict_scene
+from s2clouds.inference.predict import predict_scene
 from s2clouds.inference.records import PredictionResult
 from s2clouds.inference.window import expand_window
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.limits import check_regular_file
-from s2clouds.io.scenes import Scene
+from s2clouds.io.scene import Scene
+from s2clouds.io.scenes import read_scene
 from s2clouds.labels import NODATA, to_canonical
 from s2clouds.models.base import N_CLASSES
 from s2clouds.models.pixel_features import features_halo
@@ -136,7 +137,7 @@ def annotate(
     is replaced by the fitted one.
     """
     options = options or PredictOptions()
-    scene = open_scene(source, options.read)
+    scene = read_scene(source, **options.read.as_kwargs())
     model_files = {"the model (--save-model)": Path(model_path) if model_path else None}
     if model_path:
         model_files["the model's spec (--save-model, .json)"] = sidecar_path(model_path)

@@ -35,7 +35,7 @@ from s2clouds.bands import band_indices, canonical_band_names
 from s2clouds.datasets.base import CloudDataset, Sample
 from s2clouds.datasets.synthetic import as_scene
 from s2clouds.errors import DatasetError, ModelError
-from s2clouds.io.scenes import Scene
+from s2clouds.io.scene import Scene
 from s2clouds.io.write import atomic_path
 from s2clouds.labels.schemes import CLEAR, CLOUD_SHADOW, NODATA, THICK_CLOUD, THIN_CLOUD
 
