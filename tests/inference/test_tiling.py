@@ -7,6 +7,7 @@ from s2clouds.inference.options import RunOptions
 from s2clouds.inference.tiling import blend_tiles, feather_weights, tile_grid, tile_starts
 from s2clouds.inference.window import predict_array, predict_blocks
 from s2clouds.io.scenes import scene_from_array
+from s2clouds.models.base import CloudModel
 
 
 def test_tiles_cover_and_clamp() -> None:
@@ -22,7 +23,7 @@ def test_tiles_cover_and_clamp() -> None:
     assert w.min() > 0 and w[32, 32] == 1.0 and w[0, 0] < w[8, 8]
 
 
-class PixelModel:
+class PixelModel(CloudModel):
     """Output depends only on each pixel, so tiling must not change anything."""
 
     name = "pixel"

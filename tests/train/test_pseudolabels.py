@@ -28,7 +28,7 @@ BANDS = ("B02", "B03", "B04", "B08")
 
 
 @dataclass
-class TableModel:
+class TableModel(CloudModel):
     """A fake masker: a fixed canonical class map (H, W), as one-hot-ish probabilities.
 
     ``certainty`` is the probability of the chosen class (the rest is shared by the others).

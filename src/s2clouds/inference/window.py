@@ -30,9 +30,8 @@ def scene_context(scene: Scene) -> dict[str, Any]:
 
 
 def model_halo(model: CloudModel, context: dict[str, Any]) -> int:
-    """Pixels of context a model needs around each block (its own estimate when it has one)."""
-    required = getattr(model, "required_halo", None)
-    return max(model.halo, int(required(context))) if callable(required) else model.halo
+    """Pixels of context a model needs around each block (at least its ``halo``)."""
+    return max(model.halo, int(model.required_halo(context)))
 
 
 def predict_array(
@@ -45,14 +44,14 @@ def predict_array(
 ) -> np.ndarray:
     """Class probabilities (4, H, W) float32 for reflectance (C, H, W) in ``model.bands`` order.
 
-    Models with a fixed input size (a ``tile_size`` attribute) run on overlapping tiles blended
+    Models with a fixed input size (``tile_size`` not None) run on overlapping tiles blended
     with feathered weights; others see the whole array at once.
     """
 
     def run(x: np.ndarray) -> np.ndarray:
         return model.predict_proba(x, context)
 
-    tile_size = getattr(model, "tile_size", None)
+    tile_size = model.tile_size
     if tile_size is None:
         return run(image).astype(np.float32, copy=False)
     size = int(tile_size or tile)
@@ -128,9 +127,9 @@ def prepare_scene(scene: Scene, run: RunOptions) -> tuple[Scene, CloudModel]:
 
 def with_sun_angles(scene: Scene, model: CloudModel) -> Scene:
     """``scene`` with sun angles estimated once from a whole-scene overview, when it has
-    none and ``model`` can estimate them (``estimate_sun_angles(overview, resolution)``)."""
-    estimate = getattr(model, "estimate_sun_angles", None)
-    if scene.angles is not None or not callable(estimate):
+    none and ``model`` can estimate them (``model.estimate_sun_angles`` is not None)."""
+    estimate = model.estimate_sun_angles
+    if scene.angles is not None or estimate is None:
         return scene
     overview, resolution = scene.overview()
     zenith, azimuth = estimate(overview, resolution)

@@ -26,7 +26,7 @@ import numpy as np
 
 from s2clouds.bands import RGBN_BANDS, canonical_band_names
 from s2clouds.errors import BandError, ModelError
-from s2clouds.models.base import N_CLASSES
+from s2clouds.models.base import N_CLASSES, CloudModel
 from s2clouds.models.resample import block_mean, upsample_bilinear
 
 PEERS_INSTALL_HINT = 'pip install "s2clouds[peers]"'
@@ -115,7 +115,7 @@ def _s2cloudless_detector(average_over: int, dilation_size: int) -> Any:
 
 
 @dataclass(frozen=True, kw_only=True)
-class S2CloudlessModel:
+class S2CloudlessModel(CloudModel):
     """Sentinel Hub's s2cloudless, run at its usual 160 m, as canonical probabilities.
 
     Input contract (refused otherwise):
@@ -281,7 +281,7 @@ def pad_to_tile(image: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, kw_only=True)
-class UkisCsmaskModel:
+class UkisCsmaskModel(CloudModel):
     """DLR's ukis-csmask 1.0 U-Net (cloud and cloud shadow), as canonical probabilities.
 
     Input contract:

@@ -45,6 +45,7 @@ from scipy import ndimage
 
 from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError
+from s2clouds.models.base import CloudModel
 
 CLOUD_THRESHOLD = 0.2  # Schmitt et al. (2019), with SWIR
 CLOUD_THRESHOLD_RGBN = 0.1  # 4-band variant: chosen on the On Cloud N dev chips (3 images)
@@ -70,7 +71,7 @@ def _kernel(size_at_10m: int, resolution: float) -> int:
 
 
 @dataclass(frozen=True)
-class PhysicalModel:
+class PhysicalModel(CloudModel):
     """SEN12MS cloud and shadow scores (see module docstring). No training data, no weights."""
 
     bands: tuple[str, ...] = MINIMUM_BANDS
