@@ -175,3 +175,21 @@ def test_local_cluster_from_the_command_line(tmp_path: Path, maker) -> None:
     log = json.loads((out / RUN_LOG).read_text())
     assert log["engine"] == "a local Dask cluster (2 worker threads, 1 thread(s) each)"
     assert log["counts"] == {"done": 2, "skipped": 0, "failed": 0}
+
+
+@pytest.mark.slow
+def test_real_masks_on_the_cluster_equal_one_window_in_this_process(
+    cluster, real_data: Path, tmp_path: Path
+) -> None:
+    chip = real_data / "oncloudn_chip2"
+    whole = PredictOptions(output=OutputOptions(probabilities=True), progress=False)
+    predict(chip, tmp_path / "serial.tif", whole)  # one 1024 px window covers the chip
+    small = PredictOptions(
+        run=RunOptions(block=128), output=OutputOptions(probabilities=True), progress=False
+    )
+    options = ClusterOptions(scheduler=cluster.scheduler_address, max_in_flight=4)
+    predict(chip, tmp_path / "dask.tif", small, cluster=options)
+    for name in ("", ".proba"):
+        np.testing.assert_array_equal(
+            read_all(tmp_path / f"dask{name}.tif"), read_all(tmp_path / f"serial{name}.tif")
+        )

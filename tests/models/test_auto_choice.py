@@ -52,7 +52,7 @@ def test_pixel_model_runs_coarse_and_returns_the_input_grid() -> None:
     assert model.internal_factor({"resolution": 10.0}) == 2
     assert model.internal_factor({"resolution": 30.0}) == 1
     assert model.internal_factor({}) == 1
-    assert model.required_halo({"resolution": 10.0}) == 2 * model.halo
+    assert model.required_halo({"resolution": 10.0}) >= 2 * model.halo  # receptive field
     rng = np.random.default_rng(0)
     vegetation = np.array([0.05, 0.07, 0.04, 0.3], np.float32)[:, None, None]
     image = (vegetation * rng.uniform(0.9, 1.1, (4, 127, 121))).astype(np.float32)

@@ -34,6 +34,11 @@ def model_halo(model: CloudModel, context: dict[str, Any]) -> int:
     return max(model.halo, int(model.required_halo(context)))
 
 
+def model_alignment(model: CloudModel, context: dict[str, Any]) -> int:
+    """Windows start on multiples of this many pixels (see ``CloudModel``)."""
+    return max(1, int(model.required_alignment(context)))
+
+
 def predict_array(
     model: CloudModel,
     image: np.ndarray,
@@ -72,9 +77,13 @@ def probability_percent(probs: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def expand_window(window: Window, halo: int, height: int, width: int) -> Window:
-    """``window`` grown by ``halo`` pixels on each side, clamped to the scene."""
-    row, col = max(0, window.row - halo), max(0, window.col - halo)
+def expand_window(
+    window: Window, halo: int, height: int, width: int, alignment: int = 1
+) -> Window:
+    """``window`` grown by ``halo`` pixels on each side, clamped to the scene; its top-left
+    corner is moved further up and left to a multiple of ``alignment``."""
+    row = max(0, (window.row - halo) // alignment * alignment)
+    col = max(0, (window.col - halo) // alignment * alignment)
     bottom = min(height, window.row + window.height + halo)
     right = min(width, window.col + window.width + halo)
     return Window(row, col, bottom - row, right - col)
@@ -95,7 +104,8 @@ def predict_window(
     """
     context = scene_context(scene) if context is None else context
     height, width = scene.grid.shape
-    outer = expand_window(window, model_halo(model, context), height, width)
+    halo, alignment = model_halo(model, context), model_alignment(model, context)
+    outer = expand_window(window, halo, height, width, alignment)
     image = scene.read(outer)
     probs = predict_array(model, image, context, tile=run.tile, overlap=run.overlap)
     core = (slice(None), *window.within(outer))

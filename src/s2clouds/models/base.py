@@ -34,7 +34,11 @@ class CloudModel(Protocol):
     and override what they need:
 
     ``required_halo(context)``: pixels of context around a window for this scene (default
-    ``halo``), e.g. when the context depends on the resolution or the sun.
+    ``halo``): the radius of the model's receptive field, so that a pixel's result does not
+    depend on where the window around it was cut (``--block``).
+    ``required_alignment(context)``: windows are read from rows and columns that are
+    multiples of this (default 1), so that the model's internal grids (pooling, block means,
+    sampled cells) fall on the same scene pixels whatever the block.
     ``tile_size``: the fixed input edge in pixels the engine cuts blocks into (overlapping,
     feathered tiles); None (the default): the model takes any size; 0: the run's tile option.
     ``estimate_sun_angles``: a :data:`SunAngleEstimator`, called once per scene on an
@@ -58,5 +62,8 @@ class CloudModel(Protocol):
 
     def required_halo(self, context: dict[str, Any]) -> int:
         return self.halo
+
+    def required_alignment(self, context: dict[str, Any]) -> int:
+        return 1
 
     def predict_proba(self, image: np.ndarray, context: dict[str, Any]) -> np.ndarray: ...

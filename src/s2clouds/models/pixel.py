@@ -190,8 +190,15 @@ class PixelModel(SpecModel):
         return max(1, int(round(self.spec.resolution / float(resolution))))
 
     def required_halo(self, context: dict[str, Any]) -> int:
-        """Halo in input pixels: the spec's halo (model pixels) times the internal factor."""
-        return self.spec.halo * self.internal_factor(context)
+        """Halo in input pixels: the receptive field in model pixels (the features' context
+        windows, the cell interpolation's reach ``stride`` and the upsampling's one model
+        pixel, plus the block being averaged) times the internal factor."""
+        reach = features_halo(self.spec.features) + self.spec.stride + 2
+        return reach * self.internal_factor(context)
+
+    def required_alignment(self, context: dict[str, Any]) -> int:
+        """Input pixels per sampled cell: the internal factor times ``spec.stride``."""
+        return self.internal_factor(context) * self.spec.stride
 
     def proba_on_grid(self, image: np.ndarray) -> np.ndarray:
         """Probabilities (4, H, W) on the grid of ``image`` (C, H, W) itself."""

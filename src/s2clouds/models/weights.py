@@ -271,6 +271,10 @@ class SpecModel(CloudModel):
     def tile_size(self) -> int:
         return self.spec.tile_size
 
+    def required_alignment(self, context: dict[str, Any]) -> int:
+        """The spec's ``size_multiple``: the network's pooling grid."""
+        return self.spec.size_multiple
+
     def for_bands(self, available: Iterable[str]) -> Self:
         """This model, after checking that ``available`` holds every band it needs."""
         self.spec.check_bands(available)
