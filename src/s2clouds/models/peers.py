@@ -170,6 +170,10 @@ class S2CloudlessModel(CloudModel):
         blocks = 1 + (self.average_over + self.dilation_size if self.postprocess else 0)
         return blocks * self.factor(context)
 
+    def required_alignment(self, context: dict[str, Any]) -> int:
+        """Windows start on the 160 m blocks, so they average the same pixels."""
+        return self.factor(context)
+
     def cloud_probability(self, coarse: np.ndarray) -> np.ndarray:
         """s2cloudless cloud probability (h, w) float32 for a (10, h, w) reflectance stack."""
         detector = _s2cloudless_detector(self.average_over, self.dilation_size)
