@@ -26,6 +26,7 @@ from s2clouds.benchmark.protocols import (
 from s2clouds.datasets.base import CloudDataset
 from s2clouds.errors import BenchmarkError, CRSMismatchError, DatasetError, ModelError
 from s2clouds.labels import to_canonical
+from s2clouds.models.cache import cached_model
 
 #: dataset kind -> protocol name used by default. SEN12MS patches are cloud-free mosaics, so
 #: maskers are scored for false cloud detection with the CloudSEN12 tasks.
@@ -78,21 +79,6 @@ class Masker:
         return tasks_for_scheme(self.scheme)
 
 
-class _ModelCache:
-    """Models built once per band set."""
-
-    def __init__(self) -> None:
-        self._models: dict[tuple[str, tuple[str, ...]], Any] = {}
-
-    def get(self, name: str, bands: Sequence[str]) -> Any:
-        from s2clouds.models.registry import get_model
-
-        key = (name, tuple(bands))
-        if key not in self._models:
-            self._models[key] = get_model(name, bands)
-        return self._models[key]
-
-
 def _predict_image(
     model: Any, image: np.ndarray, bands: Sequence[str], context: dict[str, Any]
 ) -> np.ndarray:
@@ -117,7 +103,7 @@ def sample_context(meta: dict[str, Any]) -> dict[str, Any]:
     return context
 
 
-def masker_prediction(masker: Masker, sample: dict[str, Any], models: _ModelCache) -> np.ndarray:
+def masker_prediction(masker: Masker, sample: dict[str, Any]) -> np.ndarray:
     """The canonical mask a masker gives for one sample."""
     if masker.layer is not None:
         layers = sample.get("layers") or {}
@@ -126,7 +112,7 @@ def masker_prediction(masker: Masker, sample: dict[str, Any], models: _ModelCach
                 f"the dataset sample has no layer {masker.layer!r}; available: {', '.join(layers) or 'none'}"
             )
         return to_canonical(layers[masker.layer], masker.scheme, unknown="nodata")
-    model = models.get(masker.name, sample["bands"])
+    model = cached_model(masker.name, tuple(sample["bands"]))
     return _predict_image(
         model, sample["image"], sample["bands"], sample_context(sample.get("meta", {}))
     )
@@ -159,7 +145,6 @@ def run_benchmark(
 
     chosen = [Masker.parse(m) for m in maskers]
     scorer = make_protocol(protocol or DEFAULT_PROTOCOL.get(dataset.name, "cloudsen12"), chosen)
-    models = _ModelCache()
     count = len(dataset) if limit is None else min(limit, len(dataset))
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("benchmark", total=count)
@@ -173,7 +158,7 @@ def run_benchmark(
                 )
             meta = {"id": str(index), **sample["meta"]}
             for masker in chosen:
-                pred = masker_prediction(masker, sample, models)
+                pred = masker_prediction(masker, sample)
                 scorer.update(masker.name, pred, truth, sample.get("valid"), meta)
             bar.advance(task)
     return scorer

@@ -3,7 +3,6 @@ class probabilities into the canonical mask. This is the unit of work of every e
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -17,6 +16,7 @@ from s2clouds.io.grid import Window
 from s2clouds.io.scene import Scene, SunAngles
 from s2clouds.labels.schemes import NODATA
 from s2clouds.models.base import N_CLASSES, CloudModel
+from s2clouds.models.cache import cached_model
 from s2clouds.models.registry import get_model
 
 
@@ -145,12 +145,6 @@ def with_sun_angles(scene: Scene, model: CloudModel) -> Scene:
     zenith, azimuth = estimate(overview, resolution)
     angles = SunAngles(float(zenith), float(azimuth), source="estimated from the image")
     return replace(scene, angles=angles)
-
-
-@functools.lru_cache(maxsize=8)
-def cached_model(name: str, bands: tuple[str, ...]) -> CloudModel:
-    """The model ``name`` for ``bands``, built once per process (workers reuse it)."""
-    return get_model(name, bands)
 
 
 def compute_window(

@@ -177,8 +177,9 @@ def plot_curves(path: Path, history: Sequence[dict[str, float]]) -> None:
     for ax in (loss_ax, score_ax):
         ax.legend()
         ax.grid(alpha=0.3)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    from s2clouds.viz import save_figure
+
+    save_figure(fig, path, dpi=100)
 
 
 # ---------------------------------------------------------------------------- state
