@@ -26,6 +26,7 @@ from s2clouds.benchmark.protocols import (
 from s2clouds.datasets.base import CloudDataset
 from s2clouds.errors import BenchmarkError, CRSMismatchError, DatasetError, ModelError
 from s2clouds.labels import to_canonical
+from s2clouds.models.base import ModelContext
 from s2clouds.models.cache import cached_model
 
 #: dataset kind -> protocol name used by default. SEN12MS patches are cloud-free mosaics, so
@@ -80,7 +81,7 @@ class Masker:
 
 
 def _predict_image(
-    model: Any, image: np.ndarray, bands: Sequence[str], context: dict[str, Any]
+    model: Any, image: np.ndarray, bands: Sequence[str], context: ModelContext
 ) -> np.ndarray:
     """Canonical mask (H, W) of one (C, H, W) image (or (T, H, W) of a (T, C, H, W) series)."""
     from s2clouds.inference.window import predict_array, probabilities_to_mask
@@ -89,18 +90,6 @@ def _predict_image(
         return np.stack([_predict_image(model, frame, bands, context) for frame in image])
     selected = image[band_indices(bands, model.bands)]
     return probabilities_to_mask(predict_array(model, selected, context), selected)
-
-
-def sample_context(meta: dict[str, Any]) -> dict[str, Any]:
-    """Model context (resolution, level, sun angles) from a sample's meta."""
-    context: dict[str, Any] = {
-        "resolution": float(meta.get("resolution") or 10.0),
-        "level": meta.get("level"),
-    }
-    for key in ("sun_zenith", "sun_azimuth"):
-        if meta.get(key) is not None:
-            context[key] = float(meta[key])
-    return context
 
 
 def masker_prediction(masker: Masker, sample: dict[str, Any]) -> np.ndarray:
@@ -114,7 +103,7 @@ def masker_prediction(masker: Masker, sample: dict[str, Any]) -> np.ndarray:
         return to_canonical(layers[masker.layer], masker.scheme, unknown="nodata")
     model = cached_model(masker.name, tuple(sample["bands"]))
     return _predict_image(
-        model, sample["image"], sample["bands"], sample_context(sample.get("meta", {}))
+        model, sample["image"], sample["bands"], ModelContext.of_meta(sample.get("meta", {}))
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
@@ -15,26 +14,17 @@ from s2clouds.inference.tiling import blend_tiles
 from s2clouds.io.grid import Window
 from s2clouds.io.scene import Scene, SunAngles
 from s2clouds.labels.schemes import NODATA
-from s2clouds.models.base import N_CLASSES, CloudModel
+from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
 from s2clouds.models.cache import cached_model
 from s2clouds.models.registry import get_model
 
 
-def scene_context(scene: Scene) -> dict[str, Any]:
-    """The facts about a scene that models may use (resolution, sun angles)."""
-    context: dict[str, Any] = {"resolution": scene.grid.resolution, "level": scene.level}
-    if scene.angles is not None:
-        context["sun_zenith"] = scene.angles.sun_zenith
-        context["sun_azimuth"] = scene.angles.sun_azimuth
-    return context
-
-
-def model_halo(model: CloudModel, context: dict[str, Any]) -> int:
+def model_halo(model: CloudModel, context: ModelContext) -> int:
     """Pixels of context a model needs around each block (at least its ``halo``)."""
     return max(model.halo, int(model.required_halo(context)))
 
 
-def model_alignment(model: CloudModel, context: dict[str, Any]) -> int:
+def model_alignment(model: CloudModel, context: ModelContext) -> int:
     """Windows start on multiples of this many pixels (see ``CloudModel``)."""
     return max(1, int(model.required_alignment(context)))
 
@@ -42,7 +32,7 @@ def model_alignment(model: CloudModel, context: dict[str, Any]) -> int:
 def predict_array(
     model: CloudModel,
     image: np.ndarray,
-    context: dict[str, Any],
+    context: ModelContext,
     *,
     tile: int = 512,
     overlap: int = 64,
@@ -94,7 +84,7 @@ def predict_window(
     model: CloudModel,
     window: Window,
     run: RunOptions,
-    context: dict[str, Any] | None = None,
+    context: ModelContext | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mask (h, w) uint8 and probabilities (4, h, w) float32 of one output ``window``.
 
@@ -102,7 +92,7 @@ def predict_window(
     the result does not depend on which other windows are computed, or where: this is the unit
     of work that the engines (in-process or on a Dask cluster) distribute.
     """
-    context = scene_context(scene) if context is None else context
+    context = ModelContext.of_scene(scene) if context is None else context
     height, width = scene.grid.shape
     halo, alignment = model_halo(model, context), model_alignment(model, context)
     outer = expand_window(window, halo, height, width, alignment)
@@ -117,7 +107,7 @@ def predict_blocks(
     scene: Scene, model: CloudModel, run: RunOptions
 ) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
     """Yield ``(window, mask (h, w) uint8, probabilities (4, h, w) float32)`` per output block."""
-    context = scene_context(scene)
+    context = ModelContext.of_scene(scene)
     for window in scene.grid.windows(run.block):
         mask, probs = predict_window(scene, model, window, run, context)
         yield window, mask, probs

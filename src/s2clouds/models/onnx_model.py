@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from s2clouds.errors import ModelError
-from s2clouds.models.base import N_CLASSES
+from s2clouds.models.base import N_CLASSES, ModelContext
 from s2clouds.models.weights import (
     SPEC_METADATA_KEY,
     SpecModel,
@@ -128,7 +128,7 @@ class OnnxModel(SpecModel):
             )
         return session
 
-    def required_halo(self, context: dict[str, Any]) -> int:
+    def required_halo(self, context: ModelContext) -> int:
         """The radius of the network's receptive field (see :meth:`receptive_radius`)."""
         return self.receptive_radius
 
@@ -145,7 +145,7 @@ class OnnxModel(SpecModel):
         normalised = self.spec.normalise(image)
         return pad_to_multiple(normalised, self.spec.size_multiple)[np.newaxis]
 
-    def predict_proba(self, image: np.ndarray, context: dict[str, Any]) -> np.ndarray:
+    def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray:
         """Canonical probabilities (4, H, W) float32 from reflectance (C, H, W) in ``bands``
         order (0-1, NaN where there is no data)."""
         self.spec.check_image(image)
@@ -177,7 +177,7 @@ def measure_receptive_radius(model: OnnxModel, multiple: int, size: int = 256) -
     reaches its edge; :class:`ModelError` beyond :data:`MAX_PROBE`."""
     rng = np.random.default_rng(0)
     image = rng.uniform(0.02, 0.5, (len(model.bands), size, size)).astype(np.float32)
-    context: dict[str, Any] = {"resolution": model.spec.resolution, "level": None}
+    context = ModelContext(resolution=model.spec.resolution)
     base = model.predict_proba(image, context)
     radius = 0
     for phase in range(max(1, multiple)):

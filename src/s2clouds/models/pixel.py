@@ -23,7 +23,7 @@ import numpy as np
 
 from s2clouds.errors import ModelError
 from s2clouds.io.write import atomic_path
-from s2clouds.models.base import N_CLASSES
+from s2clouds.models.base import N_CLASSES, ModelContext
 from s2clouds.models.pixel_features import (
     check_feature_bands,
     features_halo,
@@ -157,7 +157,7 @@ class PixelModel(SpecModel):
         """Feature stack (F, H, W) float32 of reflectance ``image`` (C, H, W)."""
         return pixel_features(image, self.spec.bands, self.spec.features)
 
-    def predict_proba(self, image: np.ndarray, context: dict[str, Any]) -> np.ndarray:
+    def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray:
         """Canonical probabilities (4, H, W) float32 from reflectance (C, H, W) in ``bands``
         order (0-1, NaN where there is no data; such pixels get clear = 1).
 
@@ -180,7 +180,7 @@ class PixelModel(SpecModel):
         probs[0, missing] = 1.0
         return probs
 
-    def internal_factor(self, context: dict[str, Any]) -> int:
+    def internal_factor(self, context: ModelContext) -> int:
         """How many input pixels make one model pixel: the spec's resolution over the
         input's (``context["resolution"]``, metres), rounded; 1 when the input is as coarse
         as the model or its resolution is unknown."""
@@ -189,14 +189,14 @@ class PixelModel(SpecModel):
             return 1
         return max(1, int(round(self.spec.resolution / float(resolution))))
 
-    def required_halo(self, context: dict[str, Any]) -> int:
+    def required_halo(self, context: ModelContext) -> int:
         """Halo in input pixels: the receptive field in model pixels (the features' context
         windows, the cell interpolation's reach ``stride`` and the upsampling's one model
         pixel, plus the block being averaged) times the internal factor."""
         reach = features_halo(self.spec.features) + self.spec.stride + 2
         return reach * self.internal_factor(context)
 
-    def required_alignment(self, context: dict[str, Any]) -> int:
+    def required_alignment(self, context: ModelContext) -> int:
         """Input pixels per sampled cell: the internal factor times ``spec.stride``."""
         return self.internal_factor(context) * self.spec.stride
 

@@ -26,7 +26,7 @@ from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError, ModelError, RadiometryError, S2CloudsError
 from s2clouds.io.write import atomic_path
 from s2clouds.labels import CANONICAL_CLASSES, get_scheme
-from s2clouds.models.base import CloudModel
+from s2clouds.models.base import CloudModel, ModelContext
 from s2clouds.radiometry import check_reflectance
 
 #: key of the JSON spec in an ONNX model's ``metadata_props``
@@ -271,7 +271,7 @@ class SpecModel(CloudModel):
     def tile_size(self) -> int:
         return self.spec.tile_size
 
-    def required_alignment(self, context: dict[str, Any]) -> int:
+    def required_alignment(self, context: ModelContext) -> int:
         """The spec's ``size_multiple``: the network's pooling grid."""
         return self.spec.size_multiple
 
