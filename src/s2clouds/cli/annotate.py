@@ -10,6 +10,7 @@ from s2clouds.cli.options import (
     bands_option,
     level_option,
     parse_bands,
+    quiet_option,
     resolution_option,
     scale_option,
 )
@@ -50,7 +51,7 @@ from s2clouds.cli.options import (
 @scale_option
 @click.option("--probabilities", is_flag=True, help="Also write <OUT>.proba.tif.")
 @click.option("--quicklook", type=click.Path(path_type=Path), default=None, help="RGB PNG.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def annotate(
     source: str,
     scribbles: Path,

@@ -6,14 +6,12 @@ from pathlib import Path
 
 import click
 
+from s2clouds.cli.options import kind_option, quiet_option
+
 
 @click.command("benchmark")
 @click.argument("dataset_path", type=click.Path(exists=True, path_type=Path), required=False)
-@click.option(
-    "--kind",
-    default=None,
-    help="Dataset kind (default: detected): cloudsen12, cmc, temporal, sen12ms, chips.",
-)
+@kind_option
 @click.option(
     "--split", default="test", show_default=True, help="Split(s) to score, comma separated."
 )
@@ -55,7 +53,7 @@ import click
 @click.option(
     "--ref-scheme", default="canonical", show_default=True, help="Scheme of --references."
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def benchmark(
     dataset_path: Path | None,
     kind: str | None,

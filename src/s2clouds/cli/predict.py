@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from s2clouds.cli.options import bands_option, level_option, resolution_option, scale_option
+from s2clouds.cli.options import (
+    bands_option,
+    level_option,
+    quiet_option,
+    resolution_option,
+    scale_option,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -93,7 +99,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Re-runs of a window that raised (lost workers are always retried).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar or summary (failures still shown).")
+@quiet_option
 def predict(
     sources: tuple[str, ...],
     output: Path,
