@@ -29,21 +29,13 @@ from s2clouds.labels import to_canonical
 from s2clouds.models.base import ModelContext
 from s2clouds.models.cache import cached_model
 
-#: dataset kind -> protocol name used by default. SEN12MS patches are cloud-free mosaics, so
-#: maskers are scored for false cloud detection with the CloudSEN12 tasks.
-DEFAULT_PROTOCOL = {
-    "cloudsen12": "cloudsen12",
-    "chips": "cloudsen12",
-    "cmc": "cmc",
-    "temporal": "spatiotemporal",
-    "sen12ms": "cloudsen12",
-}
 LAYER_PREFIX = "layer:"
 
 
 @dataclass(frozen=True)
 class Masker:
-    """A masker to score, resolved once: a registered model, or a stored CloudSEN12 layer.
+    """A masker to score, resolved once: a registered model, or a mask layer stored in the
+    dataset (``layer:NAME``, see :meth:`~s2clouds.datasets.base.CloudDataset.stored_layer`).
 
     ``scheme`` is the label scheme of the masker's output (canonical for models).
     """
@@ -53,23 +45,14 @@ class Masker:
     scheme: str
 
     @classmethod
-    def parse(cls, name: str) -> Masker:
-        """Resolve ``name``; unknown models and layers that are not masks are refused here."""
+    def parse(cls, name: str, dataset: type[CloudDataset] | CloudDataset | None = None) -> Masker:
+        """Resolve ``name``; unknown models, and layers that ``dataset`` does not store as
+        masks, are refused here."""
         if name.startswith(LAYER_PREFIX):
-            from s2clouds.datasets.cloudsen12 import LAYERS
-
-            wanted = name[len(LAYER_PREFIX) :]
-            keys = [
-                k for k, spec in LAYERS.items() if wanted.lower() in (k.lower(), spec.name.lower())
-            ]
-            if len(keys) != 1:
-                raise ModelError(
-                    f"unknown stored layer {wanted!r}; use e.g. layer:fmask, layer:QA60, layer:sen2cor"
-                )
-            scheme = LAYERS[keys[0]].scheme
-            if scheme is None:
-                raise ModelError(f"layer {wanted!r} is not a cloud mask; choose a LABEL_ layer")
-            return cls(name, keys[0], scheme)
+            if dataset is None:
+                raise ModelError(f"{name} is a stored layer: give the dataset that stores it")
+            key, scheme = dataset.stored_layer(name[len(LAYER_PREFIX) :])
+            return cls(name, key, scheme)
         from s2clouds.models.registry import get_model_info
 
         info = get_model_info(name)
@@ -132,8 +115,8 @@ def run_benchmark(
     """Score every masker on the same samples of ``dataset``; returns the filled protocol."""
     from rich.progress import Progress
 
-    chosen = [Masker.parse(m) for m in maskers]
-    scorer = make_protocol(protocol or DEFAULT_PROTOCOL.get(dataset.name, "cloudsen12"), chosen)
+    chosen = [Masker.parse(m, dataset) for m in maskers]
+    scorer = make_protocol(protocol or dataset.protocol, chosen)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("benchmark", total=count)

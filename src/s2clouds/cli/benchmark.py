@@ -87,20 +87,13 @@ def benchmark(
     else:
         if dataset_path is None:
             raise click.UsageError("give DATASET_PATH, or --predictions and --references")
-        from s2clouds.datasets.registry import detect_dataset, open_dataset
+        from s2clouds.datasets.registry import dataset_class, detect_dataset, open_dataset
 
         kind = kind or detect_dataset(dataset_path)
         maskers = [m.strip() for m in models.split(",") if m.strip()]
-        options: dict[str, object] = {}
         layers = [m[len(LAYER_PREFIX) :] for m in maskers if m.startswith(LAYER_PREFIX)]
-        if kind == "cloudsen12":
-            options["split"] = [s.strip() for s in split.split(",")]
-            if layers:
-                options["layers"] = layers
-        elif layers:
-            raise click.UsageError(
-                f"stored layers (layer:NAME) exist only in CloudSEN12, not in {kind}"
-            )
+        splits = [s.strip() for s in split.split(",")]
+        options = dataset_class(kind).benchmark_options(splits, layers)
         dataset = open_dataset(dataset_path, kind, **options)
         scorer = run_benchmark(dataset, maskers, protocol=protocol, limit=limit, progress=not quiet)
     print_summary(scorer)
