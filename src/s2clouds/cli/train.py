@@ -174,19 +174,24 @@ def train(
     from s2clouds.train import require_torch
 
     require_torch()
+    from s2clouds.train.augment import Augmentation
+    from s2clouds.train.loop import TrainConfig
     from s2clouds.train.loop import train as run_training
 
-    best = run_training(
-        train_data,
-        out_dir=out_dir,
+    network_config = TrainConfig(
         architecture=architecture,
         bands=bands,
         epochs=epochs,
         batch_size=batch_size,
         lr=learning_rate,
-        crop=crop,
-        val_dataset=val_data,
         seed=seed,
+        augmentation=Augmentation(crop=crop),
+    )
+    best = run_training(
+        train_data,
+        network_config,
+        out_dir=out_dir,
+        val_dataset=val_data,
         resume=resume,
         progress=not quiet,
         name=name,
