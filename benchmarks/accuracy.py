@@ -38,7 +38,7 @@ from holdout import is_held_out  # noqa: E402
 
 from s2clouds.bands import canonical_band_names  # noqa: E402
 from s2clouds.errors import S2CloudsError  # noqa: E402
-from s2clouds.inference.predict import predict_array  # noqa: E402
+from s2clouds.inference.window import predict_array  # noqa: E402
 from s2clouds.labels import NODATA  # noqa: E402
 from s2clouds.models.registry import get_model, resolve_model_name  # noqa: E402
 from s2clouds.train.surfaces import read_dsen2, read_geotiff_dn  # noqa: E402

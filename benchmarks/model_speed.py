@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from s2clouds.bands import L1C_BANDS, band_indices
-from s2clouds.inference.predict import predict_array
+from s2clouds.inference.window import predict_array
 from s2clouds.models.registry import get_model, list_models
 
 REAL = (

@@ -231,11 +231,20 @@ def plot_sample(
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path, *, dpi: int = 100, overwrite: bool = True) -> Path:
-    """Save ``fig`` to ``path`` atomically (temporary file beside it, then rename).
+def save_figure(
+    fig: Figure,
+    path: str | Path,
+    *,
+    dpi: int = 100,
+    overwrite: bool = True,
+    tight: bool = False,
+) -> Path:
+    """Save ``fig`` to ``path`` atomically (temporary file beside it, then rename): the one
+    way s2clouds saves figures (none of them changes matplotlib's global backend).
 
-    The format follows the suffix (``.png``, ``.pdf``, ``.svg``, ``.jpg``). Raises
-    :class:`~s2clouds.errors.OutputError` when the folder is missing or not writable.
+    The format follows the suffix (``.png``, ``.pdf``, ``.svg``, ``.jpg``); ``tight`` crops
+    the figure to its drawn area. Raises :class:`~s2clouds.errors.OutputError` when the
+    folder is missing or not writable.
     """
     from s2clouds.io.write import atomic_path, check_writable
 
@@ -243,7 +252,7 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 100, overwrite: boo
     check_writable(path, overwrite=overwrite)
     fmt = path.suffix.lstrip(".").lower() or "png"
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=dpi)
+        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None)
     return path
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from s2clouds.cli.datasets import parse_options
 from s2clouds.cli.main import cli, main
+from s2clouds.cli.options import parse_options
 
 
 @pytest.fixture

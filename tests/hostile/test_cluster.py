@@ -18,9 +18,13 @@ pytest.importorskip("distributed")
 from distributed import LocalCluster  # noqa: E402
 
 from s2clouds.errors import ClusterError, SceneFormatError, detached  # noqa: E402
-from s2clouds.inference.batch import RUN_LOG, SceneRecord, make_job, run_jobs  # noqa: E402
 from s2clouds.inference.distributed import DaskEngine  # noqa: E402
-from s2clouds.inference.predict import PredictOptions, prepare_scene  # noqa: E402
+from s2clouds.inference.engine import make_job  # noqa: E402
+from s2clouds.inference.options import PredictOptions, RunOptions  # noqa: E402
+from s2clouds.inference.outputs import RUN_LOG  # noqa: E402
+from s2clouds.inference.records import SceneRecord  # noqa: E402
+from s2clouds.inference.sink import run_jobs  # noqa: E402
+from s2clouds.inference.window import prepare_scene  # noqa: E402
 from s2clouds.io.scenes import read_scene  # noqa: E402
 
 RGBN = ["B02", "B03", "B04", "B08"]
@@ -105,10 +109,10 @@ def test_the_batch_log_gets_the_error_in_one_line(
 def test_a_lost_worker_is_a_one_line_cluster_error(tmp_path: Path, maker) -> None:
     from distributed import Client
 
-    options = PredictOptions(block=64, progress=False)
+    options = PredictOptions(run=RunOptions(block=64), progress=False)
     path = maker("geotiff").write_multiband(tmp_path / "s0.tif", RGBN, size=64)
-    scene, model = prepare_scene(read_scene(path), options)
-    job = make_job(0, scene, model, tmp_path / "out.tif", options.block)
+    scene, model = prepare_scene(read_scene(path), options.run)
+    job = make_job(0, scene, model, tmp_path / "out.tif", options.run.block)
     record = SceneRecord(input=str(path))
 
     def kill_worker(*_: object) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from s2clouds.inference.predict import PredictOptions, predict
+from s2clouds.inference.options import PredictOptions, RunOptions
+from s2clouds.inference.predict import predict
 from s2clouds.io.write import HOST, remove_stale_temporaries
 
 RGBN = ["B02", "B03", "B04", "B08"]
@@ -51,7 +52,7 @@ def test_a_killed_run_leaves_files_that_the_next_run_removes(tmp_path: Path, mak
     left = hidden(out)
     assert left and all(f".{HOST}-{run.pid}." in name for name in left)
     assert not mask.exists()
-    predict(scene, mask, PredictOptions(progress=False, block=1024))
+    predict(scene, mask, PredictOptions(run=RunOptions(block=1024), progress=False))
     assert mask.is_file() and hidden(out) == []
 
 

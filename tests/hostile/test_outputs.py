@@ -16,7 +16,8 @@ import rasterio
 from affine import Affine
 
 from s2clouds.errors import OutputError
-from s2clouds.inference.batch import RUN_LOG, run_batch
+from s2clouds.inference.batch import run_batch
+from s2clouds.inference.outputs import RUN_LOG
 from s2clouds.io.paths import check_outputs, local_file
 
 RGBN = ["B02", "B03", "B04", "B08"]

@@ -14,8 +14,10 @@ import pytest
 import rasterio
 
 from s2clouds.errors import RadiometryError, SceneFormatError
-from s2clouds.inference.predict import PredictOptions, predict
-from s2clouds.io.scenes import SunAngles, read_scene
+from s2clouds.inference.options import PredictOptions, ReadOptions
+from s2clouds.inference.predict import predict
+from s2clouds.io.scene import SunAngles
+from s2clouds.io.scenes import read_scene
 from s2clouds.radiometry import Radiometry
 
 RGBN = ["B02", "B03", "B04", "B08"]
@@ -124,7 +126,11 @@ def test_empty_and_negative_reflectance(
     check()
     zeros = np.zeros((4, 32, 32), np.float32)
     with pytest.raises(RadiometryError, match="0 everywhere"):
-        predict(zeros, tmp_path / "a.tif", PredictOptions(bands=tuple(RGBN), progress=False))
+        predict(
+            zeros,
+            tmp_path / "a.tif",
+            PredictOptions(read=ReadOptions(bands=tuple(RGBN)), progress=False),
+        )
 
 
 @pytest.mark.parametrize(

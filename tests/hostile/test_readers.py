@@ -60,9 +60,10 @@ def test_damaged_dataset_files(tmp_path: Path, maker, kind: str, damage: str) ->
 
 
 def test_a_damaged_pseudo_label_cache_is_computed_again(tmp_path: Path) -> None:
+    from s2clouds.models.base import CloudModel
     from s2clouds.train.pseudolabels import PseudoLabelled
 
-    class Table:
+    class Table(CloudModel):
         name, bands, halo = "table", ("B02", "B03", "B04", "B08"), 0
 
         def predict_proba(self, image: np.ndarray, context: dict) -> np.ndarray:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from s2clouds.inference.predict import PredictOptions, predict
+from s2clouds.inference.options import OutputOptions, PredictOptions, ReadOptions, RunOptions
+from s2clouds.inference.predict import predict
 from s2clouds.io.scenes import read_scene
 
 BANDS = ["B02", "B03", "B04", "B08"]
@@ -28,7 +29,9 @@ def test_band_folder_at_coarse_resolutions(
     tmp_path: Path, maker, size: int, resolution: int
 ) -> None:
     folder = maker("geotiff").write_band_folder(tmp_path / "scene", BANDS, size=size)
-    options = PredictOptions(resolution=resolution, progress=False, block=64)
+    options = PredictOptions(
+        read=ReadOptions(resolution=resolution), run=RunOptions(block=64), progress=False
+    )
     result = predict(folder, tmp_path / "mask.tif", options)
     expected = coarse_size(size, resolution // 10)
     assert result.shape == (expected, expected)
@@ -52,7 +55,9 @@ def test_last_coarse_pixel_averages_only_existing_pixels(tmp_path: Path, maker) 
 def test_quicklook_and_physical_without_sun_angles(tmp_path: Path, maker, size: int) -> None:
     folder = maker("geotiff").write_band_folder(tmp_path / "scene", BANDS, size=size)
     quicklook = tmp_path / "ql.png"
-    options = PredictOptions(model="physical", quicklook=quicklook, progress=False)
+    options = PredictOptions(
+        output=OutputOptions(quicklook=quicklook), run=RunOptions(model="physical"), progress=False
+    )
     result = predict(folder, tmp_path / "mask.tif", options)
     assert result.shape == (size, size)
     assert quicklook.stat().st_size > 0
@@ -63,7 +68,12 @@ def test_multiband_geotiff_with_probabilities(
     tmp_path: Path, maker, size: int, resolution: int
 ) -> None:
     tif = maker("geotiff").write_multiband(tmp_path / "scene.tif", BANDS, size=size)
-    options = PredictOptions(resolution=resolution, probabilities=True, progress=False, block=64)
+    options = PredictOptions(
+        output=OutputOptions(probabilities=True),
+        read=ReadOptions(resolution=resolution),
+        run=RunOptions(block=64),
+        progress=False,
+    )
     result = predict(tif, tmp_path / "mask.tif", options)
     expected = coarse_size(size, resolution // 10)
     assert result.shape == (expected, expected)
@@ -77,7 +87,11 @@ def test_every_model_at_odd_sizes(
     tmp_path: Path, maker, model: str, size: int, resolution: int
 ) -> None:
     folder = maker("geotiff").write_band_folder(tmp_path / "scene", BANDS, size=size)
-    options = PredictOptions(model=model, resolution=resolution, block=64, progress=False)
+    options = PredictOptions(
+        read=ReadOptions(resolution=resolution),
+        run=RunOptions(model=model, block=64),
+        progress=False,
+    )
     result = predict(folder, tmp_path / "mask.tif", options)
     expected = coarse_size(size, resolution // 10)
     assert result.shape == (expected, expected) and result.valid_fraction > 0.5
@@ -96,7 +110,9 @@ def test_annotate_at_an_odd_size(tmp_path: Path, maker) -> None:
     strokes[0, 30, 28:48] = 1  # inside the fixture's cloud block
     with rasterio.open(tmp_path / "scribbles.tif", "w", **profile) as ds:
         ds.write(strokes)
-    options = PredictOptions(progress=False, block=64, probabilities=True)
+    options = PredictOptions(
+        output=OutputOptions(probabilities=True), run=RunOptions(block=64), progress=False
+    )
     scribbles, mask = tmp_path / "scribbles.tif", tmp_path / "mask.tif"
     result = annotate(folder, scribbles, mask, rounds=5, options=options)
     assert result.prediction.shape == (size, size)

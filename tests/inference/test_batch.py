@@ -8,15 +8,12 @@ import rasterio
 from affine import Affine
 
 from s2clouds.cli.main import main
-from s2clouds.inference.batch import (
-    RUN_LOG,
-    expand_inputs,
-    is_own_output,
-    mask_name,
-    run_batch,
-)
+from s2clouds.inference.batch import run_batch
 from s2clouds.inference.distributed import ClusterOptions
-from s2clouds.inference.predict import PredictOptions, predict
+from s2clouds.inference.inputs import expand_inputs
+from s2clouds.inference.options import OutputOptions, PredictOptions, RunOptions
+from s2clouds.inference.outputs import RUN_LOG, is_own_output, mask_name
+from s2clouds.inference.predict import predict
 
 RGBN = ["B02", "B03", "B04", "B08"]
 SERIAL = ClusterOptions(workers=0)
@@ -103,7 +100,9 @@ def test_batch_reports_failures_and_resumes(archive: Path, tmp_path: Path, capsy
         "S2_0_cloudmask.tif", "S2_1_cloudmask.tif", "S2_2_cloudmask.tif", RUN_LOG,
     ]  # fmt: skip
     reference = tmp_path / "ref.tif"
-    predict(archive / "S2_1.tif", reference, PredictOptions(block=64, progress=False))
+    predict(
+        archive / "S2_1.tif", reference, PredictOptions(run=RunOptions(block=64), progress=False)
+    )
     with rasterio.open(out / "S2_1_cloudmask.tif") as got, rasterio.open(reference) as ref:
         np.testing.assert_array_equal(got.read(), ref.read())
         assert got.tags()["SOURCE"] == "S2_1"
@@ -146,7 +145,8 @@ def test_probabilities_count_as_part_of_a_finished_scene(tmp_path: Path, maker) 
     scene = maker("geotiff").write_multiband(tmp_path / "s.tif", RGBN, size=64)
     out = tmp_path / "out"
     run_batch([str(scene)], out, PredictOptions(progress=False), cluster=SERIAL)
-    with_probs = PredictOptions(progress=False, probabilities=True)
+    resume = OutputOptions(probabilities=True, overwrite=False)
+    with_probs = PredictOptions(output=resume, progress=False)
     result = run_batch([str(scene)], out, with_probs, cluster=SERIAL)
     assert result.records[0].status == "done"  # the mask alone was not enough
     assert (out / "s_cloudmask.proba.tif").exists()
@@ -162,3 +162,17 @@ def test_single_input_keeps_output_file_and_refuses_batch_only_options(
     with pytest.raises(SystemExit) as exit_info:
         main(["predict", str(scene), str(tmp_path / "x.tif"), "-o", str(tmp_path / "m.tif")])
     assert exit_info.value.code == 2  # several inputs need a folder
+
+
+def test_a_batch_refuses_a_quicklook_and_overwrite_means_redo(tmp_path: Path, maker) -> None:
+    from s2clouds.errors import OutputError
+
+    scene = maker("geotiff").write_multiband(tmp_path / "s.tif", RGBN, size=64)
+    quicklook = PredictOptions(output=OutputOptions(quicklook=tmp_path / "q.png"))
+    with pytest.raises(OutputError, match="single scene"):
+        run_batch([str(scene)], tmp_path / "out", quicklook)
+    keep = PredictOptions(output=OutputOptions(overwrite=False), progress=False)
+    redo = PredictOptions(output=OutputOptions(overwrite=True), progress=False)
+    assert run_batch([str(scene)], tmp_path / "out", keep).records[0].status == "done"
+    assert run_batch([str(scene)], tmp_path / "out", keep).records[0].status == "skipped"
+    assert run_batch([str(scene)], tmp_path / "out", redo).records[0].status == "done"

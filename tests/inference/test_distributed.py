@@ -13,20 +13,20 @@ pytest.importorskip("distributed")
 from distributed import Client, LocalCluster  # noqa: E402
 
 from s2clouds.cli.main import main  # noqa: E402
-from s2clouds.inference.batch import (  # noqa: E402
-    RUN_LOG,
-    SceneRecord,
-    make_job,
-    predict_with_engine,
-    run_jobs,
-    window_task,
-)
 from s2clouds.inference.distributed import ClusterOptions, DaskEngine  # noqa: E402
-from s2clouds.inference.predict import PredictOptions, predict, prepare_scene  # noqa: E402
+from s2clouds.inference.engine import make_job  # noqa: E402
+from s2clouds.inference.options import OutputOptions, PredictOptions, RunOptions  # noqa: E402
+from s2clouds.inference.outputs import RUN_LOG  # noqa: E402
+from s2clouds.inference.predict import predict  # noqa: E402
+from s2clouds.inference.records import SceneRecord  # noqa: E402
+from s2clouds.inference.sink import run_jobs  # noqa: E402
+from s2clouds.inference.window import prepare_scene, window_task  # noqa: E402
 from s2clouds.io.scenes import read_scene  # noqa: E402
 
 RGBN = ["B02", "B03", "B04", "B08"]
-OPTIONS = PredictOptions(block=64, probabilities=True, progress=False)
+OPTIONS = PredictOptions(
+    output=OutputOptions(probabilities=True), run=RunOptions(block=64), progress=False
+)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,11 @@ def test_batch_on_a_running_scheduler(cluster, tmp_path: Path, maker, monkeypatc
     assert log["engine"] == f"the Dask scheduler at {cluster.scheduler_address}"
     for i in range(3):
         reference = tmp_path / f"ref{i}.tif"
-        predict(folder / f"S2_{i}.tif", reference, PredictOptions(block=64, progress=False))
+        predict(
+            folder / f"S2_{i}.tif",
+            reference,
+            PredictOptions(run=RunOptions(block=64), progress=False),
+        )
         np.testing.assert_array_equal(read_all(out / f"S2_{i}_cloudmask.tif"), read_all(reference))
     before = os.stat(out / "S2_0_cloudmask.tif").st_mtime_ns
     with pytest.raises(SystemExit):
@@ -91,7 +95,7 @@ def test_windows_on_the_cluster_equal_the_single_process_output(
     scene = maker("geotiff").write_multiband(tmp_path / "big.tif", RGBN, size=200)
     predict(scene, tmp_path / "serial.tif", OPTIONS)
     options = ClusterOptions(scheduler=cluster.scheduler_address, max_in_flight=3)
-    result = predict_with_engine(scene, tmp_path / "dask.tif", OPTIONS, cluster=options)
+    result = predict(scene, tmp_path / "dask.tif", OPTIONS, cluster=options)
     assert result.shape == (200, 200) and result.class_fractions["thick cloud"] > 0.05
     for name in ("", ".proba"):
         serial, dask = (
@@ -107,11 +111,11 @@ def dying_window_task(marker: Path):
     """A window task that kills its worker process the first time it sees a window past the
     first row (``marker`` records that it happened). A closure, so workers get it by value."""
 
-    def window_fn(scene, model_name, window, options):
+    def window_fn(scene, model_name, window, run, probabilities):
         if window.row > 0 and not marker.exists():
             marker.write_text(str(os.getpid()))
             os._exit(1)
-        return window_task(scene, model_name, window, options)
+        return window_task(scene, model_name, window, run, probabilities)
 
     return window_fn
 
@@ -119,8 +123,8 @@ def dying_window_task(marker: Path):
 def test_a_worker_dying_mid_run_does_not_lose_windows(client, tmp_path: Path, maker) -> None:
     path = maker("geotiff").write_multiband(tmp_path / "scene.tif", RGBN, size=192)
     predict(path, tmp_path / "reference.tif", OPTIONS)
-    scene, model = prepare_scene(read_scene(path), OPTIONS)
-    job = make_job(0, scene, model, tmp_path / "survivor.tif", OPTIONS.block)
+    scene, model = prepare_scene(read_scene(path), OPTIONS.run)
+    job = make_job(0, scene, model, tmp_path / "survivor.tif", OPTIONS.run.block, probabilities=True)
     marker = tmp_path / "worker-died"
     workers_before = set(client.scheduler_info()["workers"])
     engine = DaskEngine(client, max_in_flight=4, window_fn=dying_window_task(marker))
@@ -143,14 +147,14 @@ def test_a_window_that_always_kills_its_worker_fails_only_its_scene(
     jobs, records = [], []
     for i, size in enumerate((128, 64)):  # s0: 4 windows, s1: 1 window
         path = make.write_multiband(tmp_path / f"s{i}.tif", RGBN, size=size)
-        scene, model = prepare_scene(read_scene(path), OPTIONS)
-        jobs.append(make_job(i, scene, model, tmp_path / f"out{i}.tif", OPTIONS.block))
+        scene, model = prepare_scene(read_scene(path), OPTIONS.run)
+        jobs.append(make_job(i, scene, model, tmp_path / f"out{i}.tif", OPTIONS.run.block, probabilities=True))
         records.append(SceneRecord(input=str(path)))
 
-    def poison_first_scene(scene, model_name, window, options):
+    def poison_first_scene(scene, model_name, window, run, probabilities):
         if scene.product_id == "s0":
             os._exit(1)  # every try of this scene's windows kills its worker
-        return window_task(scene, model_name, window, options)
+        return window_task(scene, model_name, window, run, probabilities)
 
     # two windows in flight: s1 is submitted once s0 has failed, so no worker death hits it
     # (windows queued on a worker that dies count that death too, see the engine's notes)
@@ -171,3 +175,24 @@ def test_local_cluster_from_the_command_line(tmp_path: Path, maker) -> None:
     log = json.loads((out / RUN_LOG).read_text())
     assert log["engine"] == "a local Dask cluster (2 worker threads, 1 thread(s) each)"
     assert log["counts"] == {"done": 2, "skipped": 0, "failed": 0}
+
+
+@pytest.mark.slow
+def test_real_masks_on_the_cluster_equal_one_window_in_this_process(
+    cluster, real_data: Path, tmp_path: Path
+) -> None:
+    chip = real_data / "oncloudn_chip2"
+    whole = PredictOptions(output=OutputOptions(probabilities=True), progress=False)
+    predict(chip, tmp_path / "serial.tif", whole)  # one 1024 px window covers the chip
+    small = PredictOptions(
+        run=RunOptions(block=128), output=OutputOptions(probabilities=True), progress=False
+    )
+    options = ClusterOptions(scheduler=cluster.scheduler_address, max_in_flight=4)
+    predict(chip, tmp_path / "dask.tif", small, cluster=options)
+    np.testing.assert_array_equal(read_all(tmp_path / "dask.tif"), read_all(tmp_path / "serial.tif"))
+    # probabilities in whole percent: the running sums of the window features start at the
+    # window edge, so float32 rounding may tip a value across a half percent
+    proba_dask = read_all(tmp_path / "dask.proba.tif").astype(int)
+    proba_serial = read_all(tmp_path / "serial.proba.tif").astype(int)
+    assert np.abs(proba_dask - proba_serial).max() <= 1
+    assert np.mean(proba_dask != proba_serial) < 1e-4

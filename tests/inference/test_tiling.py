@@ -3,9 +3,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from s2clouds.inference.predict import PredictOptions, predict_array, predict_blocks
+from s2clouds.inference.options import RunOptions
 from s2clouds.inference.tiling import blend_tiles, feather_weights, tile_grid, tile_starts
+from s2clouds.inference.window import predict_array, predict_blocks
 from s2clouds.io.scenes import scene_from_array
+from s2clouds.models.base import CloudModel
 
 
 def test_tiles_cover_and_clamp() -> None:
@@ -21,7 +23,7 @@ def test_tiles_cover_and_clamp() -> None:
     assert w.min() > 0 and w[32, 32] == 1.0 and w[0, 0] < w[8, 8]
 
 
-class PixelModel:
+class PixelModel(CloudModel):
     """Output depends only on each pixel, so tiling must not change anything."""
 
     name = "pixel"
@@ -52,7 +54,9 @@ def test_blocks_reassemble_the_scene(block: int) -> None:
     image[:, :3] = np.nan  # no-data rows
     scene = scene_from_array(image, PixelModel.bands)
     out = np.zeros((150, 130), np.uint8)
-    for window, mask, probs in predict_blocks(scene, PixelModel(), PredictOptions(block=block)):
+    for window, mask, probs in predict_blocks(
+        scene, PixelModel(), RunOptions(block=block)
+    ):
         out[window.slices] = mask
         valid = mask != 255
         np.testing.assert_allclose(probs.sum(axis=0)[valid], 1.0, atol=1e-5)

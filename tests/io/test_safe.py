@@ -14,7 +14,8 @@ import pytest
 from s2clouds.bands import L1C_BANDS, L2A_BANDS
 from s2clouds.errors import BandError, SceneFormatError
 from s2clouds.io.safe import circular_mean_degrees, read_safe
-from s2clouds.io.scenes import RasterBand, read_scene
+from s2clouds.io.scene import RasterBand
+from s2clouds.io.scenes import read_scene
 from s2clouds.io.solar import grid_centre_lonlat, parse_timestamp, solar_position
 
 Maker = Callable[[str], ModuleType]

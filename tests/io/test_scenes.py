@@ -105,3 +105,17 @@ def test_bands_of_one_file_read_together_equal_band_by_band(tmp_path: Path, make
     together = scene.read(window)
     one_by_one = np.stack([s.read(scene.grid, window) for s in scene.sources]) / 10000
     np.testing.assert_allclose(together, one_by_one, rtol=1e-6)
+
+
+def test_resolution_is_the_output_grid_and_arrays_declare_their_pixel_size(
+    tmp_path: Path, maker
+) -> None:
+    image = np.full((4, 8, 8), 0.1, dtype=np.float32)
+    assert read_scene(image, bands=RGBN).grid.resolution == 10
+    assert read_scene(image, bands=RGBN, pixel_size=20).grid.resolution == 20
+    assert read_scene(image, bands=RGBN, pixel_size=20, resolution=20).grid.resolution == 20
+    with pytest.raises(SceneFormatError, match="not resampled"):
+        read_scene(image, bands=RGBN, resolution=20)  # would relabel 10 m pixels as 20 m
+    tif = maker("geotiff").write_multiband(tmp_path / "s.tif", RGBN, size=32)
+    with pytest.raises(SceneFormatError, match="pixel_size is for array inputs"):
+        read_scene(tif, pixel_size=20)

@@ -75,6 +75,8 @@ def test_item_becomes_a_lazy_scene_of_its_local_bands(tmp_path: Path, maker) -> 
     np.testing.assert_allclose(scene.read(), folder.read() - 0.1, atol=1e-6)
     assert read_stac_item(path, resolution=20).grid.shape == (32, 32)
     assert read_stac_item(path, bands=["red", "nir"]).bands == ("B04", "B08")
+    opened = read_scene(path, bands=["red", "nir"], resolution=20)  # the one opener
+    assert opened.bands == ("B04", "B08") and opened.grid.shape == (32, 32)
 
 
 def test_baseline_and_absolute_hrefs_without_raster_extension(tmp_path: Path, maker) -> None:

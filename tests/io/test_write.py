@@ -42,3 +42,34 @@ def test_unwritable_destinations(tmp_path: Path) -> None:
     (tmp_path / "m.tif").write_text("old")
     with pytest.raises(OutputError, match="--overwrite"):
         write_mask(tmp_path / "m.tif", np.zeros(GRID.shape, np.uint8), GRID, overwrite=False)
+
+
+def test_windows_in_any_order_and_nothing_appears_after_an_error(tmp_path: Path) -> None:
+    from s2clouds.io.write import probability_writer
+
+    grid = Grid("EPSG:32632", Affine(10, 0, 600000, 0, -10, 5000000), 96, 80)
+    windows = list(grid.windows(32))
+    probs = np.arange(4 * 96 * 80, dtype=np.uint32).reshape(4, 96, 80) % 101
+    with probability_writer(tmp_path / "p.tif", grid) as writer:
+        for window in reversed(windows):  # engines deliver windows in any order
+            rows, cols = window.within(grid.full_window())
+            writer.write(window, probs[:, rows, cols].astype(np.uint8))
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert ds.count == 4 and ds.tags()["UNITS"] == "percent" and ds.nodata == 255
+        np.testing.assert_array_equal(ds.read(), probs)
+    with pytest.raises(RuntimeError), mask_writer(tmp_path / "m.tif", grid) as writer:
+        writer.write(windows[0], np.zeros((32, 32), np.uint8))
+        raise RuntimeError("a window failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.tif"]  # no mask, no stage files
+
+
+def test_an_existing_output_is_kept_without_overwrite(tmp_path: Path) -> None:
+    grid = Grid("EPSG:32632", Affine(10, 0, 600000, 0, -10, 5000000), 16, 16)
+    first = write_mask(tmp_path / "m.tif", np.zeros((16, 16), np.uint8), grid)
+    with pytest.raises(OutputError):
+        write_mask(first, np.ones((16, 16), np.uint8), grid, overwrite=False)
+    with rasterio.open(first) as ds:
+        assert ds.read(1).max() == 0
+    write_mask(first, np.ones((16, 16), np.uint8), grid)  # overwrite is the default
+    with rasterio.open(first) as ds:
+        assert ds.read(1).min() == 1

@@ -7,6 +7,7 @@ import rasterio
 from affine import Affine
 
 from s2clouds.errors import LabelSchemeError
+from s2clouds.io.labels import translate_raster
 from s2clouds.labels import (
     CANONICAL_CLASSES,
     CLEAR,
@@ -22,7 +23,6 @@ from s2clouds.labels import (
     to_canonical,
     translate,
 )
-from s2clouds.labels.raster import translate_raster
 
 SEEDS = (
     Path(__file__).resolve().parents[3] / "shared" / "seeds" / "cloudsen12_high_quality_card.txt"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from s2clouds.errors import BandError, ModelError
-from s2clouds.inference.predict import predict_array
+from s2clouds.inference.window import predict_array
 from s2clouds.models.base import N_CLASSES, CloudModel
 from s2clouds.models.registry import ModelInfo, get_model_info, list_models
 
@@ -131,6 +131,10 @@ def test_probabilities_have_the_contract_shape_and_sum_to_one(case_info: ModelIn
     assert isinstance(model, CloudModel)
     assert model.bands == case_info.bands and model.halo >= 0
     assert get_model_info(model.name).name == model.name  # batch engines rebuild by name
+    # the optional members are declared on CloudModel, so every model has them
+    assert model.required_halo(CONTEXT) >= model.halo
+    assert model.tile_size is None or model.tile_size >= 0
+    assert model.estimate_sun_angles is None or callable(model.estimate_sun_angles)
     image = scene(model.bands, 96)
     image[:, 5:9, 5:9] = np.nan
     probs = predict_array(model, image, CONTEXT)
@@ -168,7 +172,7 @@ def test_exported_model_really_tiles_and_matches_torch(
     torch_probabilities = pytest.importorskip("s2clouds.train.export").torch_probabilities
     path, network, spec = exported_onnx
     model = get_model_info(str(path)).factory(["B08", "B04", "B03", "B02", "B11"])
-    assert getattr(model, "tile_size", None) == 64
+    assert model.tile_size == 64
     image = scene(model.bands, 96, seed=2)
     image[:, 0, :10] = np.nan
     expected = torch_probabilities(network, spec, image)

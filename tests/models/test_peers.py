@@ -119,11 +119,13 @@ def test_s2cloudless_refuses_missing_bands_and_l2a() -> None:
         model.predict_proba(image[:4], {"resolution": 10})
 
 
+@pytest.mark.peers
 def test_s2cloudless_bands_are_the_package_bands() -> None:
     utils = pytest.importorskip("s2cloudless.utils")
     assert tuple(utils.MODEL_BANDS) == S2CLOUDLESS_BANDS
 
 
+@pytest.mark.peers
 def test_s2cloudless_raw_probability_matches_the_package(
     l1c_scene: dict[str, np.ndarray],
 ) -> None:
@@ -136,6 +138,7 @@ def test_s2cloudless_raw_probability_matches_the_package(
     assert (probs[3] == 0).all()
 
 
+@pytest.mark.peers
 def test_s2cloudless_argmax_is_the_package_mask(l1c_scene: dict[str, np.ndarray]) -> None:
     """Post-processed probabilities reproduce ``get_cloud_masks`` (threshold 0.4, disks 4, 2)."""
     s2cloudless = pytest.importorskip("s2cloudless")
@@ -150,6 +153,7 @@ def test_s2cloudless_argmax_is_the_package_mask(l1c_scene: dict[str, np.ndarray]
     np.testing.assert_array_equal(probs.argmax(axis=0), expected)
 
 
+@pytest.mark.peers
 def test_s2cloudless_at_10m_runs_on_160m_blocks(l1c_scene: dict[str, np.ndarray]) -> None:
     """A 10 m input is averaged over 16 x 16 blocks; output keeps the input grid; NaN is fine."""
     pytest.importorskip("s2cloudless")
@@ -177,12 +181,14 @@ def test_ukis_band_choice_and_refusals() -> None:
         UkisCsmaskModel().predict_proba(np.zeros((3, 8, 8), np.float32), {})
 
 
+@pytest.mark.peers
 def test_ukis_refuses_tiles_larger_than_its_network() -> None:
     pytest.importorskip("ukis_csmask")
     with pytest.raises(ModelError, match="predict_array"):
         UkisCsmaskModel().predict_proba(np.zeros((4, 300, 256), np.float32), {})
 
 
+@pytest.mark.peers
 def test_ukis_small_tiles_with_nodata(chip1: np.ndarray) -> None:
     pytest.importorskip("ukis_csmask")
     pytest.importorskip("onnxruntime")
@@ -207,6 +213,7 @@ def chip1_csm(chip1: np.ndarray) -> np.ndarray:
     return csm
 
 
+@pytest.mark.peers
 def test_ukis_tile_probabilities_are_csmask_internals(
     chip1: np.ndarray, chip1_csm: np.ndarray
 ) -> None:
@@ -230,7 +237,7 @@ def test_ukis_through_the_engine_agrees_with_csmask(
 
     (ukis-csmask against itself on the chip shifted by 8-64 px agrees on 97.8-98.6 %.)
     """
-    from s2clouds.inference.predict import predict_array
+    from s2clouds.inference.window import predict_array
 
     model = UkisCsmaskModel.for_bands(UKIS_BANDS_4)
     probs = predict_array(model, chip1[CHIP_CROP], {"resolution": 10, "level": None})  # L2A
@@ -241,6 +248,7 @@ def test_ukis_through_the_engine_agrees_with_csmask(
     assert set(np.unique(ours)) == {0, 1, 3}
 
 
+@pytest.mark.peers
 def test_ukis_six_band_l1c_network_finds_the_clouds(l1c_scene: dict[str, np.ndarray]) -> None:
     """The 6-band L1C network and s2cloudless 0.1's mask agree on cloud on a cloudy tile."""
     pytest.importorskip("ukis_csmask")

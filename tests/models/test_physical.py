@@ -51,7 +51,8 @@ def test_band_requirements() -> None:
 def test_unknown_sun_angles_are_estimated_once_per_scene(maker, tmp_path) -> None:
     """Without metadata the engine estimates the azimuth once, from an overview of the whole
     scene, so that small blocks (which may hold a cloud but not its shadow) agree."""
-    from s2clouds.inference.predict import PredictOptions, prepare_scene
+    from s2clouds.inference.options import RunOptions
+    from s2clouds.inference.window import prepare_scene
     from s2clouds.io.scenes import read_scene
 
     bands = ["B02", "B03", "B04", "B08"]
@@ -61,12 +62,12 @@ def test_unknown_sun_angles_are_estimated_once_per_scene(maker, tmp_path) -> Non
     assert scene.angles is None
     overview, resolution = scene.overview(max_size=64)
     assert overview.shape == (4, 64, 64) and resolution == 20.0
-    prepared, model = prepare_scene(scene, PredictOptions(model="physical"))
+    prepared, model = prepare_scene(scene, RunOptions(model="physical"))
     assert prepared.angles is not None and prepared.angles.source == "estimated from the image"
     assert 90 <= prepared.angles.sun_azimuth <= 180
-    kept, _ = prepare_scene(prepared, PredictOptions(model="physical"))
+    kept, _ = prepare_scene(prepared, RunOptions(model="physical"))
     assert kept.angles == prepared.angles
-    learned, _ = prepare_scene(scene, PredictOptions(model="s2clouds-tiny-rgbn"))
+    learned, _ = prepare_scene(scene, RunOptions(model="s2clouds-tiny-rgbn"))
     assert learned.angles is None  # models that do not need the sun are not delayed
 
 

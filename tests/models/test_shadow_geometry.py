@@ -54,7 +54,7 @@ def test_no_cloud_means_no_shadow_anywhere() -> None:
 
 def test_specks_cast_no_shadow_and_sun_from_context() -> None:
     probs = np.zeros((4, 50, 50), np.float32)
-    probs[1][5, 5] = 1.0  # a one-pixel bright roof
+    probs[1][5, 5:40] = 1.0  # a one-pixel-wide bright thread (a roof line, a coast)
     probs[1][20:30, 20:30] = 1.0
     cast = casting_cloud(probs)
     assert not cast[5, 5] and cast[25, 25]

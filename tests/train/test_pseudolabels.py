@@ -28,7 +28,7 @@ BANDS = ("B02", "B03", "B04", "B08")
 
 
 @dataclass
-class TableModel:
+class TableModel(CloudModel):
     """A fake masker: a fixed canonical class map (H, W), as one-hot-ish probabilities.
 
     ``certainty`` is the probability of the chosen class (the rest is shared by the others).
@@ -179,6 +179,7 @@ def test_dataset_refuses_arrays_without_bands_and_bad_rules() -> None:
 
 
 # ------------------------------------------------------------------------------ the script
+@pytest.mark.peers
 def test_build_training_set_on_real_data(real_data: Path, tmp_path: Path) -> None:
     pytest.importorskip("ukis_csmask")
     build = runpy.run_path(str(SCRIPT), run_name="build_training_set")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
@@ -35,7 +36,7 @@ from s2clouds.train.augment import (  # noqa: E402
 )
 from s2clouds.train.data import holdout_split, sample_arrays  # noqa: E402
 from s2clouds.train.export import export_onnx  # noqa: E402
-from s2clouds.train.loop import METRIC_COLUMNS, train  # noqa: E402
+from s2clouds.train.loop import METRIC_COLUMNS, TrainConfig, train  # noqa: E402
 from s2clouds.train.losses import (  # noqa: E402
     CrossEntropyDiceLoss,
     class_weights_from_counts,
@@ -232,17 +233,16 @@ class Interrupted(Exception):
 def test_tiny_training_run_is_seeded_resumable_and_exports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    options: dict[str, Any] = {
-        "architecture": "tiny-unet",
-        "bands": RGBN,
-        "epochs": 3,
-        "batch_size": 4,
-        "lr": 5e-3,
-        "crop": 48,
-        "seed": 1,
-        "progress": False,
-        "curve_every": 10,
-    }
+    config = TrainConfig(
+        architecture="tiny-unet",
+        bands=RGBN,
+        epochs=3,
+        batch_size=4,
+        lr=5e-3,
+        seed=1,
+        augmentation=Augmentation(crop=48),
+    )
+    options: dict[str, Any] = {"progress": False, "curve_every": 10}
     run = tmp_path / "run"
     write_metrics = loop.write_metrics
 
@@ -253,12 +253,12 @@ def test_tiny_training_run_is_seeded_resumable_and_exports(
 
     monkeypatch.setattr(loop, "write_metrics", write_then_die)
     with pytest.raises(Interrupted):
-        train(ToyClouds(), out_dir=run, **options)
+        train(ToyClouds(), config, out_dir=run, **options)
     monkeypatch.undo()
     assert [int(r["epoch"]) for r in read_metrics(run)] == [1, 2]
     assert not (run / "curve.png").exists()
 
-    best = train(ToyClouds(), out_dir=run, **options)
+    best = train(ToyClouds(), config, out_dir=run, **options)
     assert best == run / "best.pt" and (run / "last.pt").is_file()
     assert (run / "curve.png").stat().st_size > 5_000
     rows = read_metrics(run)
@@ -268,7 +268,7 @@ def test_tiny_training_run_is_seeded_resumable_and_exports(
 
     # an uninterrupted run with the same seed gives the same numbers
     again = tmp_path / "again"
-    train(ToyClouds(), out_dir=again, **options)
+    train(ToyClouds(), config, out_dir=again, **options)
     assert read_metrics(again) == [
         {**r, "seconds": a["seconds"]} for r, a in zip(rows, read_metrics(again), strict=True)
     ]
@@ -280,7 +280,7 @@ def test_tiny_training_run_is_seeded_resumable_and_exports(
     assert checkpoint["epoch"] == int(best_epoch)
 
     with pytest.raises(OutputError, match="no-resume"):
-        train(ToyClouds(), out_dir=run, **(options | {"bands": BANDS}))
+        train(ToyClouds(), replace(config, bands=BANDS), out_dir=run, **options)
 
     result = export_onnx(
         best, tmp_path / "toy.onnx", quantize=True, name="toy-clouds", licence="CC0-1.0"
@@ -300,16 +300,9 @@ def test_training_on_cloudsen12_fixture_files(
     root = maker("cloudsen12").write(tmp_path / "cloudsen12")
     data = open_dataset(root, "cloudsen12", split="train", level="L2A")
     val = open_dataset(root, "cloudsen12", split="val", level="L2A")
+    config = TrainConfig(bands=RGBN, epochs=1, batch_size=2, augmentation=Augmentation(crop=64))
     best = train(
-        data,
-        val_dataset=val,
-        out_dir=tmp_path / "run",
-        bands=RGBN,
-        epochs=1,
-        batch_size=2,
-        crop=64,
-        progress=False,
-        curve_every=10,
+        data, config, val_dataset=val, out_dir=tmp_path / "run", progress=False, curve_every=10
     )
     rows = read_metrics(tmp_path / "run")
     assert len(rows) == 1 and rows[0]["val_loss"] != ""
@@ -321,4 +314,4 @@ def test_training_on_cloudsen12_fixture_files(
 
 def test_unknown_architecture_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="tiny-unet"):
-        train(ToyClouds(), out_dir=tmp_path, architecture="resnet", epochs=1)
+        train(ToyClouds(), TrainConfig(architecture="resnet", epochs=1), out_dir=tmp_path)

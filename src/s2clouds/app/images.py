@@ -59,13 +59,13 @@ class LoadedImage:
 def load_image(spec: ImageSpec) -> LoadedImage:
     """Read the whole image (refusing more than :data:`MAX_PIXELS`): anything
     ``s2clouds predict`` reads (SAFE, GeoTIFF, band folder, STAC item JSON)."""
-    from s2clouds.inference.predict import PredictOptions, open_scene
+    from s2clouds.io.scenes import read_scene
 
     reference: tuple[np.ndarray, str] | None = None
     if spec.dataset is not None:
         scene, reference = read_sample(spec)
     else:
-        scene = open_scene(spec.path, PredictOptions(bands=spec.bands))
+        scene = read_scene(spec.path, bands=spec.bands)
     if reference is None and spec.reference is not None:
         import rasterio
 
@@ -395,13 +395,13 @@ def blockwise_proposal(
     scene: Scene, model: Any, scribbles: np.ndarray, scribbled: dict[int, int], start: float
 ) -> Proposal:
     """``model``'s mask and confidence over ``scene``, block by block with its halo."""
-    from s2clouds.inference.predict import PredictOptions, predict_blocks
+    from s2clouds.inference.options import RunOptions
+    from s2clouds.inference.window import predict_blocks
 
     height, width = scene.grid.shape
     mask = np.full((height, width), NODATA, np.uint8)
     margin = np.zeros((height, width), np.float32)
-    options = PredictOptions(block=BLOCK, progress=False)
-    for window, block, probs in predict_blocks(scene, model, options):
+    for window, block, probs in predict_blocks(scene, model, RunOptions(block=BLOCK)):
         mask[window.slices] = block
         ordered = np.sort(probs, axis=0)
         margin[window.slices] = ordered[-1] - ordered[-2]
@@ -413,11 +413,12 @@ def blockwise_proposal(
 def model_proposal(image: LoadedImage) -> Proposal:
     """The shipped model's mask of the image (the automatic choice for its bands and level),
     as a proposal to start from."""
-    from s2clouds.inference.predict import PredictOptions, prepare_scene
+    from s2clouds.inference.options import RunOptions
+    from s2clouds.inference.window import prepare_scene
 
     if image.scene is None:
         raise ProjectError(f"image {image.spec.id} has no scene to run the model on")
     start = time.perf_counter()
-    scene, model = prepare_scene(image.scene, PredictOptions(progress=False))
+    scene, model = prepare_scene(image.scene, RunOptions())
     none = np.full(image.shape, NODATA, np.uint8)
     return blockwise_proposal(scene, model, none, {}, start)

@@ -25,6 +25,7 @@ from s2clouds.benchmark.confusion import BenchmarkError
 from s2clouds.benchmark.protocols import Protocol, protocol_from_rows
 from s2clouds.errors import OutputError
 from s2clouds.io.write import atomic_path, check_writable
+from s2clouds.viz import save_figure
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -130,13 +131,11 @@ def read_csv(path: str | Path) -> list[Row]:
 
 
 # --------------------------------------------------------------------------- plots
-def _pyplot() -> Any:
-    import matplotlib
+def _figure(**kwargs: Any) -> Any:
+    """A matplotlib ``Figure`` built directly (no pyplot, no global backend)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(**kwargs)
 
 
 def _horizontal() -> dict[str, Any]:
@@ -148,11 +147,7 @@ def _horizontal() -> dict[str, Any]:
 
 
 def _save_figure(figure: Any, path: Path) -> Path:
-    plt = _pyplot()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=110, tight=True)
 
 
 def _score_values(
@@ -170,16 +165,12 @@ def _score_values(
 def plot_score_distributions(protocol: Protocol, path: str | Path) -> Path:
     """Box plots of the per-image scores (e.g. BOA per task) per masker, one panel per score;
     NaN images are left out and each masker is labelled with its image count per panel."""
-    plt = _pyplot()
     scores = protocol.per_image_scores
     maskers = protocol.maskers
-    fig, axes = plt.subplots(
-        1,
-        len(scores),
-        figsize=(3.2 * len(scores) + 1.5, 0.45 * len(maskers) + 2),
-        squeeze=False,
-        layout="constrained",
+    fig = _figure(
+        figsize=(3.2 * len(scores) + 1.5, 0.45 * len(maskers) + 2), layout="constrained"
     )
+    axes = fig.subplots(1, len(scores), squeeze=False)
     rows = protocol.results()
     for ax, column in zip(axes[0], scores, strict=True):
         values = _score_values(rows, maskers, column)
@@ -196,17 +187,11 @@ def plot_score_distributions(protocol: Protocol, path: str | Path) -> Path:
 def plot_confusion_matrices(protocol: Protocol, path: str | Path) -> Path:
     """One heat map per masker of the pooled confusion matrix, normalised by truth rows
     (cells give the share of each truth class, and the pixel count)."""
-    plt = _pyplot()
     maskers = protocol.maskers
     names = protocol.class_names
     size = 1.5 + 0.6 * len(names)
-    fig, axes = plt.subplots(
-        1,
-        len(maskers),
-        figsize=(size * len(maskers) + 1.5, size + 1),
-        squeeze=False,
-        layout="constrained",
-    )
+    fig = _figure(figsize=(size * len(maskers) + 1.5, size + 1), layout="constrained")
+    axes = fig.subplots(1, len(maskers), squeeze=False)
     for index, (ax, masker) in enumerate(zip(axes[0], maskers, strict=True)):
         counts = protocol.confusion(masker).counts
         totals = counts.sum(axis=1, keepdims=True)

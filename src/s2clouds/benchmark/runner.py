@@ -26,22 +26,16 @@ from s2clouds.benchmark.protocols import (
 from s2clouds.datasets.base import CloudDataset
 from s2clouds.errors import BenchmarkError, CRSMismatchError, DatasetError, ModelError
 from s2clouds.labels import to_canonical
+from s2clouds.models.base import ModelContext
+from s2clouds.models.cache import cached_model
 
-#: dataset kind -> protocol name used by default. SEN12MS patches are cloud-free mosaics, so
-#: maskers are scored for false cloud detection with the CloudSEN12 tasks.
-DEFAULT_PROTOCOL = {
-    "cloudsen12": "cloudsen12",
-    "chips": "cloudsen12",
-    "cmc": "cmc",
-    "temporal": "spatiotemporal",
-    "sen12ms": "cloudsen12",
-}
 LAYER_PREFIX = "layer:"
 
 
 @dataclass(frozen=True)
 class Masker:
-    """A masker to score, resolved once: a registered model, or a stored CloudSEN12 layer.
+    """A masker to score, resolved once: a registered model, or a mask layer stored in the
+    dataset (``layer:NAME``, see :meth:`~s2clouds.datasets.base.CloudDataset.stored_layer`).
 
     ``scheme`` is the label scheme of the masker's output (canonical for models).
     """
@@ -51,23 +45,14 @@ class Masker:
     scheme: str
 
     @classmethod
-    def parse(cls, name: str) -> Masker:
-        """Resolve ``name``; unknown models and layers that are not masks are refused here."""
+    def parse(cls, name: str, dataset: type[CloudDataset] | CloudDataset | None = None) -> Masker:
+        """Resolve ``name``; unknown models, and layers that ``dataset`` does not store as
+        masks, are refused here."""
         if name.startswith(LAYER_PREFIX):
-            from s2clouds.datasets.cloudsen12 import LAYERS
-
-            wanted = name[len(LAYER_PREFIX) :]
-            keys = [
-                k for k, spec in LAYERS.items() if wanted.lower() in (k.lower(), spec.name.lower())
-            ]
-            if len(keys) != 1:
-                raise ModelError(
-                    f"unknown stored layer {wanted!r}; use e.g. layer:fmask, layer:QA60, layer:sen2cor"
-                )
-            scheme = LAYERS[keys[0]].scheme
-            if scheme is None:
-                raise ModelError(f"layer {wanted!r} is not a cloud mask; choose a LABEL_ layer")
-            return cls(name, keys[0], scheme)
+            if dataset is None:
+                raise ModelError(f"{name} is a stored layer: give the dataset that stores it")
+            key, scheme = dataset.stored_layer(name[len(LAYER_PREFIX) :])
+            return cls(name, key, scheme)
         from s2clouds.models.registry import get_model_info
 
         info = get_model_info(name)
@@ -78,26 +63,11 @@ class Masker:
         return tasks_for_scheme(self.scheme)
 
 
-class _ModelCache:
-    """Models built once per band set."""
-
-    def __init__(self) -> None:
-        self._models: dict[tuple[str, tuple[str, ...]], Any] = {}
-
-    def get(self, name: str, bands: Sequence[str]) -> Any:
-        from s2clouds.models.registry import get_model
-
-        key = (name, tuple(bands))
-        if key not in self._models:
-            self._models[key] = get_model(name, bands)
-        return self._models[key]
-
-
 def _predict_image(
-    model: Any, image: np.ndarray, bands: Sequence[str], context: dict[str, Any]
+    model: Any, image: np.ndarray, bands: Sequence[str], context: ModelContext
 ) -> np.ndarray:
     """Canonical mask (H, W) of one (C, H, W) image (or (T, H, W) of a (T, C, H, W) series)."""
-    from s2clouds.inference.predict import predict_array, probabilities_to_mask
+    from s2clouds.inference.window import predict_array, probabilities_to_mask
 
     if image.ndim == 4:
         return np.stack([_predict_image(model, frame, bands, context) for frame in image])
@@ -105,19 +75,7 @@ def _predict_image(
     return probabilities_to_mask(predict_array(model, selected, context), selected)
 
 
-def sample_context(meta: dict[str, Any]) -> dict[str, Any]:
-    """Model context (resolution, level, sun angles) from a sample's meta."""
-    context: dict[str, Any] = {
-        "resolution": float(meta.get("resolution") or 10.0),
-        "level": meta.get("level"),
-    }
-    for key in ("sun_zenith", "sun_azimuth"):
-        if meta.get(key) is not None:
-            context[key] = float(meta[key])
-    return context
-
-
-def masker_prediction(masker: Masker, sample: dict[str, Any], models: _ModelCache) -> np.ndarray:
+def masker_prediction(masker: Masker, sample: dict[str, Any]) -> np.ndarray:
     """The canonical mask a masker gives for one sample."""
     if masker.layer is not None:
         layers = sample.get("layers") or {}
@@ -126,9 +84,9 @@ def masker_prediction(masker: Masker, sample: dict[str, Any], models: _ModelCach
                 f"the dataset sample has no layer {masker.layer!r}; available: {', '.join(layers) or 'none'}"
             )
         return to_canonical(layers[masker.layer], masker.scheme, unknown="nodata")
-    model = models.get(masker.name, sample["bands"])
+    model = cached_model(masker.name, tuple(sample["bands"]))
     return _predict_image(
-        model, sample["image"], sample["bands"], sample_context(sample.get("meta", {}))
+        model, sample["image"], sample["bands"], ModelContext.of_meta(sample.get("meta", {}))
     )
 
 
@@ -157,9 +115,8 @@ def run_benchmark(
     """Score every masker on the same samples of ``dataset``; returns the filled protocol."""
     from rich.progress import Progress
 
-    chosen = [Masker.parse(m) for m in maskers]
-    scorer = make_protocol(protocol or DEFAULT_PROTOCOL.get(dataset.name, "cloudsen12"), chosen)
-    models = _ModelCache()
+    chosen = [Masker.parse(m, dataset) for m in maskers]
+    scorer = make_protocol(protocol or dataset.protocol, chosen)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("benchmark", total=count)
@@ -173,7 +130,7 @@ def run_benchmark(
                 )
             meta = {"id": str(index), **sample["meta"]}
             for masker in chosen:
-                pred = masker_prediction(masker, sample, models)
+                pred = masker_prediction(masker, sample)
                 scorer.update(masker.name, pred, truth, sample.get("valid"), meta)
             bar.advance(task)
     return scorer

@@ -14,6 +14,7 @@ from s2clouds.cli.options import (
     bands_option,
     level_option,
     parse_bands,
+    quiet_option,
     resolution_option,
     scale_option,
 )
@@ -75,7 +76,7 @@ def annotate() -> None:
 @scale_option
 @click.option("--probabilities", is_flag=True, help="Also write <OUT>.proba.tif.")
 @click.option("--quicklook", type=click.Path(path_type=Path), default=None, help="RGB PNG.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def fit(
     source: str,
     scribbles: Path,
@@ -98,17 +99,18 @@ def fit(
     editor or GIS on the scene's grid, run this, inspect the mask, add strokes where it is
     wrong, run again: the interactive loop of the IRIS annotation tool.
     """
-    from s2clouds.inference.predict import PredictOptions
+    from s2clouds.inference.options import OutputOptions, PredictOptions, ReadOptions
     from s2clouds.labels import CANONICAL_CLASSES
     from s2clouds.train.annotate import annotate as run_annotation
 
     options = PredictOptions(
-        resolution=float(resolution) if resolution else None,
-        bands=bands,
-        level=level.upper() if level else None,
-        scale=scale,
-        probabilities=probabilities,
-        quicklook=quicklook,
+        read=ReadOptions(
+            bands=bands,
+            level=level.upper() if level else None,
+            scale=scale,
+            resolution=float(resolution) if resolution else None,
+        ),
+        output=OutputOptions(probabilities=probabilities, quicklook=quicklook),
         progress=not quiet,
     )
     result = run_annotation(

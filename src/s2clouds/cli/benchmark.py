@@ -6,14 +6,12 @@ from pathlib import Path
 
 import click
 
+from s2clouds.cli.options import kind_option, quiet_option
+
 
 @click.command("benchmark")
 @click.argument("dataset_path", type=click.Path(exists=True, path_type=Path), required=False)
-@click.option(
-    "--kind",
-    default=None,
-    help="Dataset kind (default: detected): cloudsen12, cmc, temporal, sen12ms, chips.",
-)
+@kind_option
 @click.option(
     "--split", default="test", show_default=True, help="Split(s) to score, comma separated."
 )
@@ -55,7 +53,7 @@ import click
 @click.option(
     "--ref-scheme", default="canonical", show_default=True, help="Scheme of --references."
 )
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def benchmark(
     dataset_path: Path | None,
     kind: str | None,
@@ -89,20 +87,13 @@ def benchmark(
     else:
         if dataset_path is None:
             raise click.UsageError("give DATASET_PATH, or --predictions and --references")
-        from s2clouds.datasets.registry import detect_dataset, open_dataset
+        from s2clouds.datasets.registry import dataset_class, detect_dataset, open_dataset
 
         kind = kind or detect_dataset(dataset_path)
         maskers = [m.strip() for m in models.split(",") if m.strip()]
-        options: dict[str, object] = {}
         layers = [m[len(LAYER_PREFIX) :] for m in maskers if m.startswith(LAYER_PREFIX)]
-        if kind == "cloudsen12":
-            options["split"] = [s.strip() for s in split.split(",")]
-            if layers:
-                options["layers"] = layers
-        elif layers:
-            raise click.UsageError(
-                f"stored layers (layer:NAME) exist only in CloudSEN12, not in {kind}"
-            )
+        splits = [s.strip() for s in split.split(",")]
+        options = dataset_class(kind).benchmark_options(splits, layers)
         dataset = open_dataset(dataset_path, kind, **options)
         scorer = run_benchmark(dataset, maskers, protocol=protocol, limit=limit, progress=not quiet)
     print_summary(scorer)

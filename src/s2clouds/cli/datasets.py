@@ -7,52 +7,10 @@ from typing import Any
 
 import click
 
-from s2clouds.datasets.registry import DATASETS
+from s2clouds.cli.options import kind_option, parse_options, reader_options
 
 DEFAULT_MAX_SAMPLES = 50
 DEFAULT_STRETCH = "percentile"
-
-_kind_option = click.option(
-    "--kind",
-    type=click.Choice(list(DATASETS), case_sensitive=False),
-    default=None,
-    help="Dataset reader; detected from the folder layout when omitted.",
-)
-_reader_options = click.option(
-    "-O",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Reader option, repeatable: e.g. -O split=train,val -O level=L2A -O label=none.",
-)
-
-
-def _parse_value(text: str) -> Any:
-    """``none`` -> None, ``true``/``false`` -> bool, integers, ``a,b`` -> list, else text."""
-    lowered = text.strip().lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if "," in text:
-        return [part.strip() for part in text.split(",") if part.strip()]
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
-def parse_options(options: tuple[str, ...]) -> dict[str, Any]:
-    """``("split=train,val", "crop=true")`` -> ``{"split": ["train", "val"], "crop": True}``."""
-    parsed: dict[str, Any] = {}
-    for option in options:
-        key, sep, value = option.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{option!r} is not KEY=VALUE", param_hint="-O/--option")
-        parsed[key.strip().replace("-", "_")] = _parse_value(value)
-    return parsed
-
 
 def _format_value(value: Any) -> str:
     if isinstance(value, dict):
@@ -69,8 +27,8 @@ def datasets() -> None:
 
 @datasets.command("info")
 @click.argument("path", type=click.Path(path_type=Path))
-@_kind_option
-@_reader_options
+@kind_option
+@reader_options
 @click.option(
     "--max-samples",
     type=click.IntRange(min=1),
@@ -124,8 +82,8 @@ def info(path: Path, kind: str | None, options: tuple[str, ...], max_samples: in
     required=True,
     help="Image to write (.png, .pdf, .svg).",
 )
-@_kind_option
-@_reader_options
+@kind_option
+@reader_options
 @click.option(
     "--layers", default="", help="Extra panels by name, comma separated (e.g. valid,S1_VV)."
 )

@@ -54,7 +54,7 @@ def labels(ctx: click.Context) -> None:
 )
 def translate(source: Path, from_scheme: str, to_scheme: str, output: Path, unknown: str) -> None:
     """Translate the label raster SOURCE from one scheme to another, keeping its georeference."""
-    from s2clouds.labels.raster import translate_raster
+    from s2clouds.io.labels import translate_raster
 
     written = translate_raster(source, output, from_scheme, to_scheme, unknown=unknown)
     click.echo(f"wrote {written}")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from s2clouds.bands import canonical_band_names
+from s2clouds.datasets.registry import DATASETS
 
 
 def parse_bands(
@@ -43,3 +46,46 @@ level_option = click.option(
     default=None,
     help="Processing level of the input (checked against SAFE metadata).",
 )
+quiet_option = click.option(
+    "--quiet", is_flag=True, help="No progress bar or summary (errors are still shown)."
+)
+kind_option = click.option(
+    "--kind",
+    type=click.Choice(list(DATASETS), case_sensitive=False),
+    default=None,
+    help="Dataset reader; detected from the folder layout when omitted.",
+)
+reader_options = click.option(
+    "-O",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Dataset reader option, repeatable: e.g. -O split=train,val -O level=L2A -O label=none.",
+)
+
+
+def _parse_value(text: str) -> Any:
+    """``none`` -> None, ``true``/``false`` -> bool, integers, ``a,b`` -> list, else text."""
+    lowered = text.strip().lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if "," in text:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def parse_options(options: tuple[str, ...]) -> dict[str, Any]:
+    """``("split=train,val", "crop=true")`` -> ``{"split": ["train", "val"], "crop": True}``."""
+    parsed: dict[str, Any] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{option!r} is not KEY=VALUE", param_hint="-O/--option")
+        parsed[key.strip().replace("-", "_")] = _parse_value(value)
+    return parsed

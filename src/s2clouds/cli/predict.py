@@ -7,14 +7,23 @@ from typing import TYPE_CHECKING
 
 import click
 
-from s2clouds.cli.options import bands_option, level_option, resolution_option, scale_option
+from s2clouds.cli.options import (
+    bands_option,
+    level_option,
+    quiet_option,
+    resolution_option,
+    scale_option,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from s2clouds.inference.batch import BatchResult
     from s2clouds.inference.distributed import ClusterOptions
-    from s2clouds.inference.predict import PredictionResult, PredictOptions
+    from s2clouds.inference.options import (
+        PredictOptions,
+    )
+    from s2clouds.inference.records import PredictionResult
 
     Say = Callable[[str], None]
 
@@ -90,7 +99,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Re-runs of a window that raised (lost workers are always retried).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bar or summary (failures still shown).")
+@quiet_option
 def predict(
     sources: tuple[str, ...],
     output: Path,
@@ -121,20 +130,32 @@ def predict(
     an independent task, finished scenes are skipped on re-run, a scene that fails is reported
     and the others go on; the exit code is 1 when any scene failed.
     """
-    from s2clouds.inference.batch import expand_inputs
     from s2clouds.inference.distributed import ClusterOptions
-    from s2clouds.inference.predict import PredictOptions
+    from s2clouds.inference.inputs import expand_inputs
+    from s2clouds.inference.options import (
+        OutputOptions,
+        PredictOptions,
+        ReadOptions,
+        RunOptions,
+    )
     from s2clouds.models.registry import DEFAULT_MODEL
 
+    inputs = expand_inputs(sources, from_file)
+    if not inputs:
+        raise click.UsageError("give at least one input (a path, a glob, @LIST or --from-file)")
+    batch = _is_batch(sources, from_file, inputs, output)
     options = PredictOptions(
-        model=model or DEFAULT_MODEL,
-        resolution=float(resolution) if resolution else None,
-        bands=bands,
-        level=level.upper() if level else None,
-        scale=scale,
-        block=block,
-        probabilities=probabilities,
-        quicklook=quicklook,
+        read=ReadOptions(
+            bands=bands,
+            level=level.upper() if level else None,
+            scale=scale,
+            resolution=float(resolution) if resolution else None,
+        ),
+        run=RunOptions(model=model or DEFAULT_MODEL, block=block),
+        # one scene replaces its mask; a batch skips finished scenes unless --overwrite
+        output=OutputOptions(
+            probabilities=probabilities, quicklook=quicklook, overwrite=overwrite or not batch
+        ),
         progress=not quiet,
     )
     cluster = ClusterOptions(
@@ -144,16 +165,13 @@ def predict(
         dashboard=not no_dashboard,
         retries=retries,
     )
-    inputs = expand_inputs(sources, from_file)
-    if not inputs:
-        raise click.UsageError("give at least one input (a path, a glob, @LIST or --from-file)")
     say: Say = _silent if quiet else click.echo
-    if _is_batch(sources, from_file, inputs, output):
+    if batch:
         if quicklook is not None:
             raise click.UsageError("--quicklook writes one PNG; give it with a single input")
         if output.suffix.lower() in (".tif", ".tiff"):
             raise click.UsageError(f"several inputs need an output folder for -o, not {output}")
-        _run_batch(inputs, output, options, cluster, overwrite=overwrite, say=say)
+        _run_batch(inputs, output, options, cluster, say=say)
     else:
         _run_single(inputs[0], output, options, cluster, say=say)
 
@@ -173,9 +191,9 @@ def _is_batch(
 def _run_single(
     source: str, output: Path, options: PredictOptions, cluster: ClusterOptions, *, say: Say
 ) -> None:
-    from s2clouds.inference.batch import predict_with_engine
+    from s2clouds.inference.predict import predict
 
-    result = predict_with_engine(source, output, options, cluster=cluster, announce=say)
+    result = predict(source, output, options, cluster=cluster, announce=say)
     _print_result(result, say)
 
 
@@ -199,12 +217,11 @@ def _run_batch(
     options: PredictOptions,
     cluster: ClusterOptions,
     *,
-    overwrite: bool,
     say: Say,
 ) -> None:
     from s2clouds.inference.batch import run_batch
 
-    result = run_batch(inputs, outdir, options, overwrite=overwrite, cluster=cluster, announce=say)
+    result = run_batch(inputs, outdir, options, cluster=cluster, announce=say)
     _print_summary(result, say)
     if not result.ok:
         raise SystemExit(result.exit_code)

@@ -8,8 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from s2clouds.cli.datasets import parse_options
-from s2clouds.cli.options import parse_bands
+from s2clouds.cli.options import parse_bands, parse_options, quiet_option, reader_options
 from s2clouds.datasets.registry import DATASETS
 
 PIXEL_MODEL = "lightgbm-pixel"
@@ -93,14 +92,7 @@ def _dataset_option(flag: str, required: bool, help_text: str) -> Callable[[F], 
 @click.option(
     "--resume/--no-resume", default=True, show_default=True, help="Continue from OUT/last.pt."
 )
-@click.option(
-    "-O",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Reader option for both datasets, repeatable: e.g. -O split=train -O level=L2A.",
-)
+@reader_options
 @click.option(
     "-V",
     "--val-option",
@@ -111,7 +103,7 @@ def _dataset_option(flag: str, required: bool, help_text: str) -> Callable[[F], 
 )
 @click.option("--name", default=None, help="Model name recorded in the weight spec.")
 @click.option("--licence", default="", help="Licence of the weights (follows the training data).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 def train(
     dataset: tuple[str, Path],
     architecture: str,
@@ -182,19 +174,24 @@ def train(
     from s2clouds.train import require_torch
 
     require_torch()
+    from s2clouds.train.augment import Augmentation
+    from s2clouds.train.loop import TrainConfig
     from s2clouds.train.loop import train as run_training
 
-    best = run_training(
-        train_data,
-        out_dir=out_dir,
+    network_config = TrainConfig(
         architecture=architecture,
         bands=bands,
         epochs=epochs,
         batch_size=batch_size,
         lr=learning_rate,
-        crop=crop,
-        val_dataset=val_data,
         seed=seed,
+        augmentation=Augmentation(crop=crop),
+    )
+    best = run_training(
+        train_data,
+        network_config,
+        out_dir=out_dir,
+        val_dataset=val_data,
         resume=resume,
         progress=not quiet,
         name=name,

@@ -38,6 +38,24 @@ class CloudDataset(ABC):
     name: ClassVar[str]
     #: label scheme name (see ``s2clouds.labels``) of the dataset's own masks
     label_scheme: ClassVar[str]
+    #: the benchmark protocol that scores this dataset by default
+    #: (see :func:`s2clouds.benchmark.protocols.make_protocol`)
+    protocol: ClassVar[str] = "cloudsen12"
+
+    @classmethod
+    def stored_layer(cls, name: str) -> tuple[str, str]:
+        """The key and label scheme of the stored mask layer ``name`` (any spelling) that
+        ``s2clouds benchmark`` scores as ``layer:NAME``. :class:`DatasetError` when there is
+        no such mask layer; this default stores none."""
+        raise DatasetError(f"the {cls.name} dataset stores no mask layers (layer:{name})")
+
+    @classmethod
+    def benchmark_options(cls, splits: Sequence[str], layers: Sequence[str]) -> dict[str, Any]:
+        """Reader options for ``s2clouds benchmark``: the ``splits`` to score and the stored
+        ``layers`` it scores. This default reads no splits and refuses layers."""
+        if layers:
+            cls.stored_layer(layers[0])
+        return {}
 
     @classmethod
     @abstractmethod

@@ -382,6 +382,27 @@ class CloudSEN12(CloudDataset):
     name: ClassVar[str] = "cloudsen12"
     label_scheme: ClassVar[str] = "cloudsen12"
 
+    @classmethod
+    def stored_layer(cls, name: str) -> tuple[str, str]:
+        """The stored cloud mask ``LABEL_<name>`` (e.g. ``fmask``, ``QA60``, ``sen2cor``)."""
+        keys = [k for k, spec in LAYERS.items() if name.lower() in (k.lower(), spec.name.lower())]
+        if len(keys) != 1:
+            raise DatasetError(
+                f"unknown stored layer {name!r}; use e.g. layer:fmask, layer:QA60, layer:sen2cor"
+            )
+        scheme = LAYERS[keys[0]].scheme
+        if scheme is None:
+            raise DatasetError(f"layer {name!r} is not a cloud mask; choose a LABEL_ layer")
+        return keys[0], scheme
+
+    @classmethod
+    def benchmark_options(cls, splits: Sequence[str], layers: Sequence[str]) -> dict[str, Any]:
+        """The splits to score, and the stored layers to read with each sample."""
+        options: dict[str, Any] = {"split": list(splits)}
+        if layers:
+            options["layers"] = list(layers)
+        return options
+
     def __init__(
         self,
         root: str | Path,

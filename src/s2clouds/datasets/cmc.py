@@ -242,6 +242,7 @@ class CloudMaskCatalogue(CloudDataset):
 
     name: ClassVar[str] = "cmc"
     label_scheme: ClassVar[str] = "cmc"
+    protocol: ClassVar[str] = "cmc"
 
     def __init__(
         self,

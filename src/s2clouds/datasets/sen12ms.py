@@ -210,6 +210,8 @@ class SEN12MS(CloudDataset):
     """
 
     name: ClassVar[str] = "sen12ms"
+    #: cloud-free mosaics: maskers are scored for false cloud detection
+    protocol: ClassVar[str] = "cloudsen12"
     #: land-cover layer of ``mask`` (see :mod:`s2clouds.labels.landcover`, not a cloud scheme)
     label_scheme: ClassVar[str] = "igbp"
 

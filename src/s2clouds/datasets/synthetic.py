@@ -41,7 +41,8 @@ from s2clouds.bands import MSI_BAND_NAMES, canonical_band_names
 from s2clouds.datasets.base import CloudDataset, Sample
 from s2clouds.errors import BandError, DatasetError
 from s2clouds.io.grid import Window
-from s2clouds.io.scenes import Scene, read_scene
+from s2clouds.io.scene import Scene
+from s2clouds.io.scenes import read_scene
 from s2clouds.labels.schemes import CLEAR, CLOUD_SHADOW, NODATA, THICK_CLOUD, THIN_CLOUD
 
 #: Typical top-of-atmosphere reflectance of optically thick cloud per band (unitless).
@@ -408,9 +409,9 @@ def as_scene(
         return source
     if isinstance(source, tuple):
         array, names = source
-        return read_scene(np.asarray(array), bands=names, resolution=resolution, level=level)
+        return read_scene(np.asarray(array), bands=names, pixel_size=resolution, level=level)
     if isinstance(source, np.ndarray):
-        return read_scene(source, bands=bands, resolution=resolution, level=level)
+        return read_scene(source, bands=bands, pixel_size=resolution, level=level)
     return read_scene(source, resolution=resolution, level=level)
 
 

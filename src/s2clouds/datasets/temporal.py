@@ -327,6 +327,7 @@ class TemporalCloudDataset(CloudDataset):
 
     name: ClassVar[str] = "temporal"
     label_scheme: ClassVar[str] = "spatiotemporal"
+    protocol: ClassVar[str] = "spatiotemporal"
     BANDS: ClassVar[tuple[str, ...]] = ("B02", "B03", "B04", "B08")
 
     def __init__(

@@ -4,7 +4,7 @@
 frozen dataclasses holding file paths, the model name, the window and the options; never
 pixel arrays), keeps at most ``max_in_flight`` windows submitted, and hands each result back
 to the client as it completes (``distributed.as_completed``), where
-:func:`~s2clouds.inference.batch.run_jobs` writes it. Client memory is therefore bounded by
+:func:`~s2clouds.inference.sink.run_jobs` writes it. Client memory is therefore bounded by
 ``max_in_flight`` windows, worker memory by one window per thread.
 
 Fault tolerance comes from Dask: a task whose worker dies is rescheduled on another worker
@@ -30,17 +30,11 @@ from typing import Any
 import numpy as np
 
 from s2clouds.errors import ClusterError, one_line
-from s2clouds.inference.batch import (
-    Event,
-    JobFailed,
-    JobStarted,
-    SceneJob,
-    WindowDone,
-    window_task,
-)
-from s2clouds.inference.predict import PredictOptions
+from s2clouds.inference.engine import Event, JobFailed, JobStarted, SceneJob, WindowDone
+from s2clouds.inference.options import RunOptions
+from s2clouds.inference.window import window_task
 from s2clouds.io.grid import Window
-from s2clouds.io.scenes import Scene
+from s2clouds.io.scene import Scene
 from s2clouds.resources import cpu_cores
 
 SCHEDULER_ENV = "S2CLOUDS_SCHEDULER"
@@ -48,7 +42,7 @@ INSTALL_HINT = 'pip install "s2clouds[distributed]"'
 LOOPBACK = "127.0.0.1"
 
 WindowFunction = Callable[
-    [Scene, str, Window, PredictOptions], tuple[np.ndarray, np.ndarray | None]
+    [Scene, str, Window, RunOptions, bool], tuple[np.ndarray, np.ndarray | None]
 ]
 
 
@@ -149,7 +143,7 @@ class DaskEngine:
     """Computes job windows on a Dask cluster through ``client`` (see the module docstring).
 
     ``window_fn`` is the task run per window (default
-    :func:`~s2clouds.inference.batch.window_task`); it must be importable or picklable by
+    :func:`~s2clouds.inference.window.window_task`); it must be importable or picklable by
     value on the workers.
     """
 
@@ -178,7 +172,7 @@ class DaskEngine:
         if doomed:
             self.client.cancel(doomed)
 
-    def run(self, jobs: Sequence[SceneJob], options: PredictOptions) -> Iterator[Event]:
+    def run(self, jobs: Sequence[SceneJob], run: RunOptions) -> Iterator[Event]:
         """Submit windows in job order, ``max_in_flight`` at a time; yield results as they
         complete (any order within and across jobs)."""
         from distributed import as_completed
@@ -188,14 +182,14 @@ class DaskEngine:
         started: set[int] = set()
         completed = as_completed()
         try:
-            yield from self._refill(pending, started, completed, options)
+            yield from self._refill(pending, started, completed, run)
             while self._futures:
                 future = next(completed)
                 job, window = self._futures.pop(future)
                 if job not in self._cancelled:
                     yield self._event(future, job, window)
                 future.release()
-                yield from self._refill(pending, started, completed, options)
+                yield from self._refill(pending, started, completed, run)
         finally:  # interrupted or abandoned: stop what is still queued on the cluster
             if self._futures:
                 self.client.cancel(list(self._futures))
@@ -229,7 +223,7 @@ class DaskEngine:
         pending: Iterator[tuple[SceneJob, Window]],
         started: set[int],
         completed: Any,
-        options: PredictOptions,
+        run: RunOptions,
     ) -> Iterator[Event]:
         """Submit windows until ``max_in_flight`` are out; announce jobs as they start."""
         token = uuid.uuid4().hex[:8]
@@ -248,7 +242,8 @@ class DaskEngine:
                 job.scene,
                 job.model_name,
                 window,
-                options,
+                run,
+                job.probabilities,
                 key=f"s2clouds-{job.scene.product_id}-r{window.row}-c{window.col}-{token}",
                 retries=self.retries,
                 priority=-job.index,

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from s2clouds.io.scenes import ArrayBand, Scene
+from s2clouds.io.scene import ArrayBand, Scene
 from s2clouds.io.write import atomic_path, check_writable
-
-TRUE_COLOUR = ("B04", "B03", "B02")
+from s2clouds.viz import TRUE_COLOUR_BANDS
 
 
 def _small_rgb(scene: Scene, factor: int) -> np.ndarray:
     """Reflectance (3, h, w) of the true-colour bands, decimated by ``factor``."""
-    rgb_scene = scene.select(TRUE_COLOUR)
+    rgb_scene = scene.select(TRUE_COLOUR_BANDS)
     if factor == 1:
         return rgb_scene.read()
     if any(isinstance(s, ArrayBand) for s in rgb_scene.sources):
@@ -40,12 +39,9 @@ def write_quicklook(scene: Scene, mask_path: Path, png_path: Path, *, max_size: 
     image = _small_rgb(scene, factor)
     with rasterio.open(mask_path) as ds:
         mask = ds.read(1, out_shape=image.shape[1:], resampling=Resampling.nearest)
-    picture = overlay(rgb_quicklook(image, TRUE_COLOUR), mask, alpha=0.45)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    picture = overlay(rgb_quicklook(image, TRUE_COLOUR_BANDS), mask, alpha=0.45)
+    from matplotlib.image import imsave  # no pyplot: the global backend is left alone
 
     with atomic_path(png_path) as tmp:
-        plt.imsave(tmp, picture, format="png")
+        imsave(tmp, picture, format="png")
     return png_path

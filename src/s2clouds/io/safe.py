@@ -30,7 +30,7 @@ from s2clouds.bands import MSI_BAND_NAMES, band_info
 from s2clouds.errors import RadiometryError, SceneFormatError
 from s2clouds.io.grid import Grid
 from s2clouds.io.limits import read_bounded
-from s2clouds.io.scenes import (
+from s2clouds.io.scene import (
     RasterBand,
     Scene,
     SunAngles,

@@ -2,8 +2,8 @@
 
 A STAC item (https://github.com/radiantearth/stac-spec, ``type: Feature``) lists one asset per
 band file. :func:`read_stac_item` turns an item whose assets have been downloaded (``href``
-relative to the JSON, absolute, or ``file://``) into a lazy :class:`~s2clouds.io.scenes.Scene`
-of :class:`~s2clouds.io.scenes.RasterBand` sources on the bands' common grid, so nothing is
+relative to the JSON, absolute, or ``file://``) into a lazy :class:`~s2clouds.io.scene.Scene`
+of :class:`~s2clouds.io.scene.RasterBand` sources on the bands' common grid, so nothing is
 read until a window is.
 
 What is taken from the item (extensions ``eo``, ``raster``, ``view``, ``sat``, ``s2``):
@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlparse
 from s2clouds.bands import MSI_BANDS, band_info, canonical_band_name, canonical_band_names
 from s2clouds.errors import BandError, RadiometryError, SceneFormatError
 from s2clouds.io.limits import read_bounded
-from s2clouds.io.scenes import RasterBand, Scene, SunAngles, common_grid, sun_angles
+from s2clouds.io.scene import RasterBand, Scene, SunAngles, common_grid, sun_angles
 from s2clouds.radiometry import Radiometry, radiometry_for_baseline
 
 #: asset roles and keys that never hold a spectral band

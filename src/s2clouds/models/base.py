@@ -2,27 +2,110 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from s2clouds.labels.schemes import CANONICAL_CLASSES
 
+if TYPE_CHECKING:
+    from s2clouds.io.scene import Scene
+
 N_CLASSES = len(CANONICAL_CLASSES)  # 4: clear, thick cloud, thin cloud, cloud shadow
+
+#: ``(overview (C, h, w) float32 reflectance in model band order, metres per overview pixel)``
+#: -> ``(sun zenith, sun azimuth)`` in degrees
+SunAngleEstimator = Callable[[np.ndarray, float], tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class ModelContext(Mapping[str, Any]):
+    """The facts about a scene that models may use, built by one constructor per source:
+    :meth:`of_scene` (inference), :meth:`of_meta` (dataset samples), or directly for arrays.
+
+    ``resolution``: metres per pixel of the image the model sees; ``level``: ``"L1C"``,
+    ``"L2A"``; ``sun_zenith``/``sun_azimuth``: degrees. None: unknown (models then assume
+    their own default, e.g. 10 m).
+    It reads like a read-only dict too (``context["resolution"]``, ``context.get(...)``).
+    """
+
+    resolution: float | None = None
+    level: str | None = None
+    sun_zenith: float | None = None
+    sun_azimuth: float | None = None
+
+    @classmethod
+    def of_scene(cls, scene: Scene) -> ModelContext:
+        """The context of an opened scene: its grid resolution, level and sun angles."""
+        angles = scene.angles
+        return cls(
+            resolution=float(scene.grid.resolution),
+            level=scene.level,
+            sun_zenith=angles.sun_zenith if angles is not None else None,
+            sun_azimuth=angles.sun_azimuth if angles is not None else None,
+        )
+
+    @classmethod
+    def of_meta(cls, meta: Mapping[str, Any]) -> ModelContext:
+        """The context of a dataset sample from its ``meta`` (``resolution`` default 10 m)."""
+
+        def number(key: str) -> float | None:
+            return float(meta[key]) if meta.get(key) is not None else None
+
+        return cls(
+            resolution=float(meta.get("resolution") or 10.0),
+            level=meta.get("level"),
+            sun_zenith=number("sun_zenith"),
+            sun_azimuth=number("sun_azimuth"),
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    @classmethod
+    def _keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
 
 
 @runtime_checkable
 class CloudModel(Protocol):
     """Anything that maps a reflectance stack to canonical class probabilities.
 
-    ``bands``: canonical band names the model needs, in the order it wants them.
+    Every model has:
+
+    ``name``; ``bands``: canonical band names the model needs, in the order it wants them.
     ``predict_proba(image, context)``: ``image`` is (C, H, W) float32 reflectance (0-1) in
     ``bands`` order, NaN where there is no data; returns (4, H, W) float32 probabilities of
     the canonical classes (clear, thick cloud, thin cloud, cloud shadow) that sum to 1.
-    ``context`` carries scene facts: ``resolution`` (m), ``sun_zenith``/``sun_azimuth``
-    (degrees) when known.
-    ``halo``: pixels of context the model needs around a tile for tiled inference.
+    ``context`` is the scene's :class:`ModelContext` (resolution, level, sun angles).
+    ``halo``: pixels of context the model needs around a window at 10 m.
+
+    Optional members have defaults here; models subclass :class:`CloudModel` to inherit them
+    and override what they need:
+
+    ``required_halo(context)``: pixels of context around a window for this scene (default
+    ``halo``): the radius of the model's receptive field, so that a pixel's result does not
+    depend on where the window around it was cut (``--block``).
+    ``required_alignment(context)``: windows are read from rows and columns that are
+    multiples of this (default 1), so that the model's internal grids (pooling, block means,
+    sampled cells) fall on the same scene pixels whatever the block.
+    ``tile_size``: the fixed input edge in pixels the engine cuts blocks into (overlapping,
+    feathered tiles); None (the default): the model takes any size; 0: the run's tile option.
+    ``estimate_sun_angles``: a :data:`SunAngleEstimator`, called once per scene on an
+    overview when the scene has no sun angles; None (the default): the model needs none.
     """
+
+    estimate_sun_angles: SunAngleEstimator | None = None
 
     @property
     def name(self) -> str: ...
@@ -33,4 +116,14 @@ class CloudModel(Protocol):
     @property
     def halo(self) -> int: ...
 
-    def predict_proba(self, image: np.ndarray, context: dict[str, Any]) -> np.ndarray: ...
+    @property
+    def tile_size(self) -> int | None:
+        return None
+
+    def required_halo(self, context: ModelContext) -> int:
+        return self.halo
+
+    def required_alignment(self, context: ModelContext) -> int:
+        return 1
+
+    def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray: ...

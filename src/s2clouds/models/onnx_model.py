@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from s2clouds.errors import ModelError
-from s2clouds.models.base import N_CLASSES
+from s2clouds.models.base import N_CLASSES, ModelContext
 from s2clouds.models.weights import (
     SPEC_METADATA_KEY,
     SpecModel,
@@ -128,13 +128,24 @@ class OnnxModel(SpecModel):
             )
         return session
 
+    def required_halo(self, context: ModelContext) -> int:
+        """The radius of the network's receptive field (see :meth:`receptive_radius`)."""
+        return self.receptive_radius
+
+    @functools.cached_property
+    def receptive_radius(self) -> int:
+        """Radius in pixels of the network's receptive field, measured once: the farthest
+        output pixel that changes when one input pixel does, over every phase of the pooling
+        grid (``size_multiple``), on a fixed random background."""
+        return measure_receptive_radius(self, self.spec.size_multiple)
+
     def logits_input(self, image: np.ndarray) -> np.ndarray:
         """Network input (1, C, H', W') float32: normalised, NaN -> 0, reflection-padded to
         multiples of ``spec.size_multiple``."""
         normalised = self.spec.normalise(image)
         return pad_to_multiple(normalised, self.spec.size_multiple)[np.newaxis]
 
-    def predict_proba(self, image: np.ndarray, context: dict[str, Any]) -> np.ndarray:
+    def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray:
         """Canonical probabilities (4, H, W) float32 from reflectance (C, H, W) in ``bands``
         order (0-1, NaN where there is no data)."""
         self.spec.check_image(image)
@@ -152,6 +163,40 @@ class OnnxModel(SpecModel):
             )
         out: np.ndarray = probs[0, :, :h, :w].astype(np.float32, copy=False)
         return out
+
+
+#: the largest probe of :func:`measure_receptive_radius` (pixels); a field reaching its edge
+#: is refused
+MAX_PROBE = 2048
+
+
+def measure_receptive_radius(model: OnnxModel, multiple: int, size: int = 256) -> int:
+    """The farthest distance (pixels, Chebyshev) at which an impulse at the centre of a
+    ``size`` x ``size`` random reflectance image changes ``model``'s probabilities, over the
+    ``multiple`` diagonal phases of its pooling grid. The probe doubles while the change
+    reaches its edge; :class:`ModelError` beyond :data:`MAX_PROBE`."""
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0.02, 0.5, (len(model.bands), size, size)).astype(np.float32)
+    context = ModelContext(resolution=model.spec.resolution)
+    base = model.predict_proba(image, context)
+    radius = 0
+    for phase in range(max(1, multiple)):
+        centre = size // 2 + phase
+        probe = image.copy()
+        probe[:, centre, centre] = 0.95
+        changed = np.any(model.predict_proba(probe, context) != base, axis=0)
+        rows, cols = np.nonzero(changed)
+        if rows.size:
+            reach = max(np.abs(rows - centre).max(), np.abs(cols - centre).max())
+            radius = max(radius, int(reach))
+    if radius + multiple >= size // 2 - 1:
+        if 2 * size > MAX_PROBE:
+            raise ModelError(
+                f"{model.name}: the receptive field exceeds {MAX_PROBE // 2} px; such a model "
+                "cannot be run window by window"
+            )
+        return measure_receptive_radius(model, multiple, 2 * size)
+    return radius
 
 
 def onnx_model_info(path: str | Path, name: str | None = None) -> ModelInfo:

@@ -26,7 +26,7 @@ import numpy as np
 
 from s2clouds.bands import RGBN_BANDS, canonical_band_names
 from s2clouds.errors import BandError, ModelError
-from s2clouds.models.base import N_CLASSES
+from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
 from s2clouds.models.resample import block_mean, upsample_bilinear
 
 PEERS_INSTALL_HINT = 'pip install "s2clouds[peers]"'
@@ -67,7 +67,7 @@ def import_peer(module: str, package: str) -> ModuleType:
         ) from exc
 
 
-def processing_level(context: dict[str, Any], default: str | None) -> str | None:
+def processing_level(context: ModelContext, default: str | None) -> str | None:
     """``context["level"]`` as ``"l1c"``/``"l2a"``; ``default`` when the scene does not say."""
     level = context.get("level")
     if level is None:
@@ -115,7 +115,7 @@ def _s2cloudless_detector(average_over: int, dilation_size: int) -> Any:
 
 
 @dataclass(frozen=True, kw_only=True)
-class S2CloudlessModel:
+class S2CloudlessModel(CloudModel):
     """Sentinel Hub's s2cloudless, run at its usual 160 m, as canonical probabilities.
 
     Input contract (refused otherwise):
@@ -160,15 +160,19 @@ class S2CloudlessModel:
             )
         return cls()
 
-    def factor(self, context: dict[str, Any]) -> int:
+    def factor(self, context: ModelContext) -> int:
         """Block-averaging factor that brings ``context["resolution"]`` to about 160 m."""
         resolution = float(context.get("resolution") or 10.0)
         return max(1, round(S2CLOUDLESS_RESOLUTION / resolution))
 
-    def required_halo(self, context: dict[str, Any]) -> int:
+    def required_halo(self, context: ModelContext) -> int:
         """Input pixels of context the 160 m smoothing and dilation reach across."""
         blocks = 1 + (self.average_over + self.dilation_size if self.postprocess else 0)
         return blocks * self.factor(context)
+
+    def required_alignment(self, context: ModelContext) -> int:
+        """Windows start on the 160 m blocks, so they average the same pixels."""
+        return self.factor(context)
 
     def cloud_probability(self, coarse: np.ndarray) -> np.ndarray:
         """s2cloudless cloud probability (h, w) float32 for a (10, h, w) reflectance stack."""
@@ -193,7 +197,7 @@ class S2CloudlessModel:
             smooth = cv2.dilate(smooth, detector.dilation_filter)
         return threshold_to_half(smooth, S2CLOUDLESS_THRESHOLD)
 
-    def predict_proba(self, image: np.ndarray, context: dict[str, Any]) -> np.ndarray:
+    def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray:
         """Canonical probabilities (4, H, W) float32 from L1C TOA reflectance (10, H, W)."""
         check_stack(image, self.bands, self.name)
         if processing_level(context, default="l1c") != "l1c":
@@ -263,13 +267,13 @@ def pad_to_tile(image: np.ndarray) -> np.ndarray:
 
     Symmetric padding, as ukis-csmask itself pads around its tiles; repeated when the tile is
     less than half the network size. Larger inputs are refused: tile them first (the
-    s2clouds engine, :func:`s2clouds.inference.predict.predict_array`, does).
+    s2clouds engine, :func:`s2clouds.inference.window.predict_array`, does).
     """
     h, w = image.shape[1:]
     if h > UKIS_TILE or w > UKIS_TILE:
         raise ModelError(
             f"ukis-csmask runs on tiles of at most {UKIS_TILE} x {UKIS_TILE} px, got {h} x {w}; "
-            "run it through s2clouds.inference.predict_array (or s2clouds predict), which "
+            "run it through s2clouds.inference.window.predict_array (or s2clouds predict), which "
             "cuts and blends the tiles"
         )
     padded = image
@@ -281,7 +285,7 @@ def pad_to_tile(image: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, kw_only=True)
-class UkisCsmaskModel:
+class UkisCsmaskModel(CloudModel):
     """DLR's ukis-csmask 1.0 U-Net (cloud and cloud shadow), as canonical probabilities.
 
     Input contract:
@@ -322,7 +326,7 @@ class UkisCsmaskModel:
         six = not missing_bands(available, UKIS_BANDS_6)
         return cls(bands=UKIS_BANDS_6 if six else UKIS_BANDS_4)
 
-    def spec(self, context: dict[str, Any]) -> UkisSpec:
+    def spec(self, context: ModelContext) -> UkisSpec:
         """The network (4 or 6 bands, L1C or L2A) for this model's bands and the scene level."""
         level = processing_level(context, default=self.default_level)
         return ukis_spec(len(self.bands), level or self.default_level)
@@ -346,7 +350,7 @@ class UkisCsmaskModel:
         probs: np.ndarray = softmax(logits[0], axis=0)[:, :h, :w]
         return probs.astype(np.float32, copy=False)
 
-    def predict_proba(self, image: np.ndarray, context: dict[str, Any]) -> np.ndarray:
+    def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray:
         """Canonical probabilities (4, H, W) float32 from reflectance (C, H, W) in ``bands``."""
         check_stack(image, self.bands, self.name)
         ukis = self.class_probabilities(image, self.spec(context))

@@ -38,13 +38,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError
+from s2clouds.models.base import CloudModel, ModelContext
 
 CLOUD_THRESHOLD = 0.2  # Schmitt et al. (2019), with SWIR
 CLOUD_THRESHOLD_RGBN = 0.1  # 4-band variant: chosen on the On Cloud N dev chips (3 images)
@@ -70,7 +70,7 @@ def _kernel(size_at_10m: int, resolution: float) -> int:
 
 
 @dataclass(frozen=True)
-class PhysicalModel:
+class PhysicalModel(CloudModel):
     """SEN12MS cloud and shadow scores (see module docstring). No training data, no weights."""
 
     bands: tuple[str, ...] = MINIMUM_BANDS
@@ -177,7 +177,7 @@ class PhysicalModel:
         dark = self.darkness(overview) > 0.5
         return NOMINAL_ZENITH, self.estimate_azimuth(cloud, dark, resolution)
 
-    def required_halo(self, context: dict[str, Any]) -> int:
+    def required_halo(self, context: ModelContext) -> int:
         """Pixels of context needed around a tile so that shadows of clouds outside it appear."""
         zenith = context.get("sun_zenith") or NOMINAL_ZENITH
         resolution = float(context.get("resolution", 10.0))
@@ -191,7 +191,7 @@ class PhysicalModel:
         )
 
     # -------------------------------------------------------------------- protocol
-    def predict_proba(self, image: np.ndarray, context: dict[str, Any]) -> np.ndarray:
+    def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray:
         """Canonical class probabilities (4, H, W) float32 from reflectance (C, H, W)."""
         if image.ndim != 3 or image.shape[0] != len(self.bands):
             raise BandError(

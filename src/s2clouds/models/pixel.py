@@ -24,14 +24,14 @@ import numpy as np
 
 from s2clouds.errors import ModelError
 from s2clouds.io.write import atomic_path
-from s2clouds.models.base import N_CLASSES
+from s2clouds.models.base import N_CLASSES, ModelContext
 from s2clouds.models.pixel_features import (
     check_feature_bands,
     features_halo,
     pixel_features,
 )
 from s2clouds.models.resample import block_mean, upsample_bilinear
-from s2clouds.models.shadow_geometry import constrain_shadow, sun_from_context
+from s2clouds.models.shadow_geometry import CONTEXT_PX, constrain_shadow, sun_from_context
 from s2clouds.models.weights import (
     SpecModel,
     WeightSpec,
@@ -164,7 +164,7 @@ class PixelModel(SpecModel):
         """Feature stack (F, H, W) float32 of reflectance ``image`` (C, H, W)."""
         return pixel_features(image, self.spec.bands, self.spec.features)
 
-    def predict_proba(self, image: np.ndarray, context: dict[str, Any]) -> np.ndarray:
+    def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray:
         """Canonical probabilities (4, H, W) float32 from reflectance (C, H, W) in ``bands``
         order (0-1, NaN where there is no data; such pixels get clear = 1).
 
@@ -188,7 +188,7 @@ class PixelModel(SpecModel):
         probs[0, missing] = 1.0
         return probs
 
-    def internal_factor(self, context: dict[str, Any]) -> int:
+    def internal_factor(self, context: ModelContext) -> int:
         """How many input pixels make one model pixel: the spec's resolution over the
         input's (``context["resolution"]``, metres), rounded; 1 when the input is as coarse
         as the model or its resolution is unknown."""
@@ -197,18 +197,25 @@ class PixelModel(SpecModel):
             return 1
         return max(1, int(round(self.spec.resolution / float(resolution))))
 
-    def required_halo(self, context: dict[str, Any]) -> int:
-        """Halo in input pixels: the spec's halo (model pixels) times the internal factor,
-        and at least the shadow reach (a cloud beyond the window may shade it)."""
-        factor = self.internal_factor(context)
-        reach = 0
+    def required_halo(self, context: ModelContext) -> int:
+        """Halo in input pixels: the receptive field in model pixels (the features' context
+        windows, the cell interpolation's reach ``stride`` and the upsampling's one model
+        pixel, plus the block being averaged) times the internal factor, plus the shadow
+        reach (a cloud beyond the window may shade it)."""
+        reach = features_halo(self.spec.features) + self.spec.stride + 2
+        shadow = 0
         if self.spec.shadow_reach_m > 0:
             resolution = float(context.get("resolution") or self.spec.resolution)
-            reach = int(math.ceil(self.spec.shadow_reach_m / resolution)) + 4
-        return self.spec.halo * factor + reach
+            factor = self.internal_factor(context)
+            shadow = int(math.ceil(self.spec.shadow_reach_m / resolution)) + CONTEXT_PX * factor
+        return reach * self.internal_factor(context) + shadow
+
+    def required_alignment(self, context: ModelContext) -> int:
+        """Input pixels per sampled cell: the internal factor times ``spec.stride``."""
+        return self.internal_factor(context) * self.spec.stride
 
     def with_shadow_geometry(
-        self, probs: np.ndarray, context: dict[str, Any], factor: int
+        self, probs: np.ndarray, context: ModelContext, factor: int
     ) -> np.ndarray:
         """``probs`` (4, h, w) on a grid ``factor`` x the input's pixel size, with shadow
         that no cloud can cast moved to clear when the spec sets a shadow reach."""

@@ -16,16 +16,19 @@ mask can cast its shadow:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 from scipy import ndimage
 
 #: probability of thick cloud above which a pixel counts as a shadow-casting cloud
 CLOUD_PROBABILITY = 0.5
-#: smallest cloud object (pixels of the grid the constraint runs on) that casts a shadow
-MIN_CLOUD_PIXELS = 20
+#: radius (pixels of the grid the constraint runs on) of the opening that removes specks
+OPENING_PX = 2
 #: pixels the projected cloud is grown by (cloud edges and heights between the steps)
 MARGIN_PX = 2
+#: pixels beyond the reach that decide the constraint at a pixel (opening and margin)
+CONTEXT_PX = 2 * OPENING_PX + MARGIN_PX + 1
 
 
 def shadow_reach(
@@ -56,18 +59,15 @@ def shadow_reach(
     return np.asarray(ndimage.binary_dilation(projected, iterations=MARGIN_PX))
 
 
-def casting_cloud(probs: np.ndarray, min_pixels: int = MIN_CLOUD_PIXELS) -> np.ndarray:
-    """(H, W) bool: thick cloud (probability above :data:`CLOUD_PROBABILITY`) in connected
-    objects of at least ``min_pixels``: thin cloud casts no shadow dark enough to label, and
-    specks are more often bright roofs than clouds."""
-    thick = (probs[1] + probs[2]) > CLOUD_PROBABILITY
-    labels, n = ndimage.label(thick)
-    if n == 0:
-        return thick
-    sizes = np.bincount(labels.ravel())
-    big = sizes >= min_pixels
-    big[0] = False
-    return np.asarray(big[labels])
+def casting_cloud(probs: np.ndarray, opening: int = OPENING_PX) -> np.ndarray:
+    """(H, W) bool: cloud (thick + thin probability above :data:`CLOUD_PROBABILITY`) after a
+    morphological opening of ``opening`` px: specks and threads (bright roofs, coastlines)
+    cast no shadow. A local operation, so a window with :data:`CONTEXT_PX` of margin beyond
+    the reach decides as the whole scene would."""
+    cloud = (probs[1] + probs[2]) > CLOUD_PROBABILITY
+    if opening == 0 or not cloud.any():
+        return np.asarray(cloud)
+    return np.asarray(ndimage.binary_opening(cloud, iterations=opening))
 
 
 def constrain_shadow(
@@ -82,7 +82,7 @@ def constrain_shadow(
     return probs
 
 
-def sun_from_context(context: dict[str, object]) -> tuple[float, float] | None:
+def sun_from_context(context: Mapping[str, object]) -> tuple[float, float] | None:
     """(zenith, azimuth) degrees from a model context, or None when either is missing."""
     zenith, azimuth = context.get("sun_zenith"), context.get("sun_azimuth")
     if isinstance(zenith, int | float) and isinstance(azimuth, int | float):

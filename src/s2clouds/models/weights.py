@@ -26,6 +26,7 @@ from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError, ModelError, RadiometryError, S2CloudsError
 from s2clouds.io.write import atomic_path
 from s2clouds.labels import CANONICAL_CLASSES, get_scheme
+from s2clouds.models.base import CloudModel, ModelContext
 from s2clouds.radiometry import check_reflectance
 
 #: key of the JSON spec in an ONNX model's ``metadata_props``
@@ -251,7 +252,7 @@ class WeightSpec:
         return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-class SpecModel:
+class SpecModel(CloudModel):
     """What every model backed by a weights file shares: its :class:`WeightSpec` (``spec``)
     and the name it reports (``_name``, default the spec's); bands, halo and tile size come
     from the spec. Subclasses set both attributes and add ``predict_proba``."""
@@ -274,6 +275,10 @@ class SpecModel:
     @property
     def tile_size(self) -> int:
         return self.spec.tile_size
+
+    def required_alignment(self, context: ModelContext) -> int:
+        """The spec's ``size_multiple``: the network's pooling grid."""
+        return self.spec.size_multiple
 
     def for_bands(self, available: Iterable[str]) -> Self:
         """This model, after checking that ``available`` holds every band it needs."""

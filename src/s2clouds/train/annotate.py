@@ -22,17 +22,15 @@ import numpy as np
 from affine import Affine
 
 from s2clouds.errors import CRSMismatchError, DatasetError, SceneFormatError
-from s2clouds.inference.predict import (
-    PredictionResult,
-    PredictOptions,
-    check_scene_outputs,
-    expand_window,
-    open_scene,
-    predict_scene,
-)
+from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.outputs import check_scene_outputs
+from s2clouds.inference.predict import predict_scene
+from s2clouds.inference.records import PredictionResult
+from s2clouds.inference.window import expand_window
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.limits import check_regular_file
-from s2clouds.io.scenes import Scene
+from s2clouds.io.scene import Scene
+from s2clouds.io.scenes import read_scene
 from s2clouds.labels import NODATA, to_canonical
 from s2clouds.models.base import N_CLASSES
 from s2clouds.models.pixel_features import features_halo
@@ -139,11 +137,11 @@ def annotate(
     is replaced by the fitted one.
     """
     options = options or PredictOptions()
-    scene = open_scene(source, options)
+    scene = read_scene(source, **options.read.as_kwargs())
     model_files = {"the model (--save-model)": Path(model_path) if model_path else None}
     if model_path:
         model_files["the model's spec (--save-model, .json)"] = sidecar_path(model_path)
-    check_scene_outputs(scene, Path(output), options, inputs=[scribbles], extra=model_files)
+    check_scene_outputs(scene, Path(output), options.output, inputs=[scribbles], extra=model_files)
     labels = read_scribbles(scribbles, scene.grid, scheme)
     config = scribble_config(bands, PixelTrainConfig(rounds=rounds))
     rows, targets = scene_scribble_rows(scene, labels, config)
@@ -159,5 +157,6 @@ def annotate(
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(model_path) if model_path else Path(tmp) / "scribbles.lgbm"
         model.save(saved)
-        result = predict_scene(scene, output, replace(options, model=str(saved)))
+        fitted = replace(options, run=replace(options.run, model=str(saved)))
+        result = predict_scene(scene, output, fitted)
     return AnnotationResult(result, Path(model_path) if model_path else None, scribbled)

@@ -22,6 +22,7 @@ from torch import nn
 
 from s2clouds.errors import ModelError, OutputError
 from s2clouds.io.paths import check_outputs
+from s2clouds.models.base import ModelContext
 from s2clouds.models.onnx_model import OnnxModel
 from s2clouds.models.weights import (
     SPEC_METADATA_KEY,
@@ -119,7 +120,7 @@ def torch_probabilities(model: nn.Module, spec: WeightSpec, image: np.ndarray) -
 def onnx_probabilities(path: Path, spec: WeightSpec, image: np.ndarray) -> np.ndarray:
     """Probabilities (4, H, W) of the ONNX file at ``path`` (run as an :class:`OnnxModel`)."""
     model = OnnxModel(path, spec.replace(sha256=sha256_file(path)))
-    return model.predict_proba(image, {})
+    return model.predict_proba(image, ModelContext())
 
 
 def quantize_int8(fp32_path: Path, out_path: Path) -> None:

@@ -74,20 +74,28 @@ METRIC_COLUMNS = (
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a run (stored in ``last.pt``; a resumed run must match it in
-    ``architecture`` and ``bands``)."""
+    """Everything that defines a run of the network trainer (stored in ``last.pt``; a resumed
+    run must match it in ``architecture`` and ``bands``): the one configuration object of
+    :func:`train`, as :class:`~s2clouds.train.pixel.PixelTrainConfig` is of the pixel trainer.
 
-    architecture: str
-    bands: tuple[str, ...]
-    epochs: int
-    batch_size: int
-    lr: float
-    seed: int
+    ``bands`` are canonicalised (any spelling); ``augmentation.crop`` is the patch edge (px);
+    ``val_fraction``/``max_val_samples`` shape the hold-out used without a validation set.
+    """
+
+    architecture: str = "tiny-unet"
+    bands: tuple[str, ...] = RGBN_BANDS
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 1e-3
+    seed: int = 0
     weight_decay: float = 1e-4
     dice_weight: float = 1.0
     val_fraction: float = 0.1
     max_val_samples: int | None = None
     augmentation: Augmentation = field(default_factory=Augmentation)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bands", canonical_band_names(tuple(self.bands)))
 
     def check(self) -> None:
         get_architecture(self.architecture)
@@ -177,8 +185,9 @@ def plot_curves(path: Path, history: Sequence[dict[str, float]]) -> None:
     for ax in (loss_ax, score_ax):
         ax.legend()
         ax.grid(alpha=0.3)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
+    from s2clouds.viz import save_figure
+
+    save_figure(fig, path, dpi=100)
 
 
 # ---------------------------------------------------------------------------- state
@@ -332,20 +341,11 @@ def train_epoch(
 
 def train(
     dataset: CloudDataset,
+    config: TrainConfig | None = None,
     *,
     out_dir: str | Path,
-    architecture: str = "tiny-unet",
-    bands: Sequence[str] = RGBN_BANDS,
-    epochs: int = 20,
-    batch_size: int = 8,
-    lr: float = 1e-3,
     val_dataset: CloudDataset | None = None,
-    seed: int = 0,
     resume: bool = True,
-    crop: int | None = 256,
-    augmentation: Augmentation | None = None,
-    val_fraction: float = 0.1,
-    max_val_samples: int | None = None,
     num_threads: int | None = None,
     progress: bool = True,
     name: str | None = None,
@@ -354,31 +354,21 @@ def train(
     resolution: float = 10.0,
     curve_every: int = 1,
 ) -> Path:
-    """Train ``architecture`` on ``dataset`` (any reader opened with ``canonical=True``).
+    """Train ``config.architecture`` on ``dataset`` (any reader opened with ``canonical=True``).
 
+    ``config`` (:class:`TrainConfig`, default: its defaults) says what to train: the
     ``bands`` are picked by name from each sample; ``mask_canonical`` is the target with 255
-    (and invalid pixels) ignored. Patches of ``crop`` px (inside the labelled area) are
-    augmented with ``augmentation`` (default: flips, rotations, brightness and haze jitter).
-    Validation (every epoch) runs on ``val_dataset``, else on a seeded ``val_fraction``
-    hold-out. With ``resume`` a run continues from ``out_dir/last.pt``; a finished run
+    (and invalid pixels) ignored. Patches of ``config.augmentation.crop`` px (inside the
+    labelled area) are augmented (default: flips, rotations, brightness and haze jitter).
+    Validation (every epoch) runs on ``val_dataset``, else on a seeded
+    ``config.val_fraction`` hold-out. With ``resume`` a run continues from ``out_dir/last.pt``; a finished run
     returns at once. Threads: ``num_threads`` (default: usable cores). ``curve.png`` is
     redrawn every ``curve_every`` epochs and at the end.
 
     Returns the path of ``best.pt`` (highest :func:`selection_score`), which
     ``s2clouds export`` turns into an ONNX model.
     """
-    augmentation = augmentation or Augmentation(crop=crop)
-    config = TrainConfig(
-        architecture=architecture,
-        bands=canonical_band_names(tuple(bands)),
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        val_fraction=val_fraction,
-        max_val_samples=max_val_samples,
-        augmentation=augmentation,
-    )
+    config = config or TrainConfig()
     config.check()
     torch.set_num_threads(num_threads or cpu_cores())
     out = Path(out_dir)

@@ -29,7 +29,7 @@ from s2clouds.datasets.base import CloudDataset
 from s2clouds.errors import DatasetError, ModelError
 from s2clouds.io.write import atomic_path
 from s2clouds.labels import NODATA
-from s2clouds.models.base import N_CLASSES
+from s2clouds.models.base import N_CLASSES, ModelContext
 from s2clouds.models.pixel import PixelModel, import_lightgbm, pixel_spec
 from s2clouds.models.pixel_features import default_features, pixel_features
 from s2clouds.resources import cpu_cores
@@ -202,7 +202,7 @@ def validate_pixel_model(model: PixelModel, source: SampleSource) -> dict[str, f
     losses = []
     for position in range(len(source)):
         image, target, _ = source.arrays(position)
-        probs = model.predict_proba(image, {})
+        probs = model.predict_proba(image, ModelContext())
         labelled = target != NODATA
         if np.any(labelled):
             truth_p = probs[:, labelled][target[labelled], np.arange(int(labelled.sum()))]

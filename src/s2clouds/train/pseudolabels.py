@@ -35,9 +35,10 @@ from s2clouds.bands import band_indices, canonical_band_names
 from s2clouds.datasets.base import CloudDataset, Sample
 from s2clouds.datasets.synthetic import as_scene
 from s2clouds.errors import DatasetError, ModelError
-from s2clouds.io.scenes import Scene
+from s2clouds.io.scene import Scene
 from s2clouds.io.write import atomic_path
 from s2clouds.labels.schemes import CLEAR, CLOUD_SHADOW, NODATA, THICK_CLOUD, THIN_CLOUD
+from s2clouds.models.base import ModelContext
 
 if TYPE_CHECKING:
     from s2clouds.models.base import CloudModel
@@ -73,7 +74,7 @@ def masker_vote(
     model: CloudModel,
     image: np.ndarray,
     bands: Sequence[str],
-    context: dict[str, Any],
+    context: ModelContext,
     min_confidence: float | None,
 ) -> np.ndarray:
     """One masker's canonical mask (H, W) uint8 on ``image`` (C, H, W) reflectance in ``bands``.
@@ -81,7 +82,7 @@ def masker_vote(
     255 where the image has no data, and where the masker's highest probability is below
     ``min_confidence`` (when given).
     """
-    from s2clouds.inference.predict import predict_array, probabilities_to_mask
+    from s2clouds.inference.window import predict_array, probabilities_to_mask
 
     own = image[band_indices(bands, model.bands)]
     probs = predict_array(model, own, context)
@@ -115,7 +116,7 @@ def agreed_labels(
     models: Sequence[CloudModel],
     image: np.ndarray,
     bands: Sequence[str],
-    context: dict[str, Any],
+    context: ModelContext,
     rule: str,
     min_confidence: float | None,
 ) -> np.ndarray:
@@ -130,7 +131,7 @@ def agreed_labels(
 def pseudo_label(
     image: np.ndarray,
     bands: Sequence[str],
-    context: dict[str, Any] | None = None,
+    context: ModelContext | None = None,
     maskers: Sequence[str | CloudModel] = DEFAULT_MASKERS,
     rule: str = "agree",
     *,
@@ -151,7 +152,7 @@ def pseudo_label(
         raise DatasetError(
             f"image must be (C, H, W) with one plane per band ({len(names)}); got {image.shape}"
         )
-    context = {"resolution": 10.0} if context is None else context
+    context = ModelContext(resolution=10.0) if context is None else context
     models = resolve_maskers(maskers, names)
     return agreed_labels(models, image, names, context, rule, min_confidence)
 
@@ -254,7 +255,7 @@ class PseudoLabelled(CloudDataset):
             self._models[bands] = resolve_maskers(self.maskers, bands)
         return self._models[bands]
 
-    def _cache_file(self, index: int, image: np.ndarray, context: dict[str, Any]) -> Path | None:
+    def _cache_file(self, index: int, image: np.ndarray, context: ModelContext) -> Path | None:
         """Cache path of image ``index``: its digest covers the data and the settings."""
         if self.cache is None:
             return None
@@ -270,9 +271,7 @@ class PseudoLabelled(CloudDataset):
 
     def _labels(self, index: int, scene: Scene, image: np.ndarray) -> tuple[np.ndarray, bool]:
         """Pseudo-label mask (H, W) uint8 of image ``index``, and whether it came from the cache."""
-        from s2clouds.inference.predict import scene_context
-
-        context = scene_context(scene)
+        context = ModelContext.of_scene(scene)
         path = self._cache_file(index, image, context)
         cached = self._load(path) if path is not None else None
         if cached is not None:

@@ -1,0 +1,167 @@
+"""One output window of a scene: read it with the model's context, run the model, and turn
+class probabilities into the canonical mask. This is the unit of work of every engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+
+from s2clouds.errors import S2CloudsError, detached
+from s2clouds.inference.options import RunOptions
+from s2clouds.inference.tiling import blend_tiles
+from s2clouds.io.grid import Window
+from s2clouds.io.scene import Scene, SunAngles
+from s2clouds.labels.schemes import NODATA
+from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
+from s2clouds.models.cache import cached_model
+from s2clouds.models.registry import get_model
+
+
+def model_halo(model: CloudModel, context: ModelContext) -> int:
+    """Pixels of context a model needs around each block (at least its ``halo``)."""
+    return max(model.halo, int(model.required_halo(context)))
+
+
+def model_alignment(model: CloudModel, context: ModelContext) -> int:
+    """Windows start on multiples of this many pixels (see ``CloudModel``)."""
+    return max(1, int(model.required_alignment(context)))
+
+
+def predict_array(
+    model: CloudModel,
+    image: np.ndarray,
+    context: ModelContext,
+    *,
+    tile: int = 512,
+    overlap: int = 64,
+) -> np.ndarray:
+    """Class probabilities (4, H, W) float32 for reflectance (C, H, W) in ``model.bands`` order.
+
+    Models with a fixed input size (``tile_size`` not None) run on overlapping tiles blended
+    with feathered weights; others see the whole array at once.
+    """
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return model.predict_proba(x, context)
+
+    tile_size = model.tile_size
+    if tile_size is None:
+        return run(image).astype(np.float32, copy=False)
+    size = int(tile_size or tile)
+    return blend_tiles(image, run, N_CLASSES, tile=size, overlap=min(overlap, size // 4))
+
+
+def probabilities_to_mask(probs: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Canonical mask (H, W) uint8: most probable class, 255 where any band of ``image`` is NaN."""
+    mask = np.argmax(probs, axis=0).astype(np.uint8)
+    mask[~np.all(np.isfinite(image), axis=0)] = NODATA
+    return mask
+
+
+def probability_percent(probs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Probabilities (4, h, w) float -> uint8 percent, 255 where the mask is no data."""
+    out = np.clip(np.rint(probs * 100), 0, 100).astype(np.uint8)
+    out[:, mask == NODATA] = NODATA
+    return out
+
+
+def expand_window(
+    window: Window, halo: int, height: int, width: int, alignment: int = 1
+) -> Window:
+    """``window`` grown by ``halo`` pixels on each side, clamped to the scene; its top-left
+    corner is moved further up and left to a multiple of ``alignment``."""
+    row = max(0, (window.row - halo) // alignment * alignment)
+    col = max(0, (window.col - halo) // alignment * alignment)
+    bottom = min(height, window.row + window.height + halo)
+    right = min(width, window.col + window.width + halo)
+    return Window(row, col, bottom - row, right - col)
+
+
+def predict_window(
+    scene: Scene,
+    model: CloudModel,
+    window: Window,
+    run: RunOptions,
+    context: ModelContext | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mask (h, w) uint8 and probabilities (4, h, w) float32 of one output ``window``.
+
+    The window is read with the model's halo of context around it (clamped to the scene), so
+    the result does not depend on which other windows are computed, or where: this is the unit
+    of work that the engines (in-process or on a Dask cluster) distribute.
+    """
+    context = ModelContext.of_scene(scene) if context is None else context
+    height, width = scene.grid.shape
+    halo, alignment = model_halo(model, context), model_alignment(model, context)
+    outer = expand_window(window, halo, height, width, alignment)
+    image = scene.read(outer)
+    probs = predict_array(model, image, context, tile=run.tile, overlap=run.overlap)
+    core = (slice(None), *window.within(outer))
+    probs = probs[core]
+    return probabilities_to_mask(probs, image[core]), probs
+
+
+def predict_blocks(
+    scene: Scene, model: CloudModel, run: RunOptions
+) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
+    """Yield ``(window, mask (h, w) uint8, probabilities (4, h, w) float32)`` per output block."""
+    context = ModelContext.of_scene(scene)
+    for window in scene.grid.windows(run.block):
+        mask, probs = predict_window(scene, model, window, run, context)
+        yield window, mask, probs
+
+
+def prepare_scene(scene: Scene, run: RunOptions) -> tuple[Scene, CloudModel]:
+    """Build the model for ``scene``, keep the bands it needs, and check the radiometry.
+
+    Raises :class:`~s2clouds.errors.BandError`/``ModelError``/``RadiometryError`` before any
+    output is opened. Returns the scene restricted to ``model.bands`` and the model.
+    """
+    model = get_model(run.model, scene.bands, scene.level)
+    scene = scene.select(model.bands)
+    scene.check_radiometry()
+    return with_sun_angles(scene, model), model
+
+
+def with_sun_angles(scene: Scene, model: CloudModel) -> Scene:
+    """``scene`` with sun angles estimated once from a whole-scene overview, when it has
+    none and ``model`` can estimate them (``model.estimate_sun_angles`` is not None)."""
+    estimate = model.estimate_sun_angles
+    if scene.angles is not None or estimate is None:
+        return scene
+    overview, resolution = scene.overview()
+    zenith, azimuth = estimate(overview, resolution)
+    angles = SunAngles(float(zenith), float(azimuth), source="estimated from the image")
+    return replace(scene, angles=angles)
+
+
+def compute_window(
+    scene: Scene,
+    model: CloudModel | str,
+    window: Window,
+    run: RunOptions,
+    probabilities: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Compute one window: mask (h, w) uint8 and, when ``probabilities``, probabilities
+    (4, h, w) uint8 percent. ``model`` is a built model, or its name (built once per process, see
+    :func:`cached_model`). Library errors are raised :func:`~s2clouds.errors.detached` from
+    their cause, so that they cross a cluster with their type and message."""
+    try:
+        built = cached_model(model, scene.bands) if isinstance(model, str) else model
+        mask, probs = predict_window(scene, built, window, run)
+    except S2CloudsError as exc:
+        error = detached(exc)  # raised below, outside this block, so that it has no context
+    else:
+        return mask, probability_percent(probs, mask) if probabilities else None
+    raise error
+
+
+def window_task(
+    scene: Scene, model_name: str, window: Window, run: RunOptions, probabilities: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`compute_window` by model name: takes only small picklable things (the scene's
+    sources are paths), so it runs the same in this process or on any Dask worker that sees
+    the input files."""
+    return compute_window(scene, model_name, window, run, probabilities)

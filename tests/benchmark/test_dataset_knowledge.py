@@ -1,0 +1,21 @@
+"""What the benchmark needs to know about a dataset comes from its reader class."""
+
+import pytest
+
+from s2clouds.benchmark.runner import Masker, make_protocol
+from s2clouds.datasets.registry import DATASETS, dataset_class
+from s2clouds.errors import DatasetError
+
+
+@pytest.mark.parametrize("kind", list(DATASETS))
+def test_every_reader_names_its_protocol_and_its_layers(kind: str) -> None:
+    reader = dataset_class(kind)
+    assert make_protocol(reader.protocol, [Masker.parse("physical")]) is not None
+    options = reader.benchmark_options(["test"], [])
+    if kind == "cloudsen12":
+        assert options == {"split": ["test"]}
+        assert Masker.parse("layer:fmask", reader).layer is not None
+    else:
+        assert options == {}
+        with pytest.raises(DatasetError, match="stores no mask layers"):
+            reader.benchmark_options(["test"], ["fmask"])
