@@ -219,11 +219,16 @@ def feature_row(name: str) -> Feature:
     return _band_feature(band)
 
 
-def default_features(bands: Sequence[str]) -> tuple[str, ...]:
+def default_features(bands: Sequence[str], *, max_radius: int | None = None) -> tuple[str, ...]:
     """Every feature computable from ``bands``: the bands themselves, then each table row
-    whose bands are all present (``nir`` itself is left out: it repeats B08)."""
+    whose bands are all present (``nir`` itself is left out: it repeats B08); with
+    ``max_radius``, only rows whose context window reaches at most that many pixels."""
     names = canonical_band_names(tuple(bands))
-    rows = [f.name for f in _FEATURE_ROWS if f.name != "nir" and set(f.needs) <= set(names)]
+    rows = [
+        f.name for f in _FEATURE_ROWS
+        if f.name != "nir" and set(f.needs) <= set(names)
+        and (max_radius is None or f.radius <= max_radius)
+    ]
     return (*names, *rows)
 
 

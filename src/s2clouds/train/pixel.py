@@ -37,6 +37,8 @@ from s2clouds.train.data import SampleSource, train_val_sources
 from s2clouds.train.scoring import progress_bar, validation_scores
 
 MODEL_FILE, METRICS_FILE = "pixel.lgbm", "metrics.json"
+#: widest context (radius in pixels) of the features a scribble fit uses
+SCRIBBLE_RADIUS = 15
 
 
 @dataclass(frozen=True)
@@ -299,10 +301,12 @@ def write_metrics_json(path: Path, result: PixelTrainResult, config: PixelTrainC
 
 
 def scribble_config(bands: Sequence[str], config: PixelTrainConfig | None) -> PixelTrainConfig:
-    """``config`` (default: 100 rounds) for the canonical names of ``bands``."""
+    """``config`` (default: 100 rounds, context windows up to 31 px: a few strokes on one
+    image cannot teach the wider windows) for the canonical names of ``bands``."""
     names = canonical_band_names(tuple(bands))
     config = config or PixelTrainConfig(bands=names, rounds=100)
-    return config if config.bands == names else replace(config, bands=names)
+    features = config.features or default_features(names, max_radius=SCRIBBLE_RADIUS)
+    return replace(config, bands=names, features=features)
 
 
 def scribble_rows(
