@@ -284,3 +284,14 @@ def test_get_protocol_by_name_and_alias() -> None:
         CloudSEN12Protocol().confusion("fmask")
     with pytest.raises(BenchmarkError, match="mix protocols"):
         protocol_from_rows([{"protocol": "cmc"}, {"protocol": "sen12ms"}])
+
+
+def test_cmc_reads_tags_nested_as_the_reader_gives_them() -> None:
+    protocol = CloudMaskCatalogueProtocol()
+    truth = mask([C, K, S, S])
+    meta = {"id": "1", "shadows_marked": True, "tags": {"forest/jungle": True, "cirrus": False}}
+    protocol.update("m", truth, truth, meta=meta)
+    rows = {(r["task"], r["stratum"]): r for r in protocol.summary_rows()}
+    assert protocol.strata("m") == ["all", "forest/jungle", "cirrus"]
+    assert rows["cloud", "forest/jungle"]["n_images"] == 1
+    assert rows["cloud", "cirrus"]["n_images"] == 0 and np.isnan(rows["cloud", "cirrus"]["boa"])

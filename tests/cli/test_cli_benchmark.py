@@ -146,3 +146,60 @@ def test_sen12ms_cloud_free_patches_score_false_clouds(tmp_path: Path, maker) ->
     assert scorer.maskers == ["physical"] and len(scorer.image_ids("physical")) == 2
     with pytest.raises(BenchmarkError, match="land-cover maps"):
         run_benchmark(dataset, ["physical"], protocol="sen12ms", progress=False)
+
+
+def _cmc_summary(root: Path, tmp_path: Path, *extra: str) -> list[dict[str, str]]:
+    report = tmp_path / "r"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "benchmark",
+            str(root),
+            "--models",
+            "physical",
+            "--report",
+            str(report),
+            "--quiet",
+            *extra,
+        ],
+        standalone_mode=False,
+        terminal_width=200,
+    )
+    assert result.exception is None, result.output
+    return list(csv.DictReader((report / "summary.csv").open()))
+
+
+def test_cmc_benchmark_has_a_row_per_tag_stratum(tmp_path: Path, maker) -> None:
+    make = maker("cmc")
+    root = make.write(tmp_path / "cmc")
+    rows = _cmc_summary(root, tmp_path)
+    cloud = {r["stratum"]: r for r in rows if r["task"] == "cloud"}
+    # every tag group of the card: surface type (11), cloud type (7), height, thickness, extent
+    assert len(make.TAG_COLUMNS) == 11 + 7 + 2 + 2 + 2
+    assert list(cloud) == ["all", *make.TAG_COLUMNS]
+    expected = {t: sum(t in tags for *_s, tags in make.SCENES) for t in make.TAG_COLUMNS}
+    assert {s: int(r["n_images"]) for s, r in cloud.items()} == {"all": 4, **expected}
+    assert cloud["forest/jungle"]["n_images"] == "2" and cloud["forest/jungle"]["boa"] != ""
+    assert cloud["cumulonimbus"]["n_images"] == "0" and cloud["cumulonimbus"]["boa"] == ""
+    shadow = {r["stratum"]: r for r in rows if r["task"] == "shadow"}
+    assert shadow["all"]["n_images"] == "3"  # one scene has no shadows marked
+
+
+def test_cmc_benchmark_reads_other_spellings_and_reports_unknown_columns(
+    tmp_path: Path, maker
+) -> None:
+    make = maker("cmc")
+    root = make.write(tmp_path / "cmc")
+    tags = root / "classification_tags.csv"
+    lines = tags.read_text().splitlines()
+    header = (
+        lines[0].replace("forest/jungle", "Forest / Jungle").replace("open_water", "Open Water")
+    )
+    header = header.replace(",low,", ",low cloud,")
+    lines = [f"{header},notes", *(f"{line},seen twice" for line in lines[1:])]
+    tags.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="notes"):
+        rows = _cmc_summary(root, tmp_path, "-O", "tags=forest")
+    cloud = {r["stratum"]: r for r in rows if r["task"] == "cloud"}
+    assert cloud["all"]["n_images"] == "2" and cloud["forest/jungle"]["n_images"] == "2"
+    assert "open_water" in cloud and "low" in cloud and "notes" not in cloud

@@ -512,8 +512,10 @@ class CloudSEN12Protocol(Protocol):
 class CloudMaskCatalogueProtocol(Protocol):
     """Cloud Mask Catalogue: cloud and shadow tasks, overall and stratified by tags.
 
-    Every boolean entry of ``meta`` is a tag (``tag_<name>`` columns); the summary has one row
-    per masker, task and stratum: ``all`` and each tag (images where the tag is True). The
+    Every boolean entry of ``meta``, and of its ``meta["tags"]`` mapping (as the catalogue's
+    reader nests them), is a tag (``tag_<name>`` columns); the summary has one row per masker,
+    task and stratum: ``all`` and each tag in the order first seen (images where the tag is
+    True), with ``n_images`` (0, and NaN scores, for a tag no scored image has). The
     shadow task skips images whose ``meta["shadows_marked"]`` is False (absent = marked).
     Pooled scores (``pa``, ``ua``, ``f1``, ``boa``) sum the pixels of the stratum (micro);
     ``median_boa`` is the median of per-image BOA.
@@ -530,7 +532,12 @@ class CloudMaskCatalogueProtocol(Protocol):
         super().__init__(CANONICAL_CLASSES, scheme="canonical")
 
     def _kept_meta(self, meta: Mapping[str, Any] | None) -> dict[str, Any]:
-        return {k: bool(v) for k, v in (meta or {}).items() if _is_tag(v)}
+        """Top-level booleans and those of ``meta["tags"]`` (nested wins on a clash)."""
+        flat = dict(meta or {})
+        nested = flat.pop("tags", None)
+        if isinstance(nested, Mapping):
+            flat.update(nested)
+        return {str(k): bool(v) for k, v in flat.items() if _is_tag(v)}
 
     def _meta_columns(self, masker: str, meta: Mapping[str, Any]) -> Row:
         return {f"{TAG_PREFIX}{k}": v for k, v in meta.items()}
@@ -555,18 +562,28 @@ class CloudMaskCatalogueProtocol(Protocol):
         return row
 
     def strata(self, masker: str) -> list[str]:
-        """``all`` and every tag name seen for ``masker`` (``shadows_marked`` excluded)."""
-        names = {k for meta in self._meta[masker].values() for k in meta}
-        return ["all", *sorted(names - {self.SHADOWS_MARKED})]
+        """``all`` and every tag name seen for ``masker``, first seen first (``shadows_marked``
+        excluded)."""
+        names = {k: None for meta in self._meta[masker].values() for k in meta}
+        return ["all", *(n for n in names if n != self.SHADOWS_MARKED)]
 
-    def _stratum_rows(self, masker: str, task: BinaryTask, stratum: str) -> Row | None:
+    def _stratum_rows(self, masker: str, task: BinaryTask, stratum: str) -> Row:
         ids = [
             i
             for i, meta in self._meta[masker].items()
             if self._scored(task, meta) and (stratum == "all" or meta.get(stratum, False))
         ]
         if not ids:
-            return None
+            nan = float("nan")
+            scores = dict.fromkeys(("pa", "ua", "f1", "boa", "median_boa"), nan)
+            return {
+                "protocol": self.name,
+                "masker": masker,
+                "task": task.name,
+                "stratum": stratum,
+                "n_images": 0,
+                **scores,
+            }
         stack = binary_counts(self._images[masker].stack(ids), task.positive)
         pooled = binary_scores(stack.sum(axis=0))
         per_image = binary_scores(stack)
@@ -584,10 +601,7 @@ class CloudMaskCatalogueProtocol(Protocol):
         rows: list[Row] = []
         for masker in self.maskers:
             for task in self.tasks:
-                for stratum in self.strata(masker):
-                    row = self._stratum_rows(masker, task, stratum)
-                    if row is not None:
-                        rows.append(row)
+                rows.extend(self._stratum_rows(masker, task, s) for s in self.strata(masker))
         return rows
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from s2clouds.cli.reader_options import parse_options, reader_options
+
 
 @click.command("benchmark")
 @click.argument("dataset_path", type=click.Path(exists=True, path_type=Path), required=False)
@@ -55,6 +57,7 @@ import click
 @click.option(
     "--ref-scheme", default="canonical", show_default=True, help="Scheme of --references."
 )
+@reader_options()
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def benchmark(
     dataset_path: Path | None,
@@ -68,9 +71,14 @@ def benchmark(
     references: Path | None,
     pred_scheme: str,
     ref_scheme: str,
+    options: tuple[str, ...],
     quiet: bool,
 ) -> None:
-    """Score maskers on DATASET_PATH (or a folder of predictions against references)."""
+    """Score maskers on DATASET_PATH (or a folder of predictions against references).
+
+    Reader options (-O) go to the dataset reader as in 's2clouds datasets info', e.g.
+    -O level=L2A (CloudSEN12), -O tags=forest,!thin (Cloud Mask Catalogue).
+    """
     from s2clouds.benchmark.report import print_summary, write_report
     from s2clouds.benchmark.runner import LAYER_PREFIX, benchmark_folders, run_benchmark
 
@@ -93,17 +101,18 @@ def benchmark(
 
         kind = kind or detect_dataset(dataset_path)
         maskers = [m.strip() for m in models.split(",") if m.strip()]
-        options: dict[str, object] = {}
+        reader = parse_options(options)
         layers = [m[len(LAYER_PREFIX) :] for m in maskers if m.startswith(LAYER_PREFIX)]
         if kind == "cloudsen12":
-            options["split"] = [s.strip() for s in split.split(",")]
+            reader.setdefault("split", [s.strip() for s in split.split(",")])
             if layers:
-                options["layers"] = layers
+                extra = reader.get("layers") or []
+                reader["layers"] = [*layers, *([extra] if isinstance(extra, str) else extra)]
         elif layers:
             raise click.UsageError(
                 f"stored layers (layer:NAME) exist only in CloudSEN12, not in {kind}"
             )
-        dataset = open_dataset(dataset_path, kind, **options)
+        dataset = open_dataset(dataset_path, kind, **reader)
         scorer = run_benchmark(dataset, maskers, protocol=protocol, limit=limit, progress=not quiet)
     print_summary(scorer)
     if report_dir is not None:

@@ -7,7 +7,10 @@ from typing import Any
 
 import click
 
+from s2clouds.cli.reader_options import parse_options, reader_options
 from s2clouds.datasets.registry import DATASETS
+
+__all__ = ["datasets", "parse_options"]
 
 DEFAULT_MAX_SAMPLES = 50
 DEFAULT_STRETCH = "percentile"
@@ -18,40 +21,7 @@ _kind_option = click.option(
     default=None,
     help="Dataset reader; detected from the folder layout when omitted.",
 )
-_reader_options = click.option(
-    "-O",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Reader option, repeatable: e.g. -O split=train,val -O level=L2A -O label=none.",
-)
-
-
-def _parse_value(text: str) -> Any:
-    """``none`` -> None, ``true``/``false`` -> bool, integers, ``a,b`` -> list, else text."""
-    lowered = text.strip().lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if "," in text:
-        return [part.strip() for part in text.split(",") if part.strip()]
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
-def parse_options(options: tuple[str, ...]) -> dict[str, Any]:
-    """``("split=train,val", "crop=true")`` -> ``{"split": ["train", "val"], "crop": True}``."""
-    parsed: dict[str, Any] = {}
-    for option in options:
-        key, sep, value = option.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{option!r} is not KEY=VALUE", param_hint="-O/--option")
-        parsed[key.strip().replace("-", "_")] = _parse_value(value)
-    return parsed
+_reader_options = reader_options()
 
 
 def _format_value(value: Any) -> str:

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
-from s2clouds.cli.datasets import parse_options
 from s2clouds.cli.options import parse_bands
+from s2clouds.cli.reader_options import parse_options, reader_options
 from s2clouds.datasets.registry import DATASETS
 
 PIXEL_MODEL = "lightgbm-pixel"
@@ -93,14 +93,7 @@ def _dataset_option(flag: str, required: bool, help_text: str) -> Callable[[F], 
 @click.option(
     "--resume/--no-resume", default=True, show_default=True, help="Continue from OUT/last.pt."
 )
-@click.option(
-    "-O",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Reader option for both datasets, repeatable: e.g. -O split=train -O level=L2A.",
-)
+@reader_options("Reader option for both datasets, repeatable: e.g. -O split=train -O level=L2A.")
 @click.option(
     "-V",
     "--val-option",
