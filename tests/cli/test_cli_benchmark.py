@@ -203,3 +203,16 @@ def test_cmc_benchmark_reads_other_spellings_and_reports_unknown_columns(
     cloud = {r["stratum"]: r for r in rows if r["task"] == "cloud"}
     assert cloud["all"]["n_images"] == "2" and cloud["forest/jungle"]["n_images"] == "2"
     assert "open_water" in cloud and "low" in cloud and "notes" not in cloud
+
+
+def test_cloudsen12_benchmark_takes_reader_options_and_the_only_level(
+    tmp_path: Path, maker
+) -> None:
+    root = maker("cloudsen12").write(tmp_path / "cs12")
+    base = ["benchmark", str(root), "--split", "train", "--models", "physical", "--quiet"]
+    for extra in ((), ("-O", "level=L2A", "-O", "label=manual_hq")):
+        result = CliRunner().invoke(cli, [*base, *extra], terminal_width=200)
+        assert result.exit_code == 0, result.output
+        assert "cloud" in result.output
+    refused = CliRunner().invoke(cli, [*base, "-O", "level=L1C"], standalone_mode=False)
+    assert "-O level=L2A" in str(refused.exception)

@@ -160,6 +160,8 @@ def test_partial_split_offers_what_is_there(make, root: Path) -> None:
         CloudSEN12(root, "train", level="L1C")
     ds = CloudSEN12(root, "train", level="L2A")
     assert ds.bands == make.RGBN and len(ds) == 2
+    assert CloudSEN12(root, "train").level == "L2A"  # the only level there is used
+    assert CloudSEN12(root, "test").level == "L1C"  # L1C when both are there
     assert ds.available_layers() == ("L2A_B02", "L2A_B03", "L2A_B04", "L2A_B08", "LABEL_manual_hq")
     np.testing.assert_array_equal(ds[1]["image"][2], make.l2a_dn("train", 1, "B04") * SCALE)
     # train/ names its label file without the LABEL_ prefix

@@ -351,11 +351,23 @@ def _resolve_label(name: str | None) -> tuple[str, str] | None:
     return key, scheme
 
 
+def present_level(present: Mapping[str, Mapping[str, Path]]) -> str:
+    """``L1C`` when every split of ``present`` (split -> layer key -> file) has L1C band
+    files, else ``L2A`` when every split has L2A ones, else ``L1C`` (whose absence the band
+    check then names)."""
+    for level in LEVELS:
+        if all(any(key.startswith(f"{level}_B") for key in files) for files in present.values()):
+            return level
+    return LEVELS[0]
+
+
 class CloudSEN12(CloudDataset):
     """Reader of the CloudSEN12 high-quality memmap release.
 
     ``split``: ``"train"``, ``"val"``, ``"test"``, a list of them (samples are concatenated
-    in that order) or None for all present. ``level``: ``"L1C"`` or ``"L2A"``. ``bands``: band
+    in that order) or None for all present. ``level``: ``"L1C"`` or ``"L2A"``, or None (the
+    default) for the level whose band files the selected splits hold: L1C when both are there,
+    the one there when the download holds only one (see :func:`present_level`). ``bands``: band
     names in any spelling (``B4``, ``B04``, ``red``; one name may be a plain string), or None
     for every band of that level present in all selected splits, in catalogue order; names
     that are not spectral bands of the level (B10 in L2A, AOT) raise :class:`DatasetError`.
@@ -387,7 +399,7 @@ class CloudSEN12(CloudDataset):
         root: str | Path,
         split: str | Sequence[str] | None = "test",
         *,
-        level: str = "L1C",
+        level: str | None = None,
         bands: str | Sequence[str] | None = None,
         label: str | None = "manual_hq",
         layers: str | Sequence[str] = (),
@@ -395,7 +407,6 @@ class CloudSEN12(CloudDataset):
         crop: bool = False,
     ) -> None:
         self.root = require_path(root, "CloudSEN12 root folder")
-        self.level = self._check_level(level)
         folders = {
             s: require_path(self.root / s, f"CloudSEN12 split folder {s!r}")
             for s in _split_names(split, self.root)
@@ -403,6 +414,7 @@ class CloudSEN12(CloudDataset):
         present: dict[str, dict[str, Path]] = {}
         for s, folder in folders.items():  # loops, so that warnings point at the caller
             present[s] = _layer_files(folder)
+        self.level = self._check_level(level) if level else present_level(present)
         self.canonical, self.crop = canonical, crop
         self.bands = self._select_bands(bands, present)
         self._band_keys = tuple(f"{self.level}_{b}" for b in self.bands)
@@ -456,10 +468,12 @@ class CloudSEN12(CloudDataset):
         )
         if not chosen:
             found = sorted({k for f in present.values() for k in f})
+            other = "L2A" if self.level == "L1C" else "L1C"
             raise DatasetError(
                 f"no {self.level} band files (e.g. {self.level}_B04.dat) in "
                 f"{', '.join(str(self.root / s) for s in present)}; found {', '.join(found)}. "
-                f"Choose level='{'L2A' if self.level == 'L1C' else 'L1C'}' or check the download"
+                f"Choose level='{other}' (-O level={other} on the command line) or check the "
+                "download"
             )
         return chosen
 
