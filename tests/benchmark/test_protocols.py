@@ -295,3 +295,22 @@ def test_cmc_reads_tags_nested_as_the_reader_gives_them() -> None:
     assert protocol.strata("m") == ["all", "forest/jungle", "cirrus"]
     assert rows["cloud", "forest/jungle"]["n_images"] == 1
     assert rows["cloud", "cirrus"]["n_images"] == 0 and np.isnan(rows["cloud", "cirrus"]["boa"])
+
+
+# --------------------------------------------------------------------------- false cloud
+def test_false_cloud_rates_on_clear_scenes() -> None:
+    protocol = get_protocol("false_cloud")
+    truth = mask([C, C, C, C])
+    protocol.update("m", mask([C, C, C, C]), truth, meta={"id": "a"})
+    protocol.update("m", mask([K, N, S, C]), truth, meta={"id": "b"})
+    protocol.update("m", mask([K, C]), mask([C, NODATA]), meta={"id": "c"})
+    per_image = {r["image_id"]: r for r in protocol.results()}
+    assert per_image["a"]["false_cloud"] == 0.0 and per_image["b"]["false_cloud"] == 0.5
+    assert per_image["b"]["false_shadow"] == 0.25 and per_image["b"]["false_any"] == 0.75
+    assert per_image["c"]["false_cloud"] == 1.0  # the no-data pixel is not counted
+    (row,) = protocol.summary_rows()
+    assert row["n_images"] == 3 and row["clear_pixels"] == 9
+    assert row["false_cloud"] == pytest.approx(3 / 9) and row["median_image_false_cloud"] == 0.5
+    assert row["images_over_1pct"] == pytest.approx(2 / 3)
+    rebuilt = protocol_from_rows(as_csv_strings(protocol.results()))
+    np.testing.assert_equal(rebuilt.summary_rows(), protocol.summary_rows())

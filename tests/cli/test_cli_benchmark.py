@@ -216,3 +216,20 @@ def test_cloudsen12_benchmark_takes_reader_options_and_the_only_level(
         assert "cloud" in result.output
     refused = CliRunner().invoke(cli, [*base, "-O", "level=L1C"], standalone_mode=False)
     assert "-O level=L2A" in str(refused.exception)
+
+
+def test_sen12ms_benchmark_scores_false_clouds_through_the_cli(tmp_path: Path, maker) -> None:
+    root = tmp_path / "sen12ms"
+    maker("sen12ms").write(root)
+    report = tmp_path / "r"
+    result = CliRunner().invoke(
+        cli,
+        ["benchmark", str(root), "--models", "physical", "--report", str(report), "--quiet"],
+        standalone_mode=False,
+        terminal_width=200,
+    )
+    assert result.exception is None, result.output
+    (row,) = list(csv.DictReader((report / "summary.csv").open()))
+    assert row["protocol"] == "false_cloud" and row["n_images"] == "6"
+    assert 0.0 <= float(row["false_cloud"]) <= 1.0 and row["median_image_false_cloud"] != ""
+    assert "False clouds" in (report / "report.html").read_text()

@@ -21,6 +21,8 @@ Protocols:
                     is False.
 ``spatiotemporal``  Spatio-temporal dataset: the centre 6 x 6 pixels of each timestamp,
                     per-class PA / UA / F1 / IoU, OA, AA, kappa.
+``false_cloud``     Scenes known to be clear (SEN12MS's cloud-free mosaics): the share of
+                    clear pixels a masker calls cloud or shadow, per image and pooled.
 ``sen12ms``         SEN12MS land cover maps: OA, AA and kappa (the paper's Tables 4-5).
 """
 
@@ -52,6 +54,7 @@ from s2clouds.benchmark.metrics import (
 from s2clouds.errors import CRSMismatchError, LabelSchemeError
 from s2clouds.labels import (
     CANONICAL_CLASSES,
+    CLEAR,
     CLOUD_SHADOW,
     NODATA,
     THICK_CLOUD,
@@ -702,6 +705,86 @@ class SpatioTemporalProtocol(Protocol):
         return rows
 
 
+# --------------------------------------------------------------------------- false cloud
+#: per-image false-cloud rate above which an image counts as falsely clouded
+FALSE_CLOUD_IMAGE_THRESHOLD = 0.01
+
+
+def false_rates(counts: np.ndarray, predicted: Iterable[int]) -> np.ndarray:
+    """Share of clear truth pixels predicted as one of the ``predicted`` class indices.
+
+    ``counts``: ``(..., n, n)`` confusion counts (rows truth, canonical class order).
+    Returns ``(...)`` float64 fractions 0-1, NaN where no truth pixel is clear.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    clear = counts[..., CLEAR, :]
+    wrong = clear[..., sorted(predicted)].sum(axis=-1)
+    total = clear.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, wrong / np.where(total > 0, total, 1), np.nan)
+
+
+FALSE_CLASSES: dict[str, frozenset[int]] = {
+    "false_cloud": frozenset({THICK_CLOUD, THIN_CLOUD}),
+    "false_shadow": frozenset({CLOUD_SHADOW}),
+    "false_any": frozenset({THICK_CLOUD, THIN_CLOUD, CLOUD_SHADOW}),
+}
+
+
+class FalseCloudProtocol(Protocol):
+    """Scenes known to be clear (SEN12MS's cloud-free mosaics, whose cloudy patches experts
+    removed): how often a masker calls cloud or shadow where there is none.
+
+    Only clear truth pixels are counted (truth is clear or no data on such scenes; BOA would be
+    NaN there, with no positive). Per image: ``false_cloud`` (share of clear pixels predicted
+    thick or thin cloud), ``false_shadow`` and ``false_any``, fractions 0-1. Summary per
+    masker: ``n_images``, pooled rates (every pixel of the masker's images), median and 90th
+    percentile of the per-image false-cloud rate, and ``images_over_1pct``, the share of images
+    with more than 1 % false cloud.
+    """
+
+    name = "false_cloud"
+    title = "False clouds on scenes known to be clear"
+    source = (
+        "Schmitt et al. (2019), SEN12MS: cloud-free Sentinel-2 mosaics (Sections 3.1, 3.3); "
+        "every detection is false"
+    )
+    per_image_scores = ("false_cloud", "false_shadow")
+
+    def __init__(self) -> None:
+        super().__init__(CANONICAL_CLASSES, scheme="canonical")
+
+    def _image_scores(self, masker: str, counts: np.ndarray, meta: Mapping[str, Any]) -> Row:
+        return {k: float(false_rates(counts, v)) for k, v in FALSE_CLASSES.items()}
+
+    def summary_rows(self) -> list[Row]:
+        rows: list[Row] = []
+        for masker in self.maskers:
+            stack = self._images[masker].stack()
+            per_image = false_rates(stack, FALSE_CLASSES["false_cloud"])
+            defined = per_image[~np.isnan(per_image)]
+            pooled = {k: float(false_rates(stack.sum(axis=0), v)) for k, v in FALSE_CLASSES.items()}
+            rows.append(
+                {
+                    "protocol": self.name,
+                    "masker": masker,
+                    "n_images": len(per_image),
+                    "clear_pixels": int(stack[:, CLEAR, :].sum()),
+                    **pooled,
+                    "median_image_false_cloud": float(reduce_images(per_image, "median")),
+                    "p90_image_false_cloud": (
+                        float(np.percentile(defined, 90)) if defined.size else float("nan")
+                    ),
+                    "images_over_1pct": (
+                        float((defined > FALSE_CLOUD_IMAGE_THRESHOLD).mean())
+                        if defined.size
+                        else float("nan")
+                    ),
+                }
+            )
+        return rows
+
+
 # --------------------------------------------------------------------------- SEN12MS land cover
 #: LCCS land-use classes (code -> name), from the land-cover tables of ``s2clouds.labels``
 LCCS_LAND_USE: dict[int, str] = {code: name.lower() for code, name in _LCCS_LU.classes.items()}
@@ -775,6 +858,7 @@ PROTOCOLS: dict[str, type[Protocol]] = {
         CloudSEN12Protocol,
         CloudMaskCatalogueProtocol,
         SpatioTemporalProtocol,
+        FalseCloudProtocol,
         Sen12msLandCoverProtocol,
     )
 }
@@ -783,6 +867,9 @@ _ALIASES = {
     "catalogue": "cmc",
     "temporal": "spatiotemporal",
     "sen12ms_landcover": "sen12ms",
+    "landcover": "sen12ms",
+    "false_clouds": "false_cloud",
+    "clear": "false_cloud",
 }
 
 

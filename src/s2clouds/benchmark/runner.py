@@ -28,13 +28,13 @@ from s2clouds.errors import BenchmarkError, CRSMismatchError, DatasetError, Mode
 from s2clouds.labels import to_canonical
 
 #: dataset kind -> protocol name used by default. SEN12MS patches are cloud-free mosaics, so
-#: maskers are scored for false cloud detection with the CloudSEN12 tasks.
+#: maskers are scored for false cloud detection.
 DEFAULT_PROTOCOL = {
     "cloudsen12": "cloudsen12",
     "chips": "cloudsen12",
     "cmc": "cmc",
     "temporal": "spatiotemporal",
-    "sen12ms": "cloudsen12",
+    "sen12ms": "false_cloud",
 }
 LAYER_PREFIX = "layer:"
 
@@ -137,8 +137,9 @@ def make_protocol(name: str, maskers: Sequence[Masker]) -> Protocol:
     scorer = get_protocol(name)
     if isinstance(scorer, Sen12msLandCoverProtocol):
         raise BenchmarkError(
-            "the SEN12MS land-cover protocol scores land-cover maps, not cloud masks; score cloud "
-            "maskers on SEN12MS's cloud-free patches with --protocol cloudsen12 (false clouds)"
+            "the SEN12MS land-cover protocol scores land-cover maps, not cloud masks: run "
+            "'s2clouds landcover benchmark', or score cloud maskers on SEN12MS's cloud-free "
+            "patches with --protocol false_cloud"
         )
     if isinstance(scorer, CloudSEN12Protocol):
         for masker in maskers:

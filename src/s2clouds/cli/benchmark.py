@@ -30,7 +30,8 @@ from s2clouds.cli.reader_options import parse_options, reader_options
 @click.option(
     "--protocol",
     default=None,
-    help="Protocol (default: the dataset's): cloudsen12, cmc, spatiotemporal, sen12ms.",
+    help="Protocol (default: the dataset's): cloudsen12, cmc, spatiotemporal, false_cloud "
+    "(SEN12MS's clear scenes). SEN12MS land cover: 's2clouds landcover benchmark'.",
 )
 @click.option(
     "--limit", type=click.IntRange(min=1), default=None, help="Score only the first N samples."
@@ -97,11 +98,11 @@ def benchmark(
     else:
         if dataset_path is None:
             raise click.UsageError("give DATASET_PATH, or --predictions and --references")
-        from s2clouds.datasets.registry import detect_dataset, open_dataset
+        from s2clouds.datasets.registry import dataset_class, detect_dataset, open_dataset
 
         kind = kind or detect_dataset(dataset_path)
         maskers = [m.strip() for m in models.split(",") if m.strip()]
-        reader = parse_options(options)
+        reader = dataset_class(kind).benchmark_options | parse_options(options)
         layers = [m[len(LAYER_PREFIX) :] for m in maskers if m.startswith(LAYER_PREFIX)]
         if kind == "cloudsen12":
             reader.setdefault("split", [s.strip() for s in split.split(",")])

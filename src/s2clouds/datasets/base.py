@@ -38,6 +38,8 @@ class CloudDataset(ABC):
     name: ClassVar[str]
     #: label scheme name (see ``s2clouds.labels``) of the dataset's own masks
     label_scheme: ClassVar[str]
+    #: reader options the cloud benchmark needs (e.g. a canonical mask), under the user's own
+    benchmark_options: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     @abstractmethod

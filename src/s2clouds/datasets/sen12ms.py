@@ -212,6 +212,8 @@ class SEN12MS(CloudDataset):
     name: ClassVar[str] = "sen12ms"
     #: land-cover layer of ``mask`` (see :mod:`s2clouds.labels.landcover`, not a cloud scheme)
     label_scheme: ClassVar[str] = "igbp"
+    #: the cloud benchmark scores the clear canonical mask (false clouds); S1 is not needed
+    benchmark_options: ClassVar[dict[str, Any]] = {"canonical": True, "with_s1": False}
 
     def __init__(
         self,
