@@ -125,6 +125,10 @@ def test_cloudsen12_published_values_are_kept_as_data() -> None:
     assert names == ["UnetMobV2", "Fmask", "KappaMask L1C", "s2cloudless", "Sen2Cor", "QA60"]
     assert published_median_boa("kappamask_l1c", "shadow") == 0.738
     assert published_median_boa("Sen2Cor", "valid") == 0.674
+    assert published_median_boa("layer:fmask", "cloud") == 0.841  # stored layers too
+    assert published_median_boa("layer:kappamask_L1C", "valid") == 0.812
+    assert published_median_boa("layer:QA60", "cloud") == 0.582
+    assert np.isnan(published_median_boa("layer:kappamask_L2A", "cloud"))
     assert np.isnan(published_median_boa("s2cloudless", "shadow"))
     assert np.isnan(published_median_boa("my-model", "cloud"))
     reference = CloudSEN12Protocol().reference_rows()

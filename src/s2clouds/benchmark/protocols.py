@@ -145,8 +145,15 @@ def _name_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+#: prefix of the maskers that are masks stored in the dataset (``layer:fmask``)
+LAYER_MASKER_PREFIX = "layer:"
+
+
 def published_median_boa(masker: str, task: str) -> float:
-    """Published CloudSEN12 median BOA for a masker name (matched loosely), or NaN."""
+    """Published CloudSEN12 median BOA for a masker name (matched loosely; a stored layer
+    ``layer:fmask`` as ``fmask``), or NaN."""
+    if masker.lower().startswith(LAYER_MASKER_PREFIX):
+        masker = masker[len(LAYER_MASKER_PREFIX) :]
     for entry in CLOUDSEN12_PUBLISHED:
         if _name_key(masker) in entry.names:
             return entry.median_boa(task)

@@ -17,6 +17,7 @@ import numpy as np
 
 from s2clouds.bands import band_indices
 from s2clouds.benchmark.protocols import (
+    LAYER_MASKER_PREFIX,
     CloudSEN12Protocol,
     Protocol,
     Sen12msLandCoverProtocol,
@@ -36,7 +37,7 @@ DEFAULT_PROTOCOL = {
     "temporal": "spatiotemporal",
     "sen12ms": "false_cloud",
 }
-LAYER_PREFIX = "layer:"
+LAYER_PREFIX = LAYER_MASKER_PREFIX
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,10 @@ Patch counts and stored dtypes (decided from file sizes, nothing else is recorde
 * QA60: the card says int8, which cannot hold its flag values 1024 and 2048, so a QA60 file
   may be int16. It is read as int8 (the card) when it holds ``N`` int8 patches and as int16
   when it holds ``N`` int16 patches (``N * 512 * 512 * 2`` bytes). When ``N`` is unknown (only
-  QA60 in the folder) the card's int8 is preferred. An int8 QA60 patch whose interior holds
-  values other than QA60 flags is refused with :class:`DatasetError` when read.
+  QA60 in the folder) the card's int8 is preferred. An int8 QA60 file stores the flags
+  divided by 1024 (1 opaque, 2 cirrus, 3 both): they are read back as 1024, 2048 and 3072
+  (``mask`` int16, see :func:`widen_narrow_label`). An int8 QA60 patch whose interior holds
+  other values is refused with :class:`DatasetError` when read.
 """
 
 from __future__ import annotations
@@ -326,6 +328,17 @@ def _narrow_label_classes(spec: LayerSpec, dtype: str) -> dict[int, str] | None:
     return None if all(limits.min <= v <= limits.max for v in classes) else classes
 
 
+def widen_narrow_label(patch: np.ndarray, classes: Mapping[int, str]) -> np.ndarray:
+    """A label patch stored too narrow for its ``classes`` (int8 QA60) back in their values:
+    stored ``v`` with ``v * step`` a class (``step`` the classes' greatest common divisor,
+    1024 for QA60) becomes ``v * step``; other values (the pad, -1) stay. Returns int16."""
+    step = int(np.gcd.reduce([abs(c) for c in classes if c]))
+    widened = patch.astype(np.int16)
+    scaled = widened * step
+    fits = np.isin(scaled, list(classes)) & (widened >= 0)
+    return np.where(fits, scaled, widened).astype(np.int16)
+
+
 def _resolve_layer(name: str) -> str:
     """Canonical layer key for a user's spelling: ``LABEL_manual_hq``, ``manual_hq``, ``S1_VV``."""
     spec = parse_layer_filename(name)
@@ -574,17 +587,18 @@ class CloudSEN12(CloudDataset):
         """(H, W) stored values of patch ``i`` of ``split``, copied out of the memmap."""
         rows, cols = self._window()
         patch = np.array(self._memmap(split, key)[i, rows, cols])
-        self._check_storable(split, i, key, patch)
-        return patch
+        return self._widen_storable(split, i, key, patch)
 
-    def _check_storable(self, split: str, i: int, key: str, patch: np.ndarray) -> None:
-        """Refuse a label patch stored in a dtype too narrow for its classes (int8 QA60) whose
-        interior holds values that are not classes: they cannot mean what the scheme says."""
+    def _widen_storable(self, split: str, i: int, key: str, patch: np.ndarray) -> np.ndarray:
+        """A label patch stored in a dtype too narrow for its classes (int8 QA60) in its
+        classes' values (:func:`widen_narrow_label`); refused when its interior then holds
+        values that are not classes: they cannot mean what the scheme says."""
         files = self.splits[split]
         dtype = files.dtypes[key]
         classes = _narrow_label_classes(LAYERS[key], dtype)
         if classes is None:
-            return
+            return patch
+        patch = widen_narrow_label(patch, classes)
         odd = [int(v) for v in np.unique(patch[self._interior]) if int(v) not in classes]
         if odd:
             name = LAYERS[key].name
@@ -594,6 +608,7 @@ class CloudSEN12(CloudDataset):
                 f"holds {odd[:8]}. Use another label layer (e.g. manual_hq), or an int16 "
                 f"{name} file ({files.n * _patch_bytes('int16')} bytes for {files.n} patches)"
             )
+        return patch
 
     def _read_label(
         self, split: str, i: int
