@@ -162,10 +162,16 @@ def _show_mask_panel(ax: Axes, mask: np.ndarray) -> None:
 
 
 def _layer_by_name(sample: Mapping[str, Any], name: str) -> np.ndarray:
-    """An extra layer: ``sample["layers"][name]`` or a top-level key such as ``valid``."""
+    """An extra layer: ``sample["layers"][name]`` (``elevation`` also finds the stored key
+    ``EXTRA_elevation``, case aside) or a top-level key such as ``valid``."""
     layers = sample.get("layers") or {}
     if name in layers:
         return np.asarray(layers[name])
+    suffixed = [
+        k for k in layers if k.lower() == name.lower() or k.lower().endswith(f"_{name.lower()}")
+    ]
+    if len(suffixed) == 1:
+        return np.asarray(layers[suffixed[0]])
     if name in sample and sample[name] is not None:
         return np.asarray(sample[name])
     known = sorted(set(layers) | {k for k, v in sample.items() if isinstance(v, np.ndarray)})
