@@ -98,6 +98,11 @@ def test_cloudsen12_models_and_stored_layers_side_by_side(tmp_path: Path, maker)
     assert {"physical", "layer:fmask", "layer:manual_hq"} <= maskers
     truth_vs_truth = [r for r in rows if r["masker"] == "layer:manual_hq" and r["median_boa"]]
     assert truth_vs_truth and all(float(r["median_boa"]) == 1.0 for r in truth_vs_truth)
+    fmask = next(r for r in rows if r["masker"] == "layer:fmask" and r["task"] == "cloud")
+    assert float(fmask["published_median_boa"]) == 0.841  # published values for layers too
+    page = (report / "report.html").read_text()
+    assert "Worst images" in page and "figures/failures/" in page  # quicklooks of the worst
+    assert len(list((report / "figures" / "failures").glob("*.png"))) >= 3
 
 
 def test_folder_mode_refuses_other_grids(tmp_path: Path) -> None:

@@ -235,6 +235,8 @@ class Protocol(ABC):
     source: ClassVar[str]
     #: per-image score columns whose distributions the report plots
     per_image_scores: ClassVar[tuple[str, ...]]
+    #: whether a high first per-image score is bad (false-cloud rates) rather than good
+    higher_is_worse: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -252,6 +254,8 @@ class Protocol(ABC):
         self._lut = self._build_lut()
         self._images: dict[str, PerImageConfusion] = {}
         self._meta: dict[str, dict[str, dict[str, Any]]] = {}
+        #: image id -> position of its sample in the dataset (filled by the runner)
+        self.sample_index: dict[str, int] = {}
 
     # ---------------------------------------------------------------- label codes
     def _build_lut(self) -> np.ndarray | None:
@@ -385,6 +389,18 @@ class Protocol(ABC):
     def reference_rows(self) -> list[Row]:
         """Published values to print beside ours (empty when the protocol has none)."""
         return []
+
+    def worst_images(self, masker: str, count: int) -> list[tuple[str, float]]:
+        """The ``count`` worst ``(image id, score)`` of ``masker`` by the first per-image
+        score (lowest first, or highest with :attr:`higher_is_worse`); NaN left out."""
+        column = self.per_image_scores[0]
+        scored = [
+            (str(r["image_id"]), float(r[column]))
+            for r in self.results()
+            if r["masker"] == masker and not np.isnan(float(r[column]))
+        ]
+        scored.sort(key=lambda item: item[1], reverse=self.higher_is_worse)
+        return scored[:count]
 
     # ---------------------------------------------------------------- rebuilding from rows
     @classmethod
@@ -757,6 +773,7 @@ class FalseCloudProtocol(Protocol):
         "every detection is false"
     )
     per_image_scores = ("false_cloud", "false_shadow")
+    higher_is_worse = True
 
     def __init__(self) -> None:
         super().__init__(CANONICAL_CLASSES, scheme="canonical")

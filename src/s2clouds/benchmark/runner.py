@@ -176,9 +176,43 @@ def run_benchmark(
             meta = {"id": str(index), **sample["meta"]}
             for masker in chosen:
                 pred = masker_prediction(masker, sample, models)
-                scorer.update(masker.name, pred, truth, sample.get("valid"), meta)
+                image_id = scorer.update(masker.name, pred, truth, sample.get("valid"), meta)
+                scorer.sample_index[image_id] = index
             bar.advance(task)
     return scorer
+
+
+#: worst images drawn per masker in a report
+WORST_IMAGES = 3
+
+
+def worst_quicklooks(
+    scorer: Protocol, dataset: CloudDataset, folder: Path, count: int = WORST_IMAGES
+) -> dict[str, Path]:
+    """PNG quicklooks (true colour, truth, prediction) of each masker's ``count`` worst images
+    by the protocol's first per-image score, written into ``folder``: caption -> path, for
+    ``write_report(failures=...)``. Images of a time series (4-D) are skipped."""
+    from s2clouds.viz import plot_sample, save_figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    models, looks = _ModelCache(), dict[str, Path]()
+    column = scorer.per_image_scores[0]
+    for masker_name in scorer.maskers:
+        masker = Masker.parse(masker_name)
+        for image_id, score in scorer.worst_images(masker_name, count):
+            index = scorer.sample_index.get(image_id)
+            if index is None:
+                continue
+            sample = dataset[index]
+            if np.asarray(sample["image"]).ndim != 3:
+                continue
+            prediction = masker_prediction(masker, sample, models)
+            caption = f"{masker_name}: image {image_id}, {column} {score:.3f}"
+            figure = plot_sample(
+                {**sample, "prediction": prediction}, caption, ["prediction"], panel_size=2.6
+            )
+            looks[caption] = save_figure(figure, folder / f"worst_{len(looks):03d}.png")
+    return looks
 
 
 def benchmark_folders(

@@ -81,8 +81,15 @@ def benchmark(
     -O level=L2A (CloudSEN12), -O tags=forest,!thin (Cloud Mask Catalogue).
     """
     from s2clouds.benchmark.report import print_summary, write_report
-    from s2clouds.benchmark.runner import LAYER_PREFIX, benchmark_folders, run_benchmark
+    from s2clouds.benchmark.runner import (
+        LAYER_PREFIX,
+        benchmark_folders,
+        run_benchmark,
+        worst_quicklooks,
+    )
+    from s2clouds.datasets.base import CloudDataset
 
+    dataset: CloudDataset | None = None
     if predictions is not None or references is not None:
         if predictions is None or references is None:
             raise click.UsageError("--predictions and --references go together")
@@ -117,7 +124,11 @@ def benchmark(
         scorer = run_benchmark(dataset, maskers, protocol=protocol, limit=limit, progress=not quiet)
     print_summary(scorer)
     if report_dir is not None:
-        files = write_report(scorer, report_dir)
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            looks = worst_quicklooks(scorer, dataset, Path(tmp)) if dataset is not None else {}
+            files = write_report(scorer, report_dir, failures=looks)
         written = [files.per_image_csv, files.summary_csv, files.markdown, files.html]
         click.echo(
             f"report written to {report_dir}: {', '.join(p.name for p in written)} "
