@@ -238,3 +238,27 @@ def test_sen12ms_benchmark_scores_false_clouds_through_the_cli(tmp_path: Path, m
     assert row["protocol"] == "false_cloud" and row["n_images"] == "6"
     assert 0.0 <= float(row["false_cloud"]) <= 1.0 and row["median_image_false_cloud"] != ""
     assert "False clouds" in (report / "report.html").read_text()
+
+
+def test_spatiotemporal_benchmark_scores_the_centre_window(tmp_path: Path, maker) -> None:
+    maker("temporal").write(tmp_path / "temporal")
+    report = tmp_path / "r"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "benchmark",
+            str(tmp_path / "temporal"),
+            "--models",
+            "physical",
+            "--report",
+            str(report),
+            "--quiet",
+        ],
+        standalone_mode=False,
+        terminal_width=200,
+    )
+    assert result.exception is None, result.output
+    rows = list(csv.DictReader((report / "summary.csv").open()))
+    assert {r["protocol"] for r in rows} == {"spatiotemporal"}
+    overall = next(r for r in rows if r["class"] == "all")
+    assert int(overall["truth_pixels"]) % 36 == 0 and overall["kappa"] != ""
