@@ -103,6 +103,7 @@ def test_cloudsen12_models_and_stored_layers_side_by_side(tmp_path: Path, maker)
     page = (report / "report.html").read_text()
     assert "Worst images" in page and "figures/failures/" in page  # quicklooks of the worst
     assert len(list((report / "figures" / "failures").glob("*.png"))) >= 3
+    assert page.count('<img class="thumb"') >= 3  # the worst images in the per-image table
 
 
 def test_folder_mode_refuses_other_grids(tmp_path: Path) -> None:

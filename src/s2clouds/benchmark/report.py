@@ -381,12 +381,17 @@ def _sortable_table(rows: Sequence[Mapping[str, Any]]) -> str:
         for i, c in enumerate(columns)
     )
     body = "".join(
-        "<tr>"
-        + "".join(f"<td>{html.escape(format_value(r.get(c)))}</td>" for c in columns)
-        + "</tr>"
-        for r in rows
+        "<tr>" + "".join(_sortable_cell(c, r.get(c)) for c in columns) + "</tr>" for r in rows
     )
     return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _sortable_cell(column: str, value: Any) -> str:
+    """A cell: text, or a linked thumbnail in :data:`THUMBNAIL_COLUMN` (sorted as its path)."""
+    if column == THUMBNAIL_COLUMN and value:
+        src = html.escape(str(value))
+        return f'<td><a href="{src}"><img class="thumb" src="{src}" alt="{src}"></a></td>'
+    return f"<td>{html.escape(format_value(value))}</td>"
 
 
 #: sorts a table.sortable by the clicked column; a second click reverses
@@ -430,7 +435,7 @@ def _render_html(title: str, blocks: Sequence[Block]) -> str:
         "img{max-width:100%}.grid{display:flex;flex-wrap:wrap;gap:12px}"
         ".grid figure{margin:0;flex:0 1 360px}.grid figcaption{font-size:12px}"
         ".scroll{max-height:480px;overflow:auto;max-width:100%}"
-        "table.sortable th{cursor:pointer}div.scroll table{width:100%}"
+        "table.sortable th{cursor:pointer}img.thumb{height:64px;display:block}div.scroll table{width:100%}"
         "body>table{display:block;overflow-x:auto}"
     )
     return (
@@ -481,10 +486,12 @@ def write_report(
     *,
     failures: Mapping[str, str | Path] | None = None,
     title: str | None = None,
+    thumbnails: Mapping[tuple[str, str], str] | None = None,
 ) -> ReportFiles:
     """Write ``per_image.csv``, ``summary.csv``, ``report.md``, ``report.html`` and the plots
     under ``out_dir/figures``. ``failures`` maps a caption to a quicklook PNG (e.g. a masker's
-    worst images) that is copied in and shown on the pages."""
+    worst images) that is copied in and shown on the pages; ``thumbnails`` maps ``(masker,
+    image id)`` to one of those captions, shown in that image's row of the per-image table."""
     if not protocol.maskers:
         raise BenchmarkError("the protocol holds no results; call protocol.update() first")
     folder = _make_folder(Path(out_dir))
@@ -501,7 +508,13 @@ def write_report(
     examples = (
         _copy_failures(failures or {}, _make_folder(figures / "failures")) if failures else []
     )
-    blocks = _page_blocks(protocol, folder, plots, examples)
+    copied = {caption: path for caption, path in examples}
+    thumbs = {
+        key: copied[caption].relative_to(folder).as_posix()
+        for key, caption in (thumbnails or {}).items()
+        if caption in copied
+    }
+    blocks = _page_blocks(protocol, folder, plots, examples, thumbs)
     page_title = title or f"s2clouds benchmark: {protocol.title}"
     markdown = _write_text(folder / "report.md", _render_markdown(page_title, blocks))
     page = _write_text(folder / "report.html", _render_html(page_title, blocks))
@@ -511,7 +524,11 @@ def write_report(
 
 
 def _page_blocks(
-    protocol: Protocol, folder: Path, plots: list[Path], examples: list[tuple[str, Path]]
+    protocol: Protocol,
+    folder: Path,
+    plots: list[Path],
+    examples: list[tuple[str, Path]],
+    thumbnails: Mapping[tuple[str, str], str] | None = None,
 ) -> list[Block]:
     maskers = ", ".join(f"{m} ({len(protocol.image_ids(m))} images)" for m in protocol.maskers)
     blocks: list[Block] = [
@@ -549,7 +566,7 @@ def _page_blocks(
     blocks += [
         ("h2", "Every image"),
         ("p", "Click a column header to sort (again to reverse); '-' is undefined, last."),
-        ("sortable", _image_rows(protocol)),
+        ("sortable", _image_rows(protocol, thumbnails or {})),
     ]
     blocks.append(
         ("p", f"Rebuild with build_report('{PER_IMAGE_CSV}', out_dir) from the per-image CSV.")
@@ -557,16 +574,24 @@ def _page_blocks(
     return blocks
 
 
-def _image_rows(protocol: Protocol) -> list[Row]:
-    """Per-image rows without the confusion counts and constant columns, for the page."""
-    return [
-        {
+#: column of the page's per-image table holding a quicklook (a relative image path)
+THUMBNAIL_COLUMN = "quicklook"
+
+
+def _image_rows(protocol: Protocol, thumbnails: Mapping[tuple[str, str], str]) -> list[Row]:
+    """Per-image rows without the confusion counts and constant columns, for the page; the
+    worst images carry their quicklook in :data:`THUMBNAIL_COLUMN`."""
+    rows = []
+    for row in protocol.results():
+        kept: Row = {
             k: v
             for k, v in row.items()
             if not re.match(r"^n_\d+_\d+$", k) and k not in {"protocol", "scheme", "tasks"}
         }
-        for row in protocol.results()
-    ]
+        if thumbnails:
+            kept[THUMBNAIL_COLUMN] = thumbnails.get((str(row["masker"]), str(row["image_id"])))
+        rows.append(kept)
+    return rows
 
 
 def build_report(

@@ -186,16 +186,26 @@ def run_benchmark(
 WORST_IMAGES = 3
 
 
+@dataclass(frozen=True)
+class Quicklook:
+    """A drawn worst image: whose (``masker``, ``image_id``), its ``caption`` and PNG ``path``."""
+
+    masker: str
+    image_id: str
+    caption: str
+    path: Path
+
+
 def worst_quicklooks(
     scorer: Protocol, dataset: CloudDataset, folder: Path, count: int = WORST_IMAGES
-) -> dict[str, Path]:
+) -> list[Quicklook]:
     """PNG quicklooks (true colour, truth, prediction) of each masker's ``count`` worst images
-    by the protocol's first per-image score, written into ``folder``: caption -> path, for
-    ``write_report(failures=...)``. Images of a time series (4-D) are skipped."""
+    by the protocol's first per-image score, written into ``folder``; pass them to
+    ``write_report`` (``failures`` and ``thumbnails``). Time series (4-D images) are skipped."""
     from s2clouds.viz import plot_sample, save_figure
 
     folder.mkdir(parents=True, exist_ok=True)
-    models, looks = _ModelCache(), dict[str, Path]()
+    models, looks = _ModelCache(), list[Quicklook]()
     column = scorer.per_image_scores[0]
     for masker_name in scorer.maskers:
         masker = Masker.parse(masker_name)
@@ -211,7 +221,8 @@ def worst_quicklooks(
             figure = plot_sample(
                 {**sample, "prediction": prediction}, caption, ["prediction"], panel_size=2.6
             )
-            looks[caption] = save_figure(figure, folder / f"worst_{len(looks):03d}.png")
+            path = save_figure(figure, folder / f"worst_{len(looks):03d}.png")
+            looks.append(Quicklook(masker_name, image_id, caption, path))
     return looks
 
 

@@ -127,8 +127,13 @@ def benchmark(
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            looks = worst_quicklooks(scorer, dataset, Path(tmp)) if dataset is not None else {}
-            files = write_report(scorer, report_dir, failures=looks)
+            looks = worst_quicklooks(scorer, dataset, Path(tmp)) if dataset is not None else []
+            files = write_report(
+                scorer,
+                report_dir,
+                failures={look.caption: look.path for look in looks},
+                thumbnails={(look.masker, look.image_id): look.caption for look in looks},
+            )
         written = [files.per_image_csv, files.summary_csv, files.markdown, files.html]
         click.echo(
             f"report written to {report_dir}: {', '.join(p.name for p in written)} "
