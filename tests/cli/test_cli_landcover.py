@@ -92,3 +92,25 @@ def test_benchmark_refuses_a_folder_that_is_no_model(root: Path, tmp_path: Path)
         standalone_mode=False,
     )
     assert isinstance(result.exception, ModelError)
+
+
+def test_single_label_on_tiles_as_the_paper(root: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    invoke(
+        "landcover",
+        "train",
+        str(root),
+        "--out",
+        str(run),
+        "--tile",
+        "16",
+        "--rounds",
+        "2",
+        "-O",
+        "seasons=spring,summer,winter",
+    )
+    report = tmp_path / "report"
+    invoke("landcover", "benchmark", str(root), "--model", str(run), "--report", str(report))
+    per_image = list(csv.DictReader((report / "per_image.csv").open()))
+    assert len(per_image) == 6 * 4  # 32 px patches cut into four 16 px tiles
+    assert per_image[0]["image_id"].endswith("_t0_0") and per_image[3]["image_id"].endswith("_t1_1")

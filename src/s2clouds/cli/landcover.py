@@ -63,6 +63,12 @@ def landcover() -> None:
     "--rounds", type=click.IntRange(min=1), default=100, show_default=True, help="LightGBM rounds."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--tile",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Cut patches into tiles of this many pixels, each a patch (the paper: 64).",
+)
 @_limit_option
 @reader_options("SEN12MS reader option, repeatable: e.g. -O split=train -O seasons=summer.")
 def train(
@@ -77,6 +83,7 @@ def train(
     lr: float,
     rounds: int,
     seed: int,
+    tile: int | None,
     limit: int | None,
     options: tuple[str, ...],
 ) -> None:
@@ -84,7 +91,7 @@ def train(
     from s2clouds.datasets.registry import open_dataset
     from s2clouds.train.landcover import LandCoverConfig, reader_options, train_landcover
 
-    config = LandCoverConfig(model, task, inputs, layer, epochs, batch_size, lr, rounds, seed)
+    config = LandCoverConfig(model, task, inputs, layer, epochs, batch_size, lr, rounds, seed, tile)
     config.check()
     dataset = open_dataset(path, "sen12ms", **(reader_options(config) | parse_options(options)))
     trained = train_landcover(dataset, config, limit=limit)

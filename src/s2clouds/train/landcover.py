@@ -3,7 +3,9 @@
 Two tasks (Schmitt et al. 2019, Section 5):
 
 ``single``  one label per patch, the majority class of its valid pixels (as the paper's
-            ResNet scene classification); scored per patch with OA, AA and kappa.
+            ResNet scene classification); scored per patch with OA, AA and kappa. With
+            ``tile`` (the paper: 64) each patch is first cut into tiles of that many pixels,
+            and each tile is a patch.
 ``dense``   one label per pixel (as the paper's DenseNet); scored per pixel.
 
 Two baselines: ``lightgbm`` (gradient-boosted trees; ``single``: on per-patch band statistics,
@@ -66,8 +68,12 @@ class LandCoverConfig:
     lr: float = 1e-3
     rounds: int = 100
     seed: int = 0
+    #: cut patches into ``tile`` x ``tile`` pixel tiles (None: whole patches)
+    tile: int | None = None
 
     def check(self) -> None:
+        if self.tile is not None and self.tile < 1:
+            raise ModelError(f"tile must be a positive number of pixels, not {self.tile}")
         for value, allowed, what in (
             (self.model, MODELS, "model"),
             (self.task, TASKS, "task"),
@@ -133,10 +139,38 @@ def patch_statistics(x: np.ndarray) -> np.ndarray:
     return np.stack([flat.mean(1), flat.std(1), p10, p50, p90], axis=1).ravel().astype(np.float32)
 
 
-def _samples(dataset: CloudDataset, limit: int | None = None) -> Iterator[dict[str, Any]]:
+#: sample entries cut into tiles, each (..., H, W)
+TILED_KEYS = ("image", "s1", "mask", "valid")
+
+
+def tiles(sample: dict[str, Any], size: int | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``("", sample)`` without ``size``; else ``("_t<row>_<col>", tile)`` for every whole
+    ``size`` x ``size`` tile of the sample (the right and bottom rest left out)."""
+    if size is None:
+        yield "", sample
+        return
+    height, width = np.asarray(sample["mask"]).shape[-2:]
+    if size > min(height, width):
+        raise DatasetError(f"tiles of {size} px do not fit patches of {height} x {width} px")
+    for top in range(0, height - size + 1, size):
+        for left in range(0, width - size + 1, size):
+            window = (slice(top, top + size), slice(left, left + size))
+            cut = {
+                k: (np.asarray(v)[(..., *window)] if k in TILED_KEYS and v is not None else v)
+                for k, v in sample.items()
+            }
+            yield f"_t{top // size}_{left // size}", cut
+
+
+def _samples(
+    dataset: CloudDataset, limit: int | None = None, tile: int | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(image id, sample or tile)`` of the first ``limit`` samples."""
     count = len(dataset) if limit is None else min(limit, len(dataset))
     for index in range(count):
-        yield dataset[index]
+        sample = dataset[index]
+        for suffix, part in tiles(sample, tile):
+            yield _image_id(sample, index) + suffix, part
 
 
 def _image_id(sample: dict[str, Any], index: int) -> str:
@@ -368,7 +402,7 @@ def train_landcover(
     """Fit the configured baseline on every sample of a SEN12MS ``dataset``."""
     config.check()
     inputs, labels = [], []
-    for sample in _samples(dataset, limit):
+    for _, sample in _samples(dataset, limit, config.tile):
         inputs.append(patch_input(sample, config.inputs))
         labels.append(sample_label(sample, config.task))
     if not inputs:
@@ -404,9 +438,12 @@ def score_landcover(
     layers = {m.config.layer for _, m in models}
     if len(layers) != 1:
         raise ModelError(f"the models predict different layers {sorted(layers)}; score apart")
+    tile_sizes = {m.config.tile for _, m in models}
+    if len(tile_sizes) != 1:
+        raise ModelError(f"the models use different tiles {tile_sizes}; score them apart")
     protocol = landcover_protocol(layers.pop())
-    for index, sample in enumerate(_samples(dataset, limit)):
-        meta = {"id": _image_id(sample, index)}
+    for image_id, sample in _samples(dataset, limit, tile_sizes.pop()):
+        meta = {"id": image_id}
         for name, model in models:
             truth = sample_label(sample, model.config.task)
             pred = model.predict(sample)
