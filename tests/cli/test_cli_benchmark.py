@@ -187,6 +187,16 @@ def test_cmc_benchmark_has_a_row_per_tag_stratum(tmp_path: Path, maker) -> None:
     assert {s: int(r["n_images"]) for s, r in cloud.items()} == {"all": 4, **expected}
     assert cloud["forest/jungle"]["n_images"] == "2" and cloud["forest/jungle"]["boa"] != ""
     assert cloud["cumulonimbus"]["n_images"] == "0" and cloud["cumulonimbus"]["boa"] == ""
+    groups = {r["group"] for r in cloud.values()}
+    assert groups == {
+        "all",
+        "surface type",
+        "cloud type",
+        "cloud height",
+        "cloud thickness",
+        "cloud extent",
+    }
+    assert cloud["cirrus"]["group"] == "cloud type" and cloud["low"]["group"] == "cloud height"
     shadow = {r["stratum"]: r for r in rows if r["task"] == "shadow"}
     assert shadow["all"]["n_images"] == "3"  # one scene has no shadows marked
 

@@ -535,6 +535,13 @@ class CloudSEN12Protocol(Protocol):
 
 
 # --------------------------------------------------------------------------- Cloud Mask Catalogue
+def _tag_group(stratum: str) -> str:
+    """``all``, or the catalogue card's category of a tag (``surface type`` ... ``other``)."""
+    from s2clouds.datasets.cmc import tag_group
+
+    return "all" if stratum == "all" else tag_group(stratum)
+
+
 class CloudMaskCatalogueProtocol(Protocol):
     """Cloud Mask Catalogue: cloud and shadow tasks, overall and stratified by tags.
 
@@ -606,6 +613,7 @@ class CloudMaskCatalogueProtocol(Protocol):
                 "protocol": self.name,
                 "masker": masker,
                 "task": task.name,
+                "group": _tag_group(stratum),
                 "stratum": stratum,
                 "n_images": 0,
                 **scores,
@@ -617,6 +625,7 @@ class CloudMaskCatalogueProtocol(Protocol):
             "protocol": self.name,
             "masker": masker,
             "task": task.name,
+            "group": _tag_group(stratum),
             "stratum": stratum,
             "n_images": len(ids),
             **{key: float(pooled[key]) for key in ("pa", "ua", "f1", "boa")},

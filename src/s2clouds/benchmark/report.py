@@ -405,7 +405,8 @@ function sortTable(th, col) {
     return t === '-' ? null : (isNaN(n) ? t : n); };
   rows.sort((a, b) => { const x = key(a), y = key(b);
     if (x === null) return 1; if (y === null) return -1;
-    const c = (typeof x === 'number' && typeof y === 'number') ? x - y : String(x).localeCompare(String(y));
+    const c = (typeof x === 'number' && typeof y === 'number')
+      ? x - y : String(x).localeCompare(String(y));
     return up ? c : -c; });
   rows.forEach(r => body.appendChild(r));
 }
@@ -435,7 +436,8 @@ def _render_html(title: str, blocks: Sequence[Block]) -> str:
         "img{max-width:100%}.grid{display:flex;flex-wrap:wrap;gap:12px}"
         ".grid figure{margin:0;flex:0 1 360px}.grid figcaption{font-size:12px}"
         ".scroll{max-height:480px;overflow:auto;max-width:100%}"
-        "table.sortable th{cursor:pointer}img.thumb{height:64px;display:block}div.scroll table{width:100%}"
+        "table.sortable th{cursor:pointer}img.thumb{height:64px;display:block}"
+        "div.scroll table{width:100%}"
         "body>table{display:block;overflow-x:auto}"
     )
     return (

@@ -201,8 +201,9 @@ def read_columns(path: Path) -> list[str]:
 def read_tags(path: Path) -> list[SceneRecord]:
     """Parse ``classification_tags.csv`` into one :class:`SceneRecord` per row.
 
-    Column names are renamed to the published spellings (:func:`published_column`). Raises :class:`DatasetError` naming the line for a file that is not UTF-8 text, a row
-    with too few or too many values, a scene id that is not a plain file name (``../x``),
+    Column names are renamed to the published spellings (:func:`published_column`). Raises
+    :class:`DatasetError` naming the line for a file that is not UTF-8 text, a row with too
+    few or too many values, a scene id that is not a plain file name (``../x``),
     a published tag or ``shadows_marked`` that is not 0/1, and a scene listed twice.
     """
     columns, rows = _read_rows(path)
@@ -296,9 +297,9 @@ class CloudMaskCatalogue(CloudDataset):
 
     ``bands``: any spelling, default all 13. ``tags``: keep only scenes whose tags equal the
     given values, e.g. ``{"forest": True, "thin": False}`` or ``"forest,!thin"`` (a key may be
-    a whole column name or one of its ``/`` parts; ``shadows_marked`` works too). ``strict=False`` skips CSV rows
-    whose subscene or mask file is missing, with a warning, instead of raising
-    :class:`DatasetError`.
+    a whole column name or one of its ``/`` parts; ``shadows_marked`` works too).
+    ``strict=False`` skips CSV rows whose subscene or mask file is missing, with a warning,
+    instead of raising :class:`DatasetError`.
 
     Sample: ``image`` (C, H, W) float32 TOA reflectance (transposed from the stored HWC,
     read through ``np.load(mmap_mode='r')``); ``mask`` (H, W) uint8 in the ``cmc`` scheme
