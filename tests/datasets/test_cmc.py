@@ -154,3 +154,11 @@ def test_other_spellings_and_unknown_columns(make, root: Path) -> None:
     assert ds.unknown_columns == ["sun_glint", "note"] and len(ds) == 1
     assert ds[0]["meta"]["tags"]["snow/ice"] is True and "sun_glint" in ds[0]["meta"]["tags"]
     assert ds.summary()["unknown columns"] == ["sun_glint", "note"]
+
+
+def test_a_column_named_twice_is_refused(root: Path) -> None:
+    tags = root / "classification_tags.csv"
+    lines = tags.read_text().splitlines()
+    tags.write_text("\n".join([f"{lines[0]},Forest / Jungle", *(f"{x},0" for x in lines[1:])]))
+    with pytest.raises(DatasetError, match="names the columns forest/jungle twice"):
+        CloudMaskCatalogue(root)
