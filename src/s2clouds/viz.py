@@ -162,26 +162,36 @@ def _show_mask_panel(ax: Axes, mask: np.ndarray) -> None:
 
 
 def _layer_by_name(sample: Mapping[str, Any], name: str) -> np.ndarray:
-    """An extra layer: ``sample["layers"][name]`` or a top-level key such as ``valid``."""
+    """An extra layer: ``sample["layers"][name]`` (``elevation`` also finds the stored key
+    ``EXTRA_elevation``, case aside) or a top-level key such as ``valid``."""
     layers = sample.get("layers") or {}
     if name in layers:
         return np.asarray(layers[name])
+    suffixed = [
+        k for k in layers if k.lower() == name.lower() or k.lower().endswith(f"_{name.lower()}")
+    ]
+    if len(suffixed) == 1:
+        return np.asarray(layers[suffixed[0]])
     if name in sample and sample[name] is not None:
         return np.asarray(sample[name])
     known = sorted(set(layers) | {k for k, v in sample.items() if isinstance(v, np.ndarray)})
     raise S2CloudsError(f"sample has no layer {name!r}; it has {', '.join(known) or 'none'}")
 
 
+#: extra layer names that hold canonical masks (a masker's prediction beside the truth)
+CANONICAL_LAYERS = ("prediction",)
+
+
 def show_layer(ax: Axes, name: str, layer: np.ndarray, *, fig: Figure | None = None) -> None:
     """Draw one (H, W) layer on ``ax`` with ``name`` as title.
 
-    ``mask_canonical`` in the canonical class colours, booleans in greys (True white), other
-    values in viridis, with a colour bar when ``fig`` is given.
+    ``mask_canonical`` and :data:`CANONICAL_LAYERS` in the canonical class colours, booleans
+    in greys (True white), other values in viridis, with a colour bar when ``fig`` is given.
     """
     layer = np.asarray(layer)
     if layer.ndim != 2:
         raise S2CloudsError(f"layer {name!r} has shape {layer.shape}; only (H, W) layers plot")
-    if name == "mask_canonical":
+    if name == "mask_canonical" or name in CANONICAL_LAYERS:
         ax.set_facecolor(_NODATA_BACKGROUND)
         ax.imshow(mask_to_rgba(layer), interpolation="nearest")
     elif layer.dtype.kind == "b":

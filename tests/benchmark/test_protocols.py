@@ -125,6 +125,10 @@ def test_cloudsen12_published_values_are_kept_as_data() -> None:
     assert names == ["UnetMobV2", "Fmask", "KappaMask L1C", "s2cloudless", "Sen2Cor", "QA60"]
     assert published_median_boa("kappamask_l1c", "shadow") == 0.738
     assert published_median_boa("Sen2Cor", "valid") == 0.674
+    assert published_median_boa("layer:fmask", "cloud") == 0.841  # stored layers too
+    assert published_median_boa("layer:kappamask_L1C", "valid") == 0.812
+    assert published_median_boa("layer:QA60", "cloud") == 0.582
+    assert np.isnan(published_median_boa("layer:kappamask_L2A", "cloud"))
     assert np.isnan(published_median_boa("s2cloudless", "shadow"))
     assert np.isnan(published_median_boa("my-model", "cloud"))
     reference = CloudSEN12Protocol().reference_rows()
@@ -284,3 +288,33 @@ def test_get_protocol_by_name_and_alias() -> None:
         CloudSEN12Protocol().confusion("fmask")
     with pytest.raises(BenchmarkError, match="mix protocols"):
         protocol_from_rows([{"protocol": "cmc"}, {"protocol": "sen12ms"}])
+
+
+def test_cmc_reads_tags_nested_as_the_reader_gives_them() -> None:
+    protocol = CloudMaskCatalogueProtocol()
+    truth = mask([C, K, S, S])
+    meta = {"id": "1", "shadows_marked": True, "tags": {"forest/jungle": True, "cirrus": False}}
+    protocol.update("m", truth, truth, meta=meta)
+    rows = {(r["task"], r["stratum"]): r for r in protocol.summary_rows()}
+    assert protocol.strata("m") == ["all", "forest/jungle", "cirrus"]
+    assert rows["cloud", "forest/jungle"]["n_images"] == 1
+    assert rows["cloud", "cirrus"]["n_images"] == 0 and np.isnan(rows["cloud", "cirrus"]["boa"])
+
+
+# --------------------------------------------------------------------------- false cloud
+def test_false_cloud_rates_on_clear_scenes() -> None:
+    protocol = get_protocol("false_cloud")
+    truth = mask([C, C, C, C])
+    protocol.update("m", mask([C, C, C, C]), truth, meta={"id": "a"})
+    protocol.update("m", mask([K, N, S, C]), truth, meta={"id": "b"})
+    protocol.update("m", mask([K, C]), mask([C, NODATA]), meta={"id": "c"})
+    per_image = {r["image_id"]: r for r in protocol.results()}
+    assert per_image["a"]["false_cloud"] == 0.0 and per_image["b"]["false_cloud"] == 0.5
+    assert per_image["b"]["false_shadow"] == 0.25 and per_image["b"]["false_any"] == 0.75
+    assert per_image["c"]["false_cloud"] == 1.0  # the no-data pixel is not counted
+    (row,) = protocol.summary_rows()
+    assert row["n_images"] == 3 and row["clear_pixels"] == 9
+    assert row["false_cloud"] == pytest.approx(3 / 9) and row["median_image_false_cloud"] == 0.5
+    assert row["images_over_1pct"] == pytest.approx(2 / 3)
+    rebuilt = protocol_from_rows(as_csv_strings(protocol.results()))
+    np.testing.assert_equal(rebuilt.summary_rows(), protocol.summary_rows())

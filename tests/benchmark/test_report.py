@@ -62,7 +62,12 @@ def test_write_report_writes_tables_pages_and_plots(cloudsen12, tmp_path: Path) 
     assert "| masker | task |" in markdown and "0.920" in markdown  # published UnetMobV2 value
     assert "](figures/scores.png)" in markdown and "fmask roi3" in markdown
     page = files.html.read_text()
-    assert page.startswith("<!DOCTYPE html>") and '<img src="figures/confusion.png"' in page
+    assert page.startswith("<!DOCTYPE html>") and '<img src="figures/confusion_0.png"' in page
+    # a grid that wraps (one small figure per masker), the PA/UA bins, a sortable image table
+    assert '<div class="grid">' in page and "flex-wrap:wrap" in page
+    assert (files.folder / "figures" / "confusion_1.png").is_file()
+    assert '<img src="figures/bins.png"' in page and "sortTable(this,0)" in page
+    assert page.count("<tr>") >= 16 + 2  # every image has a row
     assert not list(files.folder.rglob("*.part"))  # atomic writes leave no temporaries
 
 

@@ -98,6 +98,12 @@ def test_cloudsen12_models_and_stored_layers_side_by_side(tmp_path: Path, maker)
     assert {"physical", "layer:fmask", "layer:manual_hq"} <= maskers
     truth_vs_truth = [r for r in rows if r["masker"] == "layer:manual_hq" and r["median_boa"]]
     assert truth_vs_truth and all(float(r["median_boa"]) == 1.0 for r in truth_vs_truth)
+    fmask = next(r for r in rows if r["masker"] == "layer:fmask" and r["task"] == "cloud")
+    assert float(fmask["published_median_boa"]) == 0.841  # published values for layers too
+    page = (report / "report.html").read_text()
+    assert "Worst images" in page and "figures/failures/" in page  # quicklooks of the worst
+    assert len(list((report / "figures" / "failures").glob("*.png"))) >= 3
+    assert page.count('<img class="thumb"') >= 3  # the worst images in the per-image table
 
 
 def test_folder_mode_refuses_other_grids(tmp_path: Path) -> None:
@@ -146,3 +152,124 @@ def test_sen12ms_cloud_free_patches_score_false_clouds(tmp_path: Path, maker) ->
     assert scorer.maskers == ["physical"] and len(scorer.image_ids("physical")) == 2
     with pytest.raises(BenchmarkError, match="land-cover maps"):
         run_benchmark(dataset, ["physical"], protocol="sen12ms", progress=False)
+
+
+def _cmc_summary(root: Path, tmp_path: Path, *extra: str) -> list[dict[str, str]]:
+    report = tmp_path / "r"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "benchmark",
+            str(root),
+            "--models",
+            "physical",
+            "--report",
+            str(report),
+            "--quiet",
+            *extra,
+        ],
+        standalone_mode=False,
+        terminal_width=200,
+    )
+    assert result.exception is None, result.output
+    return list(csv.DictReader((report / "summary.csv").open()))
+
+
+def test_cmc_benchmark_has_a_row_per_tag_stratum(tmp_path: Path, maker) -> None:
+    make = maker("cmc")
+    root = make.write(tmp_path / "cmc")
+    rows = _cmc_summary(root, tmp_path)
+    cloud = {r["stratum"]: r for r in rows if r["task"] == "cloud"}
+    # every tag group of the card: surface type (11), cloud type (7), height, thickness, extent
+    assert len(make.TAG_COLUMNS) == 11 + 7 + 2 + 2 + 2
+    assert list(cloud) == ["all", *make.TAG_COLUMNS]
+    expected = {t: sum(t in tags for *_s, tags in make.SCENES) for t in make.TAG_COLUMNS}
+    assert {s: int(r["n_images"]) for s, r in cloud.items()} == {"all": 4, **expected}
+    assert cloud["forest/jungle"]["n_images"] == "2" and cloud["forest/jungle"]["boa"] != ""
+    assert cloud["cumulonimbus"]["n_images"] == "0" and cloud["cumulonimbus"]["boa"] == ""
+    groups = {r["group"] for r in cloud.values()}
+    assert groups == {
+        "all",
+        "surface type",
+        "cloud type",
+        "cloud height",
+        "cloud thickness",
+        "cloud extent",
+    }
+    assert cloud["cirrus"]["group"] == "cloud type" and cloud["low"]["group"] == "cloud height"
+    shadow = {r["stratum"]: r for r in rows if r["task"] == "shadow"}
+    assert shadow["all"]["n_images"] == "3"  # one scene has no shadows marked
+
+
+def test_cmc_benchmark_reads_other_spellings_and_reports_unknown_columns(
+    tmp_path: Path, maker
+) -> None:
+    make = maker("cmc")
+    root = make.write(tmp_path / "cmc")
+    tags = root / "classification_tags.csv"
+    lines = tags.read_text().splitlines()
+    header = (
+        lines[0].replace("forest/jungle", "Forest / Jungle").replace("open_water", "Open Water")
+    )
+    header = header.replace(",low,", ",low cloud,")
+    lines = [f"{header},notes", *(f"{line},seen twice" for line in lines[1:])]
+    tags.write_text("\n".join(lines) + "\n")
+    with pytest.warns(UserWarning, match="notes"):
+        rows = _cmc_summary(root, tmp_path, "-O", "tags=forest")
+    cloud = {r["stratum"]: r for r in rows if r["task"] == "cloud"}
+    assert cloud["all"]["n_images"] == "2" and cloud["forest/jungle"]["n_images"] == "2"
+    assert "open_water" in cloud and "low" in cloud and "notes" not in cloud
+
+
+def test_cloudsen12_benchmark_takes_reader_options_and_the_only_level(
+    tmp_path: Path, maker
+) -> None:
+    root = maker("cloudsen12").write(tmp_path / "cs12")
+    base = ["benchmark", str(root), "--split", "train", "--models", "physical", "--quiet"]
+    for extra in ((), ("-O", "level=L2A", "-O", "label=manual_hq")):
+        result = CliRunner().invoke(cli, [*base, *extra], terminal_width=200)
+        assert result.exit_code == 0, result.output
+        assert "cloud" in result.output
+    refused = CliRunner().invoke(cli, [*base, "-O", "level=L1C"], standalone_mode=False)
+    assert "-O level=L2A" in str(refused.exception)
+
+
+def test_sen12ms_benchmark_scores_false_clouds_through_the_cli(tmp_path: Path, maker) -> None:
+    root = tmp_path / "sen12ms"
+    maker("sen12ms").write(root)
+    report = tmp_path / "r"
+    result = CliRunner().invoke(
+        cli,
+        ["benchmark", str(root), "--models", "physical", "--report", str(report), "--quiet"],
+        standalone_mode=False,
+        terminal_width=200,
+    )
+    assert result.exception is None, result.output
+    (row,) = list(csv.DictReader((report / "summary.csv").open()))
+    assert row["protocol"] == "false_cloud" and row["n_images"] == "6"
+    assert 0.0 <= float(row["false_cloud"]) <= 1.0 and row["median_image_false_cloud"] != ""
+    assert "False clouds" in (report / "report.html").read_text()
+
+
+def test_spatiotemporal_benchmark_scores_the_centre_window(tmp_path: Path, maker) -> None:
+    maker("temporal").write(tmp_path / "temporal")
+    report = tmp_path / "r"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "benchmark",
+            str(tmp_path / "temporal"),
+            "--models",
+            "physical",
+            "--report",
+            str(report),
+            "--quiet",
+        ],
+        standalone_mode=False,
+        terminal_width=200,
+    )
+    assert result.exception is None, result.output
+    rows = list(csv.DictReader((report / "summary.csv").open()))
+    assert {r["protocol"] for r in rows} == {"spatiotemporal"}
+    overall = next(r for r in rows if r["class"] == "all")
+    assert int(overall["truth_pixels"]) % 36 == 0 and overall["kappa"] != ""

@@ -166,3 +166,15 @@ def test_show_refuses_a_layer_a_temporal_sample_lacks(
     err = capsys.readouterr().err
     assert "'S1_VV' is not a (T, 42, 42) layer" in err and "Traceback" not in err
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    "extra", [("--layers", "elevation"), ("-O", "layers=elevation"), ("--layers", "S1_VV,valid")]
+)
+def test_show_draws_a_stored_layer_named_once(
+    cloudsen12_root: Path, tmp_path: Path, extra: tuple[str, ...]
+) -> None:
+    output = tmp_path / "layer.png"
+    result = run("show", str(cloudsen12_root), "0", "-o", str(output), "-O", "split=test", *extra)
+    assert result.exit_code == 0, result.output
+    assert output.stat().st_size > 1000

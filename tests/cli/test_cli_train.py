@@ -152,3 +152,72 @@ def test_export_refuses_a_file_that_is_not_a_training_checkpoint(tmp_path: Path)
     result = CliRunner().invoke(cli, ["export", str(bogus), "-o", str(tmp_path / "m.onnx")])
     assert result.exit_code != 0
     assert "not a readable checkpoint" in str(result.exception)
+
+
+ALL_BANDS = [
+    "B01",
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B09",
+    "B10",
+    "B11",
+    "B12",
+]
+
+
+def test_published_unetmobv2_checkpoint_exports_then_predicts_and_benchmarks(
+    maker: Callable[[str], ModuleType], tmp_path: Path
+) -> None:
+    """A randomly initialised checkpoint with the layout of CloudSEN12's published UnetMobV2
+    (Lightning .ckpt, ``model.`` prefixes, 13 L1C bands); nothing is downloaded."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    pytest.importorskip("segmentation_models_pytorch")
+    from s2clouds.train.architectures import build_model
+
+    torch.manual_seed(0)
+    state = {f"model.{k}": v for k, v in build_model("unet-mobilenetv2", 13).state_dict().items()}
+    ckpt = tmp_path / "UNetMobV2_V2.ckpt"
+    torch.save({"epoch": 1, "state_dict": state}, ckpt)
+    model_path = tmp_path / "unetmobv2.onnx"
+    refused = CliRunner().invoke(
+        cli, ["export", str(ckpt), "-o", str(model_path), "--bands", ",".join(ALL_BANDS)]
+    )
+    assert refused.exit_code != 0 and "--licence" in str(refused.exception)
+    output = invoke(
+        [
+            "export",
+            str(ckpt),
+            "-o",
+            str(model_path),
+            "--bands",
+            ",".join(ALL_BANDS),
+            "--licence",
+            "CC BY 4.0",
+            "--scheme",
+            "cloudsen12",
+            "--tile-size",
+            "64",
+        ]
+    )
+    assert "max probability difference" in output
+    spec = __import__("json").loads(model_path.with_suffix(".json").read_text())
+    assert spec["licence"] == "CC BY 4.0" and spec["bands"] == ALL_BANDS
+    assert spec["architecture"] == "unet-mobilenetv2" and spec["mean"] == [0.0] * 13
+
+    scene = maker("geotiff").write_band_folder(tmp_path / "scene", ALL_BANDS, size=64)
+    mask_path = tmp_path / "mask.tif"
+    invoke(["predict", str(scene), "-o", str(mask_path), "--model", str(model_path), "--quiet"])
+    with rasterio.open(mask_path) as ds:
+        assert set(np.unique(ds.read(1)).tolist()) <= {0, 1, 2, 3, 255}
+
+    cmc = maker("cmc").write(tmp_path / "cmc")
+    report = tmp_path / "report"
+    invoke(["benchmark", str(cmc), "--models", str(model_path), "--report", str(report), "--quiet"])
+    assert str(model_path) in (report / "summary.csv").read_text()

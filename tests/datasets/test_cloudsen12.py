@@ -160,6 +160,8 @@ def test_partial_split_offers_what_is_there(make, root: Path) -> None:
         CloudSEN12(root, "train", level="L1C")
     ds = CloudSEN12(root, "train", level="L2A")
     assert ds.bands == make.RGBN and len(ds) == 2
+    assert CloudSEN12(root, "train").level == "L2A"  # the only level there is used
+    assert CloudSEN12(root, "test").level == "L1C"  # L1C when both are there
     assert ds.available_layers() == ("L2A_B02", "L2A_B03", "L2A_B04", "L2A_B08", "LABEL_manual_hq")
     np.testing.assert_array_equal(ds[1]["image"][2], make.l2a_dn("train", 1, "B04") * SCALE)
     # train/ names its label file without the LABEL_ prefix
@@ -281,8 +283,17 @@ def test_qa60_stored_as_int8_follows_the_card_and_refuses_impossible_values(
     ds = CloudSEN12(root, "val", label="QA60")
     assert ds.splits["val"].dtypes["LABEL_QA60"] == "int8"
     sample = ds[0]
-    assert sample["mask"].dtype == np.int8
+    assert sample["mask"].dtype == np.int16
     np.testing.assert_array_equal(sample["valid"], interior(make))
+    # the card's int8 stores the flags / 1024: 1 opaque, 2 cirrus, 3 both
+    clear[0, 10:20, 10:20], clear[0, 20:30, 10:20], clear[0, 30:40, 10:20] = 1, 2, 3
+    clear[0, 0, 0] = -1  # the pad as int8 stores 255
+    clear.tofile(qa60)
+    sample = CloudSEN12(root, "val", label="QA60")[0]
+    assert sample["mask"][15, 15] == 1024 and sample["mask"][25, 15] == 2048
+    assert sample["mask"][35, 15] == 3072 and sample["mask"][0, 0] == -1  # the pad stays
+    assert sample["mask_canonical"][15, 15] == 1 and sample["mask_canonical"][25, 15] == 2
+    assert sample["valid"][25, 15]
     clear[0, 100:110, 100:110] = 4  # what a wrapped-around 1024 could not be
     clear.tofile(qa60)
     with pytest.raises(DatasetError, match=r"stored as int8 .*cannot hold every QA60 class.*\[4\]"):

@@ -128,3 +128,37 @@ def test_registry_detects_the_catalogue(root: Path) -> None:
     assert detect_dataset(root) == "cmc"
     ds = open_dataset(root, tags={"open_water": True})
     assert isinstance(ds, CloudMaskCatalogue) and len(ds) == 1
+
+
+def test_meta_records_the_20_m_grid(root: Path) -> None:
+    assert CloudMaskCatalogue(root)[0]["meta"]["resolution"] == 20.0
+
+
+def test_other_spellings_and_unknown_columns(make, root: Path) -> None:
+    from s2clouds.datasets.cmc import published_column, tag_group
+
+    assert published_column("Forest / Jungle") == "forest/jungle"
+    assert published_column("Open-Water") == "open_water"
+    assert published_column("low cloud") == "low" and published_column("Ice Clouds") == "ice_clouds"
+    assert published_column("Shadows Marked") == "shadows_marked"
+    assert published_column("sun_glint") == "sun_glint"
+    assert tag_group("Thin") == "cloud thickness" and tag_group("sun_glint") == "other"
+    tags = root / "classification_tags.csv"
+    lines = tags.read_text().splitlines()
+    header = lines[0].replace("snow/ice", "Snow / Ice")
+    tags.write_text(
+        "\n".join([f"{header},sun_glint,note", *(f"{x},0,ok" for x in lines[1:])]) + "\n"
+    )
+    with pytest.warns(UserWarning, match="sun_glint, note"):
+        ds = CloudMaskCatalogue(root, tags="snow,!thin")
+    assert ds.unknown_columns == ["sun_glint", "note"] and len(ds) == 1
+    assert ds[0]["meta"]["tags"]["snow/ice"] is True and "sun_glint" in ds[0]["meta"]["tags"]
+    assert ds.summary()["unknown columns"] == ["sun_glint", "note"]
+
+
+def test_a_column_named_twice_is_refused(root: Path) -> None:
+    tags = root / "classification_tags.csv"
+    lines = tags.read_text().splitlines()
+    tags.write_text("\n".join([f"{lines[0]},Forest / Jungle", *(f"{x},0" for x in lines[1:])]))
+    with pytest.raises(DatasetError, match="names the columns forest/jungle twice"):
+        CloudMaskCatalogue(root)

@@ -145,3 +145,13 @@ def test_translate_raster_keeps_georeference(tmp_path: Path) -> None:
         assert ds.crs.to_epsg() == 32633 and ds.transform == transform
         np.testing.assert_array_equal(ds.read(1), [[0, 1], [2, 3]])
         assert ds.colormap(1)[3][:3] == (120, 60, 0)
+
+
+def test_cloudsen12_padding_translates_to_no_data() -> None:
+    from s2clouds.labels import to_canonical, translate
+
+    stored = np.array([[0, 1, 2, 3, 255]], dtype=np.uint8)
+    np.testing.assert_array_equal(to_canonical(stored, "cloudsen12"), [[0, 1, 2, 3, 255]])
+    as_int8 = np.array([[0, 3, -1]], dtype=np.int8)  # the card's int8: the pad reads -1
+    np.testing.assert_array_equal(to_canonical(as_int8, "cloudsen12"), [[0, 3, 255]])
+    np.testing.assert_array_equal(translate(as_int8, "cloudsen12", "sen2cor"), [[4, 3, 0]])

@@ -21,6 +21,8 @@ Protocols:
                     is False.
 ``spatiotemporal``  Spatio-temporal dataset: the centre 6 x 6 pixels of each timestamp,
                     per-class PA / UA / F1 / IoU, OA, AA, kappa.
+``false_cloud``     Scenes known to be clear (SEN12MS's cloud-free mosaics): the share of
+                    clear pixels a masker calls cloud or shadow, per image and pooled.
 ``sen12ms``         SEN12MS land cover maps: OA, AA and kappa (the paper's Tables 4-5).
 """
 
@@ -52,6 +54,7 @@ from s2clouds.benchmark.metrics import (
 from s2clouds.errors import CRSMismatchError, LabelSchemeError
 from s2clouds.labels import (
     CANONICAL_CLASSES,
+    CLEAR,
     CLOUD_SHADOW,
     NODATA,
     THICK_CLOUD,
@@ -142,8 +145,15 @@ def _name_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+#: prefix of the maskers that are masks stored in the dataset (``layer:fmask``)
+LAYER_MASKER_PREFIX = "layer:"
+
+
 def published_median_boa(masker: str, task: str) -> float:
-    """Published CloudSEN12 median BOA for a masker name (matched loosely), or NaN."""
+    """Published CloudSEN12 median BOA for a masker name (matched loosely; a stored layer
+    ``layer:fmask`` as ``fmask``), or NaN."""
+    if masker.lower().startswith(LAYER_MASKER_PREFIX):
+        masker = masker[len(LAYER_MASKER_PREFIX) :]
     for entry in CLOUDSEN12_PUBLISHED:
         if _name_key(masker) in entry.names:
             return entry.median_boa(task)
@@ -225,6 +235,8 @@ class Protocol(ABC):
     source: ClassVar[str]
     #: per-image score columns whose distributions the report plots
     per_image_scores: ClassVar[tuple[str, ...]]
+    #: whether a high first per-image score is bad (false-cloud rates) rather than good
+    higher_is_worse: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -242,6 +254,8 @@ class Protocol(ABC):
         self._lut = self._build_lut()
         self._images: dict[str, PerImageConfusion] = {}
         self._meta: dict[str, dict[str, dict[str, Any]]] = {}
+        #: image id -> position of its sample in the dataset (filled by the runner)
+        self.sample_index: dict[str, int] = {}
 
     # ---------------------------------------------------------------- label codes
     def _build_lut(self) -> np.ndarray | None:
@@ -376,6 +390,18 @@ class Protocol(ABC):
         """Published values to print beside ours (empty when the protocol has none)."""
         return []
 
+    def worst_images(self, masker: str, count: int) -> list[tuple[str, float]]:
+        """The ``count`` worst ``(image id, score)`` of ``masker`` by the first per-image
+        score (lowest first, or highest with :attr:`higher_is_worse`); NaN left out."""
+        column = self.per_image_scores[0]
+        scored = [
+            (str(r["image_id"]), float(r[column]))
+            for r in self.results()
+            if r["masker"] == masker and not np.isnan(float(r[column]))
+        ]
+        scored.sort(key=lambda item: item[1], reverse=self.higher_is_worse)
+        return scored[:count]
+
     # ---------------------------------------------------------------- rebuilding from rows
     @classmethod
     def _options_from_rows(cls, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -509,11 +535,20 @@ class CloudSEN12Protocol(Protocol):
 
 
 # --------------------------------------------------------------------------- Cloud Mask Catalogue
+def _tag_group(stratum: str) -> str:
+    """``all``, or the catalogue card's category of a tag (``surface type`` ... ``other``)."""
+    from s2clouds.datasets.cmc import tag_group
+
+    return "all" if stratum == "all" else tag_group(stratum)
+
+
 class CloudMaskCatalogueProtocol(Protocol):
     """Cloud Mask Catalogue: cloud and shadow tasks, overall and stratified by tags.
 
-    Every boolean entry of ``meta`` is a tag (``tag_<name>`` columns); the summary has one row
-    per masker, task and stratum: ``all`` and each tag (images where the tag is True). The
+    Every boolean entry of ``meta``, and of its ``meta["tags"]`` mapping (as the catalogue's
+    reader nests them), is a tag (``tag_<name>`` columns); the summary has one row per masker,
+    task and stratum: ``all`` and each tag in the order first seen (images where the tag is
+    True), with ``n_images`` (0, and NaN scores, for a tag no scored image has). The
     shadow task skips images whose ``meta["shadows_marked"]`` is False (absent = marked).
     Pooled scores (``pa``, ``ua``, ``f1``, ``boa``) sum the pixels of the stratum (micro);
     ``median_boa`` is the median of per-image BOA.
@@ -530,7 +565,12 @@ class CloudMaskCatalogueProtocol(Protocol):
         super().__init__(CANONICAL_CLASSES, scheme="canonical")
 
     def _kept_meta(self, meta: Mapping[str, Any] | None) -> dict[str, Any]:
-        return {k: bool(v) for k, v in (meta or {}).items() if _is_tag(v)}
+        """Top-level booleans and those of ``meta["tags"]`` (nested wins on a clash)."""
+        flat = dict(meta or {})
+        nested = flat.pop("tags", None)
+        if isinstance(nested, Mapping):
+            flat.update(nested)
+        return {str(k): bool(v) for k, v in flat.items() if _is_tag(v)}
 
     def _meta_columns(self, masker: str, meta: Mapping[str, Any]) -> Row:
         return {f"{TAG_PREFIX}{k}": v for k, v in meta.items()}
@@ -555,18 +595,29 @@ class CloudMaskCatalogueProtocol(Protocol):
         return row
 
     def strata(self, masker: str) -> list[str]:
-        """``all`` and every tag name seen for ``masker`` (``shadows_marked`` excluded)."""
-        names = {k for meta in self._meta[masker].values() for k in meta}
-        return ["all", *sorted(names - {self.SHADOWS_MARKED})]
+        """``all`` and every tag name seen for ``masker``, first seen first (``shadows_marked``
+        excluded)."""
+        names = {k: None for meta in self._meta[masker].values() for k in meta}
+        return ["all", *(n for n in names if n != self.SHADOWS_MARKED)]
 
-    def _stratum_rows(self, masker: str, task: BinaryTask, stratum: str) -> Row | None:
+    def _stratum_rows(self, masker: str, task: BinaryTask, stratum: str) -> Row:
         ids = [
             i
             for i, meta in self._meta[masker].items()
             if self._scored(task, meta) and (stratum == "all" or meta.get(stratum, False))
         ]
         if not ids:
-            return None
+            nan = float("nan")
+            scores = dict.fromkeys(("pa", "ua", "f1", "boa", "median_boa"), nan)
+            return {
+                "protocol": self.name,
+                "masker": masker,
+                "task": task.name,
+                "group": _tag_group(stratum),
+                "stratum": stratum,
+                "n_images": 0,
+                **scores,
+            }
         stack = binary_counts(self._images[masker].stack(ids), task.positive)
         pooled = binary_scores(stack.sum(axis=0))
         per_image = binary_scores(stack)
@@ -574,6 +625,7 @@ class CloudMaskCatalogueProtocol(Protocol):
             "protocol": self.name,
             "masker": masker,
             "task": task.name,
+            "group": _tag_group(stratum),
             "stratum": stratum,
             "n_images": len(ids),
             **{key: float(pooled[key]) for key in ("pa", "ua", "f1", "boa")},
@@ -584,10 +636,7 @@ class CloudMaskCatalogueProtocol(Protocol):
         rows: list[Row] = []
         for masker in self.maskers:
             for task in self.tasks:
-                for stratum in self.strata(masker):
-                    row = self._stratum_rows(masker, task, stratum)
-                    if row is not None:
-                        rows.append(row)
+                rows.extend(self._stratum_rows(masker, task, s) for s in self.strata(masker))
         return rows
 
 
@@ -688,6 +737,87 @@ class SpatioTemporalProtocol(Protocol):
         return rows
 
 
+# --------------------------------------------------------------------------- false cloud
+#: per-image false-cloud rate above which an image counts as falsely clouded
+FALSE_CLOUD_IMAGE_THRESHOLD = 0.01
+
+
+def false_rates(counts: np.ndarray, predicted: Iterable[int]) -> np.ndarray:
+    """Share of clear truth pixels predicted as one of the ``predicted`` class indices.
+
+    ``counts``: ``(..., n, n)`` confusion counts (rows truth, canonical class order).
+    Returns ``(...)`` float64 fractions 0-1, NaN where no truth pixel is clear.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    clear = counts[..., CLEAR, :]
+    wrong = clear[..., sorted(predicted)].sum(axis=-1)
+    total = clear.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, wrong / np.where(total > 0, total, 1), np.nan)
+
+
+FALSE_CLASSES: dict[str, frozenset[int]] = {
+    "false_cloud": frozenset({THICK_CLOUD, THIN_CLOUD}),
+    "false_shadow": frozenset({CLOUD_SHADOW}),
+    "false_any": frozenset({THICK_CLOUD, THIN_CLOUD, CLOUD_SHADOW}),
+}
+
+
+class FalseCloudProtocol(Protocol):
+    """Scenes known to be clear (SEN12MS's cloud-free mosaics, whose cloudy patches experts
+    removed): how often a masker calls cloud or shadow where there is none.
+
+    Only clear truth pixels are counted (truth is clear or no data on such scenes; BOA would be
+    NaN there, with no positive). Per image: ``false_cloud`` (share of clear pixels predicted
+    thick or thin cloud), ``false_shadow`` and ``false_any``, fractions 0-1. Summary per
+    masker: ``n_images``, pooled rates (every pixel of the masker's images), median and 90th
+    percentile of the per-image false-cloud rate, and ``images_over_1pct``, the share of images
+    with more than 1 % false cloud.
+    """
+
+    name = "false_cloud"
+    title = "False clouds on scenes known to be clear"
+    source = (
+        "Schmitt et al. (2019), SEN12MS: cloud-free Sentinel-2 mosaics (Sections 3.1, 3.3); "
+        "every detection is false"
+    )
+    per_image_scores = ("false_cloud", "false_shadow")
+    higher_is_worse = True
+
+    def __init__(self) -> None:
+        super().__init__(CANONICAL_CLASSES, scheme="canonical")
+
+    def _image_scores(self, masker: str, counts: np.ndarray, meta: Mapping[str, Any]) -> Row:
+        return {k: float(false_rates(counts, v)) for k, v in FALSE_CLASSES.items()}
+
+    def summary_rows(self) -> list[Row]:
+        rows: list[Row] = []
+        for masker in self.maskers:
+            stack = self._images[masker].stack()
+            per_image = false_rates(stack, FALSE_CLASSES["false_cloud"])
+            defined = per_image[~np.isnan(per_image)]
+            pooled = {k: float(false_rates(stack.sum(axis=0), v)) for k, v in FALSE_CLASSES.items()}
+            rows.append(
+                {
+                    "protocol": self.name,
+                    "masker": masker,
+                    "n_images": len(per_image),
+                    "clear_pixels": int(stack[:, CLEAR, :].sum()),
+                    **pooled,
+                    "median_image_false_cloud": float(reduce_images(per_image, "median")),
+                    "p90_image_false_cloud": (
+                        float(np.percentile(defined, 90)) if defined.size else float("nan")
+                    ),
+                    "images_over_1pct": (
+                        float((defined > FALSE_CLOUD_IMAGE_THRESHOLD).mean())
+                        if defined.size
+                        else float("nan")
+                    ),
+                }
+            )
+        return rows
+
+
 # --------------------------------------------------------------------------- SEN12MS land cover
 #: LCCS land-use classes (code -> name), from the land-cover tables of ``s2clouds.labels``
 LCCS_LAND_USE: dict[int, str] = {code: name.lower() for code, name in _LCCS_LU.classes.items()}
@@ -761,6 +891,7 @@ PROTOCOLS: dict[str, type[Protocol]] = {
         CloudSEN12Protocol,
         CloudMaskCatalogueProtocol,
         SpatioTemporalProtocol,
+        FalseCloudProtocol,
         Sen12msLandCoverProtocol,
     )
 }
@@ -769,6 +900,9 @@ _ALIASES = {
     "catalogue": "cmc",
     "temporal": "spatiotemporal",
     "sen12ms_landcover": "sen12ms",
+    "landcover": "sen12ms",
+    "false_clouds": "false_cloud",
+    "clear": "false_cloud",
 }
 
 

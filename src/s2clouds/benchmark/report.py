@@ -211,6 +211,94 @@ def plot_confusion_matrices(protocol: Protocol, path: str | Path) -> Path:
     return _save_figure(fig, Path(path))
 
 
+def plot_confusion_grid(protocol: Protocol, folder: str | Path) -> list[Path]:
+    """One small confusion heat map per masker (``confusion_<n>.png``), shown as a grid that
+    wraps on the page instead of one very wide figure."""
+    names = protocol.class_names
+    size = 1.6 + 0.55 * len(names)
+    paths = []
+    for number, masker in enumerate(protocol.maskers):
+        fig = _figure(figsize=(size + 0.8, size + 0.6), layout="constrained")
+        ax = fig.subplots()
+        counts = protocol.confusion(masker).counts
+        totals = counts.sum(axis=1, keepdims=True)
+        shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+        ax.imshow(shares, vmin=0, vmax=1, cmap="Blues")
+        for (i, j), share in np.ndenumerate(shares):
+            colour = "white" if share > 0.5 else "black"
+            ax.text(
+                j,
+                i,
+                f"{share:.2f}\n{counts[i, j]}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color=colour,
+            )
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.set_xlabel("prediction")
+        ax.set_ylabel("truth")
+        ax.set_title(_short(masker), fontsize=9)
+        paths.append(_save_figure(fig, Path(folder) / f"confusion_{number}.png"))
+    return paths
+
+
+def _short(text: str, width: int = 34) -> str:
+    """``text`` cut to ``width`` characters from the left (file paths keep their name)."""
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+#: bins of the PA / UA shares in summary rows (``pa_low`` ...), lowest first
+BINS = ("low", "mid", "high")
+_BIN_COLOURS = ("#d7301f", "#fdae6b", "#31a354")
+
+
+def has_bins(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether summary rows carry PA / UA bin shares (the CloudSEN12 protocol's)."""
+    return bool(rows) and all(f"pa_{b}" in rows[0] for b in BINS)
+
+
+def plot_bins(protocol: Protocol, path: str | Path) -> Path:
+    """Stacked bars of the share of images with PA and UA low (< 0.1), mid and high (> 0.9),
+    one panel per task, a PA and a UA bar per masker."""
+    rows = protocol.summary_rows()
+    tasks = list(dict.fromkeys(str(r["task"]) for r in rows))
+    maskers = protocol.maskers
+    fig = _figure(
+        figsize=(3.6 * len(tasks) + 2.5, 0.55 * len(maskers) + 1.8), layout="constrained"
+    )
+    axes = fig.subplots(
+        1,
+        len(tasks),
+        squeeze=False,
+        sharey=True,
+    )
+    labels = [f"{_short(m, 24)} {k}" for m in maskers for k in ("PA", "UA")]
+    for ax, task in zip(axes[0], tasks, strict=True):
+        by_masker = {r["masker"]: r for r in rows if r["task"] == task}
+        left = np.zeros(len(labels))
+        for b, colour in zip(BINS, _BIN_COLOURS, strict=True):
+            widths = np.array(
+                [
+                    float(by_masker[m][f"{k}_{b}"]) if m in by_masker else np.nan
+                    for m in maskers
+                    for k in ("pa", "ua")
+                ]
+            )
+            widths = np.nan_to_num(widths)
+            ax.barh(range(len(labels)), widths, left=left, color=colour, label=b)
+            left += widths
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_title(task)
+        ax.set_xlabel("share of images")
+    axes[0][-1].legend(loc="lower right", fontsize=7)
+    fig.suptitle(f"{protocol.title}: PA / UA bins (low < 0.1, high > 0.9)")
+    return _save_figure(fig, Path(path))
+
+
 # --------------------------------------------------------------------------- pages
 @dataclass
 class ReportFiles:
@@ -258,7 +346,56 @@ def _render_markdown(title: str, blocks: Sequence[Block]) -> str:
             parts.append(_markdown_table(content[0]))
         elif kind == "img":
             parts.append(f"![{content[0]}]({content[1]})")
+        elif kind == "grid":
+            parts += [f"![{caption}]({src})" for caption, src in content[0]]
+        elif kind == "sortable":
+            parts.append(f"Per-image scores: see {PER_IMAGE_CSV} (sortable in report.html).")
     return "\n\n".join(parts) + "\n"
+
+
+def _figure_html(caption: str, src: str) -> str:
+    caption, src = html.escape(caption), html.escape(src)
+    return f'<figure><img src="{src}" alt="{caption}"><figcaption>{caption}</figcaption></figure>'
+
+
+def _sortable_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A table whose column headers sort it (numbers numerically, '-' last)."""
+    columns = _columns(rows)
+    head = "".join(
+        f'<th onclick="sortTable(this,{i})" title="sort">{html.escape(c)} ⇅</th>'
+        for i, c in enumerate(columns)
+    )
+    body = "".join(
+        "<tr>" + "".join(_sortable_cell(c, r.get(c)) for c in columns) + "</tr>" for r in rows
+    )
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _sortable_cell(column: str, value: Any) -> str:
+    """A cell: text, or a linked thumbnail in :data:`THUMBNAIL_COLUMN` (sorted as its path)."""
+    if column == THUMBNAIL_COLUMN and value:
+        src = html.escape(str(value))
+        return f'<td><a href="{src}"><img class="thumb" src="{src}" alt="{src}"></a></td>'
+    return f"<td>{html.escape(format_value(value))}</td>"
+
+
+#: sorts a table.sortable by the clicked column; a second click reverses
+_SORT_SCRIPT = """
+function sortTable(th, col) {
+  const body = th.closest('table').tBodies[0];
+  const rows = Array.from(body.rows);
+  const up = th.dataset.dir !== 'up';
+  th.dataset.dir = up ? 'up' : 'down';
+  const key = r => { const t = r.cells[col].textContent; const n = parseFloat(t);
+    return t === '-' ? null : (isNaN(n) ? t : n); };
+  rows.sort((a, b) => { const x = key(a), y = key(b);
+    if (x === null) return 1; if (y === null) return -1;
+    const c = (typeof x === 'number' && typeof y === 'number')
+      ? x - y : String(x).localeCompare(String(y));
+    return up ? c : -c; });
+  rows.forEach(r => body.appendChild(r));
+}
+"""
 
 
 def _render_html(title: str, blocks: Sequence[Block]) -> str:
@@ -271,18 +408,28 @@ def _render_html(title: str, blocks: Sequence[Block]) -> str:
         elif kind == "table":
             parts.append(_html_table(content[0]))
         elif kind == "img":
-            caption, src = html.escape(str(content[0])), html.escape(str(content[1]))
-            parts.append(
-                f'<figure><img src="{src}" alt="{caption}"><figcaption>{caption}</figcaption></figure>'
-            )
+            parts.append(_figure_html(str(content[0]), str(content[1])))
+        elif kind == "grid":
+            figures = "".join(_figure_html(str(c), str(src)) for c, src in content[0])
+            parts.append(f'<div class="grid">{figures}</div>')
+        elif kind == "sortable":
+            parts.append(f'<div class="scroll">{_sortable_table(content[0])}</div>')
     style = (
-        "body{font-family:sans-serif;max-width:1200px;margin:auto}"
-        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}"
-        "td{text-align:right}img{max-width:100%}"
+        "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 12px;color:#222}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+        "padding:2px 6px}td{text-align:right}th{background:#f3f3f3;position:sticky;top:0}"
+        "img{max-width:100%}.grid{display:flex;flex-wrap:wrap;gap:12px}"
+        ".grid figure{margin:0;flex:0 1 360px}.grid figcaption{font-size:12px}"
+        ".scroll{max-height:480px;overflow:auto;max-width:100%}"
+        "table.sortable th{cursor:pointer}img.thumb{height:64px;display:block}"
+        "div.scroll table{width:100%}"
+        "body>table{display:block;overflow-x:auto}"
     )
     return (
         f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+        f"<style>{style}</style><script>{_SORT_SCRIPT}</script></head><body>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
     )
 
 
@@ -326,10 +473,12 @@ def write_report(
     *,
     failures: Mapping[str, str | Path] | None = None,
     title: str | None = None,
+    thumbnails: Mapping[tuple[str, str], str] | None = None,
 ) -> ReportFiles:
     """Write ``per_image.csv``, ``summary.csv``, ``report.md``, ``report.html`` and the plots
     under ``out_dir/figures``. ``failures`` maps a caption to a quicklook PNG (e.g. a masker's
-    worst images) that is copied in and shown on the pages."""
+    worst images) that is copied in and shown on the pages; ``thumbnails`` maps ``(masker,
+    image id)`` to one of those captions, shown in that image's row of the per-image table."""
     if not protocol.maskers:
         raise BenchmarkError("the protocol holds no results; call protocol.update() first")
     folder = _make_folder(Path(out_dir))
@@ -339,12 +488,20 @@ def write_report(
     summary = write_csv(protocol.summary_rows(), folder / SUMMARY_CSV)
     plots = [
         plot_score_distributions(protocol, figures / "scores.png"),
-        plot_confusion_matrices(protocol, figures / "confusion.png"),
+        *plot_confusion_grid(protocol, figures),
     ]
+    if has_bins(protocol.summary_rows()):
+        plots.append(plot_bins(protocol, figures / "bins.png"))
     examples = (
         _copy_failures(failures or {}, _make_folder(figures / "failures")) if failures else []
     )
-    blocks = _page_blocks(protocol, folder, plots, examples)
+    copied = {caption: path for caption, path in examples}
+    thumbs = {
+        key: copied[caption].relative_to(folder).as_posix()
+        for key, caption in (thumbnails or {}).items()
+        if caption in copied
+    }
+    blocks = _page_blocks(protocol, folder, plots, examples, thumbs)
     page_title = title or f"s2clouds benchmark: {protocol.title}"
     markdown = _write_text(folder / "report.md", _render_markdown(page_title, blocks))
     page = _write_text(folder / "report.html", _render_html(page_title, blocks))
@@ -354,7 +511,11 @@ def write_report(
 
 
 def _page_blocks(
-    protocol: Protocol, folder: Path, plots: list[Path], examples: list[tuple[str, Path]]
+    protocol: Protocol,
+    folder: Path,
+    plots: list[Path],
+    examples: list[tuple[str, Path]],
+    thumbnails: Mapping[tuple[str, str], str] | None = None,
 ) -> list[Block]:
     maskers = ", ".join(f"{m} ({len(protocol.image_ids(m))} images)" for m in protocol.maskers)
     blocks: list[Block] = [
@@ -369,23 +530,55 @@ def _page_blocks(
             ("p", protocol.source),
             ("table", protocol.reference_rows()),
         ]
+
+    def rel(path: Path) -> str:
+        return path.relative_to(folder).as_posix()
+
+    confusion = [p for p in plots if p.name.startswith("confusion_")]
+    bins = [p for p in plots if p.name == "bins.png"]
     blocks += [
         ("h2", "Per-image scores"),
-        ("img", "per-image score distributions", plots[0].relative_to(folder).as_posix()),
+        ("img", "per-image score distributions", rel(plots[0])),
     ]
+    if bins:
+        blocks += [("h2", "PA / UA bins"), ("img", "share of images per PA / UA bin", rel(bins[0]))]
     blocks += [
         ("h2", "Confusion matrices"),
-        ("img", "pooled confusion matrices", plots[1].relative_to(folder).as_posix()),
+        ("p", "Pooled over every image; rows are the truth, cells the share of the row."),
+        ("grid", [(m, rel(p)) for m, p in zip(protocol.maskers, confusion, strict=True)]),
     ]
     if examples:
-        blocks.append(("h2", "Failure examples"))
-        blocks += [
-            ("img", caption, path.relative_to(folder).as_posix()) for caption, path in examples
-        ]
+        blocks.append(("h2", "Worst images"))
+        blocks.append(("grid", [(caption, rel(path)) for caption, path in examples]))
+    blocks += [
+        ("h2", "Every image"),
+        ("p", "Click a column header to sort (again to reverse); '-' is undefined, last."),
+        ("sortable", _image_rows(protocol, thumbnails or {})),
+    ]
     blocks.append(
         ("p", f"Rebuild with build_report('{PER_IMAGE_CSV}', out_dir) from the per-image CSV.")
     )
     return blocks
+
+
+#: column of the page's per-image table holding a quicklook (a relative image path)
+THUMBNAIL_COLUMN = "quicklook"
+
+
+def _image_rows(protocol: Protocol, thumbnails: Mapping[tuple[str, str], str]) -> list[Row]:
+    """Per-image rows without the confusion counts and constant columns, for the page; the
+    worst images carry their quicklook in :data:`THUMBNAIL_COLUMN`."""
+    rows = []
+    for row in protocol.results():
+        kept: Row = {
+            k: v
+            for k, v in row.items()
+            if not re.match(r"^n_\d+_\d+$", k) and k not in {"protocol", "scheme", "tasks"}
+        }
+        if thumbnails:
+            kept[THUMBNAIL_COLUMN] = thumbnails.get((str(row["masker"]), str(row["image_id"])))
+        rows.append(kept)
+    return rows
 
 
 def build_report(

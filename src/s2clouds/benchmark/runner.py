@@ -17,6 +17,7 @@ import numpy as np
 
 from s2clouds.bands import band_indices
 from s2clouds.benchmark.protocols import (
+    LAYER_MASKER_PREFIX,
     CloudSEN12Protocol,
     Protocol,
     Sen12msLandCoverProtocol,
@@ -29,7 +30,7 @@ from s2clouds.labels import to_canonical
 from s2clouds.models.base import ModelContext
 from s2clouds.models.cache import cached_model
 
-LAYER_PREFIX = "layer:"
+LAYER_PREFIX = LAYER_MASKER_PREFIX
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,9 @@ def make_protocol(name: str, maskers: Sequence[Masker]) -> Protocol:
     scorer = get_protocol(name)
     if isinstance(scorer, Sen12msLandCoverProtocol):
         raise BenchmarkError(
-            "the SEN12MS land-cover protocol scores land-cover maps, not cloud masks; score cloud "
-            "maskers on SEN12MS's cloud-free patches with --protocol cloudsen12 (false clouds)"
+            "the SEN12MS land-cover protocol scores land-cover maps, not cloud masks: run "
+            "'s2clouds landcover benchmark', or score cloud maskers on SEN12MS's cloud-free "
+            "patches with --protocol false_cloud"
         )
     if isinstance(scorer, CloudSEN12Protocol):
         for masker in maskers:
@@ -131,9 +133,54 @@ def run_benchmark(
             meta = {"id": str(index), **sample["meta"]}
             for masker in chosen:
                 pred = masker_prediction(masker, sample)
-                scorer.update(masker.name, pred, truth, sample.get("valid"), meta)
+                image_id = scorer.update(masker.name, pred, truth, sample.get("valid"), meta)
+                scorer.sample_index[image_id] = index
             bar.advance(task)
     return scorer
+
+
+#: worst images drawn per masker in a report
+WORST_IMAGES = 3
+
+
+@dataclass(frozen=True)
+class Quicklook:
+    """A drawn worst image: whose (``masker``, ``image_id``), its ``caption`` and PNG ``path``."""
+
+    masker: str
+    image_id: str
+    caption: str
+    path: Path
+
+
+def worst_quicklooks(
+    scorer: Protocol, dataset: CloudDataset, folder: Path, count: int = WORST_IMAGES
+) -> list[Quicklook]:
+    """PNG quicklooks (true colour, truth, prediction) of each masker's ``count`` worst images
+    by the protocol's first per-image score, written into ``folder``; pass them to
+    ``write_report`` (``failures`` and ``thumbnails``). Time series (4-D images) are skipped."""
+    from s2clouds.viz import plot_sample, save_figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    looks: list[Quicklook] = []
+    column = scorer.per_image_scores[0]
+    for masker_name in scorer.maskers:
+        masker = Masker.parse(masker_name, dataset)
+        for image_id, score in scorer.worst_images(masker_name, count):
+            index = scorer.sample_index.get(image_id)
+            if index is None:
+                continue
+            sample = dataset[index]
+            if np.asarray(sample["image"]).ndim != 3:
+                continue
+            prediction = masker_prediction(masker, sample)
+            caption = f"{masker_name}: image {image_id}, {column} {score:.3f}"
+            figure = plot_sample(
+                {**sample, "prediction": prediction}, caption, ["prediction"], panel_size=2.6
+            )
+            path = save_figure(figure, folder / f"worst_{len(looks):03d}.png")
+            looks.append(Quicklook(masker_name, image_id, caption, path))
+    return looks
 
 
 def benchmark_folders(

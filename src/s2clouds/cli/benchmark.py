@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from s2clouds.cli.options import kind_option, quiet_option
+from s2clouds.cli.options import kind_option, parse_options, quiet_option, reader_options
 
 
 @click.command("benchmark")
@@ -26,7 +26,8 @@ from s2clouds.cli.options import kind_option, quiet_option
 @click.option(
     "--protocol",
     default=None,
-    help="Protocol (default: the dataset's): cloudsen12, cmc, spatiotemporal, sen12ms.",
+    help="Protocol (default: the dataset's): cloudsen12, cmc, spatiotemporal, false_cloud "
+    "(SEN12MS's clear scenes). SEN12MS land cover: 's2clouds landcover benchmark'.",
 )
 @click.option(
     "--limit", type=click.IntRange(min=1), default=None, help="Score only the first N samples."
@@ -53,6 +54,7 @@ from s2clouds.cli.options import kind_option, quiet_option
 @click.option(
     "--ref-scheme", default="canonical", show_default=True, help="Scheme of --references."
 )
+@reader_options()
 @quiet_option
 def benchmark(
     dataset_path: Path | None,
@@ -66,12 +68,24 @@ def benchmark(
     references: Path | None,
     pred_scheme: str,
     ref_scheme: str,
+    options: tuple[str, ...],
     quiet: bool,
 ) -> None:
-    """Score maskers on DATASET_PATH (or a folder of predictions against references)."""
-    from s2clouds.benchmark.report import print_summary, write_report
-    from s2clouds.benchmark.runner import LAYER_PREFIX, benchmark_folders, run_benchmark
+    """Score maskers on DATASET_PATH (or a folder of predictions against references).
 
+    Reader options (-O) go to the dataset reader as in 's2clouds datasets info', e.g.
+    -O level=L2A (CloudSEN12), -O tags=forest,!thin (Cloud Mask Catalogue).
+    """
+    from s2clouds.benchmark.report import print_summary, write_report
+    from s2clouds.benchmark.runner import (
+        LAYER_PREFIX,
+        benchmark_folders,
+        run_benchmark,
+        worst_quicklooks,
+    )
+    from s2clouds.datasets.base import CloudDataset
+
+    dataset: CloudDataset | None = None
     if predictions is not None or references is not None:
         if predictions is None or references is None:
             raise click.UsageError("--predictions and --references go together")
@@ -93,12 +107,26 @@ def benchmark(
         maskers = [m.strip() for m in models.split(",") if m.strip()]
         layers = [m[len(LAYER_PREFIX) :] for m in maskers if m.startswith(LAYER_PREFIX)]
         splits = [s.strip() for s in split.split(",")]
-        options = dataset_class(kind).benchmark_options(splits, layers)
-        dataset = open_dataset(dataset_path, kind, **options)
+        reader_class = dataset_class(kind)
+        reader = {
+            **reader_class.cloud_benchmark_options,
+            **reader_class.benchmark_options(splits, layers),
+            **parse_options(options),
+        }
+        dataset = open_dataset(dataset_path, kind, **reader)
         scorer = run_benchmark(dataset, maskers, protocol=protocol, limit=limit, progress=not quiet)
     print_summary(scorer)
     if report_dir is not None:
-        files = write_report(scorer, report_dir)
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            looks = worst_quicklooks(scorer, dataset, Path(tmp)) if dataset is not None else []
+            files = write_report(
+                scorer,
+                report_dir,
+                failures={look.caption: look.path for look in looks},
+                thumbnails={(look.masker, look.image_id): look.caption for look in looks},
+            )
         written = [files.per_image_csv, files.summary_csv, files.markdown, files.html]
         click.echo(
             f"report written to {report_dir}: {', '.join(p.name for p in written)} "

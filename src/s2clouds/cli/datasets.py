@@ -9,6 +9,8 @@ import click
 
 from s2clouds.cli.options import kind_option, parse_options, reader_options
 
+__all__ = ["datasets", "parse_options"]
+
 DEFAULT_MAX_SAMPLES = 50
 DEFAULT_STRETCH = "percentile"
 
@@ -28,7 +30,7 @@ def datasets() -> None:
 @datasets.command("info")
 @click.argument("path", type=click.Path(path_type=Path))
 @kind_option
-@reader_options
+@reader_options()
 @click.option(
     "--max-samples",
     type=click.IntRange(min=1),
@@ -72,6 +74,28 @@ def info(path: Path, kind: str | None, options: tuple[str, ...], max_samples: in
     console.print(f"class histogram: {caption}")
 
 
+#: panels every sample has; never reader layers
+SAMPLE_PANELS = ("valid", "mask", "mask_canonical", "image", "s1")
+
+
+def _with_layers(
+    path: Path, kind: str | None, reader: dict[str, Any], names: list[str]
+) -> dict[str, Any]:
+    """Reader options that also read the ``--layers`` panels the reader stores as layers
+    (CloudSEN12's ``layers=``), so one of ``--layers`` and ``-O layers=`` is enough."""
+    import inspect
+
+    from s2clouds.datasets.registry import dataset_class, detect_dataset
+
+    stored = [n for n in names if n not in SAMPLE_PANELS]
+    if not stored or "layers" in reader:
+        return reader
+    cls = dataset_class(kind or detect_dataset(path))
+    if "layers" not in inspect.signature(cls).parameters:
+        return reader
+    return reader | {"layers": stored}
+
+
 @datasets.command("show")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.argument("index", type=int)
@@ -83,7 +107,7 @@ def info(path: Path, kind: str | None, options: tuple[str, ...], max_samples: in
     help="Image to write (.png, .pdf, .svg).",
 )
 @kind_option
-@reader_options
+@reader_options()
 @click.option(
     "--layers", default="", help="Extra panels by name, comma separated (e.g. valid,S1_VV)."
 )
@@ -107,12 +131,14 @@ def show(
     from s2clouds.datasets.registry import open_dataset
     from s2clouds.viz import save_figure
 
-    dataset = open_dataset(path, kind, **parse_options(options))
+    names = [n.strip() for n in layers.split(",") if n.strip()]
+    dataset = open_dataset(path, kind, **_with_layers(path, kind, parse_options(options), names))
     if not -len(dataset) <= index < len(dataset):
         raise click.BadParameter(
             f"{index} is out of range; the dataset has {len(dataset)} samples", param_hint="INDEX"
         )
-    names = [n.strip() for n in layers.split(",") if n.strip()]
+    if not names:
+        names = list(dataset.layer_keys) if hasattr(dataset, "layer_keys") else []
     figure = dataset.plot(index, layers=names or None, stretch=stretch)
     save_figure(figure, output)
     click.echo(f"wrote {output}")

@@ -6,6 +6,20 @@ from pathlib import Path
 
 import click
 
+from s2clouds.cli.options import parse_bands
+
+
+def _numbers(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[float, ...] | None:
+    """``0.1,0.2`` -> ``(0.1, 0.2)``."""
+    if not value:
+        return None
+    try:
+        return tuple(float(v) for v in value.replace(",", " ").split())
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a list of numbers") from exc
+
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -23,6 +37,32 @@ import click
 @click.option("--note", "notes", multiple=True, help="Add a note to the spec (repeatable).")
 @click.option("--name", default=None, help="Model name in the spec (default: the training name).")
 @click.option("--licence", default=None, help="Licence of the weights (follows the training data).")
+@click.option(
+    "--bands",
+    callback=parse_bands,
+    default=None,
+    help="A published CloudSEN12 UnetMobV2 checkpoint (.ckpt): its input bands in order "
+    "(e.g. all 13 L1C bands B01,...,B12 with B8A after B08). Needs --licence.",
+)
+@click.option(
+    "--mean", callback=_numbers, default=None, help="Published checkpoint: per-band mean (0)."
+)
+@click.option(
+    "--std", callback=_numbers, default=None, help="Published checkpoint: per-band std (1)."
+)
+@click.option(
+    "--scheme",
+    default="cloudsen12",
+    show_default=True,
+    help="Published checkpoint: label scheme of its output channels.",
+)
+@click.option(
+    "--resolution",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Published checkpoint: pixel size (m) it was trained at.",
+)
 def export(
     checkpoint: Path,
     output: Path,
@@ -33,14 +73,34 @@ def export(
     notes: tuple[str, ...],
     name: str | None,
     licence: str | None,
+    bands: tuple[str, ...] | None,
+    mean: tuple[float, ...] | None,
+    std: tuple[float, ...] | None,
+    scheme: str,
+    resolution: float,
 ) -> None:
-    """Export CHECKPOINT (best.pt of 's2clouds train') to ONNX, with its spec embedded and
-    in a sidecar JSON; checks onnxruntime against torch. Use it with --model OUTPUT."""
+    """Export CHECKPOINT (best.pt of 's2clouds train', or with --bands a published CloudSEN12
+    UnetMobV2 .ckpt) to ONNX, with its spec embedded and in a sidecar JSON; checks
+    onnxruntime against torch. Use it with --model OUTPUT."""
     from s2clouds.train import require_torch
 
     require_torch()
-    from s2clouds.train.export import export_onnx
+    from s2clouds.train.export import PublishedCheckpoint, export_onnx
 
+    published = None
+    if bands is not None:
+        published = PublishedCheckpoint(
+            bands=bands,
+            licence=licence or "",
+            mean=mean,
+            std=std,
+            scheme=scheme,
+            resolution=resolution,
+            **({"name": name} if name else {}),
+            **({"training_data": training_data} if training_data else {}),
+        )
+    elif mean is not None or std is not None:
+        raise click.UsageError("--mean and --std describe a published checkpoint; add --bands")
     result = export_onnx(
         checkpoint,
         output,
@@ -51,6 +111,7 @@ def export(
         notes=notes,
         name=name,
         licence=licence,
+        published=published,
     )
     click.echo(f"wrote {result.onnx_path} and {result.spec_path}")
     click.echo(f"  onnxruntime vs torch: max probability difference {result.max_abs_diff:.2e}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,13 +28,21 @@ def labels(ctx: click.Context) -> None:
             scheme.name, scheme.title, ", ".join(map(str, scheme.classes)), "\n".join(scheme.lossy)
         )
     console.print(schemes)
-    rows = correspondence_table()
-    table = Table(title="Correspondence with the canonical scheme")
-    for column in rows[0]:
-        table.add_column(column)
+    console.print(_correspondence(correspondence_table()))
+
+
+def _correspondence(rows: list[dict[str, str]]) -> Any:
+    """The correspondence table with a row per scheme and a column per canonical class, so
+    that it stays readable at 80 columns (5 class columns, not one per scheme)."""
+    from rich.table import Table
+
+    table = Table(title="Correspondence with the canonical scheme", show_lines=True)
+    table.add_column("scheme", overflow="fold")
     for row in rows:
-        table.add_row(*row.values())
-    console.print(table)
+        table.add_column(row["canonical"], overflow="fold")
+    for scheme in [k for k in rows[0] if k != "canonical"]:
+        table.add_row(scheme, *(row[scheme] or "-" for row in rows))
+    return table
 
 
 @labels.command("translate")

@@ -18,6 +18,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "labels": ("s2clouds.cli.labels", "labels", "List label schemes and translate masks."),
     "datasets": ("s2clouds.cli.datasets", "datasets", "Inspect benchmark datasets on disk."),
     "benchmark": ("s2clouds.cli.benchmark", "benchmark", "Score cloud maskers on a dataset."),
+    "landcover": (
+        "s2clouds.cli.landcover",
+        "landcover",
+        "SEN12MS land cover: train baselines, score them (OA, AA, kappa).",
+    ),
     "models": ("s2clouds.cli.models", "models", "List the registered models and what they need."),
     "train": ("s2clouds.cli.train", "train", "Train a model on a dataset (needs the train extra)."),
     "export": (

@@ -26,6 +26,7 @@ def models(input_path: str | None, bands: tuple[str, ...] | None, level: str | N
         _explain_choice(input_path, bands, level)
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from s2clouds.models.registry import DEFAULT_MODEL, list_models
@@ -36,7 +37,8 @@ def models(input_path: str | None, bands: tuple[str, ...] | None, level: str | N
     for info in list_models():
         name = f"{info.name} (default)" if info.name == DEFAULT_MODEL else info.name
         notes = "\n".join([info.description, *(f"- {note}" for note in info.notes)])
-        table.add_row(name, ",".join(info.bands), info.licence, notes)
+        # escaped: 'pip install "s2clouds[pixel]"' is text, not rich markup
+        table.add_row(escape(name), ",".join(info.bands), escape(info.licence), escape(notes))
     Console().print(table)
 
 

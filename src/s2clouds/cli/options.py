@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from s2clouds.bands import canonical_band_names
 from s2clouds.datasets.registry import DATASETS
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def parse_bands(
@@ -55,14 +58,19 @@ kind_option = click.option(
     default=None,
     help="Dataset reader; detected from the folder layout when omitted.",
 )
-reader_options = click.option(
-    "-O",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Dataset reader option, repeatable: e.g. -O split=train,val -O level=L2A -O label=none.",
-)
+#: examples shown in the help of -O
+READER_EXAMPLES = "e.g. -O split=train,val -O level=L2A -O label=none -O tags=forest,!thin"
+
+
+def reader_options(
+    help_text: str = f"Dataset reader option, repeatable: {READER_EXAMPLES}.",
+) -> Callable[[F], F]:
+    """The repeatable ``-O/--option KEY=VALUE`` click option (parameter name ``options``),
+    one mechanism for ``datasets``, ``benchmark``, ``train`` and ``landcover``: each becomes
+    a keyword argument of the dataset reader (:func:`parse_options`)."""
+    return click.option(
+        "-O", "--option", "options", multiple=True, metavar="KEY=VALUE", help=help_text
+    )
 
 
 def _parse_value(text: str) -> Any:

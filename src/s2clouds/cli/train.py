@@ -92,7 +92,7 @@ def _dataset_option(flag: str, required: bool, help_text: str) -> Callable[[F], 
 @click.option(
     "--resume/--no-resume", default=True, show_default=True, help="Continue from OUT/last.pt."
 )
-@reader_options
+@reader_options("Reader option for both datasets, repeatable: e.g. -O split=train -O level=L2A.")
 @click.option(
     "-V",
     "--val-option",

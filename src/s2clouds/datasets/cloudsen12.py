@@ -26,8 +26,10 @@ Patch counts and stored dtypes (decided from file sizes, nothing else is recorde
 * QA60: the card says int8, which cannot hold its flag values 1024 and 2048, so a QA60 file
   may be int16. It is read as int8 (the card) when it holds ``N`` int8 patches and as int16
   when it holds ``N`` int16 patches (``N * 512 * 512 * 2`` bytes). When ``N`` is unknown (only
-  QA60 in the folder) the card's int8 is preferred. An int8 QA60 patch whose interior holds
-  values other than QA60 flags is refused with :class:`DatasetError` when read.
+  QA60 in the folder) the card's int8 is preferred. An int8 QA60 file stores the flags
+  divided by 1024 (1 opaque, 2 cirrus, 3 both): they are read back as 1024, 2048 and 3072
+  (``mask`` int16, see :func:`widen_narrow_label`). An int8 QA60 patch whose interior holds
+  other values is refused with :class:`DatasetError` when read.
 """
 
 from __future__ import annotations
@@ -326,6 +328,17 @@ def _narrow_label_classes(spec: LayerSpec, dtype: str) -> dict[int, str] | None:
     return None if all(limits.min <= v <= limits.max for v in classes) else classes
 
 
+def widen_narrow_label(patch: np.ndarray, classes: Mapping[int, str]) -> np.ndarray:
+    """A label patch stored too narrow for its ``classes`` (int8 QA60) back in their values:
+    stored ``v`` with ``v * step`` a class (``step`` the classes' greatest common divisor,
+    1024 for QA60) becomes ``v * step``; other values (the pad, -1) stay. Returns int16."""
+    step = int(np.gcd.reduce([abs(c) for c in classes if c]))
+    widened = patch.astype(np.int16)
+    scaled = widened * step
+    fits = np.isin(scaled, list(classes)) & (widened >= 0)
+    return np.where(fits, scaled, widened).astype(np.int16)
+
+
 def _resolve_layer(name: str) -> str:
     """Canonical layer key for a user's spelling: ``LABEL_manual_hq``, ``manual_hq``, ``S1_VV``."""
     spec = parse_layer_filename(name)
@@ -351,11 +364,23 @@ def _resolve_label(name: str | None) -> tuple[str, str] | None:
     return key, scheme
 
 
+def present_level(present: Mapping[str, Mapping[str, Path]]) -> str:
+    """``L1C`` when every split of ``present`` (split -> layer key -> file) has L1C band
+    files, else ``L2A`` when every split has L2A ones, else ``L1C`` (whose absence the band
+    check then names)."""
+    for level in LEVELS:
+        if all(any(key.startswith(f"{level}_B") for key in files) for files in present.values()):
+            return level
+    return LEVELS[0]
+
+
 class CloudSEN12(CloudDataset):
     """Reader of the CloudSEN12 high-quality memmap release.
 
     ``split``: ``"train"``, ``"val"``, ``"test"``, a list of them (samples are concatenated
-    in that order) or None for all present. ``level``: ``"L1C"`` or ``"L2A"``. ``bands``: band
+    in that order) or None for all present. ``level``: ``"L1C"`` or ``"L2A"``, or None (the
+    default) for the level whose band files the selected splits hold: L1C when both are there,
+    the one there when the download holds only one (see :func:`present_level`). ``bands``: band
     names in any spelling (``B4``, ``B04``, ``red``; one name may be a plain string), or None
     for every band of that level present in all selected splits, in catalogue order; names
     that are not spectral bands of the level (B10 in L2A, AOT) raise :class:`DatasetError`.
@@ -408,7 +433,7 @@ class CloudSEN12(CloudDataset):
         root: str | Path,
         split: str | Sequence[str] | None = "test",
         *,
-        level: str = "L1C",
+        level: str | None = None,
         bands: str | Sequence[str] | None = None,
         label: str | None = "manual_hq",
         layers: str | Sequence[str] = (),
@@ -416,7 +441,6 @@ class CloudSEN12(CloudDataset):
         crop: bool = False,
     ) -> None:
         self.root = require_path(root, "CloudSEN12 root folder")
-        self.level = self._check_level(level)
         folders = {
             s: require_path(self.root / s, f"CloudSEN12 split folder {s!r}")
             for s in _split_names(split, self.root)
@@ -424,6 +448,7 @@ class CloudSEN12(CloudDataset):
         present: dict[str, dict[str, Path]] = {}
         for s, folder in folders.items():  # loops, so that warnings point at the caller
             present[s] = _layer_files(folder)
+        self.level = self._check_level(level) if level else present_level(present)
         self.canonical, self.crop = canonical, crop
         self.bands = self._select_bands(bands, present)
         self._band_keys = tuple(f"{self.level}_{b}" for b in self.bands)
@@ -477,10 +502,12 @@ class CloudSEN12(CloudDataset):
         )
         if not chosen:
             found = sorted({k for f in present.values() for k in f})
+            other = "L2A" if self.level == "L1C" else "L1C"
             raise DatasetError(
                 f"no {self.level} band files (e.g. {self.level}_B04.dat) in "
                 f"{', '.join(str(self.root / s) for s in present)}; found {', '.join(found)}. "
-                f"Choose level='{'L2A' if self.level == 'L1C' else 'L1C'}' or check the download"
+                f"Choose level='{other}' (-O level={other} on the command line) or check the "
+                "download"
             )
         return chosen
 
@@ -581,17 +608,18 @@ class CloudSEN12(CloudDataset):
         """(H, W) stored values of patch ``i`` of ``split``, copied out of the memmap."""
         rows, cols = self._window()
         patch = np.array(self._memmap(split, key)[i, rows, cols])
-        self._check_storable(split, i, key, patch)
-        return patch
+        return self._widen_storable(split, i, key, patch)
 
-    def _check_storable(self, split: str, i: int, key: str, patch: np.ndarray) -> None:
-        """Refuse a label patch stored in a dtype too narrow for its classes (int8 QA60) whose
-        interior holds values that are not classes: they cannot mean what the scheme says."""
+    def _widen_storable(self, split: str, i: int, key: str, patch: np.ndarray) -> np.ndarray:
+        """A label patch stored in a dtype too narrow for its classes (int8 QA60) in its
+        classes' values (:func:`widen_narrow_label`); refused when its interior then holds
+        values that are not classes: they cannot mean what the scheme says."""
         files = self.splits[split]
         dtype = files.dtypes[key]
         classes = _narrow_label_classes(LAYERS[key], dtype)
         if classes is None:
-            return
+            return patch
+        patch = widen_narrow_label(patch, classes)
         odd = [int(v) for v in np.unique(patch[self._interior]) if int(v) not in classes]
         if odd:
             name = LAYERS[key].name
@@ -601,6 +629,7 @@ class CloudSEN12(CloudDataset):
                 f"holds {odd[:8]}. Use another label layer (e.g. manual_hq), or an int16 "
                 f"{name} file ({files.n * _patch_bytes('int16')} bytes for {files.n} patches)"
             )
+        return patch
 
     def _read_label(
         self, split: str, i: int

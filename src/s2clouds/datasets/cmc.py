@@ -10,7 +10,13 @@ Layout (from the catalogue's release)::
 Subscene bands are B01-B08, B8A, B09-B12 (all 13 L1C bands in catalogue order). The CSV's tag
 columns (surface type, cloud type, height, thickness, extent) are read generically: every
 column whose values are 0/1 (or true/false) is a tag, so the reader follows the file rather
-than a fixed list; :data:`TAG_GROUPS` lists the columns of the published file for reference.
+than a fixed list; :data:`TAG_GROUPS` lists the columns of the published file. Other spellings
+of a published column (``Forest / Jungle``, ``open water``, ``low cloud``, ``Ice-Clouds``) are
+renamed to it (:func:`published_column`); columns that are neither published tags nor the
+id/info columns are reported (``unknown_columns``, a warning), never refused.
+
+The subscenes are on a 20 m grid: samples carry ``meta["resolution"] = 20.0`` so models run
+at that pixel size.
 """
 
 from __future__ import annotations
@@ -73,6 +79,8 @@ INFO_COLUMNS = ("dataset",)
 _IGNORED_COLUMNS = ("", "index", "unnamed: 0")
 _BOOLEAN_TEXT = {"1": True, "0": False, "true": True, "false": False, "yes": True, "no": False}
 _PUBLISHED_TAGS = frozenset(t for tags in TAG_GROUPS.values() for t in tags)
+#: pixel size of the subscenes and masks, metres
+RESOLUTION_M = 20.0
 #: columns that must hold 0/1 in every row: the published tags and ``shadows_marked``
 _CHECKED_COLUMNS = _PUBLISHED_TAGS | {SHADOWS_COLUMN}
 #: scene ids are file names (``<scene>.npy``), never paths
@@ -121,6 +129,33 @@ def _parse_row(
     return SceneRecord(scene, bool(flags.get(SHADOWS_COLUMN)), tags, info)
 
 
+def _spelling_key(name: str) -> str:
+    """``Forest / Jungle`` and ``forest/jungle`` -> ``forest_jungle``; ``low cloud`` -> ``low``."""
+    key = re.sub(r"[\s/_-]+", "_", name.strip().lower()).strip("_")
+    return re.sub(r"_clouds?$", "", key) or key
+
+
+_PUBLISHED_BY_KEY = {_spelling_key(t): t for t in _PUBLISHED_TAGS | {SHADOWS_COLUMN, SCENE_COLUMN}}
+
+
+def published_column(name: str) -> str:
+    """The published column another spelling names (case, spaces, ``-``, ``/``, a ``cloud``
+    suffix ignored), or ``name`` unchanged when it names none."""
+    return _PUBLISHED_BY_KEY.get(_spelling_key(name), name)
+
+
+def tag_group(column: str) -> str:
+    """The card's category of a tag column (``surface type`` ...), or ``other``."""
+    published = published_column(column)
+    return next((g for g, tags in TAG_GROUPS.items() if published in tags), "other")
+
+
+def unknown_columns(columns: Sequence[str]) -> list[str]:
+    """Columns (already renamed by :func:`published_column`) that the published file lacks."""
+    known = {SCENE_COLUMN, SHADOWS_COLUMN, *INFO_COLUMNS, *_PUBLISHED_TAGS}
+    return [c for c in columns if c not in known and c.strip().lower() not in _IGNORED_COLUMNS]
+
+
 def _tag_columns(rows: list[dict[str, str]], columns: Sequence[str]) -> list[str]:
     """The published tag columns present, and other columns (not id/info) whose every
     value reads as a boolean."""
@@ -133,21 +168,45 @@ def _tag_columns(rows: list[dict[str, str]], columns: Sequence[str]) -> list[str
     ]
 
 
-def read_tags(path: Path) -> list[SceneRecord]:
-    """Parse ``classification_tags.csv`` into one :class:`SceneRecord` per row.
-
-    Raises :class:`DatasetError` naming the line for a file that is not UTF-8 text, a row
-    with too few or too many values, a scene id that is not a plain file name (``../x``),
-    a published tag or ``shadows_marked`` that is not 0/1, and a scene listed twice.
-    """
+def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header (renamed to published spellings) and rows of the CSV."""
     check_regular_file(path)
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            columns = list(reader.fieldnames or [])
-            rows = list(reader)
+            reader = csv.reader(handle)
+            header = [published_column(c) for c in next(reader, [])]
+            lines = [line for line in reader if line]  # blank lines skipped, as DictReader
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DatasetError(f"cannot read {path} ({exc}); give the catalogue's UTF-8 CSV") from exc
+    if len(set(header)) != len(header):
+        twice = sorted({c for c in header if header.count(c) > 1})
+        raise DatasetError(f"{path} names the columns {', '.join(twice)} twice; keep one of each")
+    return header, [_as_dict(header, line) for line in lines]
+
+
+def _as_dict(header: list[str], line: list[str]) -> dict[str, Any]:
+    """One CSV line as ``csv.DictReader`` gives it (extra values under None, missing None)."""
+    row: dict[Any, Any] = dict(zip(header, line, strict=False))
+    row.update({c: None for c in header[len(line) :]})
+    if len(line) > len(header):
+        row[None] = line[len(header) :]
+    return row
+
+
+def read_columns(path: Path) -> list[str]:
+    """The CSV's column names, renamed to the published spellings."""
+    return _read_rows(path)[0]
+
+
+def read_tags(path: Path) -> list[SceneRecord]:
+    """Parse ``classification_tags.csv`` into one :class:`SceneRecord` per row.
+
+    Column names are renamed to the published spellings (:func:`published_column`). Raises
+    :class:`DatasetError` naming the line for a file that is not UTF-8 text, a row with too
+    few or too many values, a scene id that is not a plain file name (``../x``),
+    a published tag or ``shadows_marked`` that is not 0/1, and a scene listed twice.
+    """
+    columns, rows = _read_rows(path)
     if SCENE_COLUMN not in columns:
         raise DatasetError(
             f"{path} has no '{SCENE_COLUMN}' column (it has {', '.join(columns)}); "
@@ -180,6 +239,19 @@ def resolve_tag(key: str, columns: Sequence[str]) -> str:
         problem = "matches several tags" if matches else "is not a tag"
         raise DatasetError(f"{key!r} {problem} of the catalogue; use one of: {', '.join(columns)}")
     return matches[0]
+
+
+def parse_tag_filter(tags: Mapping[str, bool] | str | Sequence[str]) -> dict[str, bool]:
+    """``{"forest": True}`` as it is; names (``"forest,!thin"`` or a list) -> True, and False
+    for names starting with ``!`` (as ``-O tags=forest,!thin`` gives them)."""
+    if isinstance(tags, Mapping):
+        return {str(k): bool(v) for k, v in tags.items()}
+    names = tags.split(",") if isinstance(tags, str) else list(tags)
+    parsed = {}
+    for name in (str(n).strip() for n in names):
+        if name.lstrip("!"):
+            parsed[name.lstrip("!")] = not name.startswith("!")
+    return parsed
 
 
 def filter_records(records: Sequence[SceneRecord], tags: Mapping[str, bool]) -> list[SceneRecord]:
@@ -224,16 +296,17 @@ class CloudMaskCatalogue(CloudDataset):
     """Reader of the Sentinel-2 Cloud Mask Catalogue.
 
     ``bands``: any spelling, default all 13. ``tags``: keep only scenes whose tags equal the
-    given values, e.g. ``{"forest": True, "thin": False}`` (a key may be a whole column name
-    or one of its ``/`` parts; ``shadows_marked`` works too). ``strict=False`` skips CSV rows
-    whose subscene or mask file is missing, with a warning, instead of raising
-    :class:`DatasetError`.
+    given values, e.g. ``{"forest": True, "thin": False}`` or ``"forest,!thin"`` (a key may be
+    a whole column name or one of its ``/`` parts; ``shadows_marked`` works too).
+    ``strict=False`` skips CSV rows whose subscene or mask file is missing, with a warning,
+    instead of raising :class:`DatasetError`.
 
     Sample: ``image`` (C, H, W) float32 TOA reflectance (transposed from the stored HWC,
     read through ``np.load(mmap_mode='r')``); ``mask`` (H, W) uint8 in the ``cmc`` scheme
     (0 clear, 1 cloud, 2 cloud shadow, 255 no one-hot channel set); ``mask_canonical``
     (H, W) uint8; ``valid`` where a class is set; ``meta``: ``scene``, ``shadows_marked``,
-    ``tags`` (column -> bool) and the CSV's ``dataset`` column when present.
+    ``resolution`` (20.0 m), ``tags`` (published column name -> bool) and the CSV's ``dataset``
+    column when present.
 
     In scenes with ``shadows_marked`` False the shadows were not annotated: the mask is
     returned as stored (shadow pixels then appear as clear), so shadow metrics should skip
@@ -249,20 +322,28 @@ class CloudMaskCatalogue(CloudDataset):
         root: str | Path,
         *,
         bands: str | Sequence[str] | None = None,
-        tags: Mapping[str, bool] | None = None,
+        tags: Mapping[str, bool] | str | Sequence[str] | None = None,
         canonical: bool = True,
         strict: bool = True,
     ) -> None:
         self.root = require_path(root, "Cloud Mask Catalogue root folder")
         csv_path = require_path(self.root / TAGS_FILE, f"the catalogue's {TAGS_FILE}")
         records = read_tags(csv_path)
-        if tags:
-            records = filter_records(records, tags)
+        self.unknown_columns = unknown_columns(read_columns(csv_path))
+        if self.unknown_columns:
+            warnings.warn(
+                f"{csv_path} has columns the published catalogue lacks: "
+                f"{', '.join(self.unknown_columns)}; 0/1 columns are used as tags, others ignored",
+                stacklevel=2,
+            )
+        tag_filter = parse_tag_filter(tags or {})
+        if tag_filter:
+            records = filter_records(records, tag_filter)
         self.records = _keep_existing(records, self.root, strict)
         self.bands = canonical_band_names(bands) if bands is not None else CMC_BANDS
         self._band_positions = band_indices(CMC_BANDS, self.bands)
         self.canonical = canonical
-        self.tag_filter = dict(tags or {})
+        self.tag_filter = tag_filter
 
     @classmethod
     def detect(cls, path: Path) -> bool:
@@ -315,6 +396,7 @@ class CloudMaskCatalogue(CloudDataset):
             "transform": None,
             "meta": {
                 "scene": record.scene,
+                "resolution": RESOLUTION_M,
                 "shadows_marked": record.shadows_marked,
                 "tags": dict(record.tags),
                 **record.info,
@@ -337,4 +419,5 @@ class CloudMaskCatalogue(CloudDataset):
             "shadows marked": f"{shadows} of {len(self.records)} scenes",
             "tag filter": self.tag_filter or None,
             "scenes per tag": {k: v for k, v in self.tag_counts().items() if v},
+            "unknown columns": self.unknown_columns or None,
         }

@@ -211,9 +211,11 @@ class SEN12MS(CloudDataset):
 
     name: ClassVar[str] = "sen12ms"
     #: cloud-free mosaics: maskers are scored for false cloud detection
-    protocol: ClassVar[str] = "cloudsen12"
+    protocol: ClassVar[str] = "false_cloud"
     #: land-cover layer of ``mask`` (see :mod:`s2clouds.labels.landcover`, not a cloud scheme)
     label_scheme: ClassVar[str] = "igbp"
+    #: the cloud benchmark scores the clear canonical mask (false clouds); S1 is not needed
+    cloud_benchmark_options: ClassVar[dict[str, Any]] = {"canonical": True, "with_s1": False}
 
     def __init__(
         self,

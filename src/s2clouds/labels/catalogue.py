@@ -36,13 +36,17 @@ CANONICAL = LabelScheme(
     source="s2clouds",
 )
 
+#: CloudSEN12's padding value, as uint8 and as the card's int8
+CLOUDSEN12_PAD, CLOUDSEN12_PAD_INT8 = 255, -1
+
 CLOUDSEN12 = LabelScheme(
     name="cloudsen12",
     title="CloudSEN12 (manual_hq, manual_sc)",
     classes=dict(CANONICAL_CLASSES),
-    to_canonical=dict(_IDENTITY),
+    # the 3-pixel pad around the 509 x 509 data is stored as 255 (-1 when read as int8)
+    to_canonical={**_IDENTITY, CLOUDSEN12_PAD: NODATA, CLOUDSEN12_PAD_INT8: NODATA},
     from_canonical=_IDENTITY,
-    nodata=None,
+    nodata=CLOUDSEN12_PAD,
     source="CloudSEN12 high-quality dataset card, label table",
     aliases=("manual_hq", "manual_sc"),
 )

@@ -128,7 +128,7 @@ def correspondence_table(schemes: list[str] | None = None) -> list[dict[str, str
         row = {"canonical": f"{value} {name}"}
         for scheme in chosen:
             row[scheme.name] = "; ".join(
-                f"{v} {scheme.classes[v]}" for v in scheme.values_for(value)
+                f"{v} {scheme.classes.get(v, 'no data')}" for v in scheme.values_for(value)
             )
         rows.append(row)
     return rows

@@ -312,7 +312,8 @@ def read_trained(path: Path, fix: str, keys: Sequence[str] = ("spec", "model_sta
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(
             f"{path} is not an s2clouds training checkpoint (best.pt / last.pt written by "
-            "'s2clouds train'); for a CloudSEN12 .ckpt use load_cloudsen12_checkpoint"
+            "'s2clouds train'); export a published CloudSEN12 .ckpt with 's2clouds export CKPT "
+            "--bands ... --licence ...'"
         )
     missing = [key for key in keys if key not in checkpoint]
     if missing:

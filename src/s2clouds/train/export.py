@@ -22,7 +22,8 @@ from torch import nn
 
 from s2clouds.errors import ModelError, OutputError
 from s2clouds.io.paths import check_outputs
-from s2clouds.models.base import ModelContext
+from s2clouds.labels import CANONICAL_CLASSES, get_scheme
+from s2clouds.models.base import N_CLASSES, ModelContext
 from s2clouds.models.onnx_model import OnnxModel
 from s2clouds.models.weights import (
     SPEC_METADATA_KEY,
@@ -32,7 +33,11 @@ from s2clouds.models.weights import (
     sidecar_path,
     write_sidecar,
 )
-from s2clouds.train.architectures import load_trained
+from s2clouds.train.architectures import (
+    get_architecture,
+    load_cloudsen12_checkpoint,
+    load_trained,
+)
 
 INPUT_NAME, OUTPUT_NAME = "input", "probabilities"
 #: largest |onnxruntime - torch| probability difference accepted for an fp32 export
@@ -51,6 +56,86 @@ class WithSoftmax(nn.Module):
         logits = self.network(x)
         shifted = torch.exp(logits - logits.amax(dim=1, keepdim=True))
         return shifted / shifted.sum(dim=1, keepdim=True)
+
+
+class CanonicalOrder(nn.Module):
+    """``network(x)`` with its output channels put in canonical class order (``order[c]`` is
+    the network's channel of canonical class ``c``)."""
+
+    def __init__(self, network: nn.Module, order: Sequence[int]) -> None:
+        super().__init__()
+        self.network = network
+        self.order = list(order)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.network(x)
+        return logits[:, self.order]
+
+
+def canonical_order(scheme: str) -> list[int]:
+    """For a network whose 4 output channels are the classes 0-3 of ``scheme``, the channel
+    of each canonical class; :class:`ModelError` unless they map one to one."""
+    to_canonical = get_scheme(scheme).to_canonical
+    order = [[i for i in range(N_CLASSES) if to_canonical.get(i) == c] for c in CANONICAL_CLASSES]
+    if any(len(channels) != 1 for channels in order):
+        raise ModelError(
+            f"the classes 0-{N_CLASSES - 1} of scheme {scheme!r} do not map one to one onto "
+            "clear, thick cloud, thin cloud, cloud shadow; give the scheme the checkpoint "
+            "predicts (CloudSEN12's UnetMobV2: cloudsen12)"
+        )
+    return [channels[0] for channels in order]
+
+
+@dataclass(frozen=True)
+class PublishedCheckpoint:
+    """What a published CloudSEN12 UnetMobV2 checkpoint does not say, given by its user:
+    ``bands`` in input order, ``mean``/``std`` normalisation in reflectance units (one per
+    band; the published models read reflectance as it is: 0 and 1), the ``scheme`` of its
+    output channels, the ``licence`` of the weights, ``resolution`` in metres."""
+
+    bands: tuple[str, ...]
+    licence: str
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    scheme: str = "cloudsen12"
+    resolution: float = 10.0
+    name: str = "unetmobv2"
+    training_data: str = "CloudSEN12 (Aybar et al. 2022), as published with the checkpoint"
+
+
+def load_published(
+    checkpoint: str | Path, published: PublishedCheckpoint
+) -> tuple[nn.Module, WeightSpec]:
+    """The network of a published UnetMobV2 checkpoint (via :func:`load_cloudsen12_checkpoint`,
+    channels in canonical order) and the spec built from ``published``."""
+    if not published.licence.strip():
+        raise ModelError(
+            "say under which licence the checkpoint's weights are published (--licence); "
+            "the spec records it"
+        )
+    n = len(published.bands)
+    mean = published.mean if published.mean is not None else (0.0,) * n
+    std = published.std if published.std is not None else (1.0,) * n
+    architecture = get_architecture("unet-mobilenetv2")
+    network = load_cloudsen12_checkpoint(checkpoint, published.bands)
+    model = CanonicalOrder(network, canonical_order(published.scheme)).eval()
+    spec = WeightSpec(
+        name=published.name,
+        architecture=architecture.name,
+        bands=published.bands,
+        mean=tuple(float(v) for v in mean),
+        std=tuple(float(v) for v in std),
+        resolution=published.resolution,
+        tile_size=architecture.tile_size,
+        size_multiple=architecture.size_multiple,
+        halo=architecture.halo,
+        training_data=published.training_data,
+        licence=published.licence,
+        notes=(
+            f"published checkpoint {Path(checkpoint).name}, output classes as {published.scheme}",
+        ),
+    )
+    return model, spec
 
 
 @dataclass(frozen=True)
@@ -142,8 +227,10 @@ def export_onnx(
     name: str | None = None,
     licence: str | None = None,
     check_size: int = 96,
+    published: PublishedCheckpoint | None = None,
 ) -> ExportResult:
-    """Write ``out_path`` (.onnx) and its spec ``<out>.json`` from a training checkpoint.
+    """Write ``out_path`` (.onnx) and its spec ``<out>.json`` from a training checkpoint, or
+    from a published CloudSEN12 UnetMobV2 checkpoint when ``published`` describes it.
 
     The fp32 graph is checked against torch on random reflectance of ``check_size`` px
     (:class:`ModelError` when the largest probability difference exceeds
@@ -161,7 +248,10 @@ def export_onnx(
         raise OutputError(f"output folder {out.parent} does not exist; create it first")
     outputs = {"the model (-o)": out, "its spec (-o, .json)": sidecar_path(out)}
     check_outputs(outputs, [checkpoint])
-    model, spec, _ = load_trained(checkpoint)
+    if published is not None:
+        model, spec = load_published(checkpoint, published)
+    else:
+        model, spec, _ = load_trained(checkpoint)
     updates: dict[str, Any] = {"notes": (*spec.notes, *notes)}
     if tile_size is not None:
         updates["tile_size"] = tile_size
