@@ -178,7 +178,7 @@ def oncloudn_sources(data: Path) -> list[Labelled]:
 
 def ukis_mask(image: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
     """Canonical mask (H, W) of the ukis-csmask peer on an L2A image (C, H, W)."""
-    from s2clouds.inference.predict import predict_array
+    from s2clouds.inference.window import predict_array
     from s2clouds.models.registry import get_model
 
     model = get_model("ukis-csmask", bands, "L2A")
