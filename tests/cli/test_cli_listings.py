@@ -17,4 +17,4 @@ def test_labels_correspondence_is_readable_at_80_columns() -> None:
 def test_models_keeps_the_extras_of_install_hints() -> None:
     result = CliRunner().invoke(cli, ["models"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
-    assert "s2clouds[pixel]" in result.output
+    assert "s2clouds[peers]" in result.output

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 PIXEL_ARCHITECTURE = "lightgbm-pixel"
 PIXEL_SUFFIX = ".lgbm"
-PIXEL_INSTALL_HINT = 'pip install "s2clouds[pixel]"'
+PIXEL_INSTALL_HINT = 'pip install "lightgbm>=4.0" (a core dependency of s2clouds)'
 #: pixels per call of the booster (bounds the (N, F) feature matrix in memory)
 PREDICT_CHUNK = 1 << 18
 #: LightGBM's prediction early stopping: a pixel stops going through further trees once one
