@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "resources": 0,
     "bands": 0,
     "radiometry": 0,
+    "resample": 0,
     "labels": 1,
     "io": 2,
     "viz": 2,

@@ -19,7 +19,7 @@ from s2clouds.models.peers import (
     threshold_to_half,
 )
 from s2clouds.models.registry import get_model, list_models
-from s2clouds.models.resample import block_mean, upsample_bilinear
+from s2clouds.resample import block_mean, upsample_bilinear
 
 L1C_ORDER = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10")
 L1C_ORDER += ("B11", "B12")

@@ -10,7 +10,6 @@ format are in :mod:`s2clouds.io.scenes`.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from s2clouds.errors import BandError, CRSMismatchError, RadiometryError, SceneF
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.limits import check_regular_file
 from s2clouds.radiometry import Radiometry, check_bands, to_reflectance
+from s2clouds.resample import block_mean
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def read_raster_window(
             src = _source_window(ds, grid, window, factor)
             if factor > 1 and abs(factor - round(factor)) < 1e-6:
                 data = _read_padded(ds, indexes, src, nodata)
-                return _block_mean(data, window, round(factor))
+                return block_mean(data, round(factor), fill=np.nan)
             from rasterio.enums import Resampling
 
             resampling = Resampling.average if factor > 1 else Resampling.nearest
@@ -191,14 +191,6 @@ def _as_float(data: np.ndarray, nodata: float | None) -> np.ndarray:
     if nodata is not None:
         out[data == nodata] = np.nan
     return out
-
-
-def _block_mean(data: np.ndarray, window: Window, factor: int) -> np.ndarray:
-    """(k, h*f, w*f) -> (k, h, w) mean of each f x f block, ignoring NaN (all-NaN -> NaN)."""
-    blocks = data.reshape(data.shape[0], window.height, factor, window.width, factor)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(blocks, axis=(2, 4)).astype(np.float32)
 
 
 def _read_sources(sources: Sequence[BandSource], grid: Grid, window: Window) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 from s2clouds.bands import RGBN_BANDS, canonical_band_names
 from s2clouds.errors import BandError, ModelError
 from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
-from s2clouds.models.resample import block_mean, upsample_bilinear
+from s2clouds.resample import block_mean, upsample_bilinear
 
 PEERS_INSTALL_HINT = 'pip install "s2clouds[peers]"'
 

@@ -45,6 +45,7 @@ from scipy import ndimage
 from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError
 from s2clouds.models.base import CloudModel, ModelContext
+from s2clouds.models.pixel_features import normalised_difference
 
 CLOUD_THRESHOLD = 0.2  # Schmitt et al. (2019), with SWIR
 CLOUD_THRESHOLD_RGBN = 0.1  # 4-band variant: chosen on the On Cloud N dev chips (3 images)
@@ -60,9 +61,8 @@ def rescale(values: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def normalized_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        nd = (a - b) / (a + b)
-    return np.nan_to_num(nd, nan=0.0, posinf=0.0, neginf=0.0)
+    """:func:`~s2clouds.models.pixel_features.normalised_difference` with no data as 0."""
+    return np.nan_to_num(normalised_difference(a, b), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _kernel(size_at_10m: int, resolution: float) -> int:

@@ -30,7 +30,6 @@ from s2clouds.models.pixel_features import (
     features_halo,
     pixel_features,
 )
-from s2clouds.models.resample import block_mean, upsample_bilinear
 from s2clouds.models.shadow_geometry import CONTEXT_PX, constrain_shadow, sun_from_context
 from s2clouds.models.weights import (
     SpecModel,
@@ -39,6 +38,7 @@ from s2clouds.models.weights import (
     verify_weights,
     write_sidecar,
 )
+from s2clouds.resample import block_mean, upsample_bilinear
 from s2clouds.resources import cpu_cores
 
 if TYPE_CHECKING:
