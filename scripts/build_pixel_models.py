@@ -66,6 +66,10 @@ MODELS = {
 CLASS_PRIORS = np.array([0.5, 0.2, 0.12, 0.18])
 PIXELS_PER_CLASS = 1500
 CLEAR_HALF_WEIGHT = 0.3
+#: clear images without B10 get B10 = leak x B12 with leak drawn up to this: over dry bright
+#: deserts the surface shows through the cirrus band (0.02-0.04 TOA over sand with B12 near
+#: 0.4), and a 13-band model must not learn "B10 above 0.012 = cloud" there
+LEAK_MAX = 0.1
 #: the only human labels (L2A, 4 bands): weighted up in the 4-band model
 OCN_WEIGHT = 4.0
 MODEL_RESOLUTION = 20.0
@@ -206,7 +210,7 @@ def for_model(item: Labelled, bands: tuple[str, ...], rng: np.random.Generator) 
     if "B10" in bands and "B10" not in have:
         if not np.all((item.target == 0) | (item.target == NODATA)) or item.level == "L2A":
             return None
-        image, names = impute_cirrus(item.image, item.bands, float(rng.uniform(0.0, 0.04)))
+        image, names = impute_cirrus(item.image, item.bands, float(rng.uniform(0.0, LEAK_MAX)))
         item = Labelled(image, names, item.target, item.level, item.name, item.weight)
     if not set(bands) <= set(item.bands):
         return None
