@@ -108,69 +108,103 @@ def train(
     dataset: tuple[str, Path],
     architecture: str,
     bands: tuple[str, ...],
-    epochs: int,
-    batch_size: int,
-    lr: float | None,
-    rounds: int,
-    pixels_per_sample: int,
-    stride: int,
-    crop: int,
     out_dir: Path,
     val_dataset: tuple[str, Path] | None,
-    seed: int,
-    resume: bool,
     options: tuple[str, ...],
     val_options: tuple[str, ...],
-    name: str | None,
-    licence: str,
     quiet: bool,
+    **settings: Any,
 ) -> None:
     """Train a cloud/shadow model on a dataset; prints where the model went.
 
     Export a network for torch-free inference with: s2clouds export OUT/best.pt -o model.onnx.
     A pixel model is ready as it is: s2clouds predict SCENE --model OUT/pixel.lgbm
     """
+    train_data, val_data = _open_datasets(dataset, val_dataset, options, val_options)
+    kind, path = dataset
+    provenance = {
+        "name": settings["name"],
+        "licence": settings["licence"],
+        "training_data": f"{kind} {path} ({len(train_data)} samples)",
+    }
+    learning_rate = settings["lr"] or DEFAULT_LR.get(architecture, 1e-3)
+    if architecture == PIXEL_MODEL:
+        _train_pixel(train_data, val_data, bands, learning_rate, out_dir, quiet, settings,
+                     provenance)
+    else:
+        _train_network(train_data, val_data, architecture, bands, learning_rate, out_dir, quiet,
+                       settings, provenance)
+
+
+def _open_datasets(
+    dataset: tuple[str, Path],
+    val_dataset: tuple[str, Path] | None,
+    options: tuple[str, ...],
+    val_options: tuple[str, ...],
+) -> tuple[Any, Any]:
+    """The training reader (``-O`` options) and the validation reader (``-O`` then ``-V``)."""
     from s2clouds.datasets.registry import open_dataset
 
-    reader_options = parse_options(options)
+    reader = parse_options(options)
     kind, path = dataset
-    train_data = open_dataset(path, kind.lower(), **reader_options)
-    val_reader_options = reader_options | parse_options(val_options)
-    val_data = (
-        open_dataset(val_dataset[1], val_dataset[0].lower(), **val_reader_options)
-        if val_dataset
-        else None
-    )
-    training_data = f"{kind} {path} ({len(train_data)} samples)"
-    learning_rate = lr or DEFAULT_LR.get(architecture, 1e-3)
-    if architecture == PIXEL_MODEL:
-        from s2clouds.train.pixel import PixelTrainConfig, train_pixel_model
+    train_data = open_dataset(path, kind.lower(), **reader)
+    if val_dataset is None:
+        return train_data, None
+    val_reader = reader | parse_options(val_options)
+    return train_data, open_dataset(val_dataset[1], val_dataset[0].lower(), **val_reader)
 
-        config = PixelTrainConfig(
-            bands=bands,
-            rounds=rounds,
-            learning_rate=learning_rate,
-            pixels_per_sample=pixels_per_sample,
-            seed=seed,
-        )
-        result = train_pixel_model(
-            train_data,
-            out_dir=out_dir,
-            config=config,
-            val_dataset=val_data,
-            name=name or "s2clouds-pixel",
-            stride=stride,
-            progress=not quiet,
-            training_data=training_data,
-            licence=licence,
-        )
-        click.echo(f"pixel model: {result.path} ({result.rounds} rounds, {result.seconds:.1f} s)")
-        click.echo(
-            f"validation cloud BOA {result.scores['boa_cloud']:.3f}, "
-            f"shadow BOA {result.scores['boa_shadow']:.3f}; metrics: "
-            f"{out_dir / 'metrics.json'}"
-        )
-        return
+
+def _train_pixel(
+    train_data: Any,
+    val_data: Any,
+    bands: tuple[str, ...],
+    learning_rate: float,
+    out_dir: Path,
+    quiet: bool,
+    settings: dict[str, Any],
+    provenance: dict[str, Any],
+) -> None:
+    """Fit the LightGBM pixel model (``--rounds``, ``--pixels-per-sample``, ``--stride``)."""
+    from s2clouds.train.pixel import PixelTrainConfig, train_pixel_model
+
+    config = PixelTrainConfig(
+        bands=bands,
+        rounds=settings["rounds"],
+        learning_rate=learning_rate,
+        pixels_per_sample=settings["pixels_per_sample"],
+        seed=settings["seed"],
+    )
+    result = train_pixel_model(
+        train_data,
+        out_dir=out_dir,
+        config=config,
+        val_dataset=val_data,
+        name=provenance["name"] or "s2clouds-pixel",
+        stride=settings["stride"],
+        progress=not quiet,
+        training_data=provenance["training_data"],
+        licence=provenance["licence"],
+    )
+    click.echo(f"pixel model: {result.path} ({result.rounds} rounds, {result.seconds:.1f} s)")
+    click.echo(
+        f"validation cloud BOA {result.scores['boa_cloud']:.3f}, "
+        f"shadow BOA {result.scores['boa_shadow']:.3f}; metrics: "
+        f"{out_dir / 'metrics.json'}"
+    )
+
+
+def _train_network(
+    train_data: Any,
+    val_data: Any,
+    architecture: str,
+    bands: tuple[str, ...],
+    learning_rate: float,
+    out_dir: Path,
+    quiet: bool,
+    settings: dict[str, Any],
+    provenance: dict[str, Any],
+) -> None:
+    """Train a network (``--epochs``, ``--batch-size``, ``--crop``, ``--resume``)."""
     from s2clouds.train import require_torch
 
     require_torch()
@@ -178,25 +212,23 @@ def train(
     from s2clouds.train.loop import TrainConfig
     from s2clouds.train.loop import train as run_training
 
-    network_config = TrainConfig(
+    config = TrainConfig(
         architecture=architecture,
         bands=bands,
-        epochs=epochs,
-        batch_size=batch_size,
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
         lr=learning_rate,
-        seed=seed,
-        augmentation=Augmentation(crop=crop),
+        seed=settings["seed"],
+        augmentation=Augmentation(crop=settings["crop"]),
     )
     best = run_training(
         train_data,
-        network_config,
+        config,
         out_dir=out_dir,
         val_dataset=val_data,
-        resume=resume,
+        resume=settings["resume"],
         progress=not quiet,
-        name=name,
-        training_data=training_data,
-        licence=licence,
+        **provenance,
     )
     click.echo(f"best checkpoint: {best}")
     click.echo(f"metrics: {out_dir / 'metrics.csv'}, curve: {out_dir / 'curve.png'}")
