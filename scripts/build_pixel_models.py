@@ -35,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from holdout import HOLDOUT, is_held_out  # noqa: E402
+from holdout import EVERY, HOLDOUT, is_held_out  # noqa: E402
 
 from s2clouds.labels import NODATA  # noqa: E402
 from s2clouds.models.pixel import PixelModel, pixel_spec  # noqa: E402
@@ -298,7 +298,9 @@ def train_model(
             + "); each also as an L2A-like/TOA-like copy and at 20 m and 30 m"
             + ("; B10 imputed on clear images without it (leak x B12)" if "B10" in bands
                else "")
-            + f". Held out: {json.dumps(HOLDOUT)}"
+            + f". Held out: {json.dumps(HOLDOUT)}, and by the CRC-32 of their names 1 in "
+            + f"{EVERY['pairs']} pairs, 1 in {EVERY['series']} dates and 1 in {EVERY['mojave']}"
+            + " Mojave images (benchmarks/holdout.py)"
         ),
         licence=(
             "CC BY 4.0 (Copernicus Sentinel-2 data; On Cloud N CC BY 4.0; DSen2 CC BY 4.0); "
