@@ -26,6 +26,7 @@ Held-out images are listed in benchmarks/holdout.py, which the training recipe
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Iterator
@@ -38,17 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from holdout import is_held_out  # noqa: E402
 
-from s2clouds.bands import canonical_band_names  # noqa: E402
+from s2clouds.bands import L1C_BANDS, canonical_band_names  # noqa: E402
 from s2clouds.errors import S2CloudsError  # noqa: E402
-from s2clouds.inference.window import predict_array  # noqa: E402
+from s2clouds.inference.window import predict_array, probabilities_to_mask  # noqa: E402
 from s2clouds.labels import NODATA  # noqa: E402
 from s2clouds.models.registry import get_model, resolve_model_name  # noqa: E402
 from s2clouds.train.surfaces import read_dsen2, read_geotiff_dn  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 DEFAULT_MODELS = "auto,ukis-csmask,s2cloudless"
-L1C13 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
-         "B12")
 
 
 @dataclass
@@ -66,9 +65,20 @@ class Image:
 
 
 # ---------------------------------------------------------------------------- images
+@functools.lru_cache(maxsize=2)
+def sen12mscr_samples(data: Path) -> tuple[list[dict], list[dict]]:
+    """Every labelled SEN12MS-CR pair and series date (read and labelled once per run)."""
+    from s2clouds.datasets.sen12mscr import SEN12MSCRPairs, SEN12MSCRSeries
+
+    return (
+        list(SEN12MSCRPairs(data / "sen12mscr" / "pairs")),
+        list(SEN12MSCRSeries(data / "sen12mscr" / "timeseries")),
+    )
+
+
 def clear_images(data: Path, include_trained: bool) -> Iterator[Image]:
     """Cloud-free real images (held out, or all with ``include_trained``)."""
-    from s2clouds.datasets.sen12mscr import SEN12MSCRPairs, SEN12MSCRSeries
+    pairs, series = sen12mscr_samples(data)
 
     def wanted(kind: str, name: str) -> tuple[bool, bool]:
         held = is_held_out(kind, name)
@@ -89,12 +99,12 @@ def clear_images(data: Path, include_trained: bool) -> Iterator[Image]:
         if use:
             image, bands = read_geotiff_dn(path, offset=0.0)
             yield Image(image, bands, "L2A", "mojave", path.stem, held_out=held)
-    for sample in SEN12MSCRPairs(data / "sen12mscr" / "pairs"):
+    for sample in pairs:
         use, held = wanted("pairs", sample["meta"]["id"])
         if use and not under_cirrus(sample["reference"], sample["bands"]):
             yield Image(sample["reference"], tuple(sample["bands"]), "L1C", "pair clear halves",
                         sample["meta"]["id"], held_out=held)
-    for sample in SEN12MSCRSeries(data / "sen12mscr" / "timeseries"):
+    for sample in series:
         use, held = wanted("series", sample["meta"]["id"])
         mask = sample["mask"]
         labelled = mask != NODATA
@@ -114,13 +124,12 @@ def under_cirrus(image: np.ndarray, bands: tuple[str, ...]) -> bool:
 
 def labelled_images(data: Path) -> Iterator[Image]:
     """Held-out cloudy pairs and series dates with change labels."""
-    from s2clouds.datasets.sen12mscr import SEN12MSCRPairs, SEN12MSCRSeries
-
-    for sample in SEN12MSCRPairs(data / "sen12mscr" / "pairs"):
+    pairs, series = sen12mscr_samples(data)
+    for sample in pairs:
         if is_held_out("pairs", sample["meta"]["id"]):
             yield Image(sample["image"], tuple(sample["bands"]), "L1C", "pairs",
                         sample["meta"]["id"], sample["mask"])
-    for sample in SEN12MSCRSeries(data / "sen12mscr" / "timeseries"):
+    for sample in series:
         if is_held_out("series", sample["meta"]["id"]):
             yield Image(sample["image"], tuple(sample["bands"]), "L1C", "series",
                         sample["meta"]["id"], sample["mask"])
@@ -153,9 +162,7 @@ def predict(model_name: str, item: Image) -> np.ndarray | None:
         probs = predict_array(model, image, context)
     except S2CloudsError:
         return None
-    mask = np.argmax(probs, axis=0).astype(np.uint8)
-    mask[~np.all(np.isfinite(image), axis=0)] = NODATA
-    return mask
+    return probabilities_to_mask(probs, image)
 
 
 def label_of(model_name: str, item: Image) -> str:
@@ -234,7 +241,7 @@ def cirrus_leak_rows(images: list[Image]) -> list[list[str]]:
     check that it does not call bright dry ground cloud because its cirrus band is lit."""
     from s2clouds.train.surfaces import impute_cirrus, toa_like
 
-    model = get_model("s2clouds-pixel-l1c13", L1C13, "L1C")
+    model = get_model("s2clouds-pixel-l1c13", L1C_BANDS, "L1C")
     rows = []
     for item in images:
         if "B10" in item.bands or "B12" not in item.bands or item.group == "mojave":

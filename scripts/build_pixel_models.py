@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from holdout import EVERY, HOLDOUT, is_held_out  # noqa: E402
 
+from s2clouds.bands import L1C_BANDS, L2A_BANDS, RGBN_BANDS  # noqa: E402
 from s2clouds.labels import NODATA  # noqa: E402
 from s2clouds.models.pixel import PixelModel, pixel_spec  # noqa: E402
 from s2clouds.models.pixel_features import default_features, pixel_features  # noqa: E402
@@ -52,10 +53,7 @@ from s2clouds.train.surfaces import (  # noqa: E402
     toa_like,
 )
 
-L1C13 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
-         "B12")
-SWIR12 = tuple(b for b in L1C13 if b != "B10")
-RGBN = ("B02", "B03", "B04", "B08")
+L1C13, SWIR12, RGBN = L1C_BANDS, L2A_BANDS, RGBN_BANDS
 #: the shipped models: name -> (bands, which inputs it is for)
 MODELS = {
     "s2clouds-pixel-l1c13": (L1C13, "13-band L1C (with the cirrus band B10)"),

@@ -45,11 +45,9 @@ def models(input_path: str | None, bands: tuple[str, ...] | None, level: str | N
 def _explain_choice(path: str, bands: tuple[str, ...] | None, level: str | None) -> None:
     """Print the model ``auto`` picks for the input at ``path`` and why."""
     from s2clouds.io.scenes import read_scene
-    from s2clouds.io.stac import looks_like_stac_item, read_stac_item
     from s2clouds.models.registry import choose_model
 
-    opener = read_stac_item if looks_like_stac_item(path) else read_scene
-    scene = opener(path, bands=bands, level=level)
+    scene = read_scene(path, bands=bands, level=level)  # STAC items too
     choice = choose_model(scene.bands, scene.level)
     click.echo(f"input: {path}")
     click.echo(f"  bands: {', '.join(scene.bands)}; level: {scene.level or 'unknown'}")

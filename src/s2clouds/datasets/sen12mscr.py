@@ -21,16 +21,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from s2clouds.bands import canonical_band_names
+from s2clouds.bands import L1C_BANDS, canonical_band_names
 from s2clouds.datasets.base import CloudDataset, Sample, require_path
 from s2clouds.errors import DatasetError
 from s2clouds.labels import NODATA
 from s2clouds.labels.change import ChangeLabels, ChangeRules, change_labels, temporal_reference
-
-#: band order of SEN12MS-CR files when their descriptions do not name the bands
-SEN12MSCR_BANDS = (
-    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12",
-)
 
 
 def read_reflectance(path: Path) -> tuple[np.ndarray, tuple[str, ...], Any, Any]:
@@ -46,14 +41,14 @@ def read_reflectance(path: Path) -> tuple[np.ndarray, tuple[str, ...], Any, Any]
             crs, transform = ds.crs, ds.transform
     except RasterioIOError as exc:
         raise DatasetError(f"{path}: cannot read it ({exc}); replace the file") from exc
-    if dn.shape[0] != len(SEN12MSCR_BANDS):
+    if dn.shape[0] != len(L1C_BANDS):
         raise DatasetError(
             f"{path} has {dn.shape[0]} bands; SEN12MS-CR files hold the 13 L1C bands"
         )
     try:
         bands = canonical_band_names(described)
     except Exception:
-        bands = SEN12MSCR_BANDS
+        bands = L1C_BANDS
     image = dn.astype(np.float32) / 10000.0
     image[:, np.all(dn == 0, axis=0)] = np.nan
     return image, bands, crs, transform
@@ -238,6 +233,7 @@ class SEN12MSCRSeries(CloudDataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    @functools.lru_cache(maxsize=32)  # noqa: B019  (labelled once: in __init__, then read)
     def _labelled(self, folder: Path, index: int) -> tuple[np.ndarray, ChangeLabels]:
         series, bands, _, _, days = self._series(folder)
         reference = temporal_reference(series, index, bands, days=days.tolist(),

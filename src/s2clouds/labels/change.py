@@ -32,8 +32,7 @@ cloud, 3 cloud shadow, 255 ignore).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -125,14 +124,11 @@ class ChangeLabels:
     shadow_offset: tuple[int, int] | None = None
     usable: bool = True
     reason: str = ""
-    counts: dict[str, int] = field(default_factory=dict)
 
     def fractions(self) -> dict[str, float]:
         """Share of all pixels per label (clear, thick, thin, shadow, ignore)."""
-        total = max(self.mask.size, 1)
         names = {CLEAR: "clear", THICK: "thick", THIN: "thin", SHADOW: "shadow", NODATA: "ignore"}
-        return {name: float(np.mean(self.mask == value)) if total else 0.0
-                for value, name in names.items()}
+        return {name: float(np.mean(self.mask == value)) for value, name in names.items()}
 
 
 class BandPlanes:
@@ -392,12 +388,9 @@ def change_labels(
     if explained < rules.min_explained:
         return ChangeLabels(nothing, no_opacity, offsets, usable=False,
                             reason=f"only {explained:.0%} of pixels explained: surface change")
-    counts = {name: int(np.count_nonzero(mask == v))
-              for v, name in ((CLEAR, "clear"), (THICK, "thick"), (THIN, "thin"),
-                              (SHADOW, "shadow"), (NODATA, "ignore"))}
     return ChangeLabels(
         mask, np.where(cloud, opacity, np.nan).astype(np.float32), offsets,
-        shadow_offset=shadow_offset, counts=counts,
+        shadow_offset=shadow_offset,
     )
 
 
@@ -476,8 +469,3 @@ def temporal_reference(
     ref = np.take_along_axis(stack, chosen[None, None].repeat(stack.shape[1], axis=1), axis=0)[0]
     ref[:, valid_count == 0] = np.nan
     return ref
-
-
-def with_rules(**changes: Any) -> ChangeRules:
-    """Default :class:`ChangeRules` with ``changes`` applied (for ``-O`` style options)."""
-    return replace(ChangeRules(), **changes)

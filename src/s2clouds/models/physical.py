@@ -44,6 +44,7 @@ from scipy import ndimage
 
 from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError
+from s2clouds.labels.change import shift_mask
 from s2clouds.models.base import CloudModel, ModelContext
 from s2clouds.models.pixel_features import normalised_difference
 
@@ -150,12 +151,8 @@ class PhysicalModel(CloudModel):
     def project(mask: np.ndarray, offsets: list[tuple[int, int]]) -> np.ndarray:
         """Union of ``mask`` (H, W) bool shifted by each (row, col) offset, without wrapping."""
         out = np.zeros_like(mask)
-        h, w = mask.shape
-        for dr, dc in offsets:
-            if abs(dr) >= h or abs(dc) >= w:
-                continue
-            src = mask[max(0, -dr) : h - max(0, dr), max(0, -dc) : w - max(0, dc)]
-            out[max(0, dr) : h - max(0, -dr), max(0, dc) : w - max(0, -dc)] |= src
+        for rows, cols in offsets:
+            out |= shift_mask(mask, rows, cols)
         return out
 
     def estimate_azimuth(self, cloud: np.ndarray, dark: np.ndarray, resolution: float) -> float:

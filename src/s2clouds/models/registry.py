@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from s2clouds.bands import L1C_BANDS, L2A_BANDS, RGBN_BANDS
 from s2clouds.errors import ModelError
 from s2clouds.models.base import CloudModel
 from s2clouds.models.weights import WeightSpec, spec_summary
@@ -55,8 +56,6 @@ def spec_model_info(
 _REGISTRY: dict[str, ModelInfo] = {}
 #: the default: the shipped model that uses the most of the input's bands (AUTO_CHOICES)
 DEFAULT_MODEL = "auto"
-_L1C13 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
-          "B12")
 
 
 @dataclass(frozen=True)
@@ -73,11 +72,11 @@ class AutoChoice:
 #: first match wins: the 13-band L1C model needs the cirrus band (L2A products drop B10; a
 #: 13-band stack flagged L2A gets the 12-band model), then SWIR without cirrus, then 4 bands
 AUTO_CHOICES: tuple[AutoChoice, ...] = (
-    AutoChoice("s2clouds-pixel-l1c13", _L1C13, ("L1C", None),
+    AutoChoice("s2clouds-pixel-l1c13", L1C_BANDS, ("L1C", None),
                "13 L1C bands: SWIR and the cirrus band B10"),
-    AutoChoice("s2clouds-pixel-swir12", tuple(b for b in _L1C13 if b != "B10"),
+    AutoChoice("s2clouds-pixel-swir12", L2A_BANDS,
                why="12 bands with SWIR, no cirrus band (L2A, or L1C without B10)"),
-    AutoChoice("s2clouds-pixel-rgbn", ("B02", "B03", "B04", "B08"),
+    AutoChoice("s2clouds-pixel-rgbn", RGBN_BANDS,
                why="blue, green, red and NIR only"),
 )
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s2clouds.bands import canonical_band_names
+from s2clouds.bands import L1C_BANDS, canonical_band_names
 from s2clouds.errors import DatasetError
 from s2clouds.labels import NODATA
 
@@ -37,9 +37,6 @@ DSEN2_KEYS = {
     "b20m": ("B05", "B06", "B07", "B8A", "B11", "B12"),
     "b60m": ("B01", "B09"),
 }
-BAND_ORDER = (
-    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12",
-)
 
 
 @dataclass
@@ -88,7 +85,7 @@ def read_dsen2(path: str | Path) -> tuple[np.ndarray, tuple[str, ...]]:
         full = _upsample(parts[key], shape)
         for i, name in enumerate(names):
             planes[name] = full[i]
-    bands = tuple(b for b in BAND_ORDER if b in planes)
+    bands = tuple(b for b in L1C_BANDS if b in planes)
     image = np.stack([planes[b] for b in bands])
     image[:, np.any(image <= 0, axis=0)] = np.nan
     return image, bands
@@ -132,7 +129,7 @@ def impute_cirrus(
     inserted in the standard band order. Returns the new stack and band names."""
     names = tuple(bands)
     cirrus = leak * image[names.index("B12")] + 0.0005
-    out_names = tuple(b for b in BAND_ORDER if b in names or b == "B10")
+    out_names = tuple(b for b in L1C_BANDS if b in names or b == "B10")
     planes = {b: image[names.index(b)] for b in names} | {"B10": cirrus}
     return np.stack([planes[b] for b in out_names]).astype(np.float32), out_names
 
