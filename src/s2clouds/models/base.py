@@ -28,7 +28,8 @@ class ModelContext(Mapping[str, Any]):
     ``resolution``: metres per pixel of the image the model sees; ``level``: ``"L1C"``,
     ``"L2A"``; ``sun_zenith``/``sun_azimuth``: degrees. None: unknown (models then assume
     their own default, e.g. 10 m).
-    It reads like a read-only dict too (``context["resolution"]``, ``context.get(...)``).
+    It reads like a read-only dict too (``context["resolution"]``, ``context.get(...)``) that
+    holds only the known facts: an unknown one is absent, as in a plain dict.
     """
 
     resolution: float | None = None
@@ -62,19 +63,20 @@ class ModelContext(Mapping[str, Any]):
         )
 
     def __getitem__(self, key: str) -> Any:
-        if key not in self._keys():
+        value = getattr(self, key) if key in CONTEXT_FIELDS else None
+        if value is None:  # unknown facts are absent, so .get(key, default) gives the default
             raise KeyError(key)
-        return getattr(self, key)
+        return value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._keys())
+        return (key for key in CONTEXT_FIELDS if getattr(self, key) is not None)
 
     def __len__(self) -> int:
-        return len(self._keys())
+        return sum(1 for _ in self)
 
-    @classmethod
-    def _keys(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+
+#: the facts a :class:`ModelContext` can hold
+CONTEXT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ModelContext))
 
 
 @runtime_checkable
