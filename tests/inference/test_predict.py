@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from s2clouds.inference.options import OutputOptions, PredictOptions, RunOptions
+from s2clouds.errors import BandError
+from s2clouds.inference.options import OutputOptions, PredictOptions, ReadOptions, RunOptions
 from s2clouds.inference.predict import predict
 from s2clouds.inference.window import expand_window
 from s2clouds.io.grid import Window
@@ -46,3 +47,30 @@ def test_windows_start_on_the_model_grid() -> None:
     assert expand_window(window, 38, 1000, 1000, 4) == Window(160, 360, 278, 278)
     assert expand_window(window, 38, 1000, 1000) == Window(162, 362, 276, 276)
     assert expand_window(Window(0, 0, 64, 64), 75, 100, 100, 16) == Window(0, 0, 100, 100)
+
+
+@pytest.mark.peers
+def test_quicklook_uses_every_band_of_the_input(tmp_path: Path, maker) -> None:
+    """s2cloudless reads no B03: the quicklook still draws true colour from the input."""
+    pytest.importorskip("s2cloudless")
+    from s2clouds.bands import L1C_BANDS
+
+    source = maker("geotiff").write_multiband(tmp_path / "s.tif", list(L1C_BANDS))
+    run = RunOptions(model="s2cloudless")
+    quicklook = tmp_path / "q.png"
+    options = PredictOptions(run=run, output=OutputOptions(quicklook=quicklook), progress=False)
+    result = predict(source, tmp_path / "m.tif", options)
+    assert result.quicklook == quicklook and quicklook.stat().st_size > 0
+
+
+def test_a_quicklook_without_true_colour_is_refused_before_work(tmp_path: Path) -> None:
+    image = np.full((4, 16, 16), 0.1, np.float32)
+    options = PredictOptions(
+        read=ReadOptions(bands=("B02", "B04", "B08", "B11")),
+        run=RunOptions(model="physical"),
+        output=OutputOptions(quicklook=tmp_path / "q.png"),
+        progress=False,
+    )
+    with pytest.raises(BandError, match="quicklook"):
+        predict(image, tmp_path / "m.tif", options)
+    assert not (tmp_path / "m.tif").exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s2clouds.errors import OutputError
+from s2clouds.errors import BandError, OutputError
 from s2clouds.inference.distributed import ClusterOptions, dask_engine, scheduler_address
 from s2clouds.inference.engine import Engine, SceneJob, SerialEngine, make_job
 from s2clouds.inference.options import PredictOptions
@@ -27,6 +27,7 @@ from s2clouds.inference.sink import run_jobs
 from s2clouds.inference.window import prepare_scene
 from s2clouds.io.scene import Scene
 from s2clouds.io.scenes import read_scene
+from s2clouds.viz import TRUE_COLOUR_BANDS
 
 
 def wants_cluster(cluster: ClusterOptions | None, n_windows: int) -> bool:
@@ -67,6 +68,12 @@ def predict_scene(
     options = options or PredictOptions()
     output = Path(output)
     check_scene_outputs(scene, output, options.output)
+    whole = scene  # every band: the quicklook is true colour whatever bands the model reads
+    if options.output.quicklook is not None and not set(TRUE_COLOUR_BANDS) <= set(whole.bands):
+        raise BandError(
+            f"{whole.product_id}: the quicklook (--quicklook) needs B02, B03 and B04; the input "
+            f"has {', '.join(whole.bands)}. Leave --quicklook out"
+        )
     scene, model = prepare_scene(scene, options.run)
     job = make_job(
         0, scene, model, output, options.run.block, probabilities=options.output.probabilities
@@ -81,6 +88,10 @@ def predict_scene(
         raise record.exception
     if record.result is None:
         raise OutputError(f"{source}: the prediction did not finish; run it again")
+    if options.output.quicklook is not None:
+        from s2clouds.inference.quicklook import write_quicklook
+
+        record.result.quicklook = write_quicklook(whole, output, options.output.quicklook)
     return record.result
 
 

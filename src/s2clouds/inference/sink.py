@@ -30,7 +30,7 @@ class SceneSink:
     A context manager around the writers (see :func:`~s2clouds.io.write.mask_writer`): on a
     clean exit the outputs are finished as COGs and renamed into place; on an exception nothing
     appears at ``output``. Windows may arrive in any order. After the ``with`` block,
-    :meth:`result` gives the :class:`PredictionResult` (writing the quicklook if asked for).
+    :meth:`result` gives the :class:`PredictionResult`.
     """
 
     def __init__(
@@ -84,12 +84,8 @@ class SceneSink:
         self._stack.__exit__(exc_type, exc, tb)
 
     def result(self, seconds: float) -> PredictionResult:
-        """The finished prediction; writes the quicklook PNG when ``options.quicklook`` is set."""
-        quicklook = None
-        if self.options.quicklook is not None:
-            from s2clouds.inference.quicklook import write_quicklook
-
-            quicklook = write_quicklook(self.scene, self.output, self.options.quicklook)
+        """The finished prediction (the quicklook, for one scene, is drawn by the caller from
+        the scene with all its bands: see :func:`~s2clouds.inference.predict.predict_scene`)."""
         counts = self.counts
         total_valid = counts[: len(CANONICAL_CLASSES)].sum()
         fractions = {
@@ -99,7 +95,7 @@ class SceneSink:
         return PredictionResult(
             output=self.output,
             probabilities=self.probabilities,
-            quicklook=quicklook,
+            quicklook=None,
             class_fractions=fractions,
             valid_fraction=float(total_valid / max(1, counts.sum())),
             shape=self.scene.grid.shape,
