@@ -2,6 +2,7 @@
 
 import pytest
 
+from s2clouds.benchmark.protocols import get_protocol
 from s2clouds.benchmark.runner import Masker, make_protocol
 from s2clouds.datasets.registry import DATASETS, dataset_class
 from s2clouds.errors import DatasetError
@@ -10,11 +11,14 @@ from s2clouds.errors import DatasetError
 @pytest.mark.parametrize("kind", list(DATASETS))
 def test_every_reader_names_its_protocol_and_its_layers(kind: str) -> None:
     reader = dataset_class(kind)
-    assert make_protocol(reader.protocol, [Masker.parse("physical")]) is not None
+    protocol = make_protocol(reader.protocol, [Masker.parse("physical")])
+    assert protocol.name == get_protocol(reader.protocol).name
     options = reader.benchmark_options(["test"], [])
     if kind == "cloudsen12":
         assert options == {"split": ["test"]}
         assert Masker.parse("layer:fmask", reader).layer is not None
+    elif kind == "sen12ms":  # S2 against a canonical mask, no S1
+        assert options == {"canonical": True, "with_s1": False}
     else:
         assert options == {}
         with pytest.raises(DatasetError, match="stores no mask layers"):

@@ -606,18 +606,6 @@ class CloudMaskCatalogueProtocol(Protocol):
             for i, meta in self._meta[masker].items()
             if self._scored(task, meta) and (stratum == "all" or meta.get(stratum, False))
         ]
-        if not ids:
-            nan = float("nan")
-            scores = dict.fromkeys(("pa", "ua", "f1", "boa", "median_boa"), nan)
-            return {
-                "protocol": self.name,
-                "masker": masker,
-                "task": task.name,
-                "group": _tag_group(stratum),
-                "stratum": stratum,
-                "n_images": 0,
-                **scores,
-            }
         stack = binary_counts(self._images[masker].stack(ids), task.positive)
         pooled = binary_scores(stack.sum(axis=0))
         per_image = binary_scores(stack)

@@ -184,33 +184,6 @@ def plot_score_distributions(protocol: Protocol, path: str | Path) -> Path:
     return _save_figure(fig, Path(path))
 
 
-def plot_confusion_matrices(protocol: Protocol, path: str | Path) -> Path:
-    """One heat map per masker of the pooled confusion matrix, normalised by truth rows
-    (cells give the share of each truth class, and the pixel count)."""
-    maskers = protocol.maskers
-    names = protocol.class_names
-    size = 1.5 + 0.6 * len(names)
-    fig = _figure(figsize=(size * len(maskers) + 1.5, size + 1), layout="constrained")
-    axes = fig.subplots(1, len(maskers), squeeze=False)
-    for index, (ax, masker) in enumerate(zip(axes[0], maskers, strict=True)):
-        counts = protocol.confusion(masker).counts
-        totals = counts.sum(axis=1, keepdims=True)
-        shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
-        ax.imshow(shares, vmin=0, vmax=1, cmap="Blues")
-        for (i, j), share in np.ndenumerate(shares):
-            colour = "white" if share > 0.5 else "black"
-            text = f"{share:.2f}\n{counts[i, j]}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7, color=colour)
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-        ax.set_yticks(range(len(names)), names if index == 0 else [], fontsize=8)
-        ax.set_xlabel("prediction")
-        if index == 0:
-            ax.set_ylabel("truth")
-        ax.set_title(masker)
-    fig.suptitle(f"{protocol.title}: confusion (rows = truth)")
-    return _save_figure(fig, Path(path))
-
-
 def plot_confusion_grid(protocol: Protocol, folder: str | Path) -> list[Path]:
     """One small confusion heat map per masker (``confusion_<n>.png``), shown as a grid that
     wraps on the page instead of one very wide figure."""

@@ -108,11 +108,7 @@ def benchmark(
         layers = [m[len(LAYER_PREFIX) :] for m in maskers if m.startswith(LAYER_PREFIX)]
         splits = [s.strip() for s in split.split(",")]
         reader_class = dataset_class(kind)
-        reader = {
-            **reader_class.cloud_benchmark_options,
-            **reader_class.benchmark_options(splits, layers),
-            **parse_options(options),
-        }
+        reader = reader_class.benchmark_options(splits, layers) | parse_options(options)
         dataset = open_dataset(dataset_path, kind, **reader)
         scorer = run_benchmark(dataset, maskers, protocol=protocol, limit=limit, progress=not quiet)
     print_summary(scorer)

@@ -56,9 +56,6 @@ class CloudDataset(ABC):
         if layers:
             cls.stored_layer(layers[0])
         return {}
-    #: reader options the cloud benchmark always needs (e.g. a canonical mask); the user's
-    #: own -O options come on top
-    cloud_benchmark_options: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     @abstractmethod

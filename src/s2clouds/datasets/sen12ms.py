@@ -215,7 +215,10 @@ class SEN12MS(CloudDataset):
     #: land-cover layer of ``mask`` (see :mod:`s2clouds.labels.landcover`, not a cloud scheme)
     label_scheme: ClassVar[str] = "igbp"
     #: the cloud benchmark scores the clear canonical mask (false clouds); S1 is not needed
-    cloud_benchmark_options: ClassVar[dict[str, Any]] = {"canonical": True, "with_s1": False}
+    @classmethod
+    def benchmark_options(cls, splits: Sequence[str], layers: Sequence[str]) -> dict[str, Any]:
+        """The cloud benchmark scores S2 against a canonical mask: no S1 is read."""
+        return {**super().benchmark_options(splits, layers), "canonical": True, "with_s1": False}
 
     def __init__(
         self,

@@ -303,7 +303,8 @@ def read_stac_item(
         assets = [by_band[b] for b in wanted if b in by_band]
     assets.sort(key=lambda a: [b.name for b in MSI_BANDS].index(a.band))
     found_level = _check_level(path, level, item_level(properties))
-    grid = common_grid([a.path for a in assets], resolution)
+    # one header per file: the bands of a multi-band asset share it
+    grid = common_grid(list(dict.fromkeys(a.path for a in assets)), resolution)
     scene = Scene(
         sources=tuple(
             RasterBand(a.band, a.path, a.index, a.raster.get("nodata", 0)) for a in assets
