@@ -263,7 +263,7 @@ def cirrus_leak_rows(images: list[Image]) -> list[list[str]]:
         if "B10" in item.bands or "B12" not in item.bands or item.group == "mojave":
             continue
         image = item.image if item.level == "L1C" else toa_like(item.image, item.bands, 1.0)
-        row = [item.name]
+        row = [item.name + ("" if item.held_out else " (trained on)")]
         for leak in LEAKS:
             stack, _ = impute_cirrus(image, item.bands, leak)
             mask = np.argmax(predict_array(model, stack, {"resolution": 10.0}), axis=0)

@@ -15,6 +15,8 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 
+from s2clouds.app.images import least_certain_region
+
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 pytest.importorskip("lightgbm")
@@ -194,7 +196,12 @@ def test_predict_proposes_the_mask_and_where_to_label_next(synthetic_project: Pa
     assert np.mean(mask[Q : 2 * Q, Q : 2 * Q] == 1) > 0.9  # the cloud block
     assert np.mean(mask[40:, :] == 0) > 0.9
     region = body["next"]
-    assert region is not None and set(region) == {"row", "col", "height", "width"}
+    confidence = np.frombuffer(base64.b64decode(body["confidence"]), np.uint8)
+    expected = least_certain_region(
+        confidence.reshape(SIZE, SIZE).astype(np.float32) / 255, strokes(), mask != 255
+    )
+    assert region == expected  # the least certain, mostly unlabelled block
+    assert 0 <= region["row"] <= SIZE - region["height"] and region["height"] >= 16
     assert body["scribbled"] == {"clear": 110, "thick cloud": 24}
 
 

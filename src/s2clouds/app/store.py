@@ -154,27 +154,23 @@ def agreement(
     project: Project,
     image_id: str,
     shape: tuple[int, int],
-    reference: tuple[np.ndarray, str] | None = None,
+    reference: tuple[np.ndarray, str] | None,
 ) -> dict[str, Any]:
     """Scores of every pair of users who saved ``image_id``, and of each against the
-    image's reference mask (compared in the reference's scheme, e.g. binary cloud):
-    ``reference`` (values, scheme) or else the reference file of ``project.yaml``."""
-    spec = project.image(image_id)
+    image's reference mask ``reference`` (values on the image's grid, scheme; compared in
+    that scheme, e.g. binary cloud), which ``load_image`` reads from ``project.yaml``."""
     masks = {}
     for user in project.users:
         saved = load_annotation(project, user, image_id)
         if saved is not None and saved[0].shape == shape:
             masks[user] = saved[0]
     result: dict[str, Any] = {"image": image_id, "pairs": [], "reference": []}
-    canonical = {c: n for c, n in CANONICAL_CLASSES.items()}
     users = sorted(masks)
     for i, first in enumerate(users):
         for second in users[i + 1 :]:
             result["pairs"].append(
-                {"a": first, "b": second, **scores(masks[first], masks[second], canonical)}
+                {"a": first, "b": second, **scores(masks[first], masks[second], CANONICAL_CLASSES)}
             )
-    if reference is None and spec.reference is not None:
-        reference = (read_mask_file(spec.reference, shape), spec.reference_scheme)
     if reference is not None:
         scheme = get_scheme(reference[1])
         if reference[0].shape != shape:

@@ -206,7 +206,7 @@ def serve(project: Path, port: int, host: str) -> None:
     "--user",
     "users",
     multiple=True,
-    help="Export this user's masks (repeat for several: DIR/<user>/<image>.tif); default: "
+    help="Export this user's masks (repeat for several: DIR/<user>/<image>/label.tif); default: "
     "per image, the first user in project.yaml who saved it.",
 )
 @click.option("--no-bands", is_flag=True, help="Write the labels only, not the image bands.")
