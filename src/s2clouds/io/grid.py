@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from affine import Affine
 
 
@@ -28,6 +29,18 @@ class Window:
         (e.g. a block inside the block grown by a model's halo)."""
         row, col = self.row - outer.row, self.col - outer.col
         return slice(row, row + self.height), slice(col, col + self.width)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    def coarsened(self, factor: int) -> Window:
+        """The window of a grid ``factor`` times coarser that covers this one (its size
+        rounded up: a partial coarse pixel at the bottom or right is included)."""
+        row, col = self.row // factor, self.col // factor
+        bottom = -(-(self.row + self.height) // factor)
+        right = -(-(self.col + self.width) // factor)
+        return Window(row, col, bottom - row, right - col)
 
     def scaled(self, factor: float) -> tuple[float, float, float, float]:
         """The same area in a grid whose pixels are ``factor`` times smaller."""
@@ -84,3 +97,35 @@ class Grid:
         for row in range(0, self.height, size):
             for col in range(0, self.width, size):
                 yield Window(row, col, min(size, self.height - row), min(size, self.width - col))
+
+
+@dataclass(frozen=True)
+class CoarseMask:
+    """A boolean map of a whole grid held at a coarser resolution (``factor`` pixels of the
+    grid per map pixel, same upper-left corner), bit-packed so that it travels cheaply to
+    cluster workers. Made from a (h, w) bool array by :meth:`of`."""
+
+    bits: np.ndarray
+    shape: tuple[int, int]
+    factor: int
+
+    @classmethod
+    def of(cls, data: np.ndarray, factor: int) -> CoarseMask:
+        """The map of ``data`` (h, w) bool, each of its pixels ``factor`` grid pixels wide."""
+        return cls(np.packbits(np.asarray(data, dtype=bool)), (data.shape[0], data.shape[1]), int(factor))
+
+    @property
+    def data(self) -> np.ndarray:
+        """The map (h, w) bool at its own resolution."""
+        count = self.shape[0] * self.shape[1]
+        return np.unpackbits(self.bits, count=count).astype(bool).reshape(self.shape)
+
+    def window(self, window: Window) -> np.ndarray:
+        """(window.height, window.width) bool: the map at grid resolution over ``window``
+        (nearest map pixel; pixels past the map's edge take its last row or column)."""
+        data = self.data
+        rows = np.minimum(np.arange(window.row, window.row + window.height) // self.factor,
+                          self.shape[0] - 1)
+        cols = np.minimum(np.arange(window.col, window.col + window.width) // self.factor,
+                          self.shape[1] - 1)
+        return np.asarray(data[np.ix_(rows, cols)])

@@ -9,8 +9,13 @@ format are in :mod:`s2clouds.io.scenes`.
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import functools
 import math
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -129,12 +134,15 @@ def read_raster_window(
     import rasterio
 
     try:
-        with rasterio.open(path) as ds:
+        with open_raster(path) as ds:
             if ds.transform.e > 0:
                 raise SceneFormatError(f"{path}: south-up rasters are not supported")
             factor = grid.resolution / abs(ds.transform.a)
             src = _source_window(ds, grid, window, factor)
             if factor > 1 and abs(factor - round(factor)) < 1e-6:
+                overview = _overview_for(ds, indexes[0], round(factor), src)
+                if overview is not None:
+                    return _read_overview_means(path, indexes, nodata, src, overview, round(factor))
                 data = _read_padded(ds, indexes, src, nodata)
                 return block_mean(data, round(factor), fill=np.nan)
             from rasterio.enums import Resampling
@@ -148,6 +156,46 @@ def read_raster_window(
             f"cannot read {path} ({gdal_reason(exc)}); the file is missing or damaged, "
             "re-download it"
         ) from exc
+
+
+#: raster datasets kept open per thread (see :func:`open_raster`)
+OPEN_RASTERS = 16
+_open_rasters = threading.local()
+
+
+@contextlib.contextmanager
+def open_raster(path: str, overview_level: int | None = None) -> Iterator[Any]:
+    """``rasterio.open(path)`` (an overview level of it when given), kept open for the next
+    reads in this thread: GDAL caches decoded blocks per open dataset, so neighbouring
+    windows, whose halos share the file's tiles, decode them once. Keyed by the file's
+    identity (inode, size, modification time), so a replaced file is opened afresh; the
+    least recently used of :data:`OPEN_RASTERS` datasets is closed."""
+    import rasterio
+
+    cache: collections.OrderedDict[Any, Any] = getattr(_open_rasters, "cache", None) or (
+        collections.OrderedDict()
+    )
+    _open_rasters.cache = cache
+    key = (path, overview_level, _file_identity(path))
+    ds = cache.pop(key, None)
+    if ds is None or ds.closed:
+        ds = rasterio.open(path, overview_level=overview_level)
+    try:
+        yield ds
+    except BaseException:
+        ds.close()
+        raise
+    cache[key] = ds
+    while len(cache) > OPEN_RASTERS:
+        cache.popitem(last=False)[1].close()
+
+
+def _file_identity(path: str) -> tuple[int, int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:  # a GDAL virtual path (/vsizip/, /vsicurl/): by name
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def gdal_reason(exc: BaseException) -> str:
@@ -184,6 +232,88 @@ def _read_padded(ds: Any, indexes: Sequence[int], src: Any, nodata: float | None
         data = _as_float(ds.read(list(indexes), window=inside), nodata)
         out[:, top - row : bottom - row, left - col : right - col] = data
     return out
+
+
+def overview_factors(path: str, index: int = 1) -> dict[int, int]:
+    """Overviews of band ``index`` of ``path`` that hold block means of its pixels, as
+    ``{decimation factor: overview level}`` (e.g. ``{2: 0, 4: 1}`` for a COG, the resolution
+    levels of a JPEG 2000 file); empty when it has none. Read once per file."""
+    return dict(_overview_factors(path, index))
+
+
+@functools.lru_cache(maxsize=256)
+def _reads_band_alone(path: str) -> bool:
+    """Whether one band of ``path`` decodes without the others: one band, or band-interleaved."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return bool(ds.count == 1 or ds.interleaving == rasterio.enums.Interleaving.band)
+
+
+def _overview_factors(path: str, index: int) -> tuple[tuple[int, int], ...]:
+    return _raster_layout(path, index)[1]
+
+
+@functools.lru_cache(maxsize=256)
+def _raster_layout(path: str, index: int) -> tuple[float, tuple[tuple[int, int], ...]]:
+    """Pixel size of ``path`` and its exact overviews ``((decimation, level), ...)``."""
+    import rasterio
+
+    found = []
+    try:
+        with rasterio.open(path) as ds:
+            factors = ds.overviews(index)
+            height, width = ds.height, ds.width
+            resolution = abs(ds.transform.a)
+        for level, factor in enumerate(factors):
+            with rasterio.open(path, overview_level=level) as ov:
+                exact = (ov.height, ov.width) == (-(-height // factor), -(-width // factor))
+            if factor > 1 and exact:  # GDAL sizes overviews ceil(size / factor)
+                found.append((int(factor), level))
+    except rasterio.errors.RasterioIOError as exc:
+        raise SceneFormatError(
+            f"cannot read {path} ({gdal_reason(exc)}); the file is missing or damaged, "
+            "re-download it"
+        ) from exc
+    return resolution, tuple(found)
+
+
+def _overview_for(ds: Any, index: int, factor: int, src: Any) -> tuple[int, int] | None:
+    """``(decimation, overview level)`` of the coarsest overview of ``ds`` whose decimation
+    divides ``factor`` and on whose grid the source window ``src`` starts, or None (read
+    the full resolution then)."""
+    row, col = src.row_off, src.col_off
+    if abs(row - round(row)) > 1e-6 or abs(col - round(col)) > 1e-6:
+        return None
+    for decimation, level in sorted(_overview_factors(ds.name, index), reverse=True):
+        if factor % decimation == 0 and round(row) % decimation == 0 == round(col) % decimation:
+            return decimation, level
+    return None
+
+
+def _read_overview_means(
+    path: str,
+    indexes: Sequence[int],
+    nodata: float | None,
+    src: Any,
+    overview: tuple[int, int],
+    factor: int,
+) -> np.ndarray:
+    """Block means over ``factor`` x ``factor`` pixels of the source window ``src``, read
+    from an ``overview`` ``(decimation, level)`` (which holds block means over
+    ``decimation`` px, rounded to the stored data type) and averaged over the rest."""
+    from rasterio.windows import Window as RioWindow
+
+    decimation, level = overview
+    with open_raster(path, level) as ov:
+        window = RioWindow(
+            round(src.col_off) // decimation,
+            round(src.row_off) // decimation,
+            -(-round(src.width) // decimation),
+            -(-round(src.height) // decimation),
+        )
+        data = _read_padded(ov, indexes, window, nodata)
+    return data if factor == decimation else block_mean(data, factor // decimation, fill=np.nan)
 
 
 def _as_float(data: np.ndarray, nodata: float | None) -> np.ndarray:
@@ -224,6 +354,9 @@ class Scene:
     ``sources`` hold one band each in ``bands`` order; ``grid`` is the target grid (all bands
     are resampled onto it); ``radiometry`` says how stored values become reflectance; ``angles``
     are the mean sun (and view) angles when known; ``level`` is ``"L1C"``, ``"L2A"`` or None.
+    ``priors`` are scene-level facts that the inference engine computes once, before the
+    windows, from a whole-scene overview (e.g. ``"shadow_reach"``, a
+    :class:`~s2clouds.io.grid.CoarseMask` of where a cloud can cast its shadow).
     """
 
     sources: tuple[BandSource, ...]
@@ -233,6 +366,7 @@ class Scene:
     level: str | None = None
     product_id: str = "scene"
     meta: dict[str, Any] = field(default_factory=dict)
+    priors: dict[str, Any] = field(default_factory=dict)
 
     @property
     def bands(self) -> tuple[str, ...]:
@@ -269,6 +403,49 @@ class Scene:
         window = window or self.grid.full_window()
         raw = _read_sources(self.sources, self.grid, window)
         return to_reflectance(raw, self.bands, self.radiometry, nodata=None)
+
+    def reads_cheaply_at(self, resolution: float) -> bool:
+        """Whether every band can be read at ``resolution`` (coarser than the grid) without
+        decoding finer pixels: its file is that coarse already, or has an overview whose
+        decimation divides the factor (COG overviews, JPEG 2000 resolution levels)."""
+        for source in self.sources:
+            if not isinstance(source, RasterBand):
+                return False
+            file_resolution, overviews = _raster_layout(source.path, source.index)
+            factor = resolution / file_resolution
+            if factor <= 1 + 1e-6:
+                continue
+            if abs(factor - round(factor)) > 1e-6:
+                return False
+            if not any(round(factor) % decimation == 0 for decimation, _ in overviews):
+                return False
+        return True
+
+    def read_coarse(self, window: Window, factor: int) -> tuple[np.ndarray, np.ndarray]:
+        """Reflectance (C, h, w) float32 of ``window`` on the grid ``factor`` times coarser
+        (block means, ``window.coarsened(factor)``), and where the scene has data at its own
+        resolution (window.height, window.width) bool: every band has data in the coarse
+        pixel, and the band with the finest file has data in the pixel itself."""
+        coarse = replace(self, grid=self.grid.at_resolution(self.grid.resolution * factor))
+        image = coarse.read(window.coarsened(factor))
+        rows = np.arange(window.row, window.row + window.height) // factor - window.row // factor
+        cols = np.arange(window.col, window.col + window.width) // factor - window.col // factor
+        valid = np.all(np.isfinite(image), axis=0)[np.ix_(rows, cols)]
+        finest = self._finest_band()
+        if finest is None:  # one band of a pixel-interleaved file costs as much as all
+            return image, valid
+        return image, valid & np.isfinite(self.select([finest]).read(window)[0])
+
+    def _finest_band(self) -> str | None:
+        """The band whose file has the finest pixels and can be read alone (a single-band
+        or band-interleaved file), or None."""
+        best: tuple[float, str] | None = None
+        for source in self.sources:
+            if isinstance(source, RasterBand):
+                resolution = _raster_layout(source.path, source.index)[0]
+                if _reads_band_alone(source.path) and (best is None or resolution < best[0]):
+                    best = (resolution, source.band)
+        return None if best is None else best[1]
 
     def overview(self, max_size: int = 1024) -> tuple[np.ndarray, float]:
         """Reflectance ``(C, h, w)`` float32 of the whole scene on a grid at most

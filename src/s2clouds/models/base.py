@@ -18,6 +18,9 @@ N_CLASSES = len(CANONICAL_CLASSES)  # 4: clear, thick cloud, thin cloud, cloud s
 #: ``(overview (C, h, w) float32 reflectance in model band order, metres per overview pixel)``
 #: -> ``(sun zenith, sun azimuth)`` in degrees
 SunAngleEstimator = Callable[[np.ndarray, float], tuple[float, float]]
+#: ``(the model's probabilities (4, h, w) on a scene overview, metres per overview pixel,
+#: the scene's context)`` -> (h, w) bool: where a cloud of the scene can cast its shadow
+ShadowReachMapper = Callable[[np.ndarray, float, "ModelContext"], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,9 @@ class ModelContext(Mapping[str, Any]):
 
     ``resolution``: metres per pixel of the image the model sees; ``level``: ``"L1C"``,
     ``"L2A"``; ``sun_zenith``/``sun_azimuth``: degrees. None: unknown (models then assume
-    their own default, e.g. 10 m).
+    their own default, e.g. 10 m). ``scene_shadow_reach``: True when the engine constrains
+    shadow with a map of the whole scene (:meth:`CloudModel.overview_shadow_reach`), so the
+    model must not do it again within a window.
     It reads like a read-only dict too (``context["resolution"]``, ``context.get(...)``) that
     holds only the known facts: an unknown one is absent, as in a plain dict.
     """
@@ -36,16 +41,19 @@ class ModelContext(Mapping[str, Any]):
     level: str | None = None
     sun_zenith: float | None = None
     sun_azimuth: float | None = None
+    scene_shadow_reach: bool | None = None
 
     @classmethod
     def of_scene(cls, scene: Scene) -> ModelContext:
-        """The context of an opened scene: its grid resolution, level and sun angles."""
+        """The context of an opened scene: its grid resolution, level and sun angles, and
+        whether the engine applies a scene-level shadow reach (``scene.priors``)."""
         angles = scene.angles
         return cls(
             resolution=float(scene.grid.resolution),
             level=scene.level,
             sun_zenith=angles.sun_zenith if angles is not None else None,
             sun_azimuth=angles.sun_azimuth if angles is not None else None,
+            scene_shadow_reach=True if "shadow_reach" in scene.priors else None,
         )
 
     @classmethod
@@ -105,9 +113,17 @@ class CloudModel(Protocol):
     feathered tiles); None (the default): the model takes any size; 0: the run's tile option.
     ``estimate_sun_angles``: a :data:`SunAngleEstimator`, called once per scene on an
     overview when the scene has no sun angles; None (the default): the model needs none.
+    ``internal_factor(context)``: the model first averages its input over factor x factor
+    blocks (default 1): the engine may read the scene that much coarser instead (from
+    overviews) and give the model ``context`` at that resolution.
+    ``overview_shadow_reach``: None (the default), or for models that keep shadow only
+    where a cloud can cast it, a :data:`ShadowReachMapper` that the engine calls once on an
+    overview of a large scene; it then applies the map itself and sets
+    ``context["scene_shadow_reach"]`` (no shadow halo per window).
     """
 
     estimate_sun_angles: SunAngleEstimator | None = None
+    overview_shadow_reach: ShadowReachMapper | None = None
 
     @property
     def name(self) -> str: ...
@@ -126,6 +142,9 @@ class CloudModel(Protocol):
         return self.halo
 
     def required_alignment(self, context: ModelContext) -> int:
+        return 1
+
+    def internal_factor(self, context: ModelContext) -> int:
         return 1
 
     def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray: ...

@@ -24,13 +24,20 @@ import numpy as np
 
 from s2clouds.errors import ModelError
 from s2clouds.io.write import atomic_path
-from s2clouds.models.base import N_CLASSES, ModelContext
+from s2clouds.models.base import N_CLASSES, ModelContext, ShadowReachMapper
 from s2clouds.models.pixel_features import (
     check_feature_bands,
     features_halo,
     pixel_features,
 )
-from s2clouds.models.shadow_geometry import CONTEXT_PX, constrain_shadow, sun_from_context
+from s2clouds.models.shadow_geometry import (
+    CONTEXT_PX,
+    OPENING_PX,
+    casting_cloud,
+    constrain_shadow,
+    shadow_reach,
+    sun_from_context,
+)
 from s2clouds.models.weights import (
     SpecModel,
     WeightSpec,
@@ -204,7 +211,7 @@ class PixelModel(SpecModel):
         reach (a cloud beyond the window may shade it)."""
         reach = features_halo(self.spec.features) + self.spec.stride + 2
         shadow = 0
-        if self.spec.shadow_reach_m > 0:
+        if self.spec.shadow_reach_m > 0 and not context.get("scene_shadow_reach"):
             resolution = float(context.get("resolution") or self.spec.resolution)
             factor = self.internal_factor(context)
             shadow = int(math.ceil(self.spec.shadow_reach_m / resolution)) + CONTEXT_PX * factor
@@ -218,13 +225,30 @@ class PixelModel(SpecModel):
         self, probs: np.ndarray, context: ModelContext, factor: int
     ) -> np.ndarray:
         """``probs`` (4, h, w) on a grid ``factor`` x the input's pixel size, with shadow
-        that no cloud can cast moved to clear when the spec sets a shadow reach."""
-        if self.spec.shadow_reach_m <= 0:
+        that no cloud can cast moved to clear when the spec sets a shadow reach (unless the
+        engine applies a scene-level reach map: ``context["scene_shadow_reach"]``)."""
+        if self.spec.shadow_reach_m <= 0 or context.get("scene_shadow_reach"):
             return probs
         resolution = float(context.get("resolution") or self.spec.resolution / factor) * factor
         return constrain_shadow(
             probs, resolution, self.spec.shadow_reach_m, sun_from_context(context)
         )
+
+    @property
+    def overview_shadow_reach(self) -> ShadowReachMapper | None:  # type: ignore[override]
+        """:meth:`shadow_reach_of_overview` when the spec sets a shadow reach, else None."""
+        return self.shadow_reach_of_overview if self.spec.shadow_reach_m > 0 else None
+
+    def shadow_reach_of_overview(
+        self, probs: np.ndarray, resolution: float, context: ModelContext
+    ) -> np.ndarray:
+        """(h, w) bool: where the clouds of a scene overview can cast their shadow (the
+        spec's shadow reach along the sun azimuth of ``context``), from this model's
+        probabilities (4, h, w) on the overview at ``resolution`` m. The opening that keeps
+        specks from casting shadow keeps its size in metres (fewer pixels on an overview)."""
+        opening = round(OPENING_PX * self.spec.resolution / resolution)
+        cloud = casting_cloud(probs, opening=opening)
+        return shadow_reach(cloud, resolution, self.spec.shadow_reach_m, sun_from_context(context))
 
     def proba_on_grid(self, image: np.ndarray) -> np.ndarray:
         """Probabilities (4, H, W) on the grid of ``image`` (C, H, W) itself."""

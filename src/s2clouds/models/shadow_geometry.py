@@ -75,8 +75,13 @@ def constrain_shadow(
 ) -> np.ndarray:
     """Canonical probabilities (4, H, W) with the shadow probability of pixels that no
     cloud can shade moved to clear (in place; also returned)."""
-    cloud = casting_cloud(probs)
-    outside = ~shadow_reach(cloud, resolution, reach_m, sun)
+    return keep_shadow_within(probs, shadow_reach(casting_cloud(probs), resolution, reach_m, sun))
+
+
+def keep_shadow_within(probs: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Canonical probabilities (4, H, W) with the shadow probability of pixels outside
+    ``reach`` (H, W) bool moved to clear (in place; also returned)."""
+    outside = ~reach
     probs[0][outside] += probs[3][outside]
     probs[3][outside] = 0.0
     return probs
