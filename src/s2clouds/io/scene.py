@@ -21,6 +21,7 @@ from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError, CRSMismatchError, RadiometryError, SceneFormatError
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.limits import check_regular_file
+from s2clouds.io.remote import open_raster, read_failure
 from s2clouds.radiometry import Radiometry, check_bands, to_reflectance
 from s2clouds.resample import block_mean
 
@@ -104,32 +105,44 @@ class RasterBand:
 
     Reads are resampled onto the requested grid: ``average`` when the grid is coarser than the
     file, ``nearest`` when it is finer. The file must share the grid's CRS and extent.
-    ``nodata`` is the stored value that means "no data" (it becomes NaN).
+    ``nodata`` is the stored value that means "no data" (it becomes NaN). A remote ``path``
+    (an http/https/s3 href) is read with HTTP range reads, signed at each open by the hook
+    named ``sign`` (see :mod:`s2clouds.io.remote`).
     """
 
     band: str
     path: str
     index: int = 1
     nodata: float | None = 0
+    sign: str | None = None
 
     def read(self, grid: Grid, window: Window) -> np.ndarray:
-        return read_raster_window(self.path, (self.index,), self.nodata, grid, window)[0]
+        return read_raster_window(
+            self.path, (self.index,), self.nodata, grid, window, sign=self.sign
+        )[0]
 
 
 def read_raster_window(
-    path: str, indexes: Sequence[int], nodata: float | None, grid: Grid, window: Window
+    path: str,
+    indexes: Sequence[int],
+    nodata: float | None,
+    grid: Grid,
+    window: Window,
+    *,
+    sign: str | None = None,
 ) -> np.ndarray:
     """Bands ``indexes`` (1-based) of ``path`` for ``window`` of ``grid``: (k, h, w) float32.
 
     One open and one read for all bands (a pixel-interleaved file decodes every band at
     each read, so reading them together matters). Coarser grids with an integer factor are
     block means that ignore no-data; other factors are resampled by GDAL (``average`` when
-    coarser, ``nearest`` when finer). ``nodata`` values become NaN.
+    coarser, ``nearest`` when finer). ``nodata`` values become NaN. Remote hrefs are opened
+    by :func:`~s2clouds.io.remote.open_raster` (signed by ``sign`` now, range reads).
     """
     import rasterio
 
     try:
-        with rasterio.open(path) as ds:
+        with open_raster(path, sign) as ds:
             if ds.transform.e > 0:
                 raise SceneFormatError(f"{path}: south-up rasters are not supported")
             factor = grid.resolution / abs(ds.transform.a)
@@ -144,10 +157,7 @@ def read_raster_window(
             data = ds.read(list(indexes), window=src, out_shape=out_shape, resampling=resampling)
             return _as_float(data, nodata)
     except rasterio.errors.RasterioIOError as exc:
-        raise SceneFormatError(
-            f"cannot read {path} ({gdal_reason(exc)}); the file is missing or damaged, "
-            "re-download it"
-        ) from exc
+        raise read_failure(path, exc, sign) from exc
 
 
 def gdal_reason(exc: BaseException) -> str:
@@ -207,11 +217,12 @@ def _read_sources(sources: Sequence[BandSource], grid: Grid, window: Window) -> 
         while (
             i + len(group) < len(sources)
             and isinstance(nxt := sources[i + len(group)], RasterBand)
-            and (nxt.path, nxt.nodata) == (source.path, source.nodata)
+            and (nxt.path, nxt.nodata, nxt.sign) == (source.path, source.nodata, source.sign)
         ):
             group.append(nxt)
+        indexes = [g.index for g in group]
         layers.extend(
-            read_raster_window(source.path, [g.index for g in group], source.nodata, grid, window)
+            read_raster_window(source.path, indexes, source.nodata, grid, window, sign=source.sign)
         )
         i += len(group)
     return np.stack(layers)
@@ -316,13 +327,14 @@ class RasterInfo:
         return self.nodata if self.nodata is not None else 0.0
 
 
-def raster_info(path: str | Path) -> RasterInfo:
-    """Open ``path`` once and read its grid, band count, dtype, no-data, names and tags."""
+def raster_info(path: str | Path, sign: str | None = None) -> RasterInfo:
+    """Open ``path`` once and read its grid, band count, dtype, no-data, names and tags
+    (a remote href: signed by ``sign`` and read by range requests)."""
     import rasterio
 
     check_regular_file(path)
     try:
-        with rasterio.open(path) as ds:
+        with open_raster(str(path), sign) as ds:
             return RasterInfo(
                 path=str(path),
                 grid=Grid(ds.crs, ds.transform, ds.height, ds.width),
@@ -338,12 +350,13 @@ def raster_info(path: str | Path) -> RasterInfo:
         ) from exc
 
 
-def common_grid(paths: Sequence[str], resolution: float | None) -> Grid:
+def common_grid(paths: Sequence[str], resolution: float | None, sign: str | None = None) -> Grid:
     """The grid shared by rasters at different resolutions, at ``resolution`` (finest if None).
 
-    Raises :class:`CRSMismatchError` when the files differ in CRS or extent.
+    Raises :class:`CRSMismatchError` when the files differ in CRS or extent. Remote hrefs
+    are signed by ``sign`` at each open.
     """
-    return shared_grid([raster_info(p) for p in paths], resolution)
+    return shared_grid([raster_info(p, sign) for p in paths], resolution)
 
 
 def _extent(grid: Grid) -> tuple[float, float, float, float]:
