@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
@@ -122,7 +122,7 @@ def resolve_signer(name: str) -> Callable[[str], str]:
         ) from exc
     if not callable(found):
         raise RemoteReadError(f"signing hook {name!r} is not callable; name a function")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def sign_href(href: str, sign: str | None) -> str:
@@ -191,8 +191,7 @@ def read_failure(path: str, exc: BaseException, sign: str | None = None) -> Scen
     if is_remote(path):
         return remote_error(path, exc, sign)
     return SceneFormatError(
-        f"cannot read {path} ({_reason(exc)}); the file is missing or damaged, "
-        "re-download it"
+        f"cannot read {path} ({_reason(exc)}); the file is missing or damaged, re-download it"
     )
 
 
@@ -257,5 +256,5 @@ def _fetch_pc_token(account: str, container: str) -> tuple[str, float]:
             "or set S2CLOUDS_PC_SAS_URL / PC_SDK_SUBSCRIPTION_KEY"
         ) from exc
     if expiry.tzinfo is None:
-        expiry = expiry.replace(tzinfo=timezone.utc)
+        expiry = expiry.replace(tzinfo=UTC)
     return token, expiry.timestamp()
