@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -166,23 +167,33 @@ def open_raster(path: str, sign: str | None = None) -> Iterator[Any]:
 
 def remote_error(href: str, exc: BaseException, sign: str | None = None) -> RemoteReadError:
     """:class:`RemoteReadError` for a remote read that failed: the href without its query
-    (a signature must not reach logs), GDAL's reason and what to try."""
+    (a signature must not reach logs), GDAL's reason and what to try for that reason."""
     shown = href.split("?", 1)[0]
     reason = _reason(exc).replace(href, shown)
     if "?" in reason:  # a signed URL in GDAL's message: keep it out of the logs
         reason = " ".join(w.split("?", 1)[0] if "://" in w else w for w in reason.split())
-    retries = gdal_http_options()["GDAL_HTTP_MAX_RETRY"]
-    if href.lower().startswith("s3://"):
+    found = re.search(r"HTTP response code: (\d+)", reason)
+    code = int(found[1]) if found else None
+    if href.lower().startswith("s3://") and code in (None, 401, 403):
         hint = "set AWS credentials (or AWS_NO_SIGN_REQUEST=YES for a public bucket)"
-    elif sign:
-        hint = "the signature may have expired or be missing (check --sign)"
+    elif code in (401, 403):
+        hint = (
+            "the server refused access: the signature may have expired or be wrong (check "
+            "the --sign hook)"
+            if sign
+            else "the server refused access: a signed URL may be needed (give --sign, e.g. "
+            "--sign planetary-computer)"
+        )
+    elif code == 404:
+        hint = "the file is not at that URL: the item may be outdated, search again"
     else:
-        hint = "a signed URL may be needed (give --sign, e.g. --sign planetary-computer)"
-    return RemoteReadError(
-        f"cannot read remote file {shown} after {retries} retries ({reason}); check the "
-        f"network and the URL, or {hint}; GDAL_HTTP_MAX_RETRY and GDAL_HTTP_TIMEOUT set the "
-        "retries and the timeout"
-    )
+        retries = gdal_http_options()["GDAL_HTTP_MAX_RETRY"]
+        hint = (
+            f"gave up after {retries} retries: check the network and the URL "
+            "(GDAL_HTTP_MAX_RETRY, GDAL_HTTP_RETRY_DELAY and GDAL_HTTP_TIMEOUT set the retries, "
+            "their delay and the timeout)"
+        )
+    return RemoteReadError(f"cannot read remote file {shown} ({reason}); {hint}")
 
 
 def read_failure(path: str, exc: BaseException, sign: str | None = None) -> SceneFormatError:
