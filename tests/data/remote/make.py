@@ -221,7 +221,7 @@ class _StacHandler(_QuietHandler):
                         for i in found
                         if prop in i["properties"] and test(i["properties"][prop], value)
                     ]
-        limit = int(params.get("limit") or 10)
+        limit = min(int(params.get("limit") or 10), srv.page_size)
         start = int(params.get("token") or 0)
         page = found[start : start + limit]
         links = []
@@ -265,6 +265,7 @@ class StacApiServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _StacHandler)
         self.items = list(items)
         self.query_extension = query_extension
+        self.page_size = 2  # small pages, as a server may cap ``limit``: pagination is used
         self.lock = threading.Lock()
         self.requests: list[tuple[str, dict[str, Any]]] = []
 
