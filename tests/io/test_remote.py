@@ -128,6 +128,7 @@ def test_signing_hook_runs_at_every_open_not_when_the_scene_is_built(served, mon
     (tmp_path / "hooks" / "loopback_signer.py").write_text(textwrap.dedent(SIGNER))
     monkeypatch.syspath_prepend(str(tmp_path / "hooks"))
     monkeypatch.delitem(sys.modules, "loopback_signer", raising=False)
+    remote.resolve_signer.cache_clear()  # hooks are loaded once per process
     import loopback_signer  # type: ignore[import-not-found]
 
     server.signature = "one"
