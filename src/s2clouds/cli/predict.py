@@ -133,7 +133,8 @@ def predict(
 
     SOURCES are Sentinel-2 .SAFE folders or .zip files, multi-band GeoTIFF/COGs, folders of
     single-band files named by band (B02.tif, B03.tif, ...), or STAC item JSON files whose
-    assets are local band files or URLs (read by range requests; see --sign); globs ('tiles/*.SAFE') and @LIST files are expanded.
+    assets are local band files or URLs (read by HTTP range requests; see --sign and
+    's2clouds search'); globs ('tiles/*.SAFE') and @LIST files are expanded.
 
     One input is written to -o OUT.tif. Several inputs go to the folder -o DIR: each scene is
     an independent task, finished scenes are skipped on re-run, a scene that fails is reported

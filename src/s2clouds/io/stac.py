@@ -1,4 +1,4 @@
-"""Local STAC items: a Sentinel-2 STAC item JSON whose band assets point at local files.
+"""STAC items: a Sentinel-2 STAC item JSON whose band assets are local or remote files.
 
 A STAC item (https://github.com/radiantearth/stac-spec, ``type: Feature``) lists one asset per
 band file. :func:`read_stac_item` turns an item into a lazy :class:`~s2clouds.io.scene.Scene`
