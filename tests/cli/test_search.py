@@ -23,12 +23,15 @@ ARGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(params=[True, False], ids=["query-extension", "client-side"])
+@pytest.fixture(params=["query", "filter", "client"])
 def api(request, maker) -> Any:
     make = maker("remote")
-    with make.serving(
-        make.StacApiServer(make.search_items(), query_extension=request.param)
-    ) as server:
+    server = make.StacApiServer(
+        make.search_items(),
+        query_extension=request.param == "query",
+        filter_extension=request.param == "filter",
+    )
+    with make.serving(server):
         yield server
 
 
@@ -59,6 +62,9 @@ def test_search_writes_one_item_per_matching_acquisition(api, tmp_path: Path) ->
     assert first["datetime"].startswith("2024-05-01")
     if api.query_extension:
         assert first["query"] == {"eo:cloud_cover": {"lte": 60.0}}
+    elif api.filter_extension:
+        assert first["filter"]["args"] == [{"property": "eo:cloud_cover"}, 60.0]
+        assert first["filter-lang"] == "cql2-json" and "query" not in first
     else:  # the API cannot filter: the cloud cover is checked here
         assert "query" not in first
         assert "over --max-cloud dropped here" in result.output

@@ -40,6 +40,7 @@ CONFORMANCE = [
     "https://api.stacspec.org/v1.0.0/item-search",
 ]
 QUERY_CONFORMANCE = "https://api.stacspec.org/v1.0.0/item-search#query"
+FILTER_CONFORMANCE = "https://api.stacspec.org/v1.0.0-rc.2/item-search#filter"
 
 
 class _QuietHandler(BaseHTTPRequestHandler):
@@ -221,6 +222,11 @@ class _StacHandler(_QuietHandler):
                         for i in found
                         if prop in i["properties"] and test(i["properties"][prop], value)
                     ]
+        cql = params.get("filter")
+        if cql and srv.filter_extension:  # only {"op": "<=", "args": [{"property": p}, v]}
+            assert cql["op"] == "<=", cql
+            prop, value = cql["args"][0]["property"], cql["args"][1]
+            found = [i for i in found if i["properties"].get(prop, np.inf) <= value]
         limit = min(int(params.get("limit") or 10), srv.page_size)
         start = int(params.get("token") or 0)
         page = found[start : start + limit]
@@ -256,15 +262,22 @@ class _StacHandler(_QuietHandler):
 
 
 class StacApiServer(ThreadingHTTPServer):
-    """A minimal STAC API over ``items`` (dicts); ``query_extension`` declares (and applies)
-    the query extension. ``requests`` logs (method, parameters) of each search."""
+    """A minimal STAC API over ``items`` (dicts); ``query_extension`` and
+    ``filter_extension`` declare (and apply) the query and CQL2 filter extensions. ``requests`` logs (method, parameters) of each search."""
 
     daemon_threads = True
 
-    def __init__(self, items: Sequence[dict[str, Any]], *, query_extension: bool = True) -> None:
+    def __init__(
+        self,
+        items: Sequence[dict[str, Any]],
+        *,
+        query_extension: bool = True,
+        filter_extension: bool = False,
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _StacHandler)
         self.items = list(items)
         self.query_extension = query_extension
+        self.filter_extension = filter_extension
         self.page_size = 2  # small pages, as a server may cap ``limit``: pagination is used
         self.lock = threading.Lock()
         self.requests: list[tuple[str, dict[str, Any]]] = []
@@ -275,6 +288,7 @@ class StacApiServer(ThreadingHTTPServer):
 
     def landing(self) -> dict[str, Any]:
         conforms = CONFORMANCE + ([QUERY_CONFORMANCE] if self.query_extension else [])
+        conforms += [FILTER_CONFORMANCE] if self.filter_extension else []
         return {
             "type": "Catalog",
             "id": "loopback",
