@@ -23,6 +23,16 @@ class SceneFormatError(S2CloudsError):
     """An input path is not a format s2clouds can read, or it is damaged."""
 
 
+class RemoteReadError(SceneFormatError):
+    """A remote band file (http/https/s3 href) cannot be read: unreachable after the retries,
+    refused (an expired or missing signature), or the signing hook cannot be loaded."""
+
+
+class SearchError(S2CloudsError):
+    """A STAC search cannot run: the API is unreachable or refuses the query, or the bbox,
+    datetime or collection given are not valid."""
+
+
 class CRSMismatchError(S2CloudsError, ValueError):
     """Inputs that must share a grid do not."""
 

@@ -18,7 +18,7 @@ from s2clouds.inference import window as window_module
 from s2clouds.inference.options import OutputOptions, PredictOptions, RunOptions
 from s2clouds.inference.predict import predict
 from s2clouds.io.grid import CoarseMask, Window
-from s2clouds.io.scene import overview_factors, read_raster_window, raster_info
+from s2clouds.io.scene import overview_factors, raster_info, read_raster_window
 from s2clouds.io.scenes import read_scene
 from s2clouds.models.base import ModelContext
 from s2clouds.models.registry import get_model

@@ -93,6 +93,14 @@ if TYPE_CHECKING:
     "Workers must see the input files at the same paths.",
 )
 @click.option(
+    "--sign",
+    default=None,
+    metavar="NAME",
+    help="Signing hook for remote STAC assets, run each time a file is opened: "
+    "'planetary-computer', module:function, or an s2clouds.signers entry point "
+    "(default: $S2CLOUDS_SIGN).",
+)
+@click.option(
     "--retries",
     type=click.IntRange(min=0),
     default=1,
@@ -117,6 +125,7 @@ def predict(
     threads: bool,
     no_dashboard: bool,
     scheduler: str | None,
+    sign: str | None,
     retries: int,
     quiet: bool,
 ) -> None:
@@ -124,7 +133,8 @@ def predict(
 
     SOURCES are Sentinel-2 .SAFE folders or .zip files, multi-band GeoTIFF/COGs, folders of
     single-band files named by band (B02.tif, B03.tif, ...), or STAC item JSON files whose
-    assets point at local band files; globs ('tiles/*.SAFE') and @LIST files are expanded.
+    assets are local band files or URLs (read by HTTP range requests; see --sign and
+    's2clouds search'); globs ('tiles/*.SAFE') and @LIST files are expanded.
 
     One input is written to -o OUT.tif. Several inputs go to the folder -o DIR: each scene is
     an independent task, finished scenes are skipped on re-run, a scene that fails is reported
@@ -150,6 +160,7 @@ def predict(
             level=level.upper() if level else None,
             scale=scale,
             resolution=float(resolution) if resolution else None,
+            sign=sign,
         ),
         run=RunOptions(model=model or DEFAULT_MODEL, block=block),
         # one scene replaces its mask; a batch skips finished scenes unless --overwrite

@@ -20,7 +20,8 @@ class ReadOptions:
     ``"reflectance"`` to override the guess from the data type. ``resolution``: the output
     grid in metres (10, 20 or 60; None: the finest input band); an array is never resampled,
     so for an array it must be None or its ``pixel_size``. ``pixel_size``: metres per pixel of
-    an array input (None: 10 m); files carry their own georeference.
+    an array input (None: 10 m); files carry their own georeference. ``sign``: the signing
+    hook for remote STAC assets (a name such as ``module:function``, so it pickles).
     """
 
     bands: tuple[str, ...] | None = None
@@ -28,6 +29,7 @@ class ReadOptions:
     scale: str | None = None
     resolution: float | None = None
     pixel_size: float | None = None
+    sign: str | None = None
 
     def as_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`~s2clouds.io.scenes.read_scene`."""
@@ -37,6 +39,7 @@ class ReadOptions:
             "scale": self.scale,
             "resolution": self.resolution,
             "pixel_size": self.pixel_size,
+            "sign": self.sign,
         }
 
 

@@ -9,13 +9,9 @@ format are in :mod:`s2clouds.io.scenes`.
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import functools
 import math
-import os
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +22,7 @@ from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError, CRSMismatchError, RadiometryError, SceneFormatError
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.limits import check_regular_file
+from s2clouds.io.remote import open_raster, read_failure
 from s2clouds.radiometry import Radiometry, check_bands, to_reflectance
 from s2clouds.resample import block_mean
 
@@ -109,40 +106,54 @@ class RasterBand:
 
     Reads are resampled onto the requested grid: ``average`` when the grid is coarser than the
     file, ``nearest`` when it is finer. The file must share the grid's CRS and extent.
-    ``nodata`` is the stored value that means "no data" (it becomes NaN).
+    ``nodata`` is the stored value that means "no data" (it becomes NaN). A remote ``path``
+    (an http/https/s3 href) is read with HTTP range reads, signed at each open by the hook
+    named ``sign`` (see :mod:`s2clouds.io.remote`).
     """
 
     band: str
     path: str
     index: int = 1
     nodata: float | None = 0
+    sign: str | None = None
 
     def read(self, grid: Grid, window: Window) -> np.ndarray:
-        return read_raster_window(self.path, (self.index,), self.nodata, grid, window)[0]
+        return read_raster_window(
+            self.path, (self.index,), self.nodata, grid, window, sign=self.sign
+        )[0]
 
 
 def read_raster_window(
-    path: str, indexes: Sequence[int], nodata: float | None, grid: Grid, window: Window
+    path: str,
+    indexes: Sequence[int],
+    nodata: float | None,
+    grid: Grid,
+    window: Window,
+    *,
+    sign: str | None = None,
 ) -> np.ndarray:
     """Bands ``indexes`` (1-based) of ``path`` for ``window`` of ``grid``: (k, h, w) float32.
 
     One open and one read for all bands (a pixel-interleaved file decodes every band at
     each read, so reading them together matters). Coarser grids with an integer factor are
     block means that ignore no-data; other factors are resampled by GDAL (``average`` when
-    coarser, ``nearest`` when finer). ``nodata`` values become NaN.
+    coarser, ``nearest`` when finer). ``nodata`` values become NaN. Remote hrefs are opened
+    by :func:`~s2clouds.io.remote.open_raster` (signed by ``sign`` now, range reads).
     """
     import rasterio
 
     try:
-        with open_raster(path) as ds:
+        with open_raster(path, sign) as ds:
             if ds.transform.e > 0:
                 raise SceneFormatError(f"{path}: south-up rasters are not supported")
             factor = grid.resolution / abs(ds.transform.a)
             src = _source_window(ds, grid, window, factor)
             if factor > 1 and abs(factor - round(factor)) < 1e-6:
-                overview = _overview_for(ds, indexes[0], round(factor), src)
+                overview = _overview_for(path, sign, indexes[0], round(factor), src)
                 if overview is not None:
-                    return _read_overview_means(path, indexes, nodata, src, overview, round(factor))
+                    return _read_overview_means(
+                        path, sign, indexes, nodata, src, overview, round(factor)
+                    )
                 data = _read_padded(ds, indexes, src, nodata)
                 return block_mean(data, round(factor), fill=np.nan)
             from rasterio.enums import Resampling
@@ -152,50 +163,7 @@ def read_raster_window(
             data = ds.read(list(indexes), window=src, out_shape=out_shape, resampling=resampling)
             return _as_float(data, nodata)
     except rasterio.errors.RasterioIOError as exc:
-        raise SceneFormatError(
-            f"cannot read {path} ({gdal_reason(exc)}); the file is missing or damaged, "
-            "re-download it"
-        ) from exc
-
-
-#: raster datasets kept open per thread (see :func:`open_raster`)
-OPEN_RASTERS = 16
-_open_rasters = threading.local()
-
-
-@contextlib.contextmanager
-def open_raster(path: str, overview_level: int | None = None) -> Iterator[Any]:
-    """``rasterio.open(path)`` (an overview level of it when given), kept open for the next
-    reads in this thread: GDAL caches decoded blocks per open dataset, so neighbouring
-    windows, whose halos share the file's tiles, decode them once. Keyed by the file's
-    identity (inode, size, modification time), so a replaced file is opened afresh; the
-    least recently used of :data:`OPEN_RASTERS` datasets is closed."""
-    import rasterio
-
-    cache: collections.OrderedDict[Any, Any] = getattr(_open_rasters, "cache", None) or (
-        collections.OrderedDict()
-    )
-    _open_rasters.cache = cache
-    key = (path, overview_level, _file_identity(path))
-    ds = cache.pop(key, None)
-    if ds is None or ds.closed:
-        ds = rasterio.open(path, overview_level=overview_level)
-    try:
-        yield ds
-    except BaseException:
-        ds.close()
-        raise
-    cache[key] = ds
-    while len(cache) > OPEN_RASTERS:
-        cache.popitem(last=False)[1].close()
-
-
-def _file_identity(path: str) -> tuple[int, int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:  # a GDAL virtual path (/vsizip/, /vsicurl/): by name
-        return None
-    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        raise read_failure(path, exc, sign) from exc
 
 
 def gdal_reason(exc: BaseException) -> str:
@@ -234,39 +202,37 @@ def _read_padded(ds: Any, indexes: Sequence[int], src: Any, nodata: float | None
     return out
 
 
-def overview_factors(path: str, index: int = 1) -> dict[int, int]:
+def overview_factors(path: str, index: int = 1, sign: str | None = None) -> dict[int, int]:
     """Overviews of band ``index`` of ``path`` that hold block means of its pixels, as
     ``{decimation factor: overview level}`` (e.g. ``{2: 0, 4: 1}`` for a COG, the resolution
     levels of a JPEG 2000 file); empty when it has none. Read once per file."""
-    return dict(_overview_factors(path, index))
+    return dict(_raster_layout(path, index, sign)[1])
 
 
 @functools.lru_cache(maxsize=256)
-def _reads_band_alone(path: str) -> bool:
+def _reads_band_alone(path: str, sign: str | None) -> bool:
     """Whether one band of ``path`` decodes without the others: one band, or band-interleaved."""
     import rasterio
 
-    with rasterio.open(path) as ds:
+    with open_raster(path, sign) as ds:
         return bool(ds.count == 1 or ds.interleaving == rasterio.enums.Interleaving.band)
 
 
-def _overview_factors(path: str, index: int) -> tuple[tuple[int, int], ...]:
-    return _raster_layout(path, index)[1]
-
-
 @functools.lru_cache(maxsize=256)
-def _raster_layout(path: str, index: int) -> tuple[float, tuple[tuple[int, int], ...]]:
+def _raster_layout(
+    path: str, index: int, sign: str | None = None
+) -> tuple[float, tuple[tuple[int, int], ...]]:
     """Pixel size of ``path`` and its exact overviews ``((decimation, level), ...)``."""
     import rasterio
 
     found = []
     try:
-        with rasterio.open(path) as ds:
+        with open_raster(path, sign) as ds:
             factors = ds.overviews(index)
             height, width = ds.height, ds.width
             resolution = abs(ds.transform.a)
         for level, factor in enumerate(factors):
-            with rasterio.open(path, overview_level=level) as ov:
+            with open_raster(path, sign, overview_level=level) as ov:
                 exact = (ov.height, ov.width) == (-(-height // factor), -(-width // factor))
             if factor > 1 and exact:  # GDAL sizes overviews ceil(size / factor)
                 found.append((int(factor), level))
@@ -278,14 +244,16 @@ def _raster_layout(path: str, index: int) -> tuple[float, tuple[tuple[int, int],
     return resolution, tuple(found)
 
 
-def _overview_for(ds: Any, index: int, factor: int, src: Any) -> tuple[int, int] | None:
-    """``(decimation, overview level)`` of the coarsest overview of ``ds`` whose decimation
+def _overview_for(
+    path: str, sign: str | None, index: int, factor: int, src: Any
+) -> tuple[int, int] | None:
+    """``(decimation, overview level)`` of the coarsest overview of ``path`` whose decimation
     divides ``factor`` and on whose grid the source window ``src`` starts, or None (read
     the full resolution then)."""
     row, col = src.row_off, src.col_off
     if abs(row - round(row)) > 1e-6 or abs(col - round(col)) > 1e-6:
         return None
-    for decimation, level in sorted(_overview_factors(ds.name, index), reverse=True):
+    for decimation, level in sorted(_raster_layout(path, index, sign)[1], reverse=True):
         if factor % decimation == 0 and round(row) % decimation == 0 == round(col) % decimation:
             return decimation, level
     return None
@@ -293,6 +261,7 @@ def _overview_for(ds: Any, index: int, factor: int, src: Any) -> tuple[int, int]
 
 def _read_overview_means(
     path: str,
+    sign: str | None,
     indexes: Sequence[int],
     nodata: float | None,
     src: Any,
@@ -305,7 +274,7 @@ def _read_overview_means(
     from rasterio.windows import Window as RioWindow
 
     decimation, level = overview
-    with open_raster(path, level) as ov:
+    with open_raster(path, sign, overview_level=level) as ov:
         window = RioWindow(
             round(src.col_off) // decimation,
             round(src.row_off) // decimation,
@@ -337,11 +306,12 @@ def _read_sources(sources: Sequence[BandSource], grid: Grid, window: Window) -> 
         while (
             i + len(group) < len(sources)
             and isinstance(nxt := sources[i + len(group)], RasterBand)
-            and (nxt.path, nxt.nodata) == (source.path, source.nodata)
+            and (nxt.path, nxt.nodata, nxt.sign) == (source.path, source.nodata, source.sign)
         ):
             group.append(nxt)
+        indexes = [g.index for g in group]
         layers.extend(
-            read_raster_window(source.path, [g.index for g in group], source.nodata, grid, window)
+            read_raster_window(source.path, indexes, source.nodata, grid, window, sign=source.sign)
         )
         i += len(group)
     return np.stack(layers)
@@ -411,7 +381,7 @@ class Scene:
         for source in self.sources:
             if not isinstance(source, RasterBand):
                 return False
-            file_resolution, overviews = _raster_layout(source.path, source.index)
+            file_resolution, overviews = _raster_layout(source.path, source.index, source.sign)
             factor = resolution / file_resolution
             if factor <= 1 + 1e-6:
                 continue
@@ -442,8 +412,8 @@ class Scene:
         best: tuple[float, str] | None = None
         for source in self.sources:
             if isinstance(source, RasterBand):
-                resolution = _raster_layout(source.path, source.index)[0]
-                if _reads_band_alone(source.path) and (best is None or resolution < best[0]):
+                resolution = _raster_layout(source.path, source.index, source.sign)[0]
+                if _reads_band_alone(source.path, source.sign) and (best is None or resolution < best[0]):
                     best = (resolution, source.band)
         return None if best is None else best[1]
 
@@ -493,13 +463,14 @@ class RasterInfo:
         return self.nodata if self.nodata is not None else 0.0
 
 
-def raster_info(path: str | Path) -> RasterInfo:
-    """Open ``path`` once and read its grid, band count, dtype, no-data, names and tags."""
+def raster_info(path: str | Path, sign: str | None = None) -> RasterInfo:
+    """Open ``path`` once and read its grid, band count, dtype, no-data, names and tags
+    (a remote href: signed by ``sign`` and read by range requests)."""
     import rasterio
 
     check_regular_file(path)
     try:
-        with rasterio.open(path) as ds:
+        with open_raster(str(path), sign) as ds:
             return RasterInfo(
                 path=str(path),
                 grid=Grid(ds.crs, ds.transform, ds.height, ds.width),
@@ -515,12 +486,13 @@ def raster_info(path: str | Path) -> RasterInfo:
         ) from exc
 
 
-def common_grid(paths: Sequence[str], resolution: float | None) -> Grid:
+def common_grid(paths: Sequence[str], resolution: float | None, sign: str | None = None) -> Grid:
     """The grid shared by rasters at different resolutions, at ``resolution`` (finest if None).
 
-    Raises :class:`CRSMismatchError` when the files differ in CRS or extent.
+    Raises :class:`CRSMismatchError` when the files differ in CRS or extent. Remote hrefs
+    are signed by ``sign`` at each open.
     """
-    return shared_grid([raster_info(p) for p in paths], resolution)
+    return shared_grid([raster_info(p, sign) for p in paths], resolution)
 
 
 def _extent(grid: Grid) -> tuple[float, float, float, float]:

@@ -193,17 +193,19 @@ def read_scene(
     scale: str | None = None,
     level: str | None = None,
     pixel_size: float | None = None,
+    sign: str | None = None,
 ) -> Scene:
     """Open any supported input as a :class:`Scene` (nothing is read until :meth:`Scene.read`).
 
     ``source``: a ``.SAFE`` folder or ``.zip``, a STAC item ``.json`` whose band assets are
-    local files, a multi-band GeoTIFF/COG, a folder of band files, or a (C, H, W) array (then
+    local or remote files, a multi-band GeoTIFF/COG, a folder of band files, or a (C, H, W) array (then
     ``bands`` is required). ``resolution`` (10, 20 or 60 m)
     chooses the output grid; default: the finest band's. An array is never resampled: its
     grid has ``pixel_size`` metres per pixel (default 10), and ``resolution`` must be None or
     the same. ``scale`` is ``"dn"`` or ``"reflectance"`` to override the guess from the file's
     data type. For GeoTIFFs ``bands`` names the bands in file order; for SAFE products and
-    folders it selects bands.
+    folders it selects bands. ``sign`` names the signing hook for the remote (http/https/s3)
+    assets of a STAC item, run at each open (see :mod:`s2clouds.io.remote`).
     """
     if isinstance(source, np.ndarray):
         return _array_scene(source, bands, scale, level, resolution, pixel_size)
@@ -217,7 +219,9 @@ def read_scene(
         raise SceneFormatError(f"input not found: {path}")
     check_regular_file(path)
     if looks_like_stac_item(path):
-        return read_stac_item(path, bands=bands, resolution=resolution, scale=scale, level=level)
+        return read_stac_item(
+            path, bands=bands, resolution=resolution, scale=scale, level=level, sign=sign
+        )
     if resolution is not None and resolution not in (10, 20, 60):
         raise SceneFormatError(f"resolution must be 10, 20 or 60 m, not {resolution}")
     if _is_safe(path):

@@ -1,25 +1,32 @@
-"""Local STAC items: a Sentinel-2 STAC item JSON whose band assets point at local files.
+"""STAC items: a Sentinel-2 STAC item JSON whose band assets are local or remote files.
 
 A STAC item (https://github.com/radiantearth/stac-spec, ``type: Feature``) lists one asset per
-band file. :func:`read_stac_item` turns an item whose assets have been downloaded (``href``
-relative to the JSON, absolute, or ``file://``) into a lazy :class:`~s2clouds.io.scene.Scene`
+band file. :func:`read_stac_item` turns an item into a lazy :class:`~s2clouds.io.scene.Scene`
 of :class:`~s2clouds.io.scene.RasterBand` sources on the bands' common grid, so nothing is
-read until a window is.
+read until a window is. Assets are local files (``href`` relative to the JSON, absolute, or
+``file://``) or remote ones (``https://``, ``s3://``: read by HTTP range requests, signed at
+each open by an optional hook, see :mod:`s2clouds.io.remote`). When an item has local band
+files, those are read and remote ones are only listed (``meta["remote_bands"]``); an item
+without any local band file is read remotely.
 
 What is taken from the item (extensions ``eo``, ``raster``, ``view``, ``sat``, ``s2``):
 
 * band of an asset: an ``eo:bands``/``bands`` name such as ``B8A``, else the band whose centre
   wavelength is nearest ``center_wavelength`` (micrometres), else the asset key or common name
-  (``blue``, ``swir16``); a multi-band asset gives one source per band, in order;
-* radiometry: ``raster:bands`` ``scale``/``offset`` (value = DN * scale + offset), else the
-  processing baseline ``s2:processing_baseline`` (offset -1000 DN from 04.00), else the data
-  type (integers are DN / 10000);
+  (Earth Search ``blue``, ``nir08``, ``rededge1``, ``swir16``; Planetary Computer ``B02``,
+  ``B8A``; a ``-jp2`` or ``_10m`` suffix is ignored); a multi-band asset gives one source per
+  band, in order; a COG wins over a JPEG 2000 copy of the same band;
+* radiometry: Earth Search's ``earthsearch:boa_offset_applied`` first (true: the offset of
+  baseline 04.00 is already in the values, so none is applied, whatever ``raster:bands`` says;
+  false: the baseline's offset), then ``raster:bands`` ``scale``/``offset`` (value = DN *
+  scale + offset), else the processing baseline ``s2:processing_baseline`` (offset -1000 DN
+  from 04.00), else the data type (integers are DN / 10000); the offset is applied once;
 * level from ``processing:level`` or ``s2:product_type``; sun angles from
   ``view:sun_elevation``/``view:sun_azimuth`` or ``s2:mean_solar_zenith``/``_azimuth``;
 * no-data from ``raster:bands`` ``nodata`` (default 0, Sentinel-2's NODATA value).
 
 Assets that are not spectral bands (SCL, AOT, WVP, the ``visual`` true-colour image,
-thumbnails, metadata) are ignored, as are assets whose ``href`` is a URL: download them first.
+thumbnails, metadata) are ignored.
 """
 
 from __future__ import annotations
@@ -35,8 +42,9 @@ from urllib.parse import unquote, urlparse
 from s2clouds.bands import MSI_BANDS, band_info, canonical_band_name, canonical_band_names
 from s2clouds.errors import BandError, RadiometryError, SceneFormatError
 from s2clouds.io.limits import read_bounded
+from s2clouds.io.remote import is_remote, signer_name
 from s2clouds.io.scene import RasterBand, Scene, SunAngles, common_grid, sun_angles
-from s2clouds.radiometry import Radiometry, radiometry_for_baseline
+from s2clouds.radiometry import DEFAULT_QUANTIFICATION, Radiometry, radiometry_for_baseline
 
 #: asset roles and keys that never hold a spectral band
 SKIPPED_ROLES = frozenset({"visual", "overview", "thumbnail", "metadata"})
@@ -47,12 +55,18 @@ PRODUCT_TYPE_LEVELS = {"S2MSI1C": "L1C", "S2MSI2A": "L2A", "S2MSI2AP": "L2A"}
 WAVELENGTH_TOLERANCE_NM = 30.0
 PRODUCT_BAND_NAME = re.compile(r"^[Bb]\d")
 RASTER_MEDIA_HINTS = ("image/tiff", "image/jp2", "image/vnd.stac.geotiff", "application/x-hdf")
+#: asset-key suffixes that name a copy or a resolution, not a band (``blue-jp2``, ``B02_10m``)
+KEY_SUFFIX = re.compile(r"(?:[-_]jp2|[-_]\d{2}m)$", re.IGNORECASE)
+#: item properties saying whether the baseline 04.00 offset is already in the values (Earth
+#: Search v1, and its older ``sentinel:`` spelling)
+OFFSET_APPLIED_KEYS = ("earthsearch:boa_offset_applied", "sentinel:boa_offset_applied")
 
 
 @dataclass(frozen=True)
 class BandAsset:
-    """One band found in an item: canonical ``band``, local ``path``, 1-based ``index`` in it,
-    and its ``raster:bands`` entry (``scale``, ``offset``, ``nodata``, ``data_type``)."""
+    """One band found in an item: canonical ``band``, ``path`` (a local file, or the unsigned
+    href of a remote one), 1-based ``index`` in it, and its ``raster:bands`` entry
+    (``scale``, ``offset``, ``nodata``, ``data_type``)."""
 
     band: str
     path: str
@@ -125,7 +139,8 @@ def identify_band(key: str, entry: Mapping[str, Any]) -> str | None:
     wavelength = entry.get("center_wavelength") or entry.get("eo:center_wavelength")
     if isinstance(wavelength, (int, float)):
         return _band_by_wavelength(float(wavelength))
-    for candidate in (key, name, entry.get("common_name") or entry.get("eo:common_name")):
+    common = entry.get("common_name") or entry.get("eo:common_name")
+    for candidate in (key, KEY_SUFFIX.sub("", key), name, common):
         if not candidate:
             continue
         try:
@@ -163,19 +178,32 @@ def _raster_entries(
     return rasters
 
 
-def band_assets(item: Mapping[str, Any], base: Path) -> tuple[list[BandAsset], list[str]]:
-    """Band assets with local files (first asset per band wins) and the bands only at URLs."""
+def _is_jp2(entry: tuple[str, Any]) -> bool:
+    key, asset = entry
+    media = str(asset.get("type") or "") if isinstance(asset, Mapping) else ""
+    return "jp2" in key.lower() or "jp2" in media.lower()
+
+
+def band_assets(
+    item: Mapping[str, Any], base: Path, *, remote_files: bool = False
+) -> tuple[list[BandAsset], list[str]]:
+    """Band assets with local files (first asset per band wins, COGs before JPEG 2000) and
+    the bands only at URLs; with ``remote_files`` the URLs are band assets too."""
     found: dict[str, BandAsset] = {}
     remote: list[str] = []
-    for key, asset in item["assets"].items():
+    for key, asset in sorted(item["assets"].items(), key=_is_jp2):
         if not isinstance(asset, Mapping) or not _is_band_asset(key, asset):
             continue
         entries = _band_entries(asset)
         rasters = _raster_entries(item, key, asset, len(entries))
-        path = local_path(str(asset.get("href", "")), base)
+        href = str(asset.get("href", ""))
+        path = local_path(href, base)
         for index, (entry, raster) in enumerate(zip(entries, rasters, strict=False), start=1):
             band = identify_band(key, entry)
             if band is None or band in found:
+                continue
+            if path is None and remote_files and is_remote(href):
+                found[band] = BandAsset(band, href, index, raster)
                 continue
             if path is None:
                 remote.append(band)
@@ -216,10 +244,27 @@ def item_sun_angles(properties: Mapping[str, Any], where: str = "the item") -> S
     return None
 
 
+def offset_applied(properties: Mapping[str, Any]) -> bool | None:
+    """Whether the item says the baseline 04.00 offset is already in its values
+    (``earthsearch:boa_offset_applied``), None when it does not say."""
+    for key in OFFSET_APPLIED_KEYS:
+        value = properties.get(key)
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "false"):
+            return str(value).lower() == "true"
+    return None
+
+
 def item_radiometry(
     assets: Sequence[BandAsset], properties: Mapping[str, Any], level: str | None, scale: str | None
 ) -> Radiometry:
-    """How the band files' values become reflectance (see the module docstring for the order)."""
+    """How the band files' values become reflectance (see the module docstring for the order).
+
+    The baseline 04.00 offset (-1000 DN) is applied exactly once: not at all when
+    ``earthsearch:boa_offset_applied`` is true (the values were shifted when the COGs were
+    made, and the item's ``raster:bands`` offset describes the original product).
+    """
     if scale == "reflectance":
         return Radiometry(kind="reflectance", level=level)
     scales = {float(a.raster["scale"]) for a in assets if "scale" in a.raster}
@@ -228,6 +273,15 @@ def item_radiometry(
             f"band assets have different raster:bands scales {sorted(scales)}; s2clouds needs one "
             "quantification value per scene (fix the item or give --scale)"
         )
+    applied = offset_applied(properties)
+    baseline = properties.get("s2:processing_baseline")
+    quantification = 1.0 / next(iter(scales)) if scales else DEFAULT_QUANTIFICATION
+    if applied:
+        text = None if baseline is None else str(baseline)
+        return Radiometry(kind="dn", quantification=quantification, level=level, baseline=text)
+    if applied is False and baseline is not None:
+        found = radiometry_for_baseline(str(baseline), level)
+        return replace(found, quantification=quantification)
     if scales:
         factor = scales.pop()
         offsets = {a.band: float(a.raster.get("offset", 0.0)) / factor for a in assets}
@@ -275,14 +329,18 @@ def read_stac_item(
     resolution: float | None = None,
     scale: str | None = None,
     level: str | None = None,
+    sign: str | None = None,
 ) -> Scene:
-    """A lazy :class:`Scene` from a STAC item JSON whose band assets are local files.
+    """A lazy :class:`Scene` from a STAC item JSON whose band assets are local or remote files.
 
     ``bands`` selects bands (any spelling); ``resolution`` (10, 20 or 60 m) chooses the grid
     (default: the finest band's); ``scale`` (``"dn"``/``"reflectance"``) overrides the
     radiometry found in the item; ``level`` must agree with the item's when both are known.
-    Raises :class:`SceneFormatError` for files that are not items, assets that are missing or
-    only remote, and :class:`~s2clouds.errors.CRSMismatchError` for bands of different tiles.
+    ``sign`` names the signing hook of remote hrefs (``module:function``, an entry point or
+    ``planetary-computer``; default ``$S2CLOUDS_SIGN``), run each time a file is opened.
+    Raises :class:`SceneFormatError` for files that are not items or assets that are missing,
+    :class:`~s2clouds.errors.RemoteReadError` for remote files that cannot be read, and
+    :class:`~s2clouds.errors.CRSMismatchError` for bands of different tiles.
     """
     path = Path(path)
     if resolution is not None and resolution not in (10, 20, 60):
@@ -290,12 +348,15 @@ def read_stac_item(
     item = load_item(path)
     properties = item.get("properties") or {}
     assets, remote = band_assets(item, path.parent)
+    if not assets:  # nothing downloaded: read the remote files
+        assets, _ = band_assets(item, path.parent, remote_files=True)
+        remote = []
     if not assets:
-        where = f" (bands {', '.join(remote)} are only at URLs)" if remote else ""
         raise SceneFormatError(
-            f"STAC item {path} has no local band files{where}; download the assets and point "
-            "their hrefs at the local files"
+            f"STAC item {path} has no band files (no asset is a Sentinel-2 band at a local path "
+            "or an http(s)/s3 URL); fix the item's assets"
         )
+    sign = signer_name(sign) if any(is_remote(a.path) for a in assets) else None
     files = (str(path), *(a.path for a in assets))
     if bands:
         wanted = canonical_band_names(bands)
@@ -304,10 +365,17 @@ def read_stac_item(
     assets.sort(key=lambda a: [b.name for b in MSI_BANDS].index(a.band))
     found_level = _check_level(path, level, item_level(properties))
     # one header per file: the bands of a multi-band asset share it
-    grid = common_grid(list(dict.fromkeys(a.path for a in assets)), resolution)
+    grid = common_grid(list(dict.fromkeys(a.path for a in assets)), resolution, sign)
     scene = Scene(
         sources=tuple(
-            RasterBand(a.band, a.path, a.index, a.raster.get("nodata", 0)) for a in assets
+            RasterBand(
+                a.band,
+                a.path,
+                a.index,
+                a.raster.get("nodata", 0),
+                sign if is_remote(a.path) else None,
+            )
+            for a in assets
         ),
         grid=grid,
         radiometry=_checked_radiometry(path, assets, properties, found_level, scale),
