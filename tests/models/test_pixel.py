@@ -17,6 +17,7 @@ from s2clouds.models.pixel_features import (
     local_mean,
     local_std,
     pixel_features,
+    sampled_features,
 )
 
 RGBN = ("B02", "B03", "B04", "B08")
@@ -60,6 +61,30 @@ def test_feature_stack_values_and_nodata() -> None:
     assert stack[2, 3, 3] == pytest.approx((0.05 + 0.08 + 0.06) / 3)
     assert np.isnan(stack[0, 0, 0]) and np.isnan(stack[1, 0, 0])
     assert stack[3, 0, 0] == pytest.approx(stack[2, 3, 3])  # the window skips the hole
+
+
+def test_sampled_features_equal_the_sampled_stack() -> None:
+    rng = np.random.default_rng(3)
+    image = rng.random((13, 40, 37), dtype=np.float32) * 0.5
+    image[:, 5:9, 11:13] = np.nan
+    names = default_features(L1C)
+    centres = slice(1, None, 3)
+    full = pixel_features(image, L1C, names)[:, centres, centres]
+    np.testing.assert_array_equal(sampled_features(image, L1C, names, centres, centres), full)
+
+
+def test_the_command_line_imports_lightgbm_without_scikit_learn() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys; os.environ['S2CLOUDS_LIGHTGBM_WITHOUT_SKLEARN'] = '1'; "
+        "from s2clouds.models.pixel import import_lightgbm; lgb = import_lightgbm(); "
+        "assert 'sklearn' not in sys.modules and lgb.Booster; "
+        "import sklearn; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from typing import Any
 
@@ -11,6 +12,9 @@ import click
 
 from s2clouds import __version__
 from s2clouds.errors import S2CloudsError, one_line
+
+#: environment variable: import LightGBM without scikit-learn (see s2clouds.models.pixel)
+LIGHTGBM_WITHOUT_SKLEARN = "S2CLOUDS_LIGHTGBM_WITHOUT_SKLEARN"
 
 #: subcommand name -> (module, attribute, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
@@ -76,6 +80,8 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Run the CLI; library errors become one clear line on stderr and exit code 2."""
+    # no command uses LightGBM's scikit-learn classes (inherited by local Dask workers)
+    os.environ.setdefault(LIGHTGBM_WITHOUT_SKLEARN, "1")
     try:
         return cli.main(args=argv, prog_name="s2clouds", standalone_mode=False)
     except S2CloudsError as exc:

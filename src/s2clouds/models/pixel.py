@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,7 @@ from s2clouds.models.pixel_features import (
     check_feature_bands,
     features_halo,
     pixel_features,
+    sampled_features,
 )
 from s2clouds.models.shadow_geometry import (
     CONTEXT_PX,
@@ -63,9 +66,21 @@ PREDICT_CHUNK = 1 << 18
 EARLY_STOP = {"pred_early_stop": True, "pred_early_stop_freq": 5, "pred_early_stop_margin": 6.0}
 
 
+#: environment variable set by the command line (which never uses LightGBM's scikit-learn
+#: classes): LightGBM is then imported without scikit-learn, whose import takes a second
+WITHOUT_SKLEARN_ENV = "S2CLOUDS_LIGHTGBM_WITHOUT_SKLEARN"
+
+
 def import_lightgbm() -> Any:
     """The ``lightgbm`` module, or :class:`ModelError` with the install command."""
     try:
+        quick = os.environ.get(WITHOUT_SKLEARN_ENV) == "1"
+        if quick and "sklearn" not in sys.modules and "lightgbm" not in sys.modules:
+            sys.modules["sklearn"] = None  # type: ignore[assignment]  # an ImportError
+            try:
+                import lightgbm
+            finally:
+                del sys.modules["sklearn"]
         import lightgbm
     except ImportError as exc:
         raise ModelError(
@@ -252,20 +267,20 @@ class PixelModel(SpecModel):
 
     def proba_on_grid(self, image: np.ndarray) -> np.ndarray:
         """Probabilities (4, H, W) on the grid of ``image`` (C, H, W) itself."""
-        stack = self.features(image)
         valid = np.all(np.isfinite(image), axis=0)
         stride = self.spec.stride
         if stride == 1 or min(valid.shape) <= stride:  # too small to sample: every pixel
-            return self.classify(stack, valid)
-        return self.interpolated(stack, valid, stride)
+            return self.classify(self.features(image), valid)
+        return self.interpolated(image, valid, stride)
 
-    def interpolated(self, stack: np.ndarray, valid: np.ndarray, stride: int) -> np.ndarray:
-        """Probabilities (4, H, W) from the centres of ``stride`` x ``stride`` cells of a
-        feature stack, interpolated with weights that leave out no-data cells; valid pixels
-        that no valid cell reaches are classified themselves."""
+    def interpolated(self, image: np.ndarray, valid: np.ndarray, stride: int) -> np.ndarray:
+        """Probabilities (4, H, W) from the centres of ``stride`` x ``stride`` cells of
+        ``image`` (C, H, W), interpolated with weights that leave out no-data cells; valid
+        pixels that no valid cell reaches (next to no data) are classified themselves."""
         centres = slice(stride // 2, None, stride)
         cell_valid = valid[centres, centres]
-        coarse = self.classify(stack[:, centres, centres], cell_valid) * cell_valid[None]
+        cells = sampled_features(image, self.spec.bands, self.spec.features, centres, centres)
+        coarse = self.classify(cells, cell_valid) * cell_valid[None]
         weight = interpolate_cells(cell_valid[None].astype(np.float32), valid.shape, stride)[0]
         probs = interpolate_cells(coarse, valid.shape, stride)
         covered = weight > 1e-6
@@ -274,6 +289,7 @@ class PixelModel(SpecModel):
         probs[0, ~covered] = 1.0
         orphans = valid & ~covered
         if np.any(orphans):
+            stack = self.features(image)
             probs[:, orphans] = self.predict_rows(stack[:, orphans].T).T
         return probs
 

@@ -258,3 +258,19 @@ def pixel_features(image: np.ndarray, bands: Sequence[str], names: Sequence[str]
     for i, name in enumerate(names):
         stack[i] = planes.feature(name)
     return stack
+
+
+def sampled_features(
+    image: np.ndarray, bands: Sequence[str], names: Sequence[str], rows: slice, cols: slice
+) -> np.ndarray:
+    """``pixel_features(image, bands, names)[:, rows, cols]`` (F, h, w) float32, without the
+    full stack: features of one pixel (spectra, indices) are computed on the sampled pixels
+    only, context features on the whole image and then sampled. Bit-identical."""
+    check_feature_bands(names, bands)
+    full = Planes(image, bands)
+    sampled = Planes(image[:, rows, cols], bands)
+    out = np.empty((len(names), *sampled.band(sampled.bands[0]).shape), dtype=np.float32)
+    for i, name in enumerate(names):
+        local = feature_row(name).radius == 0
+        out[i] = sampled.feature(name) if local else full.feature(name)[rows, cols]
+    return out
