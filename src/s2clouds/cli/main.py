@@ -15,6 +15,8 @@ from s2clouds.errors import S2CloudsError, one_line
 
 #: environment variable: import LightGBM without scikit-learn (see s2clouds.models.pixel)
 LIGHTGBM_WITHOUT_SKLEARN = "S2CLOUDS_LIGHTGBM_WITHOUT_SKLEARN"
+#: MB of decoded raster tiles GDAL keeps (a row of a tile's windows with their halos)
+GDAL_CACHE_MB = "256"
 
 #: subcommand name -> (module, attribute, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> Any:
     """Run the CLI; library errors become one clear line on stderr and exit code 2."""
     # no command uses LightGBM's scikit-learn classes (inherited by local Dask workers)
     os.environ.setdefault(LIGHTGBM_WITHOUT_SKLEARN, "1")
+    # GDAL's cache of decoded tiles (default 5 % of RAM): enough for a row of windows' halos
+    os.environ.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
     try:
         return cli.main(args=argv, prog_name="s2clouds", standalone_mode=False)
     except S2CloudsError as exc:
