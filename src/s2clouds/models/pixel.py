@@ -284,6 +284,9 @@ class PixelModel(SpecModel):
         weight = interpolate_cells(cell_valid[None].astype(np.float32), valid.shape, stride)[0]
         probs = interpolate_cells(coarse, valid.shape, stride)
         covered = weight > 1e-6
+        if covered.all():  # the usual case: one division, no boolean indexing
+            probs /= weight[None]
+            return probs
         probs[:, covered] /= weight[covered]
         probs[:, ~covered] = 0.0
         probs[0, ~covered] = 1.0
