@@ -127,8 +127,7 @@ def read_factor(scene: Scene, model: CloudModel, context: ModelContext) -> int:
     """How much coarser than its grid the scene is read for ``model``: the model's internal
     factor when every band has overviews for it (reading them decodes a quarter of the
     pixels at factor 2, and the model would average the full resolution anyway), else 1."""
-    internal = getattr(model, "internal_factor", None)
-    factor = int(internal(context)) if internal is not None else 1
+    factor = int(model.internal_factor(context))
     if factor > 1 and scene.reads_cheaply_at(scene.grid.resolution * factor):
         return factor
     return 1
@@ -198,12 +197,11 @@ def with_shadow_reach(scene: Scene, model: CloudModel) -> Scene:
     side of a 1024 px block): on a full tile that halo was two thirds of the work. Smaller
     scenes keep the per-window constraint at the model's resolution.
     """
-    mapper = getattr(model, "overview_shadow_reach", None)
+    mapper = model.overview_shadow_reach
     if mapper is None:
         return scene
     context = ModelContext.of_scene(scene)
-    internal = getattr(model, "internal_factor", None)
-    model_factor = int(internal(context)) if internal is not None else 1
+    model_factor = int(model.internal_factor(context))
     model_pixels = max(scene.grid.shape) / model_factor
     if model_pixels <= SCENE_REACH_MIN_PX:
         return scene
