@@ -15,6 +15,11 @@ from s2clouds.errors import S2CloudsError, one_line
 #: subcommand name -> (module, attribute, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "predict": ("s2clouds.cli.predict", "predict", "Predict cloud and shadow masks for scenes."),
+    "composite": (
+        "s2clouds.cli.composite",
+        "composite",
+        "Merge many acquisitions into one cloud-free composite.",
+    ),
     "labels": ("s2clouds.cli.labels", "labels", "List label schemes and translate masks."),
     "datasets": ("s2clouds.cli.datasets", "datasets", "Inspect benchmark datasets on disk."),
     "benchmark": ("s2clouds.cli.benchmark", "benchmark", "Score cloud maskers on a dataset."),
