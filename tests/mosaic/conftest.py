@@ -28,7 +28,9 @@ CLOUD_DN = 7000
 CLEAR_BLUE_DN = 1500
 
 
-def blue_score(image: np.ndarray, probs: Any, *, bands: Sequence[str], pixel_size: float) -> np.ndarray:
+def blue_score(
+    image: np.ndarray, probs: Any, *, bands: Sequence[str], pixel_size: float
+) -> np.ndarray:
     blue = np.nan_to_num(image[list(bands).index("B02")], nan=1.0)
     return np.clip(1.0 - (blue - 0.1) / 0.1, 0.0, 1.0).astype(np.float32)
 

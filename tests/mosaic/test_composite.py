@@ -158,16 +158,24 @@ def test_other_crs_and_resolution_land_on_the_target_grid(
         )
         moved = np.zeros((4, height, width), np.uint16)
         reproject(
-            truth, moved, src_transform=ds.transform, src_crs=ds.crs, dst_transform=transform,
-            dst_crs=crs, resampling=Resampling.average if resolution > 10 else Resampling.bilinear,
-            src_nodata=0, dst_nodata=0,
+            truth,
+            moved,
+            src_transform=ds.transform,
+            src_crs=ds.crs,
+            dst_transform=transform,
+            dst_crs=crs,
+            resampling=Resampling.average if resolution > 10 else Resampling.bilinear,
+            src_nodata=0,
+            dst_nodata=0,
         )
     assert isinstance(transform, Affine)
     moved_path = write_tif(tmp_path / "moved.tif", moved, crs=crs, transform=transform)
     out = tmp_path / "c.tif"
-    _run([moved_path], out, grid=__import__("s2clouds.mosaic.warp", fromlist=["x"]).GridRequest(
-        like=str(truth_path)
-    ))
+    _run(
+        [moved_path],
+        out,
+        grid=__import__("s2clouds.mosaic.warp", fromlist=["x"]).GridRequest(like=str(truth_path)),
+    )
     result = _read(out)
     assert result.shape == truth.shape
     offset = _centroid(result) - _centroid(truth)
@@ -305,8 +313,9 @@ def test_dask_cluster_gives_the_serial_result(series: list[Path], tmp_path: Path
     cluster = ClusterOptions(workers=2, processes=False, dashboard=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = run_composite([str(p) for p in series], out, options, cluster=cluster,
-                               announce=lambda _: None)
+        result = run_composite(
+            [str(p) for p in series], out, options, cluster=cluster, announce=lambda _: None
+        )
     assert "Dask" in result.engine
     assert np.array_equal(_read(out), _read(serial))
     assert np.array_equal(_info(out), _info(serial))
@@ -317,7 +326,9 @@ def test_default_model_and_scorer(tmp_path: Path) -> None:
     paths = make_series(tmp_path / "in", n=3)
     out = tmp_path / "c.tif"
     options = CompositeOptions(block=64, progress=False)
-    summary = run_composite([str(p) for p in paths], out, options, announce=lambda _: None).summary_data
+    summary = run_composite(
+        [str(p) for p in paths], out, options, announce=lambda _: None
+    ).summary_data
     assert summary["model"] == "s2clouds-pixel-rgbn" and summary["scorer"] == "probability"
     result, stack = _read(out), _stack(paths)
     cloud = stack[:, 0] >= CLOUD_DN_MIN

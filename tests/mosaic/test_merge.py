@@ -64,7 +64,9 @@ def test_weighted_mean_and_count() -> None:
     assert np.array_equal(merged.count, good.sum(0))
     i, j = np.argwhere(good.sum(0) > 0)[0]
     sel = good[:, i, j]
-    expected = (values[sel, :, i, j] * quality[sel, i, j][:, None]).sum(0) / quality[sel, i, j].sum()
+    expected = (values[sel, :, i, j] * quality[sel, i, j][:, None]).sum(0) / quality[
+        sel, i, j
+    ].sum()
     np.testing.assert_allclose(merged.values[:, i, j], expected, rtol=1e-5)
 
 

@@ -157,7 +157,9 @@ def plan_composite(
     scorer = get_scorer(options.scorer)
     paths = expand_composite_inputs(inputs)
     if not paths:
-        raise SceneFormatError("give at least one input (a path, a glob, @LIST or a folder of items)")
+        raise SceneFormatError(
+            "give at least one input (a path, a glob, @LIST or a folder of items)"
+        )
     acquisitions, rejected = open_acquisitions(
         paths,
         bands=options.bands,
@@ -180,7 +182,8 @@ def plan_composite(
         model = cached_model(model_name, bands)
         if model.estimate_sun_angles is not None:  # once per scene, as batch predict does
             scenes = [
-                s if s.angles is not None
+                s
+                if s.angles is not None
                 else replace(s, angles=with_sun_angles(s.select(model.bands), model).angles)
                 for s in scenes
             ]
@@ -212,9 +215,7 @@ def _expand(window: Window, halo: int, grid: Grid) -> Window:
     return Window(row, col, bottom - row, right - col)
 
 
-def observation(
-    plan: CompositePlan, index: int, window: Window
-) -> tuple[np.ndarray, np.ndarray]:
+def observation(plan: CompositePlan, index: int, window: Window) -> tuple[np.ndarray, np.ndarray]:
     """Values (C, h, w) float32 in output units (NaN = no data) and quality (h, w) float32
     (NaN where not valid) of acquisition ``index`` in ``window``."""
     from s2clouds.inference.options import RunOptions
@@ -314,7 +315,13 @@ class PartStore:
         target = self.path(result.window)
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
         with open(tmp, "wb") as handle:
-            np.savez(handle, values=result.values, info=result.info, clear=result.clear, valid=result.valid)
+            np.savez(
+                handle,
+                values=result.values,
+                info=result.info,
+                clear=result.clear,
+                valid=result.valid,
+            )
         os.replace(tmp, target)
 
     def load(self, window: Window) -> WindowResult:
@@ -327,13 +334,13 @@ class PartStore:
 
 def fingerprint(plan: CompositePlan, block: int) -> str:
     """A hash of what defines the result: inputs (paths, sizes, times), grid, options."""
-    stats = []
+    stats: list[Any] = []
     for path in plan.paths:
         with contextlib.suppress(OSError):
             st = os.stat(path)
             stats.append((path, st.st_size, st.st_mtime_ns))
     key = {
-        "inputs": stats or list(plan.paths),
+        "inputs": stats or [*plan.paths],
         "grid": [str(plan.grid.crs), tuple(plan.grid.transform), plan.grid.shape],
         "bands": plan.bands,
         "model": plan.model,
@@ -353,7 +360,9 @@ def _serial(plan: CompositePlan, windows: Sequence[Window]) -> Iterator[WindowRe
         yield composite_window(plan, window)
 
 
-def _dask(client: Any, plan: CompositePlan, windows: Sequence[Window], retries: int) -> Iterator[WindowResult]:
+def _dask(
+    client: Any, plan: CompositePlan, windows: Sequence[Window], retries: int
+) -> Iterator[WindowResult]:
     from distributed import as_completed
 
     threads = sum(client.nthreads().values()) or 1
@@ -366,7 +375,11 @@ def _dask(client: Any, plan: CompositePlan, windows: Sequence[Window], retries: 
     def refill() -> None:
         while len(futures) < limit and (window := next(pending, None)) is not None:
             future = client.submit(
-                composite_window, plan_future, window, retries=retries, pure=False,
+                composite_window,
+                plan_future,
+                window,
+                retries=retries,
+                pure=False,
                 key=f"s2clouds-composite-r{window.row}-c{window.col}-{os.urandom(4).hex()}",
             )
             futures.add(future)
@@ -461,9 +474,15 @@ def _compute(
 ) -> str:
     from s2clouds.inference.sink import window_progress
 
-    in_process = cluster is None or cluster.workers == 0 or (
-        cluster.workers is None and cluster.scheduler is None and len(todo) <= 1
-        and not os.environ.get("S2CLOUDS_SCHEDULER")
+    in_process = (
+        cluster is None
+        or cluster.workers == 0
+        or (
+            cluster.workers is None
+            and cluster.scheduler is None
+            and len(todo) <= 1
+            and not os.environ.get("S2CLOUDS_SCHEDULER")
+        )
     )
     with window_progress(options.progress) as progress:
         bar = progress.add_task("composite windows", total=len(todo))
@@ -504,18 +523,30 @@ def _write_outputs(
         "QUALITY_SCORER": plan.scorer,
         "MODEL": plan.model or "none",
         "INPUTS": str(n),
-        "VALUES": "reflectance x 10000 (harmonised)" if plan.harmonise else "as stored in the inputs",
+        "VALUES": "reflectance x 10000 (harmonised)"
+        if plan.harmonise
+        else "as stored in the inputs",
     }
     try:
         with (
             RasterWriter(
-                paths["composite"], plan.grid, count=len(plan.bands), dtype=plan.dtype,
+                paths["composite"],
+                plan.grid,
+                count=len(plan.bands),
+                dtype=plan.dtype,
                 nodata=plan.nodata if plan.nodata is not None else float("nan"),
-                band_names=plan.bands, tags=tags, cog_profile=COG_CONTINUOUS,
+                band_names=plan.bands,
+                tags=tags,
+                cog_profile=COG_CONTINUOUS,
             ) as main,
             RasterWriter(
-                paths["info"], plan.grid, count=3, dtype="uint16", nodata=None,
-                band_names=INFO_BANDS, tags={**tags, "QUALITY_SCALE": str(QUALITY_SCALE)},
+                paths["info"],
+                plan.grid,
+                count=3,
+                dtype="uint16",
+                nodata=None,
+                band_names=INFO_BANDS,
+                tags={**tags, "QUALITY_SCALE": str(QUALITY_SCALE)},
                 cog_profile=COG_CONTINUOUS,
             ) as info,
         ):

@@ -130,6 +130,8 @@ def merge(values: np.ndarray, quality: np.ndarray, good: np.ndarray, method: Met
         chosen = np.full(count.shape, -1, np.int16)
         return Merged(out, chosen, mean_q.astype(np.float32), count)
     chosen = np.where(none, -1, index).astype(np.int16)
-    picked_q = np.take_along_axis(quality, index[None].astype(np.intp), axis=0)[0].astype(np.float32)
+    picked_q = np.take_along_axis(quality, index[None].astype(np.intp), axis=0)[0].astype(
+        np.float32
+    )
     picked_q[none] = np.nan
     return Merged(_pick(values, index, count), chosen, picked_q, count)

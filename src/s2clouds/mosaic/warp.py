@@ -77,7 +77,8 @@ def footprint(scene: Scene, crs: Any) -> Bounds:
     bounds = grid_bounds(scene.grid)
     if scene.grid.crs is None or crs is None or scene.grid.crs == crs:
         return bounds
-    return tuple(transform_bounds(scene.grid.crs, crs, *bounds, densify_pts=21))  # type: ignore[return-value]
+    west, south, east, north = transform_bounds(scene.grid.crs, crs, *bounds, densify_pts=21)
+    return float(west), float(south), float(east), float(north)
 
 
 def resolution_in(scene: Scene, crs: Any) -> float:
@@ -103,7 +104,9 @@ def target_grid(acquisitions: Sequence[Acquisition], request: GridRequest) -> Gr
 
         grid = raster_info(request.like).grid
         if request.bounds is not None or request.crs is not None:
-            raise SceneFormatError("--like copies a whole grid; do not combine it with --grid or --bounds")
+            raise SceneFormatError(
+                "--like copies a whole grid; do not combine it with --grid or --bounds"
+            )
         return grid
     first = acquisitions[0].scene.grid
     crs = request.crs if request.crs is not None else first.crs
@@ -130,7 +133,9 @@ def target_grid(acquisitions: Sequence[Acquisition], request: GridRequest) -> Gr
     col1 = math.ceil((east - x0) / resolution - 1e-6)
     row0 = math.floor((y0 - north) / resolution + 1e-6)
     row1 = math.ceil((y0 - south) / resolution - 1e-6)
-    transform = Affine(resolution, 0, x0 + col0 * resolution, 0, -resolution, y0 - row0 * resolution)
+    transform = Affine(
+        resolution, 0, x0 + col0 * resolution, 0, -resolution, y0 - row0 * resolution
+    )
     return Grid(crs, transform, max(1, row1 - row0), max(1, col1 - col0))
 
 
@@ -145,7 +150,9 @@ def check_overlap(
         if _intersects(footprint(acq.scene, grid.crs), target):
             keep.append(acq)
             continue
-        reason = f"{acq.path} does not overlap the target grid (bounds {_fmt(target)} in {grid.crs})"
+        reason = (
+            f"{acq.path} does not overlap the target grid (bounds {_fmt(target)} in {grid.crs})"
+        )
         if not drop:
             raise CRSMismatchError(
                 f"{reason}; give --bounds or --grid that cover it, or --drop-incomplete to "
@@ -186,7 +193,9 @@ class WarpedBand:
                 rio_window = RioWindow(window.col, window.row, window.width, window.height)
                 offset = _aligned_offset(ds, grid)
                 if offset is not None:
-                    src = RioWindow(window.col + offset[1], window.row + offset[0], window.width, window.height)
+                    src = RioWindow(
+                        window.col + offset[1], window.row + offset[0], window.width, window.height
+                    )
                     fill = self.nodata if self.nodata is not None else 0
                     data = ds.read(self.index, window=src, boundless=True, fill_value=fill)
                     out = data.astype(np.float32)
@@ -196,8 +205,10 @@ class WarpedBand:
                     return out
                 from rasterio.vrt import WarpedVRT
 
-                nodata = self.nodata if self.nodata is not None else (
-                    np.nan if np.dtype(ds.dtypes[0]).kind == "f" else 0
+                nodata = (
+                    self.nodata
+                    if self.nodata is not None
+                    else (np.nan if np.dtype(ds.dtypes[0]).kind == "f" else 0)
                 )
                 with WarpedVRT(
                     ds,
@@ -249,7 +260,9 @@ def on_grid(scene: Scene, grid: Grid, resampling: str = "bilinear") -> Scene:
     sources: list[BandSource] = []
     for source in scene.sources:
         if isinstance(source, RasterBand):
-            sources.append(WarpedBand(source.band, source.path, source.index, source.nodata, resampling))
+            sources.append(
+                WarpedBand(source.band, source.path, source.index, source.nodata, resampling)
+            )
         elif isinstance(source, ArrayBand) and scene.grid == grid:
             sources.append(source)
         else:
