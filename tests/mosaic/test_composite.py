@@ -339,3 +339,45 @@ def test_default_model_and_scorer(tmp_path: Path) -> None:
 
 
 CLOUD_DN_MIN = 6000
+
+
+def test_mixed_utm_zones_on_the_default_grid(tmp_path: Path) -> None:
+    """UTM 33 (first by date, cloudy over the feature) and UTM 32 (clear): the default grid is
+    the first input's; the feature comes from the UTM 32 input within half a pixel."""
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+
+    truth = _feature_scene()
+    hidden = cloudy(truth, slice(15, 40), slice(15, 40))
+    first = write_tif(tmp_path / "a.tif", hidden, date=dt.date(2021, 5, 1))
+    with rasterio.open(first) as ds:
+        transform, width, height = calculate_default_transform(
+            ds.crs, "EPSG:32632", ds.width, ds.height, *ds.bounds, resolution=10.0
+        )
+        bounds_a, grid_a = ds.bounds, ds.transform
+    moved = np.zeros((4, height, width), np.uint16)
+    reproject(
+        truth,
+        moved,
+        src_transform=grid_a,
+        src_crs="EPSG:32633",
+        dst_transform=transform,
+        dst_crs="EPSG:32632",
+        resampling=Resampling.bilinear,
+        src_nodata=0,
+        dst_nodata=0,
+    )
+    second = write_tif(
+        tmp_path / "b.tif", moved, crs="EPSG:32632", transform=transform, date=dt.date(2021, 5, 9)
+    )
+    out = tmp_path / "c.tif"
+    _run([second, first], out)
+    with rasterio.open(out) as ds:
+        assert ds.crs.to_epsg() == 32633
+        col, row = ~ds.transform * (bounds_a.left, bounds_a.top)
+        result = ds.read()
+    r0, c0 = round(row), round(col)
+    window = result[:, r0 : r0 + truth.shape[1], c0 : c0 + truth.shape[2]]
+    offset = _centroid(window) - _centroid(truth)
+    assert np.abs(offset).max() <= 0.5, offset
+    info = _info(out)[1, r0 + 27, c0 + 27]
+    assert info == dt.date(2021, 5, 9).timetuple().tm_yday
