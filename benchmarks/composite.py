@@ -8,7 +8,8 @@ to a temporary folder), run in separate processes:
 * a naive per-band ``numpy.median`` over the whole stack read into memory (what a script
   without windows does; it needs T x C x H x W values at once).
 
-Seconds and peak RSS (``ru_maxrss`` of each process) are printed in a table with the ratios.
+Seconds and peak RSS (``VmHWM`` of each process; ``ru_maxrss`` would count the parent's
+RSS at fork) are printed in a table with the ratios.
 
 Real data (``--real``): the 30-date SEN12MS-CR-TS series in shared/data/real (13-band L1C,
 central Italy, 2018): the composite (default model and scorer, methods best and median) and
@@ -34,17 +35,27 @@ import numpy as np
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "sen12mscr" / "timeseries"
 BANDS = ("B02", "B03", "B04", "B08")
 CHILD_COMPOSITE = """
-import resource, sys, time, json
+import sys, time, json
+def peak_mb():
+    # VmHWM: this process's own peak RSS (ru_maxrss would include the parent's at fork)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 from s2clouds.cli.main import main
 start = time.perf_counter()
 try:
     main(sys.argv[1:])
 finally:
     print(json.dumps({"seconds": time.perf_counter() - start,
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_mb": peak_mb()}))
 """
 CHILD_MEDIAN = """
-import resource, sys, time, json
+import sys, time, json
+def peak_mb():
+    # VmHWM: this process's own peak RSS (ru_maxrss would include the parent's at fork)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 import numpy as np, rasterio
 start = time.perf_counter()
 paths, out = sys.argv[1:-1], sys.argv[-1]
@@ -58,7 +69,7 @@ median = np.median(stack, axis=0)
 with rasterio.open(out, "w", **profile) as ds:
     ds.write(np.rint(median).astype(profile["dtype"]))
 print(json.dumps({"seconds": time.perf_counter() - start,
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": peak_mb()}))
 """
 
 
