@@ -52,6 +52,8 @@ from s2clouds.mosaic.warp import GridRequest, check_overlap, on_grid, target_gri
 from s2clouds.radiometry import to_reflectance
 
 QUALITY_SCALE = 10000
+#: pixels of context every scorer gets around a window (the SEN12MS score's smoothing needs 6)
+SCORER_HALO = 16
 INFO_BANDS = ("clear_count", "source_doy", "quality")
 
 
@@ -224,7 +226,9 @@ def observation(plan: CompositePlan, index: int, window: Window) -> tuple[np.nda
     from s2clouds.models.cache import cached_model
 
     scene, grid = plan.scenes[index], plan.grid
-    halo = math.ceil(plan.distance_cap / plan.pixel_size_m) if plan.distance_cap > 0 else 0
+    # the scorer sees the window grown by the distance cap, and at least SCORER_HALO pixels
+    # (for its own filters), so that the result does not depend on where windows are cut
+    halo = max(SCORER_HALO, math.ceil(plan.distance_cap / plan.pixel_size_m))
     outer = _expand(window, halo, grid)
     raw = np.stack([s.read(grid, outer) for s in scene.sources])
     reflectance = to_reflectance(raw, plan.bands, scene.radiometry, nodata=None)
