@@ -374,3 +374,25 @@ def test_mixed_utm_zones_on_the_default_grid(tmp_path: Path) -> None:
     assert np.abs(offset).max() <= 0.5, offset
     info = _info(out)[1, r0 + 27, c0 + 27]
     assert info == dt.date(2021, 5, 9).timetuple().tm_yday
+
+
+def test_input_damaged_inside_is_left_out_where_unreadable(
+    series: list[Path], tmp_path: Path
+) -> None:
+    """A header that opens but tiles that cannot be read (a tiled GeoTIFF written by
+    CreateCopy, header first, its last tiles cut off): left out of the
+    windows it cannot be read in, reported; the others go on."""
+    from rasterio.shutil import copy
+
+    whole = write_tif(tmp_path / "whole.tif", clear_surface(8), date=dt.date(2021, 8, 1))
+    damaged = tmp_path / "damaged.tif"
+    copy(whole, damaged, driver="GTiff", tiled=True, blockxsize=16, blockysize=16)
+    with open(damaged, "r+b") as handle:
+        handle.truncate(damaged.stat().st_size * 17 // 20)
+    out = tmp_path / "c.tif"
+    summary = _run([*series, damaged], out).summary_data
+    entries = {Path(e["path"]).name: e for e in summary["inputs"]}
+    assert 0 < entries["damaged.tif"]["failed_windows"] < summary["windows"]
+    assert "damaged.tif" in entries["damaged.tif"]["error"]
+    assert all(e["failed_windows"] == 0 for n, e in entries.items() if n != "damaged.tif")
+    assert entries["damaged.tif"]["valid_pixels"] > 0  # the windows it could be read in

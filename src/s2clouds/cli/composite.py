@@ -173,6 +173,14 @@ def composite(
         f"  pixels without a clear observation: {summary['pixels_without_clear_observation']} "
         f"({100 * summary['share_without_clear_observation']:.2f}%)"
     )
+    for entry in used:
+        if entry["failed_windows"]:
+            click.secho(
+                f"warning: {entry['path']} could not be read in {entry['failed_windows']} of "
+                f"{summary['windows']} windows (left out there): {entry['error']}",
+                fg="yellow",
+                err=True,
+            )
     for extra in (result.info, result.quicklook, result.summary):
         if extra is not None:
             say(f"  wrote {extra}")

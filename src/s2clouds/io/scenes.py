@@ -264,5 +264,3 @@ def _is_safe(path: Path) -> bool:
         or name.endswith(".SAFE.ZIP")
         or (name.endswith(".ZIP") and name.startswith("S2"))
     )
-
-

@@ -22,6 +22,10 @@ Outputs for ``-o OUT.tif``:
 ``OUT.png``           true-colour quicklook (when the bands hold B02, B03, B04)
 ``OUT.json``          summary: inputs used with their clear shares, inputs left out and why,
                       pixels left without a clear observation
+
+An input whose header opens but whose pixels cannot be read in some window (a damaged or
+truncated file) is left out of those windows only; the run goes on and reports it (the
+input's ``failed_windows`` and ``error`` in ``OUT.json``, a warning on the command line).
 """
 
 from __future__ import annotations
@@ -101,13 +105,14 @@ class CompositePlan:
 @dataclass
 class WindowResult:
     """One computed window: composite values in the output dtype, info bands, per-input
-    clear and valid pixel counts."""
+    clear and valid pixel counts, and per-input read errors ("" when it was read)."""
 
     window: Window
     values: np.ndarray
     info: np.ndarray
     clear: np.ndarray
     valid: np.ndarray
+    errors: np.ndarray
 
 
 @dataclass
@@ -271,9 +276,13 @@ def _composite_window(plan: CompositePlan, window: Window) -> WindowResult:
     n = len(plan.scenes)
     values = np.empty((n, len(plan.bands), window.height, window.width), np.float32)
     quality = np.empty((n, window.height, window.width), np.float32)
+    errors = np.full(n, "", dtype="U400")
     for i in range(n):
         try:
             values[i], quality[i] = observation(plan, i, window)
+        except SceneFormatError as exc:  # unreadable here: reported, the others go on
+            values[i], quality[i] = np.nan, np.nan
+            errors[i] = str(exc)[:400]
         except S2CloudsError as exc:
             raise type(exc)(f"{plan.paths[i]}: {exc}") from exc
     valid = np.isfinite(quality)
@@ -298,6 +307,7 @@ def _composite_window(plan: CompositePlan, window: Window) -> WindowResult:
         info_bands,
         good.reshape(n, -1).sum(axis=1),
         valid.reshape(n, -1).sum(axis=1),
+        errors,
     )
 
 
@@ -325,12 +335,15 @@ class PartStore:
                 info=result.info,
                 clear=result.clear,
                 valid=result.valid,
+                errors=result.errors,
             )
         os.replace(tmp, target)
 
     def load(self, window: Window) -> WindowResult:
         with np.load(self.path(window)) as data:
-            return WindowResult(window, data["values"], data["info"], data["clear"], data["valid"])
+            return WindowResult(
+                window, data["values"], data["info"], data["clear"], data["valid"], data["errors"]
+            )
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -521,6 +534,8 @@ def _write_outputs(
     clear = np.zeros(n, np.int64)
     valid = np.zeros(n, np.int64)
     histogram = np.zeros(n + 1, np.int64)
+    failed = np.zeros(n, np.int64)
+    first_error = [""] * n
     written: list[Path] = []
     tags = {
         "COMPOSITE_METHOD": str(plan.method),
@@ -561,11 +576,20 @@ def _write_outputs(
                 clear += part.clear
                 valid += part.valid
                 histogram += np.bincount(part.info[0].ravel(), minlength=n + 1)[: n + 1]
+                for i, message in enumerate(part.errors.tolist()):
+                    if message:
+                        failed[i] += 1
+                        first_error[i] = first_error[i] or message
         written += [paths["composite"], paths["info"]]
         if options.quicklook and {"B02", "B03", "B04"} <= set(plan.bands):
             _write_quicklook(plan, paths["composite"], paths["quicklook"])
             written.append(paths["quicklook"])
         summary = _summary(plan, clear, valid, histogram, rejected, paths)
+        summary["windows"] = len(windows)
+        for entry, count, message in zip(summary["inputs"], failed, first_error, strict=True):
+            entry["failed_windows"] = int(count)
+            if count:
+                entry["error"] = message
         with atomic_path(paths["summary"]) as tmp:
             tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
