@@ -129,21 +129,11 @@ def train(
     }
     learning_rate = settings["lr"] or DEFAULT_LR.get(architecture, 1e-3)
     if architecture == PIXEL_MODEL:
-        _train_pixel(
-            train_data, val_data, bands, learning_rate, out_dir, quiet, settings, provenance
-        )
+        _train_pixel(train_data, val_data, bands, learning_rate, out_dir, quiet, settings,
+                     provenance)
     else:
-        _train_network(
-            train_data,
-            val_data,
-            architecture,
-            bands,
-            learning_rate,
-            out_dir,
-            quiet,
-            settings,
-            provenance,
-        )
+        _train_network(train_data, val_data, architecture, bands, learning_rate, out_dir, quiet,
+                       settings, provenance)
 
 
 def _open_datasets(

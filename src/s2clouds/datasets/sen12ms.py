@@ -214,7 +214,6 @@ class SEN12MS(CloudDataset):
     protocol: ClassVar[str] = "false_cloud"
     #: land-cover layer of ``mask`` (see :mod:`s2clouds.labels.landcover`, not a cloud scheme)
     label_scheme: ClassVar[str] = "igbp"
-
     #: the cloud benchmark scores the clear canonical mask (false clouds); S1 is not needed
     @classmethod
     def benchmark_options(cls, splits: Sequence[str], layers: Sequence[str]) -> dict[str, Any]:

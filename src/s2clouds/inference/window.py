@@ -67,7 +67,9 @@ def probability_percent(probs: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def expand_window(window: Window, halo: int, height: int, width: int, alignment: int = 1) -> Window:
+def expand_window(
+    window: Window, halo: int, height: int, width: int, alignment: int = 1
+) -> Window:
     """``window`` grown by ``halo`` pixels on each side, clamped to the scene; its top-left
     corner is moved further up and left to a multiple of ``alignment``."""
     row = max(0, (window.row - halo) // alignment * alignment)

@@ -264,3 +264,5 @@ def _is_safe(path: Path) -> bool:
         or name.endswith(".SAFE.ZIP")
         or (name.endswith(".ZIP") and name.startswith("S2"))
     )
+
+

@@ -144,7 +144,9 @@ class BandPlanes:
         return band in self.names
 
 
-def _check_inputs(cloudy: np.ndarray, clear: np.ndarray, bands: Sequence[str]) -> tuple[str, ...]:
+def _check_inputs(
+    cloudy: np.ndarray, clear: np.ndarray, bands: Sequence[str]
+) -> tuple[str, ...]:
     names = canonical_band_names(tuple(bands))
     missing = [b for b in REQUIRED_BANDS if b not in names]
     if missing:
@@ -261,10 +263,7 @@ def projection_steps(direction: float, max_offset: int, step: int = 2) -> list[t
     rows, counter-clockwise) up to ``max_offset`` px."""
     steps = []
     for distance in range(step, max_offset + 1, step):
-        offset = (
-            int(round(distance * np.cos(direction))),
-            int(round(distance * np.sin(direction))),
-        )
+        offset = (int(round(distance * np.cos(direction))), int(round(distance * np.sin(direction))))
         if offset not in steps:
             steps.append(offset)
     return steps
@@ -287,9 +286,8 @@ def consistent_shadow(
     best: tuple[int, list[tuple[int, int]], list[int]] | None = None
     for k in range(rules.directions):
         steps = projection_steps(2 * np.pi * k / rules.directions, rules.max_shadow_offset)
-        hits = [
-            int(np.count_nonzero(shift_mask(cloud, r, c) & candidates & ~cloud)) for r, c in steps
-        ]
+        hits = [int(np.count_nonzero(shift_mask(cloud, r, c) & candidates & ~cloud))
+                for r, c in steps]
         total = sum(sorted(hits)[-5:])  # the best few distances: clouds at a few heights
         if best is None or total > best[0]:
             best = (total, steps, hits)
@@ -361,13 +359,8 @@ def change_labels(
     if matched < rules.min_matched:  # an overcast image: nothing to match, no offset
         offsets = np.zeros_like(offsets)
     if ref_snow.mean() > 0.5:
-        return ChangeLabels(
-            nothing,
-            no_opacity,
-            offsets,
-            usable=False,
-            reason=f"the reference is {ref_snow.mean():.0%} snow",
-        )
+        return ChangeLabels(nothing, no_opacity, offsets, usable=False,
+                            reason=f"the reference is {ref_snow.mean():.0%} snow")
     now = BandPlanes(cloudy - offsets[:, None, None], names)
     visible, cirrus = cloud_candidates(now, ref, rules)
     cloud = (visible | cirrus) & finite
@@ -393,17 +386,10 @@ def change_labels(
     mask = erode_classes(_clean(mask), rules.edge)
     explained = float(np.mean(mask != NODATA))
     if explained < rules.min_explained:
-        return ChangeLabels(
-            nothing,
-            no_opacity,
-            offsets,
-            usable=False,
-            reason=f"only {explained:.0%} of pixels explained: surface change",
-        )
+        return ChangeLabels(nothing, no_opacity, offsets, usable=False,
+                            reason=f"only {explained:.0%} of pixels explained: surface change")
     return ChangeLabels(
-        mask,
-        np.where(cloud, opacity, np.nan).astype(np.float32),
-        offsets,
+        mask, np.where(cloud, opacity, np.nan).astype(np.float32), offsets,
         shadow_offset=shadow_offset,
     )
 

@@ -72,18 +72,12 @@ class AutoChoice:
 #: first match wins: the 13-band L1C model needs the cirrus band (L2A products drop B10; a
 #: 13-band stack flagged L2A gets the 12-band model), then SWIR without cirrus, then 4 bands
 AUTO_CHOICES: tuple[AutoChoice, ...] = (
-    AutoChoice(
-        "s2clouds-pixel-l1c13",
-        L1C_BANDS,
-        ("L1C", None),
-        "13 L1C bands: SWIR and the cirrus band B10",
-    ),
-    AutoChoice(
-        "s2clouds-pixel-swir12",
-        L2A_BANDS,
-        why="12 bands with SWIR, no cirrus band (L2A, or L1C without B10)",
-    ),
-    AutoChoice("s2clouds-pixel-rgbn", RGBN_BANDS, why="blue, green, red and NIR only"),
+    AutoChoice("s2clouds-pixel-l1c13", L1C_BANDS, ("L1C", None),
+               "13 L1C bands: SWIR and the cirrus band B10"),
+    AutoChoice("s2clouds-pixel-swir12", L2A_BANDS,
+               why="12 bands with SWIR, no cirrus band (L2A, or L1C without B10)"),
+    AutoChoice("s2clouds-pixel-rgbn", RGBN_BANDS,
+               why="blue, green, red and NIR only"),
 )
 
 
@@ -172,7 +166,11 @@ def model_file_info(path: Path, name: str | None = None) -> ModelInfo:
     return info
 
 
-def get_model(name: str, available_bands: Sequence[str], level: str | None = None) -> CloudModel:
+def get_model(
+    name: str, available_bands: Sequence[str], level: str | None = None
+) -> CloudModel:
     """Build model ``name`` for a scene that has ``available_bands`` at processing ``level``
     (``"auto"`` picks the shipped model for those bands and level: :func:`choose_model`)."""
-    return get_model_info(resolve_model_name(name, available_bands, level)).factory(available_bands)
+    return get_model_info(resolve_model_name(name, available_bands, level)).factory(
+        available_bands
+    )
