@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "train": 5,
     "inference": 5,
     "benchmark": 5,
+    "mosaic": 5,
     "app": 6,
     "cli": 7,
 }

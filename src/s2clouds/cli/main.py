@@ -26,6 +26,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "search",
         "Find scenes in a STAC API; write one item JSON each.",
     ),
+    "composite": (
+        "s2clouds.cli.composite",
+        "composite",
+        "Merge many acquisitions into one cloud-free composite.",
+    ),
     "labels": ("s2clouds.cli.labels", "labels", "List label schemes and translate masks."),
     "datasets": ("s2clouds.cli.datasets", "datasets", "Inspect benchmark datasets on disk."),
     "benchmark": ("s2clouds.cli.benchmark", "benchmark", "Score cloud maskers on a dataset."),

@@ -1,0 +1,664 @@
+"""A cloud-free composite of many acquisitions, computed window by window.
+
+:func:`plan_composite` opens every input (headers only), puts them in canonical order, chooses
+the target grid and the masker; :func:`composite_window` computes one window of the target
+grid from every acquisition (read onto the grid, score, merge): the unit of work, run in this
+process or on a Dask cluster (a local one by default, ``--scheduler`` for a running one), as
+batch prediction does. Memory is bounded by the window size times the number of inputs.
+
+Each finished window is saved in a parts folder beside the output (``.<name>.parts-<hash>``,
+the hash of everything that defines the result), so a run that is interrupted resumes with
+the windows still missing. Only when every window is there are the outputs written, each
+atomically (temporary file, then rename): nothing appears at the target on failure.
+
+Outputs for ``-o OUT.tif``:
+
+``OUT.tif``           COG, the composite in the input bands and data type (uint16 DN stays
+                      uint16 DN; no data 0, NaN for float inputs)
+``OUT.info.tif``      COG, uint16: ``clear_count`` (clear observations), ``source_doy``
+                      (day of year of the picked observation, best/medoid; 0 none),
+                      ``quality`` (quality of the picked observation, or the mean of the clear
+                      ones, x 10000; 0 none)
+``OUT.png``           true-colour quicklook (when the bands hold B02, B03, B04)
+``OUT.json``          summary: inputs used with their clear shares, inputs left out and why,
+                      pixels left without a clear observation
+
+An input whose header opens but whose pixels cannot be read in some window (a damaged or
+truncated file) is left out of those windows only; the run goes on and reports it (the
+input's ``failed_windows`` and ``error`` in ``OUT.json``, a warning on the command line).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2clouds.errors import OutputError, S2CloudsError, SceneFormatError, detached
+from s2clouds.io.grid import Grid, Window
+from s2clouds.io.scene import Scene
+from s2clouds.io.write import RasterWriter, atomic_path, check_writable
+from s2clouds.mosaic.inputs import Acquisition, Rejected, expand_composite_inputs, open_acquisitions
+from s2clouds.mosaic.merge import Method, merge, parse_method
+from s2clouds.mosaic.quality import DISTANCE_CAP_M, get_scorer
+from s2clouds.mosaic.warp import GridRequest, check_overlap, on_grid, target_grid
+from s2clouds.radiometry import to_reflectance
+
+QUALITY_SCALE = 10000
+#: pixels of context every scorer gets around a window (the SEN12MS score's smoothing needs 6)
+SCORER_HALO = 16
+INFO_BANDS = ("clear_count", "source_doy", "quality")
+
+
+@dataclass(frozen=True)
+class CompositeOptions:
+    """What a composite run can be told (see ``s2clouds composite --help``)."""
+
+    method: str = "best"
+    scorer: str = "probability"
+    model: str = "auto"
+    min_quality: float = 0.5
+    distance_cap: float = DISTANCE_CAP_M
+    block: int = 512
+    bands: tuple[str, ...] | None = None
+    scale: str | None = None
+    level: str | None = None
+    drop_incomplete: bool = False
+    grid: GridRequest = field(default_factory=GridRequest)
+    resampling: str = "bilinear"
+    resume: bool = True
+    quicklook: bool = True
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class CompositePlan:
+    """Everything a window task needs (small and picklable: scenes hold file paths)."""
+
+    scenes: tuple[Scene, ...]
+    paths: tuple[str, ...]
+    doys: tuple[int, ...]
+    grid: Grid
+    bands: tuple[str, ...]
+    model: str | None
+    scorer: str
+    method: Method
+    min_quality: float
+    distance_cap: float
+    pixel_size_m: float
+    harmonise: bool
+    dtype: str
+    nodata: float | None
+
+
+@dataclass
+class WindowResult:
+    """One computed window: composite values in the output dtype, info bands, per-input
+    clear and valid pixel counts, and per-input read errors ("" when it was read)."""
+
+    window: Window
+    values: np.ndarray
+    info: np.ndarray
+    clear: np.ndarray
+    valid: np.ndarray
+    errors: np.ndarray
+
+
+@dataclass
+class CompositeResult:
+    output: Path
+    info: Path
+    quicklook: Path | None
+    summary: Path
+    summary_data: dict[str, Any]
+    seconds: float
+    engine: str
+
+
+# --------------------------------------------------------------------------------- plan
+def pixel_size_metres(grid: Grid) -> float:
+    """Metres per pixel (geographic grids: at the grid's centre latitude)."""
+    crs = grid.crs
+    if crs is not None and getattr(crs, "is_geographic", False):
+        t = grid.transform
+        lat = t.f + t.e * grid.height / 2
+        return grid.resolution * 111_320.0 * max(0.1, math.cos(math.radians(lat)))
+    return grid.resolution
+
+
+def _output_type(acquisitions: Sequence[Acquisition]) -> tuple[bool, str, float | None]:
+    """(harmonise, dtype, nodata): raw stored values when every input shares one radiometry
+    (their dtype, no data 0 for integers / NaN for floats), else reflectance x 10000 as uint16
+    (offsets applied: harmonised)."""
+    from s2clouds.io.scene import RasterBand, raster_info
+
+    radiometries = {repr(a.scene.radiometry) for a in acquisitions}
+    first = acquisitions[0].scene.sources[0]
+    dtype = raster_info(first.path).dtype if isinstance(first, RasterBand) else "float32"
+    if len(radiometries) > 1:
+        return True, "uint16", 0
+    return False, dtype, (None if np.dtype(dtype).kind == "f" else 0)
+
+
+def plan_composite(
+    inputs: Sequence[str], options: CompositeOptions, *, announce: Callable[[str], None] = print
+) -> tuple[CompositePlan, list[Rejected]]:
+    """Open, order, check and grid the inputs; resolve model and scorer. Raises before any
+    output is written when nothing can be composited."""
+    from s2clouds.inference.window import with_sun_angles
+    from s2clouds.models.cache import cached_model
+    from s2clouds.models.registry import resolve_model_name
+
+    method = parse_method(options.method)
+    scorer = get_scorer(options.scorer)
+    paths = expand_composite_inputs(inputs)
+    if not paths:
+        raise SceneFormatError(
+            "give at least one input (a path, a glob, @LIST or a folder of items)"
+        )
+    acquisitions, rejected = open_acquisitions(
+        paths,
+        bands=options.bands,
+        scale=options.scale,
+        level=options.level,
+        drop_incomplete=options.drop_incomplete,
+    )
+    grid = target_grid(acquisitions, options.grid)
+    acquisitions, no_overlap = check_overlap(acquisitions, grid, drop=options.drop_incomplete)
+    for item in no_overlap:
+        warnings.warn(f"left out: {item.reason}", stacklevel=2)
+    rejected += no_overlap
+    for item in rejected:
+        announce(f"left out: {item.path}: {item.reason}")
+    bands = acquisitions[0].scene.bands
+    scenes = [on_grid(a.scene, grid, options.resampling) for a in acquisitions]
+    model_name = None
+    if scorer.needs_probabilities:
+        model_name = resolve_model_name(options.model, bands, acquisitions[0].scene.level)
+        model = cached_model(model_name, bands)
+        if model.estimate_sun_angles is not None:  # once per scene, as batch predict does
+            scenes = [
+                s
+                if s.angles is not None
+                else replace(s, angles=with_sun_angles(s.select(model.bands), model).angles)
+                for s in scenes
+            ]
+    harmonise, dtype, nodata = _output_type(acquisitions)
+    plan = CompositePlan(
+        scenes=tuple(scenes),
+        paths=tuple(a.path for a in acquisitions),
+        doys=tuple(a.day_of_year for a in acquisitions),
+        grid=grid,
+        bands=bands,
+        model=model_name,
+        scorer=scorer.name,
+        method=method,
+        min_quality=options.min_quality,
+        distance_cap=options.distance_cap if scorer.uses_distance else 0.0,
+        pixel_size_m=pixel_size_metres(grid),
+        harmonise=harmonise,
+        dtype=dtype,
+        nodata=nodata,
+    )
+    return plan, rejected
+
+
+# ------------------------------------------------------------------------------- window
+def _expand(window: Window, halo: int, grid: Grid) -> Window:
+    row, col = max(0, window.row - halo), max(0, window.col - halo)
+    bottom = min(grid.height, window.row + window.height + halo)
+    right = min(grid.width, window.col + window.width + halo)
+    return Window(row, col, bottom - row, right - col)
+
+
+def observation(plan: CompositePlan, index: int, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Values (C, h, w) float32 in output units (NaN = no data) and quality (h, w) float32
+    (NaN where not valid) of acquisition ``index`` in ``window``."""
+    from s2clouds.inference.options import RunOptions
+    from s2clouds.inference.window import predict_window
+    from s2clouds.models.base import ModelContext
+    from s2clouds.models.cache import cached_model
+
+    scene, grid = plan.scenes[index], plan.grid
+    # the scorer sees the window grown by the distance cap, and at least SCORER_HALO pixels
+    # (for its own filters), so that the result does not depend on where windows are cut
+    halo = max(SCORER_HALO, math.ceil(plan.distance_cap / plan.pixel_size_m))
+    outer = _expand(window, halo, grid)
+    raw = np.stack([s.read(grid, outer) for s in scene.sources])
+    reflectance = to_reflectance(raw, plan.bands, scene.radiometry, nodata=None)
+    probs = None
+    if plan.model is not None:
+        model = cached_model(plan.model, plan.bands)
+        run = RunOptions(model=plan.model, block=max(outer.height, outer.width))
+        angles = scene.angles
+        context = ModelContext(
+            resolution=plan.pixel_size_m,
+            level=scene.level,
+            sun_zenith=angles.sun_zenith if angles is not None else None,
+            sun_azimuth=angles.sun_azimuth if angles is not None else None,
+        )
+        _, probs = predict_window(scene.select(model.bands), model, outer, run, context)
+    scorer = get_scorer(plan.scorer)
+    kwargs: dict[str, Any] = {"bands": plan.bands, "pixel_size": plan.pixel_size_m}
+    if scorer.uses_distance:
+        kwargs["cap"] = plan.distance_cap
+    quality = scorer.function(reflectance, probs, **kwargs)
+    core = window.within(outer)
+    values = (reflectance * QUALITY_SCALE) if plan.harmonise else raw
+    values = values[(slice(None), *core)]
+    quality = np.asarray(quality[core], dtype=np.float32).copy()
+    quality[~np.all(np.isfinite(values), axis=0)] = np.nan
+    return values.astype(np.float32, copy=False), quality
+
+
+def composite_window(plan: CompositePlan, window: Window) -> WindowResult:
+    """One window of the composite (the unit of work of every engine). Library errors are
+    :func:`~s2clouds.errors.detached` so that they cross a Dask cluster intact."""
+    try:
+        return _composite_window(plan, window)
+    except S2CloudsError as exc:
+        error = detached(exc)
+    raise error
+
+
+def _composite_window(plan: CompositePlan, window: Window) -> WindowResult:
+    n = len(plan.scenes)
+    values = np.empty((n, len(plan.bands), window.height, window.width), np.float32)
+    quality = np.empty((n, window.height, window.width), np.float32)
+    errors = np.full(n, "", dtype="U400")
+    for i in range(n):
+        try:
+            values[i], quality[i] = observation(plan, i, window)
+        except SceneFormatError as exc:  # unreadable here: reported, the others go on
+            values[i], quality[i] = np.nan, np.nan
+            errors[i] = str(exc)[:400]
+        except S2CloudsError as exc:
+            raise type(exc)(f"{plan.paths[i]}: {exc}") from exc
+    valid = np.isfinite(quality)
+    good = valid & (np.nan_to_num(quality, nan=-1.0) >= plan.min_quality)
+    merged = merge(values, np.nan_to_num(quality, nan=0.0), good, plan.method)
+    out = merged.values
+    if np.dtype(plan.dtype).kind != "f":
+        info = np.iinfo(plan.dtype)
+        out = np.clip(np.rint(out), info.min, info.max)
+        out = np.where(np.isfinite(merged.values), out, plan.nodata or 0).astype(plan.dtype)
+    else:
+        out = out.astype(plan.dtype)
+    doy = np.zeros(merged.count.shape, np.uint16)
+    if plan.method.picks_one:
+        lookup = np.asarray((0, *plan.doys), np.uint16)
+        doy = lookup[merged.chosen.astype(np.intp) + 1]
+    q = np.rint(np.nan_to_num(merged.quality, nan=0.0) * QUALITY_SCALE).astype(np.uint16)
+    info_bands = np.stack([np.minimum(merged.count, 65535).astype(np.uint16), doy, q])
+    return WindowResult(
+        window,
+        out,
+        info_bands,
+        good.reshape(n, -1).sum(axis=1),
+        valid.reshape(n, -1).sum(axis=1),
+        errors,
+    )
+
+
+# ---------------------------------------------------------------------------- resume store
+class PartStore:
+    """Finished windows saved beside the output (one ``.npz`` each, written atomically)."""
+
+    def __init__(self, output: Path, plan: CompositePlan, block: int) -> None:
+        self.folder = output.parent / f".{output.name}.parts-{fingerprint(plan, block)}"
+
+    def path(self, window: Window) -> Path:
+        return self.folder / f"r{window.row}_c{window.col}.npz"
+
+    def done(self, window: Window) -> bool:
+        return self.path(window).is_file()
+
+    def save(self, result: WindowResult) -> None:
+        self.folder.mkdir(exist_ok=True)
+        target = self.path(result.window)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                values=result.values,
+                info=result.info,
+                clear=result.clear,
+                valid=result.valid,
+                errors=result.errors,
+            )
+        os.replace(tmp, target)
+
+    def load(self, window: Window) -> WindowResult:
+        with np.load(self.path(window)) as data:
+            return WindowResult(
+                window, data["values"], data["info"], data["clear"], data["valid"], data["errors"]
+            )
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def fingerprint(plan: CompositePlan, block: int) -> str:
+    """A hash of what defines the result: inputs (paths, sizes, times), grid, options."""
+    stats: list[Any] = []
+    for path in plan.paths:
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            stats.append((path, st.st_size, st.st_mtime_ns))
+    key = {
+        "inputs": stats or [*plan.paths],
+        "grid": [str(plan.grid.crs), tuple(plan.grid.transform), plan.grid.shape],
+        "bands": plan.bands,
+        "model": plan.model,
+        "scorer": plan.scorer,
+        "method": str(plan.method),
+        "min_quality": plan.min_quality,
+        "cap": plan.distance_cap,
+        "dtype": plan.dtype,
+        "block": block,
+    }
+    return hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:12]
+
+
+# ------------------------------------------------------------------------------- engines
+def _serial(plan: CompositePlan, windows: Sequence[Window]) -> Iterator[WindowResult]:
+    for window in windows:
+        yield composite_window(plan, window)
+
+
+def _dask(
+    client: Any, plan: CompositePlan, windows: Sequence[Window], retries: int
+) -> Iterator[WindowResult]:
+    from distributed import as_completed
+
+    threads = sum(client.nthreads().values()) or 1
+    limit = max(2, 2 * threads)
+    plan_future = client.scatter(plan, broadcast=True)
+    pending = iter(windows)
+    completed = as_completed()
+    futures: set[Any] = set()
+
+    def refill() -> None:
+        while len(futures) < limit and (window := next(pending, None)) is not None:
+            future = client.submit(
+                composite_window,
+                plan_future,
+                window,
+                retries=retries,
+                pure=False,
+                key=f"s2clouds-composite-r{window.row}-c{window.col}-{os.urandom(4).hex()}",
+            )
+            futures.add(future)
+            completed.add(future)
+
+    try:
+        refill()
+        while futures:
+            future = next(completed)
+            futures.discard(future)
+            result = future.result()
+            future.release()
+            yield result
+            refill()
+    finally:
+        if futures:
+            client.cancel(list(futures))
+
+
+# ----------------------------------------------------------------------------------- run
+def output_paths(output: Path) -> dict[str, Path]:
+    stem = output.with_suffix("")
+    return {
+        "composite": output,
+        "info": Path(f"{stem}.info.tif"),
+        "quicklook": Path(f"{stem}.png"),
+        "summary": Path(f"{stem}.json"),
+    }
+
+
+def run_composite(
+    inputs: Sequence[str],
+    output: str | Path,
+    options: CompositeOptions,
+    *,
+    cluster: Any = None,
+    announce: Callable[[str], None] = print,
+) -> CompositeResult:
+    """Compute the composite of ``inputs`` into ``output`` (see the module docstring).
+
+    ``cluster``: :class:`~s2clouds.inference.distributed.ClusterOptions` (None or
+    ``workers=0``: in this process).
+    """
+    started = time.perf_counter()
+    output = Path(output)
+    paths = output_paths(output)
+    for target in paths.values():
+        check_writable(target)
+    plan, rejected = plan_composite(inputs, options, announce=announce)
+    _refuse_overwriting_inputs(plan, paths.values())
+    windows = list(plan.grid.windows(options.block))
+    store = PartStore(output, plan, options.block)
+    if not options.resume:
+        store.remove()
+    todo = [w for w in windows if not store.done(w)]
+    if len(todo) < len(windows):
+        announce(f"resuming: {len(windows) - len(todo)} of {len(windows)} windows already done")
+    engine = _compute(plan, todo, store, options, cluster, announce)
+    summary = _write_outputs(plan, windows, store, paths, rejected, options)
+    store.remove()
+    seconds = time.perf_counter() - started
+    summary["seconds"] = round(seconds, 3)
+    return CompositeResult(
+        output=output,
+        info=paths["info"],
+        quicklook=paths["quicklook"] if paths["quicklook"].exists() else None,
+        summary=paths["summary"],
+        summary_data=summary,
+        seconds=seconds,
+        engine=engine,
+    )
+
+
+def _refuse_overwriting_inputs(plan: CompositePlan, targets: Any) -> None:
+    used = set()
+    for scene in plan.scenes:
+        for f in scene.input_files():
+            with contextlib.suppress(OSError):
+                used.add(Path(f).resolve())
+    for target in targets:
+        if Path(target).resolve() in used:
+            raise OutputError(f"{target} is one of the inputs; choose another -o path")
+
+
+def _compute(
+    plan: CompositePlan,
+    todo: Sequence[Window],
+    store: PartStore,
+    options: CompositeOptions,
+    cluster: Any,
+    announce: Callable[[str], None],
+) -> str:
+    from s2clouds.inference.sink import window_progress
+
+    in_process = (
+        cluster is None
+        or cluster.workers == 0
+        or (
+            cluster.workers is None
+            and cluster.scheduler is None
+            and len(todo) <= 1
+            and not os.environ.get("S2CLOUDS_SCHEDULER")
+        )
+    )
+    with window_progress(options.progress) as progress:
+        bar = progress.add_task("composite windows", total=len(todo))
+        if in_process or not todo:
+            for result in _serial(plan, todo):
+                store.save(result)
+                progress.advance(bar)
+            return "this process (no cluster)"
+        from s2clouds.inference.distributed import connect
+
+        with connect(cluster) as (client, description):
+            announce(f"computing {len(todo)} windows on {description}")
+            for result in _dask(client, plan, todo, cluster.retries):
+                store.save(result)
+                progress.advance(bar)
+            return description
+
+
+def _write_outputs(
+    plan: CompositePlan,
+    windows: Sequence[Window],
+    store: PartStore,
+    paths: dict[str, Path],
+    rejected: Sequence[Rejected],
+    options: CompositeOptions,
+) -> dict[str, Any]:
+    """Write the COG, the info raster, the quicklook and the summary from the saved windows;
+    on any failure remove what this call wrote (nothing is left at the target)."""
+    from s2clouds.io.profiles import COG_CONTINUOUS
+
+    n = len(plan.scenes)
+    clear = np.zeros(n, np.int64)
+    valid = np.zeros(n, np.int64)
+    histogram = np.zeros(n + 1, np.int64)
+    failed = np.zeros(n, np.int64)
+    first_error = [""] * n
+    written: list[Path] = []
+    tags = {
+        "COMPOSITE_METHOD": str(plan.method),
+        "QUALITY_SCORER": plan.scorer,
+        "MODEL": plan.model or "none",
+        "INPUTS": str(n),
+        "VALUES": "reflectance x 10000 (harmonised)"
+        if plan.harmonise
+        else "as stored in the inputs",
+    }
+    try:
+        with (
+            RasterWriter(
+                paths["composite"],
+                plan.grid,
+                count=len(plan.bands),
+                dtype=plan.dtype,
+                nodata=plan.nodata if plan.nodata is not None else float("nan"),
+                band_names=plan.bands,
+                tags=tags,
+                cog_profile=COG_CONTINUOUS,
+            ) as main,
+            RasterWriter(
+                paths["info"],
+                plan.grid,
+                count=3,
+                dtype="uint16",
+                nodata=None,
+                band_names=INFO_BANDS,
+                tags={**tags, "QUALITY_SCALE": str(QUALITY_SCALE)},
+                cog_profile=COG_CONTINUOUS,
+            ) as info,
+        ):
+            for window in windows:
+                part = store.load(window)
+                main.write(window, part.values)
+                info.write(window, part.info)
+                clear += part.clear
+                valid += part.valid
+                histogram += np.bincount(part.info[0].ravel(), minlength=n + 1)[: n + 1]
+                for i, message in enumerate(part.errors.tolist()):
+                    if message:
+                        failed[i] += 1
+                        first_error[i] = first_error[i] or message
+        written += [paths["composite"], paths["info"]]
+        if options.quicklook and {"B02", "B03", "B04"} <= set(plan.bands):
+            _write_quicklook(plan, paths["composite"], paths["quicklook"])
+            written.append(paths["quicklook"])
+        summary = _summary(plan, clear, valid, histogram, rejected, paths)
+        summary["windows"] = len(windows)
+        for entry, count, message in zip(summary["inputs"], failed, first_error, strict=True):
+            entry["failed_windows"] = int(count)
+            if count:
+                entry["error"] = message
+        with atomic_path(paths["summary"]) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        return summary
+    except BaseException:
+        for path in written:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+
+
+def _write_quicklook(plan: CompositePlan, cog: Path, png: Path, max_size: int = 1024) -> None:
+    import rasterio
+    from matplotlib.image import imsave
+    from rasterio.enums import Resampling
+
+    from s2clouds.viz import rgb_quicklook
+
+    factor = max(1, math.ceil(max(plan.grid.shape) / max_size))
+    shape = (math.ceil(plan.grid.height / factor), math.ceil(plan.grid.width / factor))
+    indexes = [plan.bands.index(b) + 1 for b in ("B04", "B03", "B02")]
+    with rasterio.open(cog) as ds:
+        data = ds.read(indexes, out_shape=(3, *shape), resampling=Resampling.nearest)
+    rgb = data.astype(np.float32)
+    if plan.nodata is not None:
+        rgb[data == plan.nodata] = np.nan
+    picture = rgb_quicklook(rgb, ("B04", "B03", "B02"))
+    with atomic_path(png) as tmp:
+        imsave(tmp, picture, format="png")
+
+
+def _summary(
+    plan: CompositePlan,
+    clear: np.ndarray,
+    valid: np.ndarray,
+    histogram: np.ndarray,
+    rejected: Sequence[Rejected],
+    paths: dict[str, Path],
+) -> dict[str, Any]:
+    total = plan.grid.height * plan.grid.width
+    no_clear = int(histogram[0])
+    return {
+        "method": str(plan.method),
+        "scorer": plan.scorer,
+        "model": plan.model,
+        "min_quality": plan.min_quality,
+        "distance_cap_m": plan.distance_cap,
+        "grid": {
+            "crs": str(plan.grid.crs),
+            "transform": list(plan.grid.transform)[:6],
+            "height": plan.grid.height,
+            "width": plan.grid.width,
+        },
+        "bands": list(plan.bands),
+        "dtype": plan.dtype,
+        "values": "harmonised reflectance x 10000" if plan.harmonise else "as stored",
+        "outputs": {k: str(v) for k, v in paths.items()},
+        "inputs": [
+            {
+                "path": path,
+                "day_of_year": doy,
+                "valid_pixels": int(v),
+                "clear_pixels": int(c),
+                "clear_share": round(float(c / v), 4) if v else 0.0,
+            }
+            for path, doy, c, v in zip(plan.paths, plan.doys, clear, valid, strict=True)
+        ],
+        "left_out": [asdict(r) for r in rejected],
+        "pixels": total,
+        "pixels_without_clear_observation": no_clear,
+        "share_without_clear_observation": round(no_clear / total, 6),
+        "clear_observations_histogram": [int(v) for v in histogram],
+    }

@@ -1,0 +1,168 @@
+"""Per-pixel quality of an observation, in [0, 1]: named, pluggable scorers.
+
+A scorer is a function::
+
+    scorer(image, probs, *, bands, pixel_size) -> (H, W) float32 in [0, 1]
+
+``image`` is (C, H, W) float32 reflectance named by ``bands`` (NaN = no data); ``probs`` is
+(4, H, W) float32 canonical class probabilities (clear, thick cloud, thin cloud, shadow) from
+the masker, or None for scorers registered with ``needs_probabilities=False`` (then no model
+is run); ``pixel_size`` is metres per pixel. Higher is better; an observation counts as clear
+when its quality reaches the run's ``min_quality`` (default 0.5). The composite gives each
+scorer the window grown by :data:`DISTANCE_CAP_M` (or the run's cap) on every side, so
+distances do not depend on where windows are cut.
+
+Built-in scorers (:func:`list_scorers`):
+
+``probability`` (default)
+    ``p_clear x (1 - 0.5 x max(0, 1 - d / cap))``: the masker's clear probability (1 minus
+    cloud, thin cloud and shadow), halved right next to a cloud or shadow pixel (``d`` is the
+    distance in metres to the nearest pixel whose most probable class is not clear, from a
+    Euclidean distance transform) and full from ``cap`` metres away (default 300 m). Cloud
+    edges are dimmer and hazier than the mask says; this prefers observations far from them.
+``clear-probability``
+    ``p_clear`` alone.
+``sen12ms``
+    The SEN12MS cloud score (Schmitt et al. 2019; see :mod:`s2clouds.models.physical`):
+    spectral brightness, moisture and snow (NDSI) tests, ``1 - min(1, score / (2 x
+    threshold))`` (the paper's threshold gives 0.5), with the same distance factor to
+    pixels over the threshold. Needs no model (B02, B03, B04, B08; uses B01, B10, B11).
+
+Add one with :func:`register_scorer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from s2clouds.errors import ModelError
+
+#: distance (m) from a cloud or shadow beyond which the distance factor is 1
+DISTANCE_CAP_M = 300.0
+
+ScoreFunction = Callable[..., np.ndarray]
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A registered scorer: ``function`` (see the module docstring), whether it needs the
+    masker's probabilities, and whether it looks ``distance_cap`` metres around each pixel."""
+
+    name: str
+    function: ScoreFunction
+    needs_probabilities: bool
+    uses_distance: bool
+    description: str
+
+
+_SCORERS: dict[str, Scorer] = {}
+
+
+def register_scorer(
+    name: str,
+    function: ScoreFunction,
+    *,
+    needs_probabilities: bool = True,
+    uses_distance: bool = False,
+    description: str = "",
+) -> Scorer:
+    """Add (or replace) the scorer ``name``."""
+    scorer = Scorer(name, function, needs_probabilities, uses_distance, description)
+    _SCORERS[name] = scorer
+    return scorer
+
+
+def get_scorer(name: str) -> Scorer:
+    if name not in _SCORERS:
+        raise ModelError(f"unknown quality scorer {name!r}; available: {', '.join(_SCORERS)}")
+    return _SCORERS[name]
+
+
+def list_scorers() -> list[Scorer]:
+    return list(_SCORERS.values())
+
+
+def flagged_distance(flag: np.ndarray, pixel_size: float, cap: float) -> np.ndarray:
+    """Distance (m, float32) from each pixel to the nearest ``flag`` pixel, at most ``cap``."""
+    if not flag.any():
+        return np.full(flag.shape, cap, np.float32)
+    from scipy import ndimage
+
+    distance = ndimage.distance_transform_edt(~flag) * pixel_size
+    return np.minimum(distance, cap).astype(np.float32)
+
+
+def distance_factor(flag: np.ndarray, pixel_size: float, cap: float) -> np.ndarray:
+    """``1 - 0.5 x max(0, 1 - d / cap)``: 0.5 on a flagged pixel, 1 from ``cap`` away."""
+    if cap <= 0:
+        return np.ones(flag.shape, np.float32)
+    d = flagged_distance(flag, pixel_size, cap)
+    return (1.0 - 0.5 * (1.0 - d / cap)).astype(np.float32)
+
+
+def probability_score(
+    image: np.ndarray,
+    probs: np.ndarray,
+    *,
+    bands: Sequence[str],
+    pixel_size: float,
+    cap: float = DISTANCE_CAP_M,
+) -> np.ndarray:
+    """``probability`` scorer (see the module docstring)."""
+    clear = np.nan_to_num(probs[0], nan=0.0)
+    flag = np.argmax(np.nan_to_num(probs, nan=0.0), axis=0) != 0
+    return np.clip(clear * distance_factor(flag, pixel_size, cap), 0.0, 1.0).astype(np.float32)
+
+
+def clear_probability_score(
+    image: np.ndarray,
+    probs: np.ndarray,
+    *,
+    bands: Sequence[str],
+    pixel_size: float,
+    cap: float = DISTANCE_CAP_M,
+) -> np.ndarray:
+    """``clear-probability`` scorer: the masker's clear probability."""
+    return np.clip(np.nan_to_num(probs[0], nan=0.0), 0.0, 1.0).astype(np.float32)
+
+
+def sen12ms_score(
+    image: np.ndarray,
+    probs: np.ndarray | None,
+    *,
+    bands: Sequence[str],
+    pixel_size: float,
+    cap: float = DISTANCE_CAP_M,
+) -> np.ndarray:
+    """``sen12ms`` scorer (see the module docstring)."""
+    from s2clouds.models.physical import PhysicalModel
+
+    model = PhysicalModel.for_bands(bands)
+    index = {b: i for i, b in enumerate(bands)}
+    score = model.cloud_score(image[[index[b] for b in model.bands]], pixel_size)
+    quality = 1.0 - np.minimum(1.0, score / (2 * model.threshold))
+    flag = score >= model.threshold
+    return np.clip(quality * distance_factor(flag, pixel_size, cap), 0, 1).astype(np.float32)
+
+
+register_scorer(
+    "probability",
+    probability_score,
+    uses_distance=True,
+    description="masker's clear probability x distance to the nearest cloud/shadow (default)",
+)
+register_scorer(
+    "clear-probability",
+    clear_probability_score,
+    description="masker's clear probability only",
+)
+register_scorer(
+    "sen12ms",
+    sen12ms_score,
+    needs_probabilities=False,
+    uses_distance=True,
+    description="SEN12MS cloud score (Schmitt et al. 2019) x distance; no model",
+)

@@ -1,0 +1,276 @@
+"""The target grid of a composite, and reading any input onto it.
+
+Default grid: the first acquisition's CRS (in canonical order) at the finest input resolution
+(converted into that CRS), covering the union of the inputs' footprints, with its pixel
+corners on the first input's pixel corners when that input is in the same CRS and resolution
+(so it is not resampled at all). ``--grid EPSG:32633,10`` chooses CRS and resolution, ``--like
+REF.tif`` copies a raster's grid, ``--bounds W,S,E,N`` (in the target CRS) clips the extent.
+
+:class:`WarpedBand` reads one band of a file onto any grid: a plain windowed read when the
+file's pixels are the grid's pixels (same CRS and resolution, whole-pixel offset), else a
+GDAL warp (``WarpedVRT``, bilinear for reflectance) of only the source pixels that the window
+needs. Reading stays lazy: memory follows the window, never the scene.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from affine import Affine
+
+from s2clouds.errors import CRSMismatchError, SceneFormatError
+from s2clouds.io.grid import Grid, Window
+from s2clouds.io.remote import open_raster
+from s2clouds.io.scene import ArrayBand, BandSource, RasterBand, Scene, gdal_reason
+from s2clouds.mosaic.inputs import Acquisition, Rejected
+
+Bounds = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class GridRequest:
+    """How the user asked for the target grid (all optional): ``crs`` and ``resolution``
+    (``--grid``), ``like`` (a raster whose grid is copied), ``bounds`` (W, S, E, N in the
+    target CRS)."""
+
+    crs: str | None = None
+    resolution: float | None = None
+    like: str | None = None
+    bounds: Bounds | None = None
+
+
+def parse_grid(text: str) -> tuple[str, float]:
+    """``EPSG:32633,10`` -> (``"EPSG:32633"``, 10.0)."""
+    crs, sep, res = text.rpartition(",")
+    try:
+        resolution = float(res)
+    except ValueError:
+        resolution = -1.0
+    if not sep or not crs or not resolution > 0:
+        raise SceneFormatError(f"--grid {text!r} is not CRS,RESOLUTION (e.g. EPSG:32633,10)")
+    return crs, resolution
+
+
+def parse_bounds(text: str) -> Bounds:
+    """``W,S,E,N`` -> four floats, W < E and S < N."""
+    try:
+        west, south, east, north = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise SceneFormatError(f"--bounds {text!r} is not W,S,E,N (four numbers)") from exc
+    if not (west < east and south < north):
+        raise SceneFormatError(f"--bounds {text!r}: west must be < east and south < north")
+    return west, south, east, north
+
+
+def grid_bounds(grid: Grid) -> Bounds:
+    t = grid.transform
+    return (t.c, t.f + t.e * grid.height, t.c + t.a * grid.width, t.f)
+
+
+def footprint(scene: Scene, crs: Any) -> Bounds:
+    """The scene's bounds in ``crs``."""
+    from rasterio.warp import transform_bounds
+
+    bounds = grid_bounds(scene.grid)
+    if scene.grid.crs is None or crs is None or scene.grid.crs == crs:
+        return bounds
+    west, south, east, north = transform_bounds(scene.grid.crs, crs, *bounds, densify_pts=21)
+    return float(west), float(south), float(east), float(north)
+
+
+def resolution_in(scene: Scene, crs: Any) -> float:
+    """The scene's pixel size expressed in ``crs`` units."""
+    if scene.grid.crs is None or crs is None or scene.grid.crs == crs:
+        return scene.grid.resolution
+    from rasterio.warp import calculate_default_transform
+
+    transform, _, _ = calculate_default_transform(
+        scene.grid.crs, crs, scene.grid.width, scene.grid.height, *grid_bounds(scene.grid)
+    )
+    return float(min(abs(transform.a), abs(transform.e)))
+
+
+def _intersects(a: Bounds, b: Bounds) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def target_grid(acquisitions: Sequence[Acquisition], request: GridRequest) -> Grid:
+    """The grid the composite is written on (see the module docstring)."""
+    if request.like is not None:
+        from s2clouds.io.scene import raster_info
+
+        grid = raster_info(request.like).grid
+        if request.bounds is not None or request.crs is not None:
+            raise SceneFormatError(
+                "--like copies a whole grid; do not combine it with --grid or --bounds"
+            )
+        return grid
+    first = acquisitions[0].scene.grid
+    crs = request.crs if request.crs is not None else first.crs
+    if crs is not None and not hasattr(crs, "to_epsg"):
+        from rasterio.crs import CRS
+
+        try:
+            crs = CRS.from_user_input(crs)
+        except Exception as exc:  # rasterio's CRSError
+            raise SceneFormatError(f"unknown CRS {request.crs!r}: {exc}") from exc
+    resolution = request.resolution or min(resolution_in(a.scene, crs) for a in acquisitions)
+    if request.bounds is not None:
+        west, south, east, north = request.bounds
+    else:
+        prints = [footprint(a.scene, crs) for a in acquisitions]
+        west, south = min(p[0] for p in prints), min(p[1] for p in prints)
+        east, north = max(p[2] for p in prints), max(p[3] for p in prints)
+    # pixel corners on the first input's corners when it is on this CRS and resolution
+    if first.crs == crs and math.isclose(first.resolution, resolution, rel_tol=1e-9):
+        x0, y0 = first.transform.c, first.transform.f
+    else:
+        x0, y0 = 0.0, 0.0
+    col0 = math.floor((west - x0) / resolution + 1e-6)
+    col1 = math.ceil((east - x0) / resolution - 1e-6)
+    row0 = math.floor((y0 - north) / resolution + 1e-6)
+    row1 = math.ceil((y0 - south) / resolution - 1e-6)
+    transform = Affine(
+        resolution, 0, x0 + col0 * resolution, 0, -resolution, y0 - row0 * resolution
+    )
+    return Grid(crs, transform, max(1, row1 - row0), max(1, col1 - col0))
+
+
+def check_overlap(
+    acquisitions: Sequence[Acquisition], grid: Grid, *, drop: bool
+) -> tuple[list[Acquisition], list[Rejected]]:
+    """Acquisitions that overlap ``grid``; one that does not raises :class:`CRSMismatchError`
+    naming it, unless ``drop`` (then it is rejected). None overlapping always raises."""
+    keep, rejected = [], []
+    target = grid_bounds(grid)
+    for acq in acquisitions:
+        if _intersects(footprint(acq.scene, grid.crs), target):
+            keep.append(acq)
+            continue
+        reason = (
+            f"{acq.path} does not overlap the target grid (bounds {_fmt(target)} in {grid.crs})"
+        )
+        if not drop:
+            raise CRSMismatchError(
+                f"{reason}; give --bounds or --grid that cover it, or --drop-incomplete to "
+                "leave it out"
+            )
+        rejected.append(Rejected(acq.path, reason))
+    if not keep:
+        raise CRSMismatchError(
+            f"no input overlaps the target grid (bounds {_fmt(target)} in {grid.crs}); check "
+            "--bounds/--grid/--like"
+        )
+    return keep, rejected
+
+
+def _fmt(bounds: Bounds) -> str:
+    return ", ".join(f"{v:.6g}" for v in bounds)
+
+
+@dataclass(frozen=True)
+class WarpedBand:
+    """One band of a raster file, read onto any grid (see the module docstring).
+
+    Values are as stored (float32, NaN where the file has ``nodata`` or no pixel)."""
+
+    band: str
+    path: str
+    index: int = 1
+    nodata: float | None = 0
+    resampling: str = "bilinear"
+    sign: str | None = None  # signing hook of a remote href (see s2clouds.io.remote)
+
+    def read(self, grid: Grid, window: Window) -> np.ndarray:
+        import rasterio
+        from rasterio.enums import Resampling
+        from rasterio.windows import Window as RioWindow
+
+        try:
+            with open_raster(self.path, self.sign) as ds:
+                rio_window = RioWindow(window.col, window.row, window.width, window.height)
+                offset = _aligned_offset(ds, grid)
+                if offset is not None:
+                    src = RioWindow(
+                        window.col + offset[1], window.row + offset[0], window.width, window.height
+                    )
+                    fill = self.nodata if self.nodata is not None else 0
+                    data = ds.read(self.index, window=src, boundless=True, fill_value=fill)
+                    out = data.astype(np.float32)
+                    if self.nodata is not None:
+                        out[data == self.nodata] = np.nan
+                    out[_outside(ds, src)] = np.nan
+                    return out
+                from rasterio.vrt import WarpedVRT
+
+                nodata = (
+                    self.nodata
+                    if self.nodata is not None
+                    else (np.nan if np.dtype(ds.dtypes[0]).kind == "f" else 0)
+                )
+                with WarpedVRT(
+                    ds,
+                    crs=grid.crs,
+                    transform=grid.transform,
+                    width=grid.width,
+                    height=grid.height,
+                    resampling=getattr(Resampling, self.resampling),
+                    src_nodata=nodata,
+                    nodata=nodata,
+                ) as vrt:
+                    data = vrt.read(self.index, window=rio_window)
+                out = data.astype(np.float32)
+                if isinstance(nodata, float) and math.isnan(nodata):
+                    return out
+                out[data == nodata] = np.nan
+                return out
+        except rasterio.errors.RasterioIOError as exc:
+            raise SceneFormatError(
+                f"cannot read {self.path} ({gdal_reason(exc)}); the file is missing or damaged"
+            ) from exc
+
+
+def _outside(ds: Any, src: Any) -> np.ndarray:
+    rows = np.arange(int(src.row_off), int(src.row_off) + int(src.height))
+    cols = np.arange(int(src.col_off), int(src.col_off) + int(src.width))
+    row_out = (rows < 0) | (rows >= ds.height)
+    col_out = (cols < 0) | (cols >= ds.width)
+    return row_out[:, None] | col_out[None, :]
+
+
+def _aligned_offset(ds: Any, grid: Grid) -> tuple[int, int] | None:
+    """(rows, cols) from the grid's origin to the file's when the file's pixels are the grid's
+    pixels (same CRS and resolution, whole-pixel offset, north up); else None."""
+    t, g = ds.transform, grid.transform
+    if ds.crs != grid.crs or t.b or t.d or g.b or g.d:
+        return None
+    if not (math.isclose(t.a, g.a, rel_tol=1e-9) and math.isclose(t.e, g.e, rel_tol=1e-9)):
+        return None
+    cols, rows = (g.c - t.c) / t.a, (g.f - t.f) / t.e
+    if abs(cols - round(cols)) > 1e-6 or abs(rows - round(rows)) > 1e-6:
+        return None
+    return round(rows), round(cols)
+
+
+def on_grid(scene: Scene, grid: Grid, resampling: str = "bilinear") -> Scene:
+    """``scene`` read onto ``grid``: every file band becomes a :class:`WarpedBand`. An
+    in-memory band must already be on ``grid``."""
+    sources: list[BandSource] = []
+    for source in scene.sources:
+        if isinstance(source, RasterBand):
+            sources.append(
+                WarpedBand(
+                    source.band, source.path, source.index, source.nodata, resampling, source.sign
+                )
+            )
+        elif isinstance(source, ArrayBand) and scene.grid == grid:
+            sources.append(source)
+        else:
+            raise SceneFormatError(
+                f"{scene.product_id}: an in-memory band cannot be warped; write it to a GeoTIFF"
+            )
+    return replace(scene, sources=tuple(sources), grid=grid)

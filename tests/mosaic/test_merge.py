@@ -1,0 +1,78 @@
+"""Merge rules on small stacks, against brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from s2clouds.errors import S2CloudsError
+from s2clouds.mosaic.merge import Method, merge, parse_method, percentile_of_good
+
+
+def _stack(seed: int = 0, t: int = 6, c: int = 3, h: int = 5, w: int = 4):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(1, 1000, size=(t, c, h, w)).astype(np.float32)
+    quality = rng.random((t, h, w)).astype(np.float32)
+    good = quality >= 0.4
+    return values, quality, good
+
+
+def test_percentile_matches_numpy_over_good_observations() -> None:
+    values, _, good = _stack()
+    for p in (0, 25, 50, 90, 100):
+        got = percentile_of_good(values, good, p)
+        for i in range(values.shape[2]):
+            for j in range(values.shape[3]):
+                sel = good[:, i, j]
+                if not sel.any():
+                    assert np.isnan(got[:, i, j]).all()
+                    continue
+                expected = np.percentile(values[sel, :, i, j], p, axis=0)
+                np.testing.assert_allclose(got[:, i, j], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["best", "medoid"])
+def test_picking_rules_return_one_observation_and_its_index(name: str) -> None:
+    values, quality, good = _stack(1)
+    merged = merge(values, quality, good, Method(name))
+    for i in range(values.shape[2]):
+        for j in range(values.shape[3]):
+            k = merged.chosen[i, j]
+            if not good[:, i, j].any():
+                assert k == -1 and np.isnan(merged.values[:, i, j]).all()
+                continue
+            assert good[k, i, j]
+            assert np.array_equal(merged.values[:, i, j], values[k, :, i, j])
+            if name == "best":
+                assert quality[k, i, j] == quality[good[:, i, j], i, j].max()
+
+
+def test_ties_go_to_the_earliest_observation() -> None:
+    values = np.arange(3 * 1 * 1 * 1, dtype=np.float32).reshape(3, 1, 1, 1)
+    quality = np.ones((3, 1, 1), np.float32)
+    good = np.ones((3, 1, 1), bool)
+    assert merge(values, quality, good, Method("best")).chosen[0, 0] == 0
+    # medoid of {0, 1, 2}: 1 is the median itself; of {0, 2}: both equidistant -> the first
+    assert merge(values, quality, good, Method("medoid")).chosen[0, 0] == 1
+    good[1] = False
+    assert merge(values, quality, good, Method("medoid")).chosen[0, 0] == 0
+
+
+def test_weighted_mean_and_count() -> None:
+    values, quality, good = _stack(2)
+    merged = merge(values, quality, good, Method("mean"))
+    assert np.array_equal(merged.count, good.sum(0))
+    i, j = np.argwhere(good.sum(0) > 0)[0]
+    sel = good[:, i, j]
+    expected = (values[sel, :, i, j] * quality[sel, i, j][:, None]).sum(0) / quality[
+        sel, i, j
+    ].sum()
+    np.testing.assert_allclose(merged.values[:, i, j], expected, rtol=1e-5)
+
+
+def test_parse_method() -> None:
+    assert parse_method("percentile:25") == Method("percentile", 25.0)
+    assert str(parse_method("MEDIAN")) == "median"
+    for bad in ("percentile:101", "mode", "percentile:x"):
+        with pytest.raises(S2CloudsError):
+            parse_method(bad)
