@@ -188,11 +188,18 @@ def _kept_open(path: str, overview_level: int | None) -> Iterator[Any]:
     _kept.cache = cache
     key = (path, overview_level, _file_identity(path))
     ds = cache.pop(key, None)
+    if getattr(_kept, "failed", False) and ds is not None:
+        # a failed read may leave a GDAL error pending that the next read on any kept
+        # dataset would raise; opening a dataset clears it
+        ds.close()
+        ds = None
     if ds is None or ds.closed:
         ds = rasterio.open(path, **_level_option(overview_level))
+    _kept.failed = False
     try:
         yield ds
     except BaseException:
+        _kept.failed = True
         ds.close()
         raise
     cache[key] = ds

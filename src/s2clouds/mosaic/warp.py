@@ -187,6 +187,7 @@ class WarpedBand:
 
     def read(self, grid: Grid, window: Window) -> np.ndarray:
         import rasterio
+        from rasterio._err import CPLE_BaseError
         from rasterio.enums import Resampling
         from rasterio.windows import Window as RioWindow
 
@@ -228,7 +229,8 @@ class WarpedBand:
                     return out
                 out[data == nodata] = np.nan
                 return out
-        except rasterio.errors.RasterioIOError as exc:
+        except (rasterio.errors.RasterioIOError, CPLE_BaseError) as exc:
+            # a damaged tile met by a boundless read comes as GDAL's own error class
             raise SceneFormatError(
                 f"cannot read {self.path} ({gdal_reason(exc)}); the file is missing or damaged"
             ) from exc
