@@ -53,6 +53,17 @@ class Grid:
         return float(abs(self.transform.a))
 
     @property
+    def metres_per_pixel(self) -> float:
+        """Pixel size in metres: :attr:`resolution`, converted from degrees at the grid's
+        centre latitude when the CRS is geographic (e.g. EPSG:4326 exports)."""
+        if self.crs is None or not getattr(self.crs, "is_geographic", False):
+            return self.resolution
+        import math
+
+        latitude = self.transform.f + self.transform.e * self.height / 2
+        return self.resolution * 111_320.0 * max(math.cos(math.radians(latitude)), 0.01)
+
+    @property
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
 
