@@ -99,18 +99,21 @@ class Tally:
         self.pred: list[np.ndarray] = []
         self.truth: list[np.ndarray] = []
         self.clear = np.zeros(3)  # cloud px, shadow px, valid px
+        self.images = 0
 
     def add_labelled(self, mask: np.ndarray, labels: np.ndarray) -> None:
         keep = (labels != NODATA) & (mask != NODATA)
+        self.images += 1
         self.pred.append(mask[keep])
         self.truth.append(labels[keep])
 
     def add_clear(self, mask: np.ndarray) -> None:
         valid = mask != NODATA
+        self.images += 1
         self.clear += [np.sum((mask == 1) | (mask == 2)), np.sum(mask == 3), valid.sum()]
 
     def scores(self) -> dict[str, float]:
-        out: dict[str, float] = {}
+        out: dict[str, float] = {"images": float(self.images)}
         if self.pred:
             p, t = np.concatenate(self.pred), np.concatenate(self.truth)
             out |= {"cloud F1": f1((p == 1) | (p == 2), (t == 1) | (t == 2)),
@@ -199,7 +202,8 @@ def print_table(results: dict[str, dict[str, dict[str, float]]]) -> None:
             continue
         keys = ["false cloud %", "false shadow %"] if "clear" in row else [
             "cloud F1", "thin F1", "shadow F1"]
-        print(f"\n{row}")
+        n = int(next(iter(by.values())).get("images", 0))
+        print(f"\n{row}: {n} images")
         print(f"  {'method':32s}" + "".join(f"{k:>16s}" for k in keys))
         for method in methods:
             if method in by:
