@@ -112,6 +112,8 @@ def test_single_date_keeps_single_date_probabilities() -> None:
     result = refine_series(x, p, L1C_BANDS)
     np.testing.assert_array_equal(result.probs, p)
     assert not result.refined.any()
+    rgbn = refine_series(x[:, [1, 2, 3, 7]], p, ("B02", "B03", "B04", "B08"))  # no SWIR: fine
+    np.testing.assert_array_equal(rgbn.probs, p)
 
 
 def test_series_needs_swir_and_matching_shapes() -> None:
@@ -218,3 +220,16 @@ def test_cli_reports_series_errors(tmp_path: Path, capsys: pytest.CaptureFixture
         main(["predict", "--series", str(a), str(b), "-o", str(tmp_path / "out")])
     assert exit_info.value.code == 2
     assert "does not overlap the first date" in capsys.readouterr().err
+
+
+def test_geographic_grid_resolution_in_metres() -> None:
+    """SEN12MS-CR-TS files are in EPSG:4326: models must see metres, not degrees (a pixel
+    model given 9e-5 "m" asked for a halo of millions of pixels and never finished)."""
+    from rasterio.crs import CRS
+
+    from s2clouds.io.grid import Grid
+
+    grid = Grid(CRS.from_epsg(4326), Affine(8.983e-05, 0, 12.7, 0, -8.983e-05, 42.07), 256, 256)
+    assert grid.metres_per_pixel == pytest.approx(10.0 * np.cos(np.radians(42.06)) ** 0.5, rel=0.01)
+    utm = Grid(CRS.from_epsg(32633), Affine(10.0, 0, 5e5, 0, -10.0, 5e6), 8, 8)
+    assert utm.metres_per_pixel == 10.0

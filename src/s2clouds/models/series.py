@@ -365,14 +365,14 @@ def refine_series(
     probabilities (see the module docstring).
     """
     rules = rules or SeriesRules()
+    if stack.ndim == 4 and stack.shape[0] == 1 and probs.shape == (1, 4, *stack.shape[2:]):
+        count = np.zeros((1, *stack.shape[2:]), np.int16)  # one date: nothing to compare
+        return SeriesResult(probs.astype(np.float32, copy=True), count, count.astype(bool))
     names = check_series(stack, probs, bands)
     stack = stack.astype(np.float32, copy=False)
     probs = probs.astype(np.float32, copy=False)
     t = stack.shape[0]
     out = probs.copy()
-    if t < 2:
-        count = np.zeros((t, *stack.shape[2:]), np.int16)
-        return SeriesResult(out, count, count.astype(bool))
     reference, count = series_reference(stack, probs, names, rules, days)
     need = max(1, min(rules.min_reference, t - 1))
     refined = (count >= need) & np.all(np.isfinite(stack), axis=1)
