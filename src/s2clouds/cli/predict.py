@@ -107,6 +107,12 @@ if TYPE_CHECKING:
     show_default=True,
     help="Re-runs of a window that raised (lost workers are always retried).",
 )
+@click.option(
+    "--series",
+    is_flag=True,
+    help="The inputs are dates of one place: mask every date with the evidence of the others "
+    "(one mask per date in the -o folder, plus series_summary.json).",
+)
 @quiet_option
 def predict(
     sources: tuple[str, ...],
@@ -127,6 +133,7 @@ def predict(
     scheduler: str | None,
     sign: str | None,
     retries: int,
+    series: bool,
     quiet: bool,
 ) -> None:
     """Predict canonical masks (0 clear, 1 thick cloud, 2 thin cloud, 3 shadow, 255 no data).
@@ -177,7 +184,11 @@ def predict(
         retries=retries,
     )
     say: Say = _silent if quiet else click.echo
-    if batch:
+    if series:
+        from s2clouds.cli.series import run_series
+
+        run_series(inputs, output, options, quicklook=quicklook, say=say)
+    elif batch:
         if quicklook is not None:
             raise click.UsageError("--quicklook writes one PNG; give it with a single input")
         if output.suffix.lower() in (".tif", ".tiff"):

@@ -145,7 +145,7 @@ def coarse_probabilities(
     ``factor`` times coarser, interpolated back (bilinear, pixel centres) as the model
     does itself, and where the window has data (h, w) bool (clear = 1 elsewhere)."""
     image, valid = scene.read_coarse(window, factor)
-    seen = replace(context, resolution=scene.grid.resolution * factor)
+    seen = replace(context, resolution=scene.grid.metres_per_pixel * factor)
     coarse = predict_array(model, image, seen, tile=run.tile, overlap=run.overlap)
     probs = upsample_bilinear(coarse, factor, window.shape)
     probs[:, ~valid] = 0.0
@@ -182,7 +182,8 @@ def with_sun_angles(scene: Scene, model: CloudModel) -> Scene:
     if scene.angles is not None or estimate is None:
         return scene
     overview, resolution = scene.overview()
-    zenith, azimuth = estimate(overview, resolution)
+    metres = resolution / scene.grid.resolution * scene.grid.metres_per_pixel
+    zenith, azimuth = estimate(overview, metres)
     angles = SunAngles(float(zenith), float(azimuth), source="estimated from the image")
     return replace(scene, angles=angles)
 
@@ -207,7 +208,8 @@ def with_shadow_reach(scene: Scene, model: CloudModel) -> Scene:
         return scene
     # a power of two: COG overviews and JPEG 2000 levels hold exactly those block means
     factor = model_factor * 2 ** math.ceil(math.log2(model_pixels / REACH_OVERVIEW_PX))
-    overview, resolution = scene_overview(scene, factor)
+    overview = scene_overview(scene, factor)
+    resolution = scene.grid.metres_per_pixel * factor
     seen = replace(context, resolution=resolution, scene_shadow_reach=True)
     probs = blend_tiles(
         overview, lambda x: model.predict_proba(x, seen), N_CLASSES, tile=1024, overlap=64
@@ -216,9 +218,9 @@ def with_shadow_reach(scene: Scene, model: CloudModel) -> Scene:
     return replace(scene, priors={**scene.priors, "shadow_reach": reach})
 
 
-def scene_overview(scene: Scene, factor: int, rows: int = 128) -> tuple[np.ndarray, float]:
+def scene_overview(scene: Scene, factor: int, rows: int = 128) -> np.ndarray:
     """Reflectance (C, h, w) float32 of the whole scene ``factor`` times coarser (block
-    means), read in strips of ``rows`` overview rows to bound memory, and its resolution."""
+    means), read in strips of ``rows`` overview rows to bound memory."""
     grid = scene.grid.at_resolution(scene.grid.resolution * factor)
     coarse = replace(scene, grid=grid)
     height = -(-scene.grid.height // factor)
@@ -227,7 +229,7 @@ def scene_overview(scene: Scene, factor: int, rows: int = 128) -> tuple[np.ndarr
         coarse.read(Window(row, 0, min(rows, height - row), width))
         for row in range(0, height, rows)
     ]
-    return np.concatenate(strips, axis=1), grid.resolution
+    return np.concatenate(strips, axis=1)
 
 
 def compute_window(

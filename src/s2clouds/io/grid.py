@@ -66,6 +66,19 @@ class Grid:
         return float(abs(self.transform.a))
 
     @property
+    def metres_per_pixel(self) -> float:
+        """Pixel size in metres: :attr:`resolution`, or for a geographic CRS (e.g. EPSG:4326
+        exports) the geometric mean of the pixel's east-west and north-south sizes at the
+        grid's centre latitude."""
+        if self.crs is None or not getattr(self.crs, "is_geographic", False):
+            return self.resolution
+        import math
+
+        latitude = self.transform.f + self.transform.e * self.height / 2
+        east = abs(self.transform.a) * max(math.cos(math.radians(latitude)), 0.01)
+        return math.sqrt(east * abs(self.transform.e)) * 111_320.0
+
+    @property
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
 

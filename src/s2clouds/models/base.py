@@ -45,11 +45,12 @@ class ModelContext(Mapping[str, Any]):
 
     @classmethod
     def of_scene(cls, scene: Scene) -> ModelContext:
-        """The context of an opened scene: its grid resolution, level and sun angles, and
-        whether the engine applies a scene-level shadow reach (``scene.priors``)."""
+        """The context of an opened scene: its grid resolution (metres, also for a
+        geographic CRS), level and sun angles, and whether the engine applies a scene-level
+        shadow reach (``scene.priors``)."""
         angles = scene.angles
         return cls(
-            resolution=float(scene.grid.resolution),
+            resolution=float(scene.grid.metres_per_pixel),
             level=scene.level,
             sun_zenith=angles.sun_zenith if angles is not None else None,
             sun_azimuth=angles.sun_azimuth if angles is not None else None,
