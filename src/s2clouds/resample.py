@@ -17,6 +17,8 @@ def block_mean(image: np.ndarray, factor: int, *, fill: float = 0.0) -> np.ndarr
     if factor == 1:
         return np.nan_to_num(image.astype(np.float32, copy=False), nan=fill)
     c, h, w = image.shape
+    if h % factor == 0 and w % factor == 0 and np.isfinite(image).all():
+        return _whole_block_mean(image, factor)
     hb, wb = math.ceil(h / factor), math.ceil(w / factor)
     total = np.zeros((c, hb, wb), dtype=np.float32)
     count = np.zeros((c, hb, wb), dtype=np.float32)
@@ -31,6 +33,18 @@ def block_mean(image: np.ndarray, factor: int, *, fill: float = 0.0) -> np.ndarr
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
     return np.where(count > 0, mean, np.float32(fill)).astype(np.float32, copy=False)
+
+
+def _whole_block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """:func:`block_mean` of an image without NaN whose sides are multiples of ``factor``:
+    the same sums in the same order (so the same float32 values), without the counts."""
+    total: np.ndarray | None = None
+    for dr in range(factor):
+        for dc in range(factor):
+            view = image[:, dr::factor, dc::factor].astype(np.float32, copy=False)
+            total = view + np.float32(0.0) if total is None else total + view
+    assert total is not None
+    return total / np.float32(factor * factor)
 
 
 def _linear_taps(n_out: int, n_in: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
