@@ -188,11 +188,14 @@ def with_sun_angles(scene: Scene, model: CloudModel) -> Scene:
     return replace(scene, angles=angles)
 
 
-def with_shadow_reach(scene: Scene, model: CloudModel) -> Scene:
+def with_shadow_reach(
+    scene: Scene, model: CloudModel, min_pixels: int | None = None
+) -> Scene:
     """``scene`` with ``priors["shadow_reach"]``: where its clouds can cast shadow, mapped
     once from an overview, when ``model`` constrains shadow that way
-    (``model.overview_shadow_reach``) and the scene spans more than
-    :data:`SCENE_REACH_MIN_PX` model pixels.
+    (``model.overview_shadow_reach``) and the scene spans more than ``min_pixels`` model
+    pixels (default :data:`SCENE_REACH_MIN_PX`; 0: always, as composites do, whose many
+    small windows per input would each read the halo).
 
     Windows then need no halo as wide as the shadow reach (2.5 km is 250 px at 10 m on each
     side of a 1024 px block): on a full tile that halo was two thirds of the work. Smaller
@@ -204,10 +207,11 @@ def with_shadow_reach(scene: Scene, model: CloudModel) -> Scene:
     context = ModelContext.of_scene(scene)
     model_factor = int(model.internal_factor(context))
     model_pixels = max(scene.grid.shape) / model_factor
-    if model_pixels <= SCENE_REACH_MIN_PX:
+    if model_pixels <= (SCENE_REACH_MIN_PX if min_pixels is None else min_pixels):
         return scene
     # a power of two: COG overviews and JPEG 2000 levels hold exactly those block means
-    factor = model_factor * 2 ** math.ceil(math.log2(model_pixels / REACH_OVERVIEW_PX))
+    steps = max(0, math.ceil(math.log2(model_pixels / REACH_OVERVIEW_PX)))
+    factor = model_factor * 2**steps
     overview = scene_overview(scene, factor)
     resolution = scene.grid.metres_per_pixel * factor
     seen = replace(context, resolution=resolution, scene_shadow_reach=True)

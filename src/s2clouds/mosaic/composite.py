@@ -156,7 +156,7 @@ def plan_composite(
 ) -> tuple[CompositePlan, list[Rejected]]:
     """Open, order, check and grid the inputs; resolve model and scorer. Raises before any
     output is written when nothing can be composited."""
-    from s2clouds.inference.window import with_sun_angles
+    from s2clouds.inference.window import with_shadow_reach, with_sun_angles
     from s2clouds.models.cache import cached_model
     from s2clouds.models.registry import resolve_model_name
 
@@ -194,6 +194,12 @@ def plan_composite(
                 else replace(s, angles=with_sun_angles(s.select(model.bands), model).angles)
                 for s in scenes
             ]
+        # where each input's clouds can cast shadow, mapped once from its overview: its
+        # windows then read no 2.5 km halo each for the model's shadow constraint
+        scenes = [
+            replace(s, priors=with_shadow_reach(s.select(model.bands), model, 0).priors)
+            for s in scenes
+        ]
     harmonise, dtype, nodata = _output_type(acquisitions)
     plan = CompositePlan(
         scenes=tuple(scenes),
@@ -247,6 +253,7 @@ def observation(plan: CompositePlan, index: int, window: Window) -> tuple[np.nda
             level=scene.level,
             sun_zenith=angles.sun_zenith if angles is not None else None,
             sun_azimuth=angles.sun_azimuth if angles is not None else None,
+            scene_shadow_reach=True if "shadow_reach" in scene.priors else None,
         )
         _, probs = predict_window(scene.select(model.bands), model, outer, run, context)
     scorer = get_scorer(plan.scorer)

@@ -200,7 +200,13 @@ class WarpedBand:
                         window.col + offset[1], window.row + offset[0], window.width, window.height
                     )
                     fill = self.nodata if self.nodata is not None else 0
-                    data = ds.read(self.index, window=src, boundless=True, fill_value=fill)
+                    inside = (
+                        src.row_off >= 0
+                        and src.col_off >= 0
+                        and src.row_off + src.height <= ds.height
+                        and src.col_off + src.width <= ds.width
+                    )  # a boundless read builds a VRT each time: only where needed
+                    data = ds.read(self.index, window=src, boundless=not inside, fill_value=fill)
                     out = data.astype(np.float32)
                     if self.nodata is not None:
                         out[data == self.nodata] = np.nan
