@@ -80,6 +80,48 @@ def test_overview_reads_are_block_means(pair_files: tuple[Path, Path]) -> None:
     assert np.nanmax(np.abs(fast - exact)) <= 0.5  # the overview rounds means to whole DN
 
 
+def test_only_overviews_that_hold_block_means_are_used(
+    pair_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Nearest-neighbour overviews and JPEG 2000 resolution levels (wavelet low-passes,
+    which moved 2 % of mask pixels on cloudy pairs) are left alone: the file is read in
+    full, as without overviews."""
+    plain, _ = pair_files
+    with rasterio.open(plain) as src:
+        profile, data = src.profile, src.read()
+    nearest = tmp_path / "nearest.tif"
+    with rasterio.open(nearest, "w", **profile) as dst:
+        dst.write(data)
+    with rasterio.open(nearest, "r+") as dst:
+        dst.build_overviews([2, 4], Resampling.nearest)
+    jp2 = tmp_path / "b02.jp2"
+    jp2_profile = {
+        "driver": "JP2OpenJPEG",
+        "width": 256,
+        "height": 256,
+        "count": 1,
+        "dtype": "uint16",
+        "crs": profile["crs"],
+        "transform": profile["transform"],
+        "QUALITY": 100,
+        "REVERSIBLE": "YES",
+        "RESOLUTIONS": 3,
+        "BLOCKXSIZE": 128,
+        "BLOCKYSIZE": 128,
+    }
+    with rasterio.open(jp2, "w", **jp2_profile) as dst:
+        dst.write(data[1:2])
+    with rasterio.open(jp2) as ds:
+        assert ds.overviews(1)  # GDAL shows the resolution levels as overviews
+    assert overview_factors(str(nearest)) == {}
+    assert overview_factors(str(jp2)) == {}
+    grid = raster_info(jp2).grid.at_resolution(20.0)
+    exact = read_raster_window(str(plain), [2], 0, grid, Window(0, 0, 128, 128))
+    np.testing.assert_array_equal(
+        read_raster_window(str(jp2), [1], 0, grid, Window(0, 0, 128, 128)), exact
+    )
+
+
 def test_a_replaced_file_is_read_afresh(pair_files: tuple[Path, Path], tmp_path: Path) -> None:
     plain, _ = pair_files
     grid = raster_info(plain).grid

@@ -35,7 +35,7 @@ from s2clouds.inference.options import RunOptions
 from s2clouds.inference.window import window_task
 from s2clouds.io.grid import Window
 from s2clouds.io.scene import Scene
-from s2clouds.resources import cpu_cores
+from s2clouds.resources import MODEL_THREADS_ENV, cpu_cores
 
 SCHEDULER_ENV = "S2CLOUDS_SCHEDULER"
 INSTALL_HINT = 'pip install "s2clouds[distributed]"'
@@ -100,9 +100,14 @@ def connect(options: ClusterOptions) -> Iterator[tuple[Any, str]]:
             yield client, f"the Dask scheduler at {address}"
         return
     n_workers = options.workers or cpu_cores()
+    # worker processes share the cores: each model gets its share, not every core
+    share = max(1, cpu_cores() // n_workers) * options.threads_per_worker
+    # (a Nanny's option: thread workers share this process and its setting)
+    worker_env = {"env": {MODEL_THREADS_ENV: str(share)}} if options.processes else {}
     cluster = LocalCluster(
         n_workers=n_workers,
         threads_per_worker=options.threads_per_worker,
+        **worker_env,
         processes=options.processes,
         protocol="tcp://",  # also for threads (not inproc), so everything listens on loopback
         host=LOOPBACK,

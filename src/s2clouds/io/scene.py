@@ -222,7 +222,11 @@ def _reads_band_alone(path: str, sign: str | None) -> bool:
 def _raster_layout(
     path: str, index: int, sign: str | None = None
 ) -> tuple[float, tuple[tuple[int, int], ...]]:
-    """Pixel size of ``path`` and its exact overviews ``((decimation, level), ...)``."""
+    """Pixel size of ``path`` and its overviews that hold block means of its pixels
+    ``((decimation, level), ...)``: sized ceil(size / decimation), as GDAL sizes them, and
+    equal to the block means of a sample (:func:`_holds_block_means`). Overviews built by
+    nearest neighbour, and JPEG 2000 resolution levels (wavelet low-passes: a few percent
+    off at edges, enough to move a class boundary), are not used."""
     import rasterio
 
     found = []
@@ -231,17 +235,48 @@ def _raster_layout(
             factors = ds.overviews(index)
             height, width = ds.height, ds.width
             resolution = abs(ds.transform.a)
-        for level, factor in enumerate(factors):
-            with open_raster(path, sign, overview_level=level) as ov:
-                exact = (ov.height, ov.width) == (-(-height // factor), -(-width // factor))
-            if factor > 1 and exact:  # GDAL sizes overviews ceil(size / factor)
-                found.append((int(factor), level))
+            for level, factor in enumerate(factors):
+                with open_raster(path, sign, overview_level=level) as ov:
+                    exact = (ov.height, ov.width) == (-(-height // factor), -(-width // factor))
+                    if factor > 1 and exact and _holds_block_means(ds, ov, index, factor):
+                        found.append((int(factor), level))
     except rasterio.errors.RasterioIOError as exc:
         raise SceneFormatError(
             f"cannot read {path} ({gdal_reason(exc)}); the file is missing or damaged, "
             "re-download it"
         ) from exc
     return resolution, tuple(found)
+
+
+#: overview pixels (a side) compared with the block means of the full resolution
+OVERVIEW_SAMPLE = 32
+
+
+def _holds_block_means(ds: Any, ov: Any, index: int, factor: int) -> bool:
+    """Whether overview ``ov`` of ``ds`` (decimation ``factor``) holds the means of
+    ``factor`` x ``factor`` blocks, to its data type's rounding (half a unit per halving),
+    on a sample at the
+    centre where every pixel has data; False when the sample has no such block."""
+    from rasterio.windows import Window as RioWindow
+
+    side = min(OVERVIEW_SAMPLE, ov.height, ov.width)
+    row, col = (ov.height - side) // 2, (ov.width - side) // 2
+    coarse = ov.read(index, window=RioWindow(col, row, side, side)).astype(np.float64)
+    fine = ds.read(index, window=RioWindow(col * factor, row * factor, side * factor,
+                                           side * factor)).astype(np.float64)
+    blocks = fine.reshape(side, factor, side, factor)
+    nodata = ds.nodata
+    whole = np.ones((side, side), bool) if nodata is None else np.all(
+        blocks != nodata, axis=(1, 3)
+    )
+    if not whole.any():
+        return False
+    means = blocks.mean(axis=(1, 3))
+    integer = np.issubdtype(np.dtype(ds.dtypes[index - 1]), np.integer)
+    # GDAL builds each level from the one before: up to half a unit of rounding per level
+    rounding = 0.5 * max(1.0, math.log2(factor)) + 1e-6
+    tolerance = rounding if integer else 1e-4 * max(1.0, float(np.abs(means[whole]).max()))
+    return bool(np.abs(coarse[whole] - means[whole]).max() <= tolerance)
 
 
 def _overview_for(

@@ -29,7 +29,7 @@ from s2clouds.models.weights import (
     unverifiable,
     verify_weights,
 )
-from s2clouds.resources import cpu_cores
+from s2clouds.resources import model_threads
 
 if TYPE_CHECKING:
     from s2clouds.models.registry import ModelInfo
@@ -114,7 +114,7 @@ class OnnxModel(SpecModel):
             raise ModelError(f"ONNX model {self.path} not found; check the path")
         self.spec = spec if spec is not None else load_spec(self.path)
         verify_weights(self.path, self.spec)
-        self.threads = threads or cpu_cores()
+        self.threads = threads or model_threads()
 
     def session(self) -> Any:
         """The onnxruntime session (created once; refuses a file whose embedded spec

@@ -49,7 +49,7 @@ from s2clouds.models.weights import (
     write_sidecar,
 )
 from s2clouds.resample import block_mean, upsample_bilinear
-from s2clouds.resources import cpu_cores
+from s2clouds.resources import model_threads
 
 if TYPE_CHECKING:
     from s2clouds.models.registry import ModelInfo
@@ -168,7 +168,7 @@ class PixelModel(SpecModel):
                 f"{len(spec.features)}; keep the .json written with this model"
             )
         self.booster, self.spec, self._name = booster, spec, name
-        self.threads = threads or cpu_cores()
+        self.threads = threads or model_threads()
 
     @classmethod
     def load(
