@@ -13,7 +13,7 @@ from s2clouds.errors import S2CloudsError, detached
 from s2clouds.inference.options import RunOptions
 from s2clouds.inference.tiling import blend_tiles
 from s2clouds.io.grid import CoarseMask, Window
-from s2clouds.io.scene import Scene, SunAngles
+from s2clouds.io.scene import Scene, SunAngles, approximate_overviews
 from s2clouds.labels.schemes import NODATA
 from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
 from s2clouds.models.cache import cached_model
@@ -229,10 +229,11 @@ def scene_overview(scene: Scene, factor: int, rows: int = 128) -> np.ndarray:
     coarse = replace(scene, grid=grid)
     height = -(-scene.grid.height // factor)
     width = -(-scene.grid.width // factor)
-    strips = [
-        coarse.read(Window(row, 0, min(rows, height - row), width))
-        for row in range(0, height, rows)
-    ]
+    with approximate_overviews():  # a shadow map needs no exact block means
+        strips = [
+            coarse.read(Window(row, 0, min(rows, height - row), width))
+            for row in range(0, height, rows)
+        ]
     return np.concatenate(strips, axis=1)
 
 

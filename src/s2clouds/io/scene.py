@@ -9,9 +9,11 @@ format are in :mod:`s2clouds.io.scenes`.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -204,9 +206,24 @@ def _read_padded(ds: Any, indexes: Sequence[int], src: Any, nodata: float | None
 
 def overview_factors(path: str, index: int = 1, sign: str | None = None) -> dict[int, int]:
     """Overviews of band ``index`` of ``path`` that hold block means of its pixels, as
-    ``{decimation factor: overview level}`` (e.g. ``{2: 0, 4: 1}`` for a COG, the resolution
-    levels of a JPEG 2000 file); empty when it has none. Read once per file."""
+    ``{decimation factor: overview level}`` (e.g. ``{2: 0, 4: 1}`` for a COG with average
+    overviews); empty when it has none. Read once per file."""
     return dict(_raster_layout(path, index, sign)[1])
+
+
+_approximate = contextvars.ContextVar("s2clouds_approximate_overviews", default=False)
+
+
+@contextlib.contextmanager
+def approximate_overviews() -> Iterator[None]:
+    """Reads inside may use any overview sized like a block mean (JPEG 2000 resolution
+    levels, nearest-built overviews), not only those that hold block means: for maps that
+    need no exact means, such as where a scene's clouds can cast shadow."""
+    token = _approximate.set(True)
+    try:
+        yield
+    finally:
+        _approximate.reset(token)
 
 
 @functools.lru_cache(maxsize=256)
@@ -221,15 +238,16 @@ def _reads_band_alone(path: str, sign: str | None) -> bool:
 @functools.lru_cache(maxsize=256)
 def _raster_layout(
     path: str, index: int, sign: str | None = None
-) -> tuple[float, tuple[tuple[int, int], ...]]:
-    """Pixel size of ``path`` and its overviews that hold block means of its pixels
+) -> tuple[float, tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+    """Pixel size of ``path``, its overviews that hold block means of its pixels
     ``((decimation, level), ...)``: sized ceil(size / decimation), as GDAL sizes them, and
-    equal to the block means of a sample (:func:`_holds_block_means`). Overviews built by
-    nearest neighbour, and JPEG 2000 resolution levels (wavelet low-passes: a few percent
-    off at edges, enough to move a class boundary), are not used."""
+    equal to the block means of a sample (:func:`_holds_block_means`), and all its overviews
+    sized so. Overviews built by nearest neighbour, and JPEG 2000 resolution levels (wavelet
+    low-passes: a few percent off at edges, enough to move a class boundary), are only in
+    the last."""
     import rasterio
 
-    found = []
+    found, sized = [], []
     try:
         with open_raster(path, sign) as ds:
             factors = ds.overviews(index)
@@ -238,14 +256,16 @@ def _raster_layout(
             for level, factor in enumerate(factors):
                 with open_raster(path, sign, overview_level=level) as ov:
                     exact = (ov.height, ov.width) == (-(-height // factor), -(-width // factor))
-                    if factor > 1 and exact and _holds_block_means(ds, ov, index, factor):
-                        found.append((int(factor), level))
+                    if factor > 1 and exact:
+                        sized.append((int(factor), level))
+                        if _holds_block_means(ds, ov, index, factor):
+                            found.append((int(factor), level))
     except rasterio.errors.RasterioIOError as exc:
         raise SceneFormatError(
             f"cannot read {path} ({gdal_reason(exc)}); the file is missing or damaged, "
             "re-download it"
         ) from exc
-    return resolution, tuple(found)
+    return resolution, tuple(found), tuple(sized)
 
 
 #: overview pixels (a side) compared with the block means of the full resolution
@@ -255,8 +275,8 @@ OVERVIEW_SAMPLE = 32
 def _holds_block_means(ds: Any, ov: Any, index: int, factor: int) -> bool:
     """Whether overview ``ov`` of ``ds`` (decimation ``factor``) holds the means of
     ``factor`` x ``factor`` blocks, to its data type's rounding (half a unit per halving),
-    on a sample at the
-    centre where every pixel has data; False when the sample has no such block."""
+    on a sample at the centre where every pixel has data; False when the sample has no
+    such block."""
     from rasterio.windows import Window as RioWindow
 
     side = min(OVERVIEW_SAMPLE, ov.height, ov.width)
@@ -282,13 +302,16 @@ def _holds_block_means(ds: Any, ov: Any, index: int, factor: int) -> bool:
 def _overview_for(
     path: str, sign: str | None, index: int, factor: int, src: Any
 ) -> tuple[int, int] | None:
-    """``(decimation, overview level)`` of the coarsest overview of ``path`` whose decimation
+    """``(decimation, overview level)`` of the coarsest overview of ``path`` that holds block
+    means (any sized like one inside :func:`approximate_overviews`), whose decimation
     divides ``factor`` and on whose grid the source window ``src`` starts, or None (read
     the full resolution then)."""
     row, col = src.row_off, src.col_off
     if abs(row - round(row)) > 1e-6 or abs(col - round(col)) > 1e-6:
         return None
-    for decimation, level in sorted(_raster_layout(path, index, sign)[1], reverse=True):
+    layout = _raster_layout(path, index, sign)
+    usable = layout[2] if _approximate.get() else layout[1]
+    for decimation, level in sorted(usable, reverse=True):
         if factor % decimation == 0 and round(row) % decimation == 0 == round(col) % decimation:
             return decimation, level
     return None
@@ -416,7 +439,7 @@ class Scene:
         for source in self.sources:
             if not isinstance(source, RasterBand):
                 return False
-            file_resolution, overviews = _raster_layout(source.path, source.index, source.sign)
+            file_resolution, overviews, _ = _raster_layout(source.path, source.index, source.sign)
             factor = resolution / file_resolution
             if factor <= 1 + 1e-6:
                 continue
