@@ -154,7 +154,8 @@ def test_sen12ms_cloud_free_patches_score_false_clouds(tmp_path: Path, maker) ->
         run_benchmark(dataset, ["physical"], protocol="sen12ms", progress=False)
 
 
-def _cmc_summary(root: Path, tmp_path: Path, *extra: str) -> list[dict[str, str]]:
+def _summary_rows(root: Path, tmp_path: Path, *extra: str) -> list[dict[str, str]]:
+    """``s2clouds benchmark ROOT --models physical --report DIR``: the rows of summary.csv."""
     report = tmp_path / "r"
     result = CliRunner().invoke(
         cli,
@@ -178,7 +179,7 @@ def _cmc_summary(root: Path, tmp_path: Path, *extra: str) -> list[dict[str, str]
 def test_cmc_benchmark_has_a_row_per_tag_stratum(tmp_path: Path, maker) -> None:
     make = maker("cmc")
     root = make.write(tmp_path / "cmc")
-    rows = _cmc_summary(root, tmp_path)
+    rows = _summary_rows(root, tmp_path)
     cloud = {r["stratum"]: r for r in rows if r["task"] == "cloud"}
     # every tag group of the card: surface type (11), cloud type (7), height, thickness, extent
     assert len(make.TAG_COLUMNS) == 11 + 7 + 2 + 2 + 2
@@ -215,7 +216,7 @@ def test_cmc_benchmark_reads_other_spellings_and_reports_unknown_columns(
     lines = [f"{header},notes", *(f"{line},seen twice" for line in lines[1:])]
     tags.write_text("\n".join(lines) + "\n")
     with pytest.warns(UserWarning, match="notes"):
-        rows = _cmc_summary(root, tmp_path, "-O", "tags=forest")
+        rows = _summary_rows(root, tmp_path, "-O", "tags=forest")
     cloud = {r["stratum"]: r for r in rows if r["task"] == "cloud"}
     assert cloud["all"]["n_images"] == "2" and cloud["forest/jungle"]["n_images"] == "2"
     assert "open_water" in cloud and "low" in cloud and "notes" not in cloud
@@ -237,15 +238,8 @@ def test_cloudsen12_benchmark_takes_reader_options_and_the_only_level(
 def test_sen12ms_benchmark_scores_false_clouds_through_the_cli(tmp_path: Path, maker) -> None:
     root = tmp_path / "sen12ms"
     maker("sen12ms").write(root)
+    (row,) = _summary_rows(root, tmp_path)
     report = tmp_path / "r"
-    result = CliRunner().invoke(
-        cli,
-        ["benchmark", str(root), "--models", "physical", "--report", str(report), "--quiet"],
-        standalone_mode=False,
-        terminal_width=200,
-    )
-    assert result.exception is None, result.output
-    (row,) = list(csv.DictReader((report / "summary.csv").open()))
     assert row["protocol"] == "false_cloud" and row["n_images"] == "6"
     assert 0.0 <= float(row["false_cloud"]) <= 1.0 and row["median_image_false_cloud"] != ""
     assert "False clouds" in (report / "report.html").read_text()
@@ -253,23 +247,7 @@ def test_sen12ms_benchmark_scores_false_clouds_through_the_cli(tmp_path: Path, m
 
 def test_spatiotemporal_benchmark_scores_the_centre_window(tmp_path: Path, maker) -> None:
     maker("temporal").write(tmp_path / "temporal")
-    report = tmp_path / "r"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "benchmark",
-            str(tmp_path / "temporal"),
-            "--models",
-            "physical",
-            "--report",
-            str(report),
-            "--quiet",
-        ],
-        standalone_mode=False,
-        terminal_width=200,
-    )
-    assert result.exception is None, result.output
-    rows = list(csv.DictReader((report / "summary.csv").open()))
+    rows = _summary_rows(tmp_path / "temporal", tmp_path)
     assert {r["protocol"] for r in rows} == {"spatiotemporal"}
     overall = next(r for r in rows if r["class"] == "all")
     assert int(overall["truth_pixels"]) % 36 == 0 and overall["kappa"] != ""

@@ -179,3 +179,14 @@ def test_scene_shadow_map_replaces_the_halo(
     shadow = mapped == 3
     assert shadow.any() and np.all(reach.window(Window(0, 0, 256, 256))[shadow])
     np.testing.assert_array_equal(masks(plain, tmp_path / "map64.tif", 64), mapped)
+
+
+def test_coarse_mask_windows_read_the_packed_map() -> None:
+    rng = np.random.default_rng(1)
+    data = rng.random((37, 53)) > 0.5
+    mask = CoarseMask.of(data, 3)
+    np.testing.assert_array_equal(mask.data, data)
+    for window in (Window(0, 0, 111, 159), Window(5, 7, 40, 30), Window(100, 150, 20, 20)):
+        rows = np.minimum(np.arange(window.row, window.row + window.height) // 3, 36)
+        cols = np.minimum(np.arange(window.col, window.col + window.width) // 3, 52)
+        np.testing.assert_array_equal(mask.window(window), data[np.ix_(rows, cols)])

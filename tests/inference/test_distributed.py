@@ -20,7 +20,7 @@ from s2clouds.inference.outputs import RUN_LOG  # noqa: E402
 from s2clouds.inference.predict import predict  # noqa: E402
 from s2clouds.inference.records import SceneRecord  # noqa: E402
 from s2clouds.inference.sink import run_jobs  # noqa: E402
-from s2clouds.inference.window import prepare_scene, window_task  # noqa: E402
+from s2clouds.inference.window import compute_window, prepare_scene  # noqa: E402
 from s2clouds.io.scenes import read_scene  # noqa: E402
 
 RGBN = ["B02", "B03", "B04", "B08"]
@@ -115,7 +115,7 @@ def dying_window_task(marker: Path):
         if window.row > 0 and not marker.exists():
             marker.write_text(str(os.getpid()))
             os._exit(1)
-        return window_task(scene, model_name, window, run, probabilities)
+        return compute_window(scene, model_name, window, run, probabilities)
 
     return window_fn
 
@@ -154,7 +154,7 @@ def test_a_window_that_always_kills_its_worker_fails_only_its_scene(
     def poison_first_scene(scene, model_name, window, run, probabilities):
         if scene.product_id == "s0":
             os._exit(1)  # every try of this scene's windows kills its worker
-        return window_task(scene, model_name, window, run, probabilities)
+        return compute_window(scene, model_name, window, run, probabilities)
 
     # two windows in flight: s1 is submitted once s0 has failed, so no worker death hits it
     # (windows queued on a worker that dies count that death too, see the engine's notes)

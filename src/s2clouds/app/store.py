@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from s2clouds.app.project import Project, ProjectError
+from s2clouds.benchmark.metrics import f1_score, iou, tp_fp_fn
 from s2clouds.io.grid import Grid
 from s2clouds.io.write import atomic_path, write_mask
 from s2clouds.labels import CANONICAL_CLASSES, NODATA, from_canonical, get_scheme, to_canonical
@@ -133,21 +134,27 @@ def progress(project: Project) -> list[dict[str, Any]]:
 
 def scores(a: np.ndarray, b: np.ndarray, classes: dict[int, str]) -> dict[str, Any]:
     """F1 and IoU per class of label rasters ``a`` against ``b`` over pixels both define."""
-    both = np.isin(a, list(classes)) & np.isin(b, list(classes))
+    values = np.asarray(list(classes))
+    both = np.isin(a, values) & np.isin(b, values)
     out: dict[str, Any] = {"pixels": int(both.sum()), "classes": {}}
     x, y = a[both], b[both]
-    for value, name in classes.items():
-        tp = int(np.sum((x == value) & (y == value)))
-        fp = int(np.sum((x == value) & (y != value)))
-        fn = int(np.sum((x != value) & (y == value)))
-        if tp + fp + fn == 0:
-            continue
-        out["classes"][name] = {
-            "f1": round(2 * tp / (2 * tp + fp + fn), 4),
-            "iou": round(tp / (tp + fp + fn), 4),
-        }
+    confusion = _confusion(y, x, values)
+    tp, fp, fn = tp_fp_fn(confusion)
+    f1, jaccard = f1_score(confusion), iou(confusion)
+    for i, name in enumerate(classes.values()):
+        if tp[i] + fp[i] + fn[i] > 0:
+            out["classes"][name] = {"f1": round(float(f1[i]), 4), "iou": round(float(jaccard[i]), 4)}
     out["accuracy"] = round(float(np.mean(x == y)), 4) if x.size else None
     return out
+
+
+def _confusion(truth: np.ndarray, predicted: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """(K, K) counts, rows ``truth`` and columns ``predicted``, over the class ``values``."""
+    order = np.argsort(values)  # the j-th smallest value is class order[j]
+    t = order[np.searchsorted(values[order], truth)]
+    p = order[np.searchsorted(values[order], predicted)]
+    k = values.size
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
 
 
 def agreement(

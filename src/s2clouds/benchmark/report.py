@@ -232,10 +232,13 @@ def has_bins(rows: Sequence[Mapping[str, Any]]) -> bool:
     return bool(rows) and all(f"pa_{b}" in rows[0] for b in BINS)
 
 
-def plot_bins(protocol: Protocol, path: str | Path) -> Path:
+def plot_bins(
+    protocol: Protocol, path: str | Path, rows: Sequence[Mapping[str, Any]] | None = None
+) -> Path:
     """Stacked bars of the share of images with PA and UA low (< 0.1), mid and high (> 0.9),
-    one panel per task, a PA and a UA bar per masker."""
-    rows = protocol.summary_rows()
+    one panel per task, a PA and a UA bar per masker (``rows``: the protocol's summary rows,
+    when already computed)."""
+    rows = protocol.summary_rows() if rows is None else rows
     tasks = list(dict.fromkeys(str(r["task"]) for r in rows))
     maskers = protocol.maskers
     fig = _figure(
@@ -458,13 +461,14 @@ def write_report(
     figures = _make_folder(folder / FIGURES)
     rows = protocol.results()
     per_image = write_csv(rows, folder / PER_IMAGE_CSV)
-    summary = write_csv(protocol.summary_rows(), folder / SUMMARY_CSV)
+    summary_rows = protocol.summary_rows()
+    summary = write_csv(summary_rows, folder / SUMMARY_CSV)
     plots = [
         plot_score_distributions(protocol, figures / "scores.png"),
         *plot_confusion_grid(protocol, figures),
     ]
-    if has_bins(protocol.summary_rows()):
-        plots.append(plot_bins(protocol, figures / "bins.png"))
+    if has_bins(summary_rows):
+        plots.append(plot_bins(protocol, figures / "bins.png", summary_rows))
     examples = (
         _copy_failures(failures or {}, _make_folder(figures / "failures")) if failures else []
     )
@@ -474,7 +478,7 @@ def write_report(
         for key, caption in (thumbnails or {}).items()
         if caption in copied
     }
-    blocks = _page_blocks(protocol, folder, plots, examples, thumbs)
+    blocks = _page_blocks(protocol, summary_rows, folder, plots, examples, thumbs)
     page_title = title or f"s2clouds benchmark: {protocol.title}"
     markdown = _write_text(folder / "report.md", _render_markdown(page_title, blocks))
     page = _write_text(folder / "report.html", _render_html(page_title, blocks))
@@ -485,6 +489,7 @@ def write_report(
 
 def _page_blocks(
     protocol: Protocol,
+    summary_rows: Sequence[Mapping[str, Any]],
     folder: Path,
     plots: list[Path],
     examples: list[tuple[str, Path]],
@@ -494,7 +499,7 @@ def _page_blocks(
     blocks: list[Block] = [
         ("p", f"Protocol {protocol.name}: {protocol.source}. Maskers: {maskers}."),
         ("h2", "Summary"),
-        ("table", _display_rows(protocol.summary_rows())),
+        ("table", _display_rows(summary_rows)),
         ("p", NAN_RULES),
     ]
     if protocol.reference_rows():

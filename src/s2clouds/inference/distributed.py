@@ -32,7 +32,7 @@ import numpy as np
 from s2clouds.errors import ClusterError, one_line
 from s2clouds.inference.engine import Event, JobFailed, JobStarted, SceneJob, WindowDone
 from s2clouds.inference.options import RunOptions
-from s2clouds.inference.window import window_task
+from s2clouds.inference.window import compute_window
 from s2clouds.io.grid import Window
 from s2clouds.io.scene import Scene
 from s2clouds.resources import MODEL_THREADS_ENV, cpu_cores
@@ -148,7 +148,7 @@ class DaskEngine:
     """Computes job windows on a Dask cluster through ``client`` (see the module docstring).
 
     ``window_fn`` is the task run per window (default
-    :func:`~s2clouds.inference.window.window_task`); it must be importable or picklable by
+    :func:`~s2clouds.inference.window.compute_window`); it must be importable or picklable by
     value on the workers.
     """
 
@@ -160,7 +160,7 @@ class DaskEngine:
         max_in_flight: int | None = None,
         description: str = "Dask cluster",
         dashboard_link: str | None = None,
-        window_fn: WindowFunction = window_task,
+        window_fn: WindowFunction = compute_window,
     ) -> None:
         self.client, self.retries, self.window_fn = client, retries, window_fn
         threads = sum(client.nthreads().values()) or 1
@@ -272,7 +272,7 @@ def _from_the_cluster(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def dask_engine(
-    options: ClusterOptions, *, window_fn: WindowFunction = window_task
+    options: ClusterOptions, *, window_fn: WindowFunction = compute_window
 ) -> Iterator[DaskEngine]:
     """A :class:`DaskEngine` on the cluster that ``options`` names (closed on exit)."""
     with connect(options) as (client, description):

@@ -256,12 +256,3 @@ def compute_window(
     else:
         return mask, probability_percent(probs, mask) if probabilities else None
     raise error
-
-
-def window_task(
-    scene: Scene, model_name: str, window: Window, run: RunOptions, probabilities: bool = False
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`compute_window` by model name: takes only small picklable things (the scene's
-    sources are paths), so it runs the same in this process or on any Dask worker that sees
-    the input files."""
-    return compute_window(scene, model_name, window, run, probabilities)

@@ -130,15 +130,20 @@ class CoarseMask:
     @property
     def data(self) -> np.ndarray:
         """The map (h, w) bool at its own resolution."""
-        count = self.shape[0] * self.shape[1]
-        return np.unpackbits(self.bits, count=count).astype(bool).reshape(self.shape)
+        return self._rows(0, self.shape[0])
+
+    def _rows(self, first: int, stop: int) -> np.ndarray:
+        """Map rows ``first`` to ``stop`` (stop - first, w) bool, unpacking only their bits."""
+        width = self.shape[1]
+        start, end = first * width, stop * width
+        bits = np.unpackbits(self.bits[start // 8 : -(-end // 8)])
+        return bits[start % 8 : start % 8 + end - start].astype(bool).reshape(-1, width)
 
     def window(self, window: Window) -> np.ndarray:
         """(window.height, window.width) bool: the map at grid resolution over ``window``
         (nearest map pixel; pixels past the map's edge take its last row or column)."""
-        data = self.data
-        rows = np.minimum(np.arange(window.row, window.row + window.height) // self.factor,
-                          self.shape[0] - 1)
-        cols = np.minimum(np.arange(window.col, window.col + window.width) // self.factor,
-                          self.shape[1] - 1)
-        return np.asarray(data[np.ix_(rows, cols)])
+        last_row, last_col = self.shape[0] - 1, self.shape[1] - 1
+        rows = np.minimum(np.arange(window.row, window.row + window.height) // self.factor, last_row)
+        cols = np.minimum(np.arange(window.col, window.col + window.width) // self.factor, last_col)
+        band = self._rows(int(rows[0]), int(rows[-1]) + 1)
+        return np.asarray(band[np.ix_(rows - rows[0], cols)])

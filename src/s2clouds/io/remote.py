@@ -184,8 +184,9 @@ def _kept_open(path: str, overview_level: int | None) -> Iterator[Any]:
     datasets is closed, and so is one whose read failed."""
     import rasterio
 
-    cache: OrderedDict[Any, Any] = getattr(_kept, "cache", None) or OrderedDict()
-    _kept.cache = cache
+    if not hasattr(_kept, "cache"):
+        _kept.cache = OrderedDict()
+    cache: OrderedDict[Any, Any] = _kept.cache
     key = (path, overview_level, _file_identity(path))
     ds = cache.pop(key, None)
     if getattr(_kept, "failed", False) and ds is not None:
