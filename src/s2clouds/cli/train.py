@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -127,13 +128,36 @@ def train(
         "licence": settings["licence"],
         "training_data": f"{kind} {path} ({len(train_data)} samples)",
     }
-    learning_rate = settings["lr"] or DEFAULT_LR.get(architecture, 1e-3)
+    job = TrainJob(
+        train_data,
+        val_data,
+        architecture,
+        bands,
+        settings["lr"] or DEFAULT_LR.get(architecture, 1e-3),
+        out_dir,
+        quiet,
+        settings,
+        provenance,
+    )
     if architecture == PIXEL_MODEL:
-        _train_pixel(train_data, val_data, bands, learning_rate, out_dir, quiet, settings,
-                     provenance)
+        _train_pixel(job)
     else:
-        _train_network(train_data, val_data, architecture, bands, learning_rate, out_dir, quiet,
-                       settings, provenance)
+        _train_network(job)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """What both trainers get: the readers, the model, where it goes and the CLI settings."""
+
+    train_data: Any
+    val_data: Any
+    architecture: str
+    bands: tuple[str, ...]
+    learning_rate: float
+    out_dir: Path
+    quiet: bool
+    settings: dict[str, Any]
+    provenance: dict[str, Any]
 
 
 def _open_datasets(
@@ -154,56 +178,37 @@ def _open_datasets(
     return train_data, open_dataset(val_dataset[1], val_dataset[0].lower(), **val_reader)
 
 
-def _train_pixel(
-    train_data: Any,
-    val_data: Any,
-    bands: tuple[str, ...],
-    learning_rate: float,
-    out_dir: Path,
-    quiet: bool,
-    settings: dict[str, Any],
-    provenance: dict[str, Any],
-) -> None:
+def _train_pixel(job: TrainJob) -> None:
     """Fit the LightGBM pixel model (``--rounds``, ``--pixels-per-sample``, ``--stride``)."""
     from s2clouds.train.pixel import PixelTrainConfig, train_pixel_model
 
     config = PixelTrainConfig(
-        bands=bands,
-        rounds=settings["rounds"],
-        learning_rate=learning_rate,
-        pixels_per_sample=settings["pixels_per_sample"],
-        seed=settings["seed"],
+        bands=job.bands,
+        rounds=job.settings["rounds"],
+        learning_rate=job.learning_rate,
+        pixels_per_sample=job.settings["pixels_per_sample"],
+        seed=job.settings["seed"],
     )
     result = train_pixel_model(
-        train_data,
-        out_dir=out_dir,
+        job.train_data,
+        out_dir=job.out_dir,
         config=config,
-        val_dataset=val_data,
-        name=provenance["name"] or "s2clouds-pixel",
-        stride=settings["stride"],
-        progress=not quiet,
-        training_data=provenance["training_data"],
-        licence=provenance["licence"],
+        val_dataset=job.val_data,
+        name=job.provenance["name"] or "s2clouds-pixel",
+        stride=job.settings["stride"],
+        progress=not job.quiet,
+        training_data=job.provenance["training_data"],
+        licence=job.provenance["licence"],
     )
     click.echo(f"pixel model: {result.path} ({result.rounds} rounds, {result.seconds:.1f} s)")
     click.echo(
         f"validation cloud BOA {result.scores['boa_cloud']:.3f}, "
         f"shadow BOA {result.scores['boa_shadow']:.3f}; metrics: "
-        f"{out_dir / 'metrics.json'}"
+        f"{job.out_dir / 'metrics.json'}"
     )
 
 
-def _train_network(
-    train_data: Any,
-    val_data: Any,
-    architecture: str,
-    bands: tuple[str, ...],
-    learning_rate: float,
-    out_dir: Path,
-    quiet: bool,
-    settings: dict[str, Any],
-    provenance: dict[str, Any],
-) -> None:
+def _train_network(job: TrainJob) -> None:
     """Train a network (``--epochs``, ``--batch-size``, ``--crop``, ``--resume``)."""
     from s2clouds.train import require_torch
 
@@ -213,22 +218,22 @@ def _train_network(
     from s2clouds.train.loop import train as run_training
 
     config = TrainConfig(
-        architecture=architecture,
-        bands=bands,
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        lr=learning_rate,
-        seed=settings["seed"],
-        augmentation=Augmentation(crop=settings["crop"]),
+        architecture=job.architecture,
+        bands=job.bands,
+        epochs=job.settings["epochs"],
+        batch_size=job.settings["batch_size"],
+        lr=job.learning_rate,
+        seed=job.settings["seed"],
+        augmentation=Augmentation(crop=job.settings["crop"]),
     )
     best = run_training(
-        train_data,
+        job.train_data,
         config,
-        out_dir=out_dir,
-        val_dataset=val_data,
-        resume=settings["resume"],
-        progress=not quiet,
-        **provenance,
+        out_dir=job.out_dir,
+        val_dataset=job.val_data,
+        resume=job.settings["resume"],
+        progress=not job.quiet,
+        **job.provenance,
     )
     click.echo(f"best checkpoint: {best}")
-    click.echo(f"metrics: {out_dir / 'metrics.csv'}, curve: {out_dir / 'curve.png'}")
+    click.echo(f"metrics: {job.out_dir / 'metrics.csv'}, curve: {job.out_dir / 'curve.png'}")
