@@ -41,22 +41,28 @@ from s2clouds.inference.window import (
     predict_array,
     probabilities_to_mask,
     probability_percent,
+    with_shadow_reach,
     with_sun_angles,
 )
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.scene import Scene
 from s2clouds.io.scenes import read_scene
+from s2clouds.io.write import atomic_path
 from s2clouds.labels.schemes import NODATA
 from s2clouds.models.base import CloudModel, ModelContext
 from s2clouds.models.registry import get_model
-from s2clouds.models.series import SERIES_BANDS, SeriesRules, refine_series
+from s2clouds.models.series import (
+    SERIES_BANDS,
+    SeriesRules,
+    refine_series,
+    require_series_bands,
+)
+from s2clouds.models.shadow_geometry import keep_shadow_within, sun_from_context
 
 #: the summary of a series run, in its output folder
 SERIES_SUMMARY = "series_summary.json"
 #: largest window edge (px) of a series run: memory grows with window^2 x dates
 SERIES_BLOCK = 256
-#: pixels read around each window so that shadows of clouds next door are found
-SERIES_HALO = 32
 DATE_PATTERN = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
 
@@ -82,6 +88,16 @@ class Dated:
             r0, c0 = top + rows - window.row, left + cols - window.col
             out[:, r0 : r0 + inner.height, c0 : c0 + inner.width] = self.scene.read(inner)
         return out
+
+    def shadow_reach(self, window: Window) -> np.ndarray | None:
+        """(h, w) bool: where this date's clouds can cast shadow over ``window`` of the series
+        grid (its scene's map, shifted by the offset), or None without a map."""
+        reach = self.scene.priors.get("shadow_reach")
+        if reach is None:
+            return None
+        rows, cols = self.offset
+        shifted = Window(window.row - rows, window.col - cols, window.height, window.width)
+        return np.asarray(reach.window(shifted))
 
 
 @dataclass
@@ -153,6 +169,11 @@ def grid_offset(grid: Grid, target: Grid, where: str, first: str) -> tuple[int, 
     return rows, cols
 
 
+def series_block(options: PredictOptions) -> int:
+    """Window edge (px) of a series run: ``--block``, at most :data:`SERIES_BLOCK`."""
+    return min(options.run.block, SERIES_BLOCK)
+
+
 def open_series(
     sources: Sequence[str | Path | np.ndarray], options: PredictOptions
 ) -> tuple[list[Dated], CloudModel, tuple[str, ...]]:
@@ -167,13 +188,11 @@ def open_series(
     extra = [b for b in (*SERIES_BANDS, "B10") if b not in model.bands and b in first.bands]
     bands = (*model.bands, *extra)
     if len(scenes) > 1:
-        missing = [b for b in SERIES_BANDS if b not in bands]
-        if missing:
-            raise BandError(
-                f"series masks need the bands {', '.join(SERIES_BANDS)}; {first.product_id} "
-                f"lacks {', '.join(missing)}: give multispectral scenes with SWIR, or predict "
-                "the dates one by one without --series"
-            )
+        require_series_bands(
+            bands,
+            f"{first.product_id} is one; give multispectral scenes with SWIR, or predict the "
+            "dates one by one without --series",
+        )
     target = first.grid
     dates = []
     for i, scene in enumerate(scenes):
@@ -191,6 +210,11 @@ def open_series(
                              first.product_id)
         scene.check_radiometry()
         scene = with_sun_angles(scene, model)
+        if max(scene.grid.shape) > series_block(options):
+            # where this date's clouds can cast shadow, mapped once: the windows then read
+            # no 2.5 km halo each (a scene in one window needs no map)
+            reach = with_shadow_reach(scene.select(model.bands), model, 0).priors
+            scene = replace(scene, priors=reach)
         dates.append(Dated(scene, ModelContext.of_scene(scene), offset))
     return dates, model, bands
 
@@ -214,7 +238,8 @@ def _series_outputs(dates: Sequence[Dated], outdir: Path, options: PredictOption
 def _shares(counts: np.ndarray) -> dict[str, float]:
     valid = counts[:4].sum()
     if not valid:
-        return {"cloud_percent": 0.0, "shadow_percent": 0.0, "valid_percent": 0.0}
+        return {"cloud_percent": 0.0, "thin_percent": 0.0, "shadow_percent": 0.0,
+                "valid_percent": 0.0}
     return {
         "cloud_percent": round(100 * float(counts[1] + counts[2]) / valid, 3),
         "thin_percent": round(100 * float(counts[2]) / valid, 3),
@@ -248,14 +273,12 @@ def predict_series(
     outputs = _series_outputs(dates, outdir, options)
     days = date_days([d.scene for d in dates])
     grid = dates[0].scene.grid
-    block = min(options.run.block, SERIES_BLOCK)
+    block = series_block(options)
     model_idx = list(range(len(model.bands)))
     names = canonical_band_names(bands)
-    sun: list[tuple[float, float] | None] = [
-        (d.context.sun_zenith, d.context.sun_azimuth)
-        if d.context.sun_zenith is not None and d.context.sun_azimuth is not None else None
-        for d in dates
-    ]
+    sun = [sun_from_context(d.context) for d in dates]
+    resolution = float(dates[0].context.resolution or 10.0)
+    halo = rules.context_px if len(dates) > 1 else 0
     counts_single = np.zeros((len(dates), 256), np.int64)
     refined_px = np.zeros(len(dates), np.int64)
     announce(f"{len(dates)} date(s) on a {grid.height} x {grid.width} px grid, model "
@@ -268,7 +291,7 @@ def predict_series(
         for sink in sinks:
             stack.enter_context(sink)
         for window in grid.windows(block):
-            outer = expand_window(window, SERIES_HALO if len(dates) > 1 else 0, *grid.shape)
+            outer = expand_window(window, halo, *grid.shape)
             images, probs = [], []
             for d in dates:
                 image, p = _date_window(d, model, model_idx, outer, grid, options)
@@ -276,8 +299,7 @@ def predict_series(
                 probs.append(p)
             image_stack, prob_stack = np.stack(images), np.stack(probs)
             refined = refine_series(image_stack, prob_stack, names, rules,
-                                    resolution=float(dates[0].context.resolution or 10.0),
-                                    sun=sun, days=days)
+                                    resolution=resolution, sun=sun, days=days)
             core = window.within(outer)
             refined_px += refined.refined[(slice(None), *core)].sum(axis=(1, 2))
             for t, sink in enumerate(sinks):
@@ -322,6 +344,9 @@ def _date_window(
                           tile=options.run.tile, overlap=options.run.overlap)
     core = (slice(None), *window.within(outer))
     image, probs = image[core], probs[core]
+    reach = date.shadow_reach(window)
+    if reach is not None:
+        keep_shadow_within(probs, reach)
     missing = ~np.all(np.isfinite(image), axis=0)
     probs[:, missing] = 0.0
     probs[0, missing] = 1.0
@@ -342,7 +367,6 @@ def _write_summary(
         "dates": [vars(r) for r in records],
         "nodata": NODATA,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(body, indent=2), encoding="utf-8")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(body, indent=2), encoding="utf-8")
     return path

@@ -141,9 +141,10 @@ class CoarseMask:
 
     def window(self, window: Window) -> np.ndarray:
         """(window.height, window.width) bool: the map at grid resolution over ``window``
-        (nearest map pixel; pixels past the map's edge take its last row or column)."""
+        (nearest map pixel; pixels past the map's edges take its first or last row or
+        column)."""
         last_row, last_col = self.shape[0] - 1, self.shape[1] - 1
-        rows = np.minimum(np.arange(window.row, window.row + window.height) // self.factor, last_row)
-        cols = np.minimum(np.arange(window.col, window.col + window.width) // self.factor, last_col)
+        rows = np.clip(np.arange(window.row, window.row + window.height) // self.factor, 0, last_row)
+        cols = np.clip(np.arange(window.col, window.col + window.width) // self.factor, 0, last_col)
         band = self._rows(int(rows[0]), int(rows[-1]) + 1)
         return np.asarray(band[np.ix_(rows - rows[0], cols)])

@@ -113,6 +113,23 @@ class SeriesRules:
     window_days: float = 75.0
     window_dates: int = 6
 
+    @property
+    def context_px(self) -> int:
+        """Pixels around a window that decide it: the farthest a shadow is searched or kept
+        from its cloud, plus the margin the shadow is grown by."""
+        return max(self.shadow_reach_px, self.change.max_shadow_offset) + self.change.shadow_margin
+
+
+def require_series_bands(names: Sequence[str], fix: str) -> None:
+    """:class:`BandError` when ``names`` lack a band of :data:`SERIES_BANDS`; ``fix`` says
+    what the user can do."""
+    missing = [b for b in SERIES_BANDS if b not in names]
+    if missing:
+        raise BandError(
+            f"series masks need the bands {', '.join(SERIES_BANDS)} on every date; the input "
+            f"lacks {', '.join(missing)}: {fix}"
+        )
+
 
 @dataclass
 class SeriesResult:
@@ -140,13 +157,9 @@ def check_series(
     """Band names of ``stack`` after checking shapes and bands; :class:`BandError` says how to
     fix the input."""
     names = canonical_band_names(tuple(bands))
-    missing = [b for b in SERIES_BANDS if b not in names]
-    if missing:
-        raise BandError(
-            f"series masks need the bands {', '.join(SERIES_BANDS)} on every date; the input "
-            f"lacks {', '.join(missing)}: give multispectral scenes with SWIR (or predict the "
-            "dates one by one)"
-        )
+    require_series_bands(
+        names, "give multispectral scenes with SWIR (or predict the dates one by one)"
+    )
     if stack.ndim != 4 or stack.shape[1] != len(names):
         raise BandError(
             f"a series must be a (T, C, H, W) stack with a plane per band ({len(names)} "
