@@ -429,6 +429,15 @@ def calibrate_cloud_albedo(
     return float(np.median(values)), int(values.size)
 
 
+def reference_pool(when: np.ndarray, index: int, reach: float) -> list[int]:
+    """The other dates a reference of date ``index`` may use: those within ``reach`` of it
+    in ``when`` (T,) (days, or places in the series), when at least three are that close;
+    else all the others."""
+    others = [i for i in range(len(when)) if i != index]
+    near = [i for i in others if abs(when[i] - when[index]) <= reach]
+    return near if len(near) >= 3 else others
+
+
 def temporal_reference(
     series: np.ndarray,
     index: int,
@@ -456,9 +465,7 @@ def temporal_reference(
     if not 0 <= index < t or t < 3:
         raise BandError(f"a temporal reference needs at least 3 dates and index 0-{t - 1}")
     when = np.arange(t, dtype=np.float64) if days is None else np.asarray(days, np.float64)
-    others = [i for i in range(t) if i != index]
-    near = [i for i in others if abs(when[i] - when[index]) <= window_days]
-    pool = near if len(near) >= 3 else others
+    pool = reference_pool(when, index, window_days)
     stack = series[pool].astype(np.float32, copy=False)  # (P, C, H, W)
     blue = stack[:, names.index("B02")]
     blue = np.where(np.isfinite(blue), blue, np.inf)

@@ -61,6 +61,7 @@ from s2clouds.labels.change import (
     cloud_opacity,
     consistent_shadow,
     match_offsets,
+    reference_pool,
     shadow_candidates,
     snow,
 )
@@ -196,12 +197,7 @@ def reference_pools(
         when, reach = np.arange(t, dtype=np.float64), float(window_dates)
     else:
         when, reach = np.asarray(days, np.float64), window_days
-    pools = []
-    for i in range(t):
-        others = [k for k in range(t) if k != i]
-        near = [k for k in others if abs(when[k] - when[i]) <= reach]
-        pools.append(near if len(near) >= 3 else others)
-    return pools
+    return [reference_pool(when, i, reach) for i in range(t)]
 
 
 def series_reference(
@@ -231,7 +227,8 @@ def series_reference(
     count = np.zeros(finite.shape, np.int16)
     for i, pool in enumerate(reference_pools(t, days, rules.window_days, rules.window_dates)):
         for c in range(stack.shape[1]):
-            reference[i, c], count[i] = pooled_median(stack[pool, c], use[pool])
+            reference[i, c] = pooled_median(stack[pool, c], use[pool])[0]
+        count[i] = use[pool].sum(axis=0)  # the same for every band: ``use`` needs all finite
     return reference, count
 
 
