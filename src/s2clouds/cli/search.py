@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from s2clouds.cli.options import quiet_option
+from s2clouds.io.search import DEFAULT_MAX_ITEMS
 
 if TYPE_CHECKING:
     from s2clouds.io.search import SearchResult
@@ -79,7 +80,7 @@ def _datetime(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option(
     "--max-items",
     type=click.IntRange(min=1),
-    default=500,
+    default=DEFAULT_MAX_ITEMS,
     show_default=True,
     help="Most items fetched.",
 )

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -534,19 +533,3 @@ def search_items() -> list[dict[str, Any]]:
     for extra in (far, l1c, unknown):
         extra["assets"] = {}
     return [*items, far, l1c, unknown]
-
-
-def write_json(path: Path, payload: Any) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1))
-    return path
-
-
-def wait_until(check: Any, seconds: float = 5.0) -> bool:
-    """Poll ``check()`` until true or ``seconds`` pass."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return bool(check())
