@@ -214,14 +214,8 @@ class DaskEngine:
         """``exc`` as the client should see it: library errors (and other errors raised by
         the task) as they are, a worker lost or a task cancelled as a one-line
         :class:`ClusterError` that names the scene and the window."""
-        if not _from_the_cluster(exc):
-            return exc
         scene = self._scenes.get(job, "the scene")
-        return ClusterError(
-            f"window at row {window.row}, column {window.col} of {scene} did not finish on the "
-            f"cluster ({type(exc).__name__}: {one_line(str(exc))[:300]}); check the workers' "
-            "memory and logs, or use a smaller --block"
-        )
+        return cluster_error(exc, f"window at row {window.row}, column {window.col} of {scene}")
 
     def _refill(
         self,
@@ -260,6 +254,19 @@ class DaskEngine:
 def _scene_name(job: SceneJob) -> str:
     """The scene as errors name it: its input path when known, else its product id."""
     return str(job.scene.meta.get("path") or job.scene.product_id)
+
+
+def cluster_error(exc: BaseException, what: str) -> BaseException:
+    """``exc`` of a task (``what`` names its work) as the client should see it: errors the
+    task raised as they are, a worker lost or a task cancelled as a one-line
+    :class:`ClusterError`."""
+    if not _from_the_cluster(exc):
+        return exc
+    return ClusterError(
+        f"{what} did not finish on the cluster ({type(exc).__name__}: "
+        f"{one_line(str(exc))[:300]}); check the workers' memory and logs, or use a smaller "
+        "--block"
+    )
 
 
 def _from_the_cluster(exc: BaseException) -> bool:

@@ -127,16 +127,6 @@ class CompositeResult:
 
 
 # --------------------------------------------------------------------------------- plan
-def pixel_size_metres(grid: Grid) -> float:
-    """Metres per pixel (geographic grids: at the grid's centre latitude)."""
-    crs = grid.crs
-    if crs is not None and getattr(crs, "is_geographic", False):
-        t = grid.transform
-        lat = t.f + t.e * grid.height / 2
-        return grid.resolution * 111_320.0 * max(0.1, math.cos(math.radians(lat)))
-    return grid.resolution
-
-
 def _output_type(acquisitions: Sequence[Acquisition]) -> tuple[bool, str, float | None]:
     """(harmonise, dtype, nodata): raw stored values when every input shares one radiometry
     (their dtype, no data 0 for integers / NaN for floats), else reflectance x 10000 as uint16
@@ -145,7 +135,9 @@ def _output_type(acquisitions: Sequence[Acquisition]) -> tuple[bool, str, float 
 
     radiometries = {repr(a.scene.radiometry) for a in acquisitions}
     first = acquisitions[0].scene.sources[0]
-    dtype = raster_info(first.path).dtype if isinstance(first, RasterBand) else "float32"
+    dtype = (
+        raster_info(first.path, first.sign).dtype if isinstance(first, RasterBand) else "float32"
+    )
     if len(radiometries) > 1:
         return True, "uint16", 0
     return False, dtype, (None if np.dtype(dtype).kind == "f" else 0)
@@ -212,7 +204,7 @@ def plan_composite(
         method=method,
         min_quality=options.min_quality,
         distance_cap=options.distance_cap if scorer.uses_distance else 0.0,
-        pixel_size_m=pixel_size_metres(grid),
+        pixel_size_m=grid.metres_per_pixel,
         harmonise=harmonise,
         dtype=dtype,
         nodata=nodata,
@@ -221,41 +213,25 @@ def plan_composite(
 
 
 # ------------------------------------------------------------------------------- window
-def _expand(window: Window, halo: int, grid: Grid) -> Window:
-    row, col = max(0, window.row - halo), max(0, window.col - halo)
-    bottom = min(grid.height, window.row + window.height + halo)
-    right = min(grid.width, window.col + window.width + halo)
-    return Window(row, col, bottom - row, right - col)
-
-
 def observation(plan: CompositePlan, index: int, window: Window) -> tuple[np.ndarray, np.ndarray]:
     """Values (C, h, w) float32 in output units (NaN = no data) and quality (h, w) float32
     (NaN where not valid) of acquisition ``index`` in ``window``."""
     from s2clouds.inference.options import RunOptions
-    from s2clouds.inference.window import predict_window
-    from s2clouds.models.base import ModelContext
+    from s2clouds.inference.window import expand_window, predict_window
     from s2clouds.models.cache import cached_model
 
     scene, grid = plan.scenes[index], plan.grid
     # the scorer sees the window grown by the distance cap, and at least SCORER_HALO pixels
     # (for its own filters), so that the result does not depend on where windows are cut
     halo = max(SCORER_HALO, math.ceil(plan.distance_cap / plan.pixel_size_m))
-    outer = _expand(window, halo, grid)
+    outer = expand_window(window, halo, grid.height, grid.width)
     raw = np.stack([s.read(grid, outer) for s in scene.sources])
     reflectance = to_reflectance(raw, plan.bands, scene.radiometry, nodata=None)
     probs = None
     if plan.model is not None:
         model = cached_model(plan.model, plan.bands)
         run = RunOptions(model=plan.model, block=max(outer.height, outer.width))
-        angles = scene.angles
-        context = ModelContext(
-            resolution=plan.pixel_size_m,
-            level=scene.level,
-            sun_zenith=angles.sun_zenith if angles is not None else None,
-            sun_azimuth=angles.sun_azimuth if angles is not None else None,
-            scene_shadow_reach=True if "shadow_reach" in scene.priors else None,
-        )
-        _, probs = predict_window(scene.select(model.bands), model, outer, run, context)
+        _, probs = predict_window(scene.select(model.bands), model, outer, run)
     scorer = get_scorer(plan.scorer)
     kwargs: dict[str, Any] = {"bands": plan.bands, "pixel_size": plan.pixel_size_m}
     if scorer.uses_distance:
@@ -333,9 +309,7 @@ class PartStore:
 
     def save(self, result: WindowResult) -> None:
         self.folder.mkdir(exist_ok=True)
-        target = self.path(result.window)
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as handle:
+        with atomic_path(self.path(result.window)) as tmp, open(tmp, "wb") as handle:
             np.savez(
                 handle,
                 values=result.values,
@@ -344,7 +318,6 @@ class PartStore:
                 valid=result.valid,
                 errors=result.errors,
             )
-        os.replace(tmp, target)
 
     def load(self, window: Window) -> WindowResult:
         with np.load(self.path(window)) as data:
@@ -360,11 +333,15 @@ def fingerprint(plan: CompositePlan, block: int) -> str:
     """A hash of what defines the result: inputs (paths, sizes, times), grid, options."""
     stats: list[Any] = []
     for path in plan.paths:
-        with contextlib.suppress(OSError):
+        try:
             st = os.stat(path)
+        except OSError:  # a remote href: by name
+            stats.append((path, None, None))
+        else:
             stats.append((path, st.st_size, st.st_mtime_ns))
     key = {
-        "inputs": stats or [*plan.paths],
+        "inputs": stats,
+        "harmonise": plan.harmonise,
         "grid": [str(plan.grid.crs), tuple(plan.grid.transform), plan.grid.shape],
         "bands": plan.bands,
         "model": plan.model,
@@ -388,6 +365,8 @@ def _dask(
     client: Any, plan: CompositePlan, windows: Sequence[Window], retries: int
 ) -> Iterator[WindowResult]:
     from distributed import as_completed
+
+    from s2clouds.inference.distributed import cluster_error
 
     threads = sum(client.nthreads().values()) or 1
     limit = max(2, 2 * threads)
@@ -414,7 +393,10 @@ def _dask(
         while futures:
             future = next(completed)
             futures.discard(future)
-            result = future.result()
+            try:
+                result = future.result()
+            except Exception as exc:  # a lost worker: one line, like predict's engine
+                raise cluster_error(exc, "a composite window") from exc
             future.release()
             yield result
             refill()
@@ -496,17 +478,13 @@ def _compute(
     cluster: Any,
     announce: Callable[[str], None],
 ) -> str:
+    from s2clouds.inference.distributed import scheduler_address
     from s2clouds.inference.sink import window_progress
 
     in_process = (
         cluster is None
         or cluster.workers == 0
-        or (
-            cluster.workers is None
-            and cluster.scheduler is None
-            and len(todo) <= 1
-            and not os.environ.get("S2CLOUDS_SCHEDULER")
-        )
+        or (cluster.workers is None and scheduler_address(cluster) is None and len(todo) <= 1)
     )
     with window_progress(options.progress) as progress:
         bar = progress.add_task("composite windows", total=len(todo))

@@ -23,8 +23,6 @@ import numpy as np
 
 from s2clouds.errors import S2CloudsError
 
-METHODS = ("best", "medoid", "median", "percentile", "mean")
-
 
 @dataclass(frozen=True)
 class Method:
@@ -94,8 +92,7 @@ def percentile_of_good(values: np.ndarray, good: np.ndarray, p: float) -> np.nda
 def _pick(values: np.ndarray, index: np.ndarray, count: np.ndarray) -> np.ndarray:
     """(C, H, W): the spectrum of observation ``index`` (H, W) at each pixel, NaN without one."""
     picked = np.take_along_axis(values, index[None, None].astype(np.intp), axis=0)[0]
-    picked = picked.copy()
-    picked[:, count == 0] = np.nan
+    picked[:, count == 0] = np.nan  # take_along_axis returns a new array
     return picked
 
 
@@ -103,7 +100,6 @@ def merge(values: np.ndarray, quality: np.ndarray, good: np.ndarray, method: Met
     """Apply ``method`` (see the module docstring) to one window stack."""
     count = good.sum(axis=0).astype(np.int32)
     none = count == 0
-    q = np.where(good, quality, np.nan).astype(np.float32)
     if method.name == "best":
         index = np.argmax(np.where(good, quality, -np.inf), axis=0)
     elif method.name == "medoid":
@@ -125,7 +121,7 @@ def merge(values: np.ndarray, quality: np.ndarray, good: np.ndarray, method: Met
             p = 50.0 if method.name == "median" else method.p
             out = percentile_of_good(values, good, p)
         with np.errstate(invalid="ignore"):
-            mean_q = np.nansum(q, axis=0) / np.maximum(count, 1)
+            mean_q = np.where(good, quality, 0.0).sum(axis=0) / np.maximum(count, 1)
         mean_q[none] = np.nan
         chosen = np.full(count.shape, -1, np.int16)
         return Merged(out, chosen, mean_q.astype(np.float32), count)

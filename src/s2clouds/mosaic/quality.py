@@ -111,10 +111,11 @@ def probability_score(
     pixel_size: float,
     cap: float = DISTANCE_CAP_M,
 ) -> np.ndarray:
-    """``probability`` scorer (see the module docstring)."""
-    clear = np.nan_to_num(probs[0], nan=0.0)
+    """``probability`` scorer (see the module docstring): the clear probability times the
+    distance factor."""
+    clear = clear_probability_score(image, probs, bands=bands, pixel_size=pixel_size, cap=cap)
     flag = np.argmax(np.nan_to_num(probs, nan=0.0), axis=0) != 0
-    return np.clip(clear * distance_factor(flag, pixel_size, cap), 0.0, 1.0).astype(np.float32)
+    return (clear * distance_factor(flag, pixel_size, cap)).astype(np.float32)
 
 
 def clear_probability_score(
