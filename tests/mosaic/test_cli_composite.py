@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import rasterio
 from click.testing import CliRunner
@@ -15,31 +14,20 @@ from s2clouds.cli.main import cli, main
 from .conftest import BANDS, clear_surface, make_series, write_tif
 
 
+def _args(inputs: list[str], out: Path, *extra: str) -> list[str]:
+    """A fast in-process composite of ``inputs`` into ``out`` (the test scorer, no model)."""
+    return ["composite", *inputs, "-o", str(out), "--score", "test-blue", "--workers", "0", *extra]
+
+
 def test_cli_end_to_end(tmp_path: Path) -> None:
     make_series(tmp_path / "in")
     listing = tmp_path / "list.txt"
     listing.write_text("in/*.tif\n")
     out = tmp_path / "out" / "c.tif"
     out.parent.mkdir()
-    args = [
-        "composite",
-        f"@{listing}",
-        "-o",
-        str(out),
-        "--method",
-        "medoid",
-        "--score",
-        "test-blue",
-        "--workers",
-        "0",
-        "--block",
-        "32",
-        "--quiet",
-    ]
+    args = _args([f"@{listing}"], out, "--method", "medoid", "--block", "32", "--quiet")
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    for name in ("c.tif", "c.info.tif", "c.png", "c.json"):
-        assert (out.parent / name).is_file(), name
     assert sorted(p.name for p in out.parent.iterdir()) == [
         "c.info.tif",
         "c.json",
@@ -57,24 +45,8 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
 def test_cli_grid_option_and_summary_lines(tmp_path: Path) -> None:
     paths = make_series(tmp_path / "in", n=2)
     out = tmp_path / "c.tif"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "composite",
-            *map(str, paths),
-            "-o",
-            str(out),
-            "--score",
-            "test-blue",
-            "--workers",
-            "0",
-            "--grid",
-            "EPSG:32633,20",
-            "--method",
-            "percentile:25",
-        ],
-        catch_exceptions=False,
-    )
+    args = _args(list(map(str, paths)), out, "--grid", "EPSG:32633,20", "--method", "percentile:25")
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "pixels without a clear observation" in result.output
     with rasterio.open(out) as ds:
@@ -88,20 +60,7 @@ def test_cli_errors_are_one_line_and_leave_nothing(
     three = write_tif(tmp_path / "three.tif", clear_surface(7)[:3], bands=BANDS[:3])
     out = tmp_path / "c.tif"
     with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                "composite",
-                *map(str, paths),
-                str(three),
-                "-o",
-                str(out),
-                "--score",
-                "test-blue",
-                "--workers",
-                "0",
-                "--quiet",
-            ]
-        )
+        main(_args([*map(str, paths), str(three)], out, "--quiet"))
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "three.tif lacks band(s) B08" in err and "--drop-incomplete" in err
@@ -109,4 +68,4 @@ def test_cli_errors_are_one_line_and_leave_nothing(
     with pytest.raises(SystemExit):
         main(["composite", str(paths[0]), "-o", str(out), "--method", "mode"])
     assert "unknown --method" in capsys.readouterr().err
-    assert not np.any([p.name.startswith("c.") for p in tmp_path.iterdir()])
+    assert not any(p.name.startswith("c.") for p in tmp_path.iterdir())

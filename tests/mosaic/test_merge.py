@@ -45,6 +45,11 @@ def test_picking_rules_return_one_observation_and_its_index(name: str) -> None:
             assert np.array_equal(merged.values[:, i, j], values[k, :, i, j])
             if name == "best":
                 assert quality[k, i, j] == quality[good[:, i, j], i, j].max()
+            else:  # the good observation closest to the per-band median of the good ones
+                spectra = values[good[:, i, j], :, i, j].astype(np.float64)
+                centre = np.median(spectra, axis=0)
+                distance = np.sum((values[k, :, i, j] - centre) ** 2)
+                assert distance <= np.sum((spectra - centre) ** 2, axis=1).min() + 1e-9
 
 
 def test_ties_go_to_the_earliest_observation() -> None:

@@ -7,6 +7,10 @@ from pathlib import Path
 import click
 
 from s2clouds.cli.options import bands_option, level_option, quiet_option, scale_option
+from s2clouds.mosaic.composite import CompositeOptions
+
+#: the library's defaults, shown by --help
+DEFAULTS = CompositeOptions()
 
 
 @click.command("composite")
@@ -20,7 +24,7 @@ from s2clouds.cli.options import bands_option, level_option, quiet_option, scale
 )
 @click.option(
     "--method",
-    default="best",
+    default=DEFAULTS.method,
     show_default=True,
     help="best | medoid | median | percentile:P | mean (quality-weighted).",
 )
@@ -44,28 +48,28 @@ from s2clouds.cli.options import bands_option, level_option, quiet_option, scale
 @scale_option
 @click.option(
     "--model",
-    default="auto",
+    default=DEFAULTS.model,
     show_default=True,
     help="Masker whose probabilities score the pixels (see 's2clouds models').",
 )
 @click.option(
     "--score",
     "scorer",
-    default="probability",
+    default=DEFAULTS.scorer,
     show_default=True,
     help="Quality scorer: probability, clear-probability, sen12ms (no model).",
 )
 @click.option(
     "--min-quality",
     type=click.FloatRange(0, 1),
-    default=0.5,
+    default=DEFAULTS.min_quality,
     show_default=True,
     help="Quality from which an observation counts as clear.",
 )
 @click.option(
     "--distance-cap",
     type=click.FloatRange(min=0),
-    default=300.0,
+    default=DEFAULTS.distance_cap,
     show_default=True,
     help="Metres from a cloud or shadow beyond which distance no longer raises quality.",
 )
@@ -78,7 +82,7 @@ from s2clouds.cli.options import bands_option, level_option, quiet_option, scale
 @click.option(
     "--block",
     type=click.IntRange(min=32),
-    default=512,
+    default=DEFAULTS.block,
     show_default=True,
     help="Window edge (px); memory grows with block^2 x number of inputs.",
 )
@@ -132,7 +136,7 @@ def composite(
     observation are no data (counted in OUT.json).
     """
     from s2clouds.inference.distributed import ClusterOptions
-    from s2clouds.mosaic.composite import CompositeOptions, run_composite
+    from s2clouds.mosaic.composite import run_composite
     from s2clouds.mosaic.merge import parse_method
     from s2clouds.mosaic.warp import GridRequest, parse_bounds, parse_grid
 
