@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -47,6 +46,7 @@ from s2clouds.inference.window import (
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.scene import Scene
 from s2clouds.io.scenes import read_scene
+from s2clouds.io.solar import parse_date
 from s2clouds.io.write import atomic_path
 from s2clouds.labels.schemes import NODATA
 from s2clouds.models.base import CloudModel, ModelContext
@@ -63,7 +63,6 @@ from s2clouds.models.shadow_geometry import keep_shadow_within, sun_from_context
 SERIES_SUMMARY = "series_summary.json"
 #: largest window edge (px) of a series run: memory grows with window^2 x dates
 SERIES_BLOCK = 256
-DATE_PATTERN = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 
 
 @dataclass(frozen=True)
@@ -128,16 +127,8 @@ def date_days(scenes: Sequence[Scene]) -> list[float] | None:
     names (``YYYY-MM-DD`` or ``YYYYMMDD``); None unless every scene has one."""
     days: list[dt.date] = []
     for scene in scenes:
-        found = None
-        for text in (scene.product_id, Path(str(scene.meta.get("path", ""))).name):
-            for match in DATE_PATTERN.finditer(text):
-                try:
-                    found = dt.date(*(int(g) for g in match.groups()))
-                    break
-                except ValueError:
-                    continue
-            if found:
-                break
+        names = (scene.product_id, Path(str(scene.meta.get("path", ""))).name)
+        found = next((d for d in map(parse_date, names) if d is not None), None)
         if found is None:
             return None
         days.append(found)

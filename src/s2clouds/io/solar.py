@@ -1,8 +1,11 @@
-"""Solar position from time and place (NOAA solar calculator formulae, ~0.1 degree)."""
+"""Acquisition times and dates from metadata and names, and the solar position from time
+and place (NOAA solar calculator formulae, ~0.1 degree)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import re
 from datetime import UTC, datetime
 
 from s2clouds.io.grid import Grid
@@ -71,3 +74,21 @@ def solar_position(when: datetime, lon: float, lat: float) -> tuple[float, float
         + 180.0
     )
     return math.degrees(zenith), azimuth % 360.0
+
+
+#: dates in file or product names: 2018-01-06, 20180106, 20180106T101401
+_DATE_PATTERNS = (
+    re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)"),
+    re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?:T\d{6})?(?!\d)"),
+)
+
+
+def parse_date(text: str) -> dt.date | None:
+    """The first date in ``text`` (ISO timestamps, ``YYYY-MM-DD``, ``YYYYMMDD``), or None."""
+    for pattern in _DATE_PATTERNS:
+        for found in pattern.finditer(text):
+            try:
+                return dt.date(int(found[1]), int(found[2]), int(found[3]))
+            except ValueError:
+                continue
+    return None

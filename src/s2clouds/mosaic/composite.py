@@ -54,6 +54,7 @@ from s2clouds.mosaic.merge import Method, merge, parse_method
 from s2clouds.mosaic.quality import DISTANCE_CAP_M, get_scorer
 from s2clouds.mosaic.warp import GridRequest, check_overlap, on_grid, target_grid
 from s2clouds.radiometry import to_reflectance
+from s2clouds.viz import TRUE_COLOUR_BANDS
 
 QUALITY_SCALE = 10000
 #: pixels of context every scorer gets around a window (the SEN12MS score's smoothing needs 6)
@@ -566,7 +567,7 @@ def _write_outputs(
                         failed[i] += 1
                         first_error[i] = first_error[i] or message
         written += [paths["composite"], paths["info"]]
-        if options.quicklook and {"B02", "B03", "B04"} <= set(plan.bands):
+        if options.quicklook and set(TRUE_COLOUR_BANDS) <= set(plan.bands):
             _write_quicklook(plan, paths["composite"], paths["quicklook"])
             written.append(paths["quicklook"])
         summary = _summary(plan, clear, valid, histogram, rejected, paths)
@@ -590,17 +591,17 @@ def _write_quicklook(plan: CompositePlan, cog: Path, png: Path, max_size: int = 
     from matplotlib.image import imsave
     from rasterio.enums import Resampling
 
-    from s2clouds.viz import rgb_quicklook
+    from s2clouds.viz import TRUE_COLOUR_BANDS, rgb_quicklook
 
     factor = max(1, math.ceil(max(plan.grid.shape) / max_size))
     shape = (math.ceil(plan.grid.height / factor), math.ceil(plan.grid.width / factor))
-    indexes = [plan.bands.index(b) + 1 for b in ("B04", "B03", "B02")]
+    indexes = [plan.bands.index(b) + 1 for b in TRUE_COLOUR_BANDS]
     with rasterio.open(cog) as ds:
         data = ds.read(indexes, out_shape=(3, *shape), resampling=Resampling.nearest)
     rgb = data.astype(np.float32)
     if plan.nodata is not None:
         rgb[data == plan.nodata] = np.nan
-    picture = rgb_quicklook(rgb, ("B04", "B03", "B02"))
+    picture = rgb_quicklook(rgb, TRUE_COLOUR_BANDS)
     with atomic_path(png) as tmp:
         imsave(tmp, picture, format="png")
 

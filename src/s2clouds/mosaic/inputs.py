@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,12 +24,8 @@ from s2clouds.errors import BandError, S2CloudsError, SceneFormatError
 from s2clouds.inference.inputs import expand_inputs
 from s2clouds.io.remote import open_raster
 from s2clouds.io.scene import RasterBand, Scene
+from s2clouds.io.solar import parse_date
 
-#: dates in file or product names: 2018-01-06, 20180106, 20180106T101401
-_DATE_PATTERNS = (
-    re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)"),
-    re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?:T\d{6})?(?!\d)"),
-)
 #: raster tags that hold the acquisition time
 _DATE_TAGS = ("ACQUISITION_DATE", "DATATAKE_SENSING_START", "SENSING_TIME", "TIFFTAG_DATETIME")
 
@@ -78,17 +73,6 @@ def expand_composite_inputs(arguments: Sequence[str]) -> list[str]:
         else:
             out.append(path)
     return list(dict.fromkeys(out))
-
-
-def parse_date(text: str) -> dt.date | None:
-    """The first date in ``text`` (ISO timestamps, ``YYYY-MM-DD``, ``YYYYMMDD``), or None."""
-    for pattern in _DATE_PATTERNS:
-        for found in pattern.finditer(text):
-            try:
-                return dt.date(int(found[1]), int(found[2]), int(found[3]))
-            except ValueError:
-                continue
-    return None
 
 
 def acquisition_date(path: str, scene: Scene) -> dt.date | None:
