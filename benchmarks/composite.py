@@ -191,7 +191,7 @@ def residual_cloud(path: Path) -> dict[str, float]:
     image = scene.read()
     valid = np.all(np.isfinite(image), axis=0)
     out = {"no_data": float(1 - valid.mean())}
-    context = ModelContext(resolution=10.0, level="L1C")
+    context = ModelContext.of_scene(scene)
     for judge in ("s2cloudless", "physical"):
         model = get_model(judge, scene.bands, "L1C")
         sub = image[[scene.bands.index(b) for b in model.bands]]
@@ -244,17 +244,25 @@ def _judged(files: list[Path], tmp: Path, tag: str) -> dict[str, dict[str, float
     return rows
 
 
+def _shape(path: Path) -> str:
+    """``13 bands, 256 x 256 px`` of a raster."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return f"{ds.count} bands, {ds.height} x {ds.width} px"
+
+
 def real(args: argparse.Namespace) -> None:
-    folder = next(REAL.iterdir())
+    folder = sorted(p for p in REAL.iterdir() if p.is_dir())[0]
     files = sorted(folder.glob("*.tif"))
-    groups = {"all 30 dates": files}
+    groups = {f"all {len(files)} dates": files}
     groups.update({f"dates {i + 1}-{i + 5}": files[i : i + 5] for i in range(0, len(files), 5)})
     table = {}
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         for tag, group in groups.items():
             table[tag] = _judged(group, Path(tmp), tag.replace(" ", "_"))
     print(
-        f"\nReal data: {folder.name}, {len(files)} dates, 13-band L1C, 256 x 256 px; residual "
+        f"\nReal data: {folder.name}, {len(files)} dates, {_shape(files[0])}; residual "
         "cloud = share of valid composite pixels an independent masker calls cloud"
     )
     print(
@@ -268,11 +276,11 @@ def real(args: argparse.Namespace) -> None:
                 f"{tag:<14} | {name:<17} | {100 * res['s2cloudless']:>10.2f}% | "
                 f"{100 * res['physical']:>7.2f}% | {100 * res['no_clear']:>11.2f}%"
             )
-            if tag != "all 30 dates":
+            if not tag.startswith("all "):
                 means.setdefault(name, []).append(res["s2cloudless"])
     for name, values in means.items():
         print(
-            f"mean over the six 5-date groups, {name}: s2cloudless cloud "
+            f"mean over the {len(values)} 5-date groups, {name}: s2cloudless cloud "
             f"{100 * float(np.mean(values)):.2f}%"
         )
 

@@ -153,3 +153,13 @@ def test_search_then_predict_a_remote_item(maker, real_data: Path, tmp_path: Pat
         mask = ds.read(1)
         assert ds.crs == profile["crs"] and mask.shape == (256, 256)
     assert set(np.unique(mask)) <= {0, 1, 2, 3, 255}
+
+
+def test_max_items_stops_the_search_and_says_so(api, tmp_path: Path) -> None:
+    out = tmp_path / "items"
+    result = _search(api.url, out, "--max-items", "2")
+    assert result.exception is None, result.output
+    assert "stopped at --max-items 2; more items match" in result.output
+    assert 0 < len(list(out.iterdir())) <= 2
+    everything = _search(api.url, tmp_path / "all", "--max-items", "50")
+    assert "stopped at --max-items" not in everything.output

@@ -22,8 +22,7 @@ from pathlib import Path
 from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError, S2CloudsError, SceneFormatError
 from s2clouds.inference.inputs import expand_inputs
-from s2clouds.io.remote import open_raster
-from s2clouds.io.scene import RasterBand, Scene
+from s2clouds.io.scene import RasterBand, Scene, raster_info
 from s2clouds.io.solar import parse_date
 
 #: raster tags that hold the acquisition time
@@ -89,21 +88,14 @@ def acquisition_date(path: str, scene: Scene) -> dt.date | None:
             pass
     first = next((s for s in scene.sources if isinstance(s, RasterBand)), None)
     if first is not None:
-        tags = _tags(first.path, first.sign)
+        try:
+            tags = raster_info(first.path, first.sign).tags
+        except SceneFormatError:
+            tags = {}
         for tag in _DATE_TAGS:
             if tag in tags and (date := parse_date(tags[tag].replace(":", "-", 2))):
                 return date
     return parse_date(scene.product_id) or parse_date(Path(path).name)
-
-
-def _tags(path: str, sign: str | None) -> dict[str, str]:
-    import rasterio
-
-    try:
-        with open_raster(path, sign) as ds:
-            return {k.upper(): v for k, v in ds.tags().items()}
-    except rasterio.errors.RasterioIOError:
-        return {}
 
 
 def open_acquisitions(
