@@ -65,14 +65,21 @@ def test_ties_go_to_the_earliest_observation() -> None:
 
 def test_weighted_mean_and_count() -> None:
     values, quality, good = _stack(2)
+    quality[:, 0, 0] = np.where(good[:, 0, 0], 0.0, quality[:, 0, 0])  # good, zero weight
     merged = merge(values, quality, good, Method("mean"))
     assert np.array_equal(merged.count, good.sum(0))
-    i, j = np.argwhere(good.sum(0) > 0)[0]
-    sel = good[:, i, j]
-    expected = (values[sel, :, i, j] * quality[sel, i, j][:, None]).sum(0) / quality[
-        sel, i, j
-    ].sum()
-    np.testing.assert_allclose(merged.values[:, i, j], expected, rtol=1e-5)
+    for i in range(values.shape[2]):
+        for j in range(values.shape[3]):
+            sel = good[:, i, j]
+            if not sel.any():
+                assert np.isnan(merged.values[:, i, j]).all()
+                continue
+            weights = quality[sel, i, j]
+            if weights.sum() > 0:
+                expected = (values[sel, :, i, j] * weights[:, None]).sum(0) / weights.sum()
+            else:  # weights that are all zero: the plain mean of the good observations
+                expected = values[sel, :, i, j].mean(0)
+            np.testing.assert_allclose(merged.values[:, i, j], expected, rtol=1e-5)
 
 
 def test_parse_method() -> None:

@@ -23,6 +23,7 @@ from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError, S2CloudsError, SceneFormatError
 from s2clouds.inference.inputs import expand_inputs
 from s2clouds.io.scene import RasterBand, Scene, raster_info
+from s2clouds.io.scenes import RASTER_SUFFIXES
 from s2clouds.io.solar import parse_date
 
 #: raster tags that hold the acquisition time
@@ -67,7 +68,8 @@ def expand_composite_inputs(arguments: Sequence[str]) -> list[str]:
     for path in expand_inputs(arguments):
         folder = Path(path)
         items = sorted(folder.glob("*.json")) if folder.is_dir() else []
-        if items and not any(folder.glob("*.tif")) and not folder.name.upper().endswith(".SAFE"):
+        rasters = items and any(f.suffix.lower() in RASTER_SUFFIXES for f in folder.iterdir())
+        if items and not rasters and not folder.name.upper().endswith(".SAFE"):
             out.extend(str(p) for p in items)
         else:
             out.append(path)
