@@ -35,12 +35,24 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from holdout import EVERY, HOLDOUT, is_held_out  # noqa: E402
+from holdout import EVERY, HELD_OUT_SOURCES, HOLDOUT, is_held_out  # noqa: E402
 
-from s2clouds.bands import L1C_BANDS, L2A_BANDS, RGBN_BANDS  # noqa: E402
+from s2clouds.bands import (  # noqa: E402
+    L1C_BANDS,
+    L2A_BANDS,
+    RGBN_BANDS,
+    SWIR6_BANDS,
+    SWIR10_BANDS,
+)
 from s2clouds.labels import NODATA  # noqa: E402
 from s2clouds.models.pixel import PixelModel, pixel_spec  # noqa: E402
 from s2clouds.models.pixel_features import default_features, pixel_features  # noqa: E402
+from s2clouds.train.cloud_layers import (  # noqa: E402
+    CloudLayer,
+    Geometry,
+    composite_layer,
+    layer_from_pair,
+)
 from s2clouds.train.pixel import PixelTrainConfig, fit_booster  # noqa: E402
 from s2clouds.train.surfaces import (  # noqa: E402
     Labelled,
@@ -58,10 +70,21 @@ L1C13, SWIR12, RGBN = L1C_BANDS, L2A_BANDS, RGBN_BANDS
 MODELS = {
     "s2clouds-pixel-l1c13": (L1C13, "13-band L1C (with the cirrus band B10)"),
     "s2clouds-pixel-swir12": (SWIR12, "12-band L1C or L2A (no B10)"),
+    "s2clouds-pixel-swir10": (SWIR10_BANDS, "the 10 and 20 m bands B02-B08, B8A, B11, B12"),
+    "s2clouds-pixel-swir6": (SWIR6_BANDS, "B02 B03 B04 B08 B11 B12, L1C or L2A"),
     "s2clouds-pixel-rgbn": (RGBN, "4 bands B02 B03 B04 B08, L1C or L2A"),
 }
+#: real cloud layers laid over each clear training surface (s2clouds.train.cloud_layers)
+COMPOSITES_PER_SURFACE = 3
+#: EuroSAT patches (64 px) tiled 4 x 4 per land-cover class into 256 px surfaces for the
+#: composites, so that the context features see a scene, not a stamp
+EUROSAT_TILING, EUROSAT_MOSAICS_PER_CLASS = 4, 3
+#: models without SWIR cannot tell cloud from snow, ice or white sand: they get no composites
+#: over surfaces brighter than this (visible mean)
+BRIGHT_SURFACE = 0.3
 #: share of the total weight each class gets (realistic priors, clear first)
 CLASS_PRIORS = np.array([0.5, 0.2, 0.12, 0.18])
+CLASS_NAMES = ("clear", "thick", "thin", "shadow")
 PIXELS_PER_CLASS = 1500
 CLEAR_HALF_WEIGHT = 0.3
 #: clear images without B10 get B10 = leak x B12 with leak drawn up to this: over dry bright
@@ -144,6 +167,75 @@ def surface_sources(data: Path) -> list[Labelled]:
     return out
 
 
+def pool_sources(data: Path) -> list[Labelled]:
+    """Clear EuroSAT patches of the pool (13-band L1C, all ten land-cover classes) that are
+    not held out, labelled clear (every patch was checked cloud-free by eye)."""
+    out = []
+    for path in sorted((data / "pool" / "eurosat_ms").glob("*.tif")):
+        if not is_held_out("eurosat", path.stem):
+            image, bands = read_geotiff_dn(path, offset=0.0)
+            out.append(Labelled(image, bands, all_clear(image), "L1C", f"eurosat:{path.stem}"))
+    return out
+
+
+def eurosat_mosaics(patches: list[Labelled], rng: np.random.Generator) -> list[Labelled]:
+    """Same-class EuroSAT patches tiled into larger clear surfaces (see EUROSAT_TILING)."""
+    by_class: dict[str, list[Labelled]] = {}
+    for item in patches:
+        by_class.setdefault(item.name.split(":")[1].split("_")[0], []).append(item)
+    out = []
+    n = EUROSAT_TILING
+    for name, items in sorted(by_class.items()):
+        size = min(i.image.shape[1] for i in items)
+        for k in range(EUROSAT_MOSAICS_PER_CLASS):
+            picks = rng.choice(len(items), n * n, replace=len(items) < n * n)
+            rows = [np.concatenate([items[picks[r * n + c]].image[:, :size, :size]
+                                    for c in range(n)], axis=2) for r in range(n)]
+            image = np.concatenate(rows, axis=1)
+            out.append(Labelled(image, items[0].bands, all_clear(image), "L1C",
+                                f"eurosat:{name}-mosaic{k}"))
+    return out
+
+
+def training_layers(data: Path) -> list[CloudLayer]:
+    """Cloud layers of the training pairs (never of held-out pairs)."""
+    from s2clouds.datasets.sen12mscr import read_reflectance
+
+    layers = []
+    for folder in sorted((data / "sen12mscr" / "pairs").iterdir()):
+        if not (folder / "cloudy.tif").is_file() or is_held_out("pairs", folder.name):
+            continue
+        cloudy, bands, _, _ = read_reflectance(folder / "cloudy.tif")
+        clear, _, _, _ = read_reflectance(folder / "clear.tif")
+        layer = layer_from_pair(cloudy, clear, bands, folder.name)
+        if layer is not None:
+            layers.append(layer)
+    return layers
+
+
+def composite_sources(
+    surfaces: list[Labelled], layers: list[CloudLayer], rng: np.random.Generator
+) -> list[tuple[Labelled, bool]]:
+    """Each clear surface under COMPOSITES_PER_SURFACE real cloud layers drawn at random, with
+    a random sun and cloud height (exact thick/thin/shadow labels by construction), each with
+    whether its surface is bright (:func:`is_bright`)."""
+    out = []
+    for surface in surfaces:
+        bright = is_bright(surface)
+        for index in rng.choice(len(layers), COMPOSITES_PER_SURFACE, replace=False):
+            item = composite_layer(surface, layers[index], Geometry.random(rng), rng)
+            if item is not None:
+                out.append((Labelled(item.image, item.bands, item.target, item.level,
+                                     f"composite:{item.name}", item.weight), bright))
+    return out
+
+
+def is_bright(item: Labelled) -> bool:
+    """True for a surface whose visible mean exceeds BRIGHT_SURFACE (snow, ice, white sand)."""
+    visible = [item.bands.index(b) for b in ("B02", "B03", "B04")]
+    return bool(np.nanmean(item.image[visible]) > BRIGHT_SURFACE)
+
+
 def mojave_sources(data: Path) -> list[Labelled]:
     out = []
     for path in sorted((data / "mojave_l2a").glob("*.tif")):
@@ -178,14 +270,22 @@ def oncloudn_sources(data: Path) -> list[Labelled]:
     return out
 
 
+#: ukis-csmask's documented operating point: bands resampled to about 30 m
+UKIS_FACTOR = 3
+
+
 def ukis_mask(image: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
-    """Canonical mask (H, W) of the ukis-csmask peer on an L2A image (C, H, W)."""
+    """Canonical mask (H, W) of the ukis-csmask peer on an L2A image (C, H, W) at 10 m, run
+    at its documented 30 m (block means; probabilities interpolated back)."""
     from s2clouds.inference.window import predict_array
     from s2clouds.models.registry import get_model
+    from s2clouds.resample import block_mean, upsample_bilinear
 
     model = get_model("ukis-csmask", bands, "L2A")
     selected = image[[bands.index(b) for b in model.bands]]
-    probs = predict_array(model, selected, {"resolution": 10.0, "level": "L2A"})
+    coarse = block_mean(selected, UKIS_FACTOR, fill=np.nan)
+    probs = predict_array(model, coarse, {"resolution": 10.0 * UKIS_FACTOR, "level": "L2A"})
+    probs = upsample_bilinear(probs, UKIS_FACTOR, image.shape[1:])
     return np.argmax(probs, axis=0).astype(np.uint8)
 
 
@@ -244,8 +344,11 @@ def prior_weights(labels: np.ndarray, source: np.ndarray) -> np.ndarray:
 
 
 def build_rows(
-    items: list[Labelled], bands: tuple[str, ...], features: tuple[str, ...], seed: int
+    items: list[Labelled], bands: tuple[str, ...], features: tuple[str, ...], seed: int,
+    provenance: dict[str, dict[str, int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature rows, labels and weights of every item's variants; ``provenance`` collects
+    {source: {class: rows}} (the source is the item name's prefix)."""
     rng = np.random.default_rng(seed)
     xs, ys, ws = [], [], []
     for base in items:
@@ -262,7 +365,40 @@ def build_rows(
                 xs.append(x)
                 ys.append(y)
                 ws.append(w)
+                if provenance is not None:
+                    tally = provenance.setdefault(item.name.split(":")[0], {})
+                    for c, label in enumerate(CLASS_NAMES):
+                        tally[label] = tally.get(label, 0) + int(np.count_nonzero(y == c))
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
+
+
+def training_data_text(name: str) -> str:
+    """What the model ``name`` was trained on, and what was held out (for its spec)."""
+    four_band = name.endswith("rgbn")
+    return (
+        "real Sentinel-2 only. Labels by source: SEN12MS-CR pairs labelled by change against "
+        "the clear partner (s2clouds.labels.change) and their clear halves; SEN12MS-CR-TS "
+        "dates labelled against a per-pixel temporal reference; cloud-free real surfaces "
+        "labelled clear (DSen2 crops, S2-100K patches, EuroSAT patches of all ten land-cover "
+        "classes" + (", Mojave L2A deserts and burn scars" if four_band else "") + "); "
+        "composites: real cloud layers cut from the training pairs (opacity and cloud "
+        "reflectance from the change labeller, B10 rise kept) laid over those clear surfaces "
+        "and over 4x4 tilings of same-class EuroSAT patches, with their shadows cast along a "
+        "random sun at a random cloud height, labelled thick/thin/shadow by construction"
+        + ("; bright surfaces (snow, ice, white sand) get no composites (no SWIR to tell "
+           "them apart)" if "B11" not in MODELS[name][0] else "")
+        + ("; On Cloud N chips 1-2 with their human cloud labels, shadow and clear on the "
+           "pixels the annotators called not cloud taught by ukis-csmask at 30 m (its "
+           "documented operating point), its cloud there ignored" if four_band else "")
+        + "; each also as an L2A-like/TOA-like copy and at 20 m and 30 m"
+        + ("; B10 imputed on clear images without it (leak x B12)" if "B10" in MODELS[name][0]
+           else "")
+        + f". Held out whole: the pool sources {', '.join(HELD_OUT_SOURCES)}; held out: "
+        + f"{json.dumps(HOLDOUT)}, and by the CRC-32 of their names 1 in {EVERY['pairs']} "
+        + f"pairs (with their cloud layers), 1 in {EVERY['series']} dates, 1 in "
+        + f"{EVERY['mojave']} Mojave images and 1 in {EVERY['eurosat']} EuroSAT patches "
+        + "(benchmarks/holdout.py)"
+    )
 
 
 def train_model(
@@ -271,7 +407,8 @@ def train_model(
     bands, purpose = MODELS[name]
     features = default_features(bands)
     started = time.time()
-    x, y, w = build_rows(items, bands, features, seed)
+    provenance: dict[str, dict[str, int]] = {}
+    x, y, w = build_rows(items, bands, features, seed, provenance)
     weights = prior_weights(y, w)
     rng = np.random.default_rng(seed + 1)
     val = rng.random(y.size) < 0.1
@@ -279,27 +416,12 @@ def train_model(
                               learning_rate=LEARNING_RATE, min_data_in_leaf=60, seed=seed)
     booster = fit_booster(x[~val], y[~val], config, valid=(x[val], y[val]),
                           weights=weights[~val], valid_weights=weights[val])
-    counts = {c: int(np.count_nonzero(y == i)) for i, c in
-              enumerate(("clear", "thick", "thin", "shadow"))}
+    counts = {c: int(np.count_nonzero(y == i)) for i, c in enumerate(CLASS_NAMES)}
     spec = pixel_spec(
         name, bands, features, stride=STRIDE, tile_size=2048,
         resolution=MODEL_RESOLUTION,
         shadow_reach_m=SHADOW_REACH_M,
-        training_data=(
-            "real Sentinel-2 only: SEN12MS-CR pairs labelled by change against the clear "
-            "partner (s2clouds.labels.change) and their clear halves; SEN12MS-CR-TS dates "
-            "labelled against a per-pixel temporal reference; cloud-free hard surfaces "
-            "labelled clear (DSen2 crops, S2-100K patches"
-            + (", Mojave L2A burn scars; On Cloud N chips 1-2 human cloud labels with"
-               " ukis-csmask as shadow/clear teacher on non-cloud pixels"
-               if name.endswith("rgbn") else "")
-            + "); each also as an L2A-like/TOA-like copy and at 20 m and 30 m"
-            + ("; B10 imputed on clear images without it (leak x B12)" if "B10" in bands
-               else "")
-            + f". Held out: {json.dumps(HOLDOUT)}, and by the CRC-32 of their names 1 in "
-            + f"{EVERY['pairs']} pairs, 1 in {EVERY['series']} dates and 1 in {EVERY['mojave']}"
-            + " Mojave images (benchmarks/holdout.py)"
-        ),
+        training_data=training_data_text(name),
         licence=(
             "CC BY 4.0 (Copernicus Sentinel-2 data; On Cloud N CC BY 4.0; DSen2 CC BY 4.0); "
             "SEN12MS-CR terms expected CC BY, not verified"
@@ -308,6 +430,7 @@ def train_model(
             f"for {purpose}; runs at {MODEL_RESOLUTION:g} m internally (block means of "
             "finer input, probabilities interpolated back)",
             f"training pixels per class: {counts}",
+            f"training pixels per source and class: {json.dumps(provenance, sort_keys=True)}",
         ),
     )
     model = PixelModel(booster, spec)
@@ -326,11 +449,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     started = time.time()
-    common = pair_sources(args.data) + series_sources(args.data) + surface_sources(args.data)
-    print(f"{len(common)} real images read in {time.time() - started:.0f} s", flush=True)
+    surfaces = surface_sources(args.data)
+    eurosat = pool_sources(args.data)
+    mojave = mojave_sources(args.data)
+    common = pair_sources(args.data) + series_sources(args.data) + surfaces + eurosat
+    rng = np.random.default_rng(args.seed + 7)
+    layers = training_layers(args.data)
+    under_cloud = surfaces + eurosat_mosaics(eurosat, rng) + mojave
+    composites = composite_sources(under_cloud, layers, rng)
+    print(f"{len(common)} real images and {len(composites)} composites of {len(layers)} real "
+          f"cloud layers in {time.time() - started:.0f} s", flush=True)
     for name in args.models.split(","):
-        items = common + (mojave_sources(args.data) + oncloudn_sources(args.data)
-                          if name.endswith("rgbn") else [])
+        with_swir = "B11" in MODELS[name][0]
+        items = common + [c for c, bright in composites if with_swir or not bright]
+        if name.endswith("rgbn"):
+            items += mojave + oncloudn_sources(args.data)
         path, info = train_model(name, items, args.seed, args.rounds, args.out, args.leaves)
         print(f"{path}: {info}", flush=True)
 

@@ -195,3 +195,30 @@ def test_a_near_zero_cirrus_band_is_normal() -> None:
     check_bands(sample, ["B02", "B10"])
     with pytest.raises(RadiometryError, match="band B03"):
         check_bands(sample, ["B02", "B03"])
+
+
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+
+
+def test_surface_reflectance_declared_l1c_is_refused(
+    tmp_path: Path, refuse: Refuse, frozen: Frozen, out: Path
+) -> None:
+    """A real L2A chip (On Cloud N) declared L1C: its blue is darker than any top-of-
+    atmosphere blue, so the level is refused rather than guessed."""
+    chip = Path(__file__).resolve().parents[2] / "examples" / "oncloudn_chip1"
+    check = frozen(tmp_path)
+    err = refuse(predict_argv(chip, tmp_path, "--level", "L1C"))
+    assert "declared L1C" in err and "L2A" in err and "B02" in err
+    check()
+
+
+@pytest.mark.skipif(not (REAL / "sen12mscr").is_dir(), reason="needs ../shared/data/real")
+def test_real_top_of_atmosphere_passes_the_level_check() -> None:
+    from s2clouds.radiometry import check_level
+    from s2clouds.train.surfaces import read_geotiff_dn
+
+    for path in sorted((REAL / "sen12mscr" / "timeseries").rglob("*.tif"))[:10]:
+        image, bands = read_geotiff_dn(path, offset=0.0)
+        check_level(image, bands, "L1C")  # dark winter fields and water: still above the floor
+    image, bands = read_geotiff_dn(REAL / "s2_100k" / "patch_25630.tif")
+    check_level(image, bands, "L2A")  # other levels are not judged

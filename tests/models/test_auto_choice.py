@@ -27,6 +27,24 @@ def test_choice_by_bands_and_level() -> None:
         assert choose_model(L1C13, "L2A").model == "s2clouds-pixel-swir12"  # no B10 in L2A
     assert choose_model(SWIR12, "L1C").model == "s2clouds-pixel-swir12"
     assert choose_model(("B02", "B03", "B04", "B08", "B12"), "L2A").model == "s2clouds-pixel-rgbn"
+
+
+@pytest.mark.parametrize(
+    ("bands", "model"),
+    [
+        # the usual analysis-ready 10-band stack, and 11 bands (B01 kept, no B09 or B10)
+        (("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"),
+         "s2clouds-pixel-swir10"),
+        (("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"),
+         "s2clouds-pixel-swir10"),
+        (("B02", "B03", "B04", "B08", "B11", "B12"), "s2clouds-pixel-swir6"),
+        (("B02", "B03", "B04", "B05", "B08", "B11", "B12"), "s2clouds-pixel-swir6"),
+        (("B02", "B03", "B04", "B08", "B11"), "s2clouds-pixel-rgbn"),
+    ],
+)
+def test_stacks_with_swir_keep_their_swir_bands(bands: tuple[str, ...], model: str) -> None:
+    for level in ("L1C", "L2A", None):
+        assert choose_model(bands, level).model == model
     assert choose_model(("blue", "green", "red", "nir"), None).model == "s2clouds-pixel-rgbn"
 
 

@@ -25,7 +25,7 @@ from s2clouds.errors import BandError, CRSMismatchError, RadiometryError, SceneF
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.limits import check_regular_file
 from s2clouds.io.remote import open_raster, read_failure
-from s2clouds.radiometry import Radiometry, check_bands, to_reflectance
+from s2clouds.radiometry import Radiometry, check_bands, check_level, to_reflectance
 from s2clouds.resample import block_mean
 
 
@@ -486,7 +486,8 @@ class Scene:
 
     def check_radiometry(self, *, strict: bool = True) -> None:
         """Read a central sample and refuse bands that do not look like reflectance (see
-        :func:`~s2clouds.radiometry.check_bands`), and a small scene without a valid pixel.
+        :func:`~s2clouds.radiometry.check_bands`), a level that contradicts the radiometry
+        (:func:`~s2clouds.radiometry.check_level`), and a small scene without a valid pixel.
         Errors name the scene's path."""
         size = min(256, self.grid.height, self.grid.width)
         window = Window((self.grid.height - size) // 2, (self.grid.width - size) // 2, size, size)
@@ -494,6 +495,7 @@ class Scene:
         where = self.meta.get("path", self.product_id)
         try:
             check_bands(sample, self.bands, strict=strict)
+            check_level(sample, self.bands, self.level)
         except RadiometryError as exc:
             raise RadiometryError(f"{where}: {exc}") from exc
         if window == self.grid.full_window() and not np.isfinite(sample).any():

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from s2clouds.bands import L1C_BANDS, L2A_BANDS, RGBN_BANDS
+from s2clouds.bands import L1C_BANDS, L2A_BANDS, RGBN_BANDS, SWIR6_BANDS, SWIR10_BANDS
 from s2clouds.errors import ModelError
 from s2clouds.models.base import CloudModel
 from s2clouds.models.weights import WeightSpec, spec_summary
@@ -69,13 +69,20 @@ class AutoChoice:
     why: str = ""
 
 
-#: first match wins: the 13-band L1C model needs the cirrus band (L2A products drop B10; a
-#: 13-band stack flagged L2A gets the 12-band model), then SWIR without cirrus, then 4 bands
+#: first match wins, so every input gets the model that uses the most of its bands: the
+#: 13-band L1C model needs the cirrus band (L2A products drop B10; a 13-band stack flagged
+#: L2A gets the 12-band model), then 12 bands without cirrus, the 10 and 20 m bands (the
+#: usual analysis-ready stack, 11 bands without B09 included), blue-green-red-NIR with both
+#: SWIR bands, then 4 bands
 AUTO_CHOICES: tuple[AutoChoice, ...] = (
     AutoChoice("s2clouds-pixel-l1c13", L1C_BANDS, ("L1C", None),
                "13 L1C bands: SWIR and the cirrus band B10"),
     AutoChoice("s2clouds-pixel-swir12", L2A_BANDS,
                why="12 bands with SWIR, no cirrus band (L2A, or L1C without B10)"),
+    AutoChoice("s2clouds-pixel-swir10", SWIR10_BANDS,
+               why="the 10 and 20 m bands (B02-B08, B8A, B11, B12), without B01 or B09"),
+    AutoChoice("s2clouds-pixel-swir6", SWIR6_BANDS,
+               why="blue, green, red, NIR and both SWIR bands (B11, B12)"),
     AutoChoice("s2clouds-pixel-rgbn", RGBN_BANDS,
                why="blue, green, red and NIR only"),
 )
