@@ -108,3 +108,18 @@ def test_a_layer_without_the_surface_bands_is_not_used() -> None:
     item = Labelled(surface, ("B02", "B03", "B99"), all_clear(surface), "L1C", "odd")
     assert composite_layer(item, block_layer(), Geometry(0, 30, 300),
                            np.random.default_rng(0)) is None
+
+
+def test_a_veil_that_changes_nothing_visible_is_not_labelled_cloud() -> None:
+    bands = ("B02", "B03", "B04", "B08", "B11")
+    rise = np.zeros((5, 1, 3), np.float32)
+    rise[:, 0, 0] = [0.08, 0.07, 0.06, 0.05, 0.04]  # a veil over a dark field: seen
+    rise[:, 0, 1] = [0.02, 0.02, 0.02, 0.02, 0.01]  # the same veil over a bright roof
+    rise[:, 0, 2] = [-0.1, -0.1, -0.1, -0.05, 0.2]  # cloud over snow: darker, but SWIR rises
+    from s2clouds.train.cloud_layers import visible_cloud
+
+    seen = visible_cloud(rise, bands)
+    assert seen[0].tolist() == [True, False, True]
+    opacity = np.full((1, 3), 0.3, np.float32)
+    target = composite_target(opacity, np.zeros_like(opacity), None, seen)
+    assert target[0].tolist() == [2, NODATA, 2]

@@ -15,10 +15,11 @@ layer's median thick-cloud spectrum. The cirrus band B10 is kept as the rise the
   ``diffuse`` (the sky light that still reaches a shaded pixel) is highest in blue;
 * then the cloud: ``(1 - a) x S + a x K`` (with ``K`` made L2A-like over L2A surfaces), and
   the B10 rise added on images that have B10;
-* labels from the construction: thick where ``a >= 0.5``, thin where ``0.1 <= a < 0.5`` (or
-  cirrus only, on images with B10), shadow where ``a_shadow >= 0.5`` under no cloud, clear where
-  neither reaches 0.03; in-between pixels and pixels the labeller could not explain are
-  ignored (255).
+* labels from the construction: thick where ``a >= 0.5``, thin where ``0.15 <= a < 0.5`` (or
+  cirrus only, on images with B10), both only where the cloud changes the surface as much as
+  the change labeller asks of a real cloud (:func:`visible_cloud`); shadow where
+  ``a_shadow >= 0.5`` under no cloud, clear where neither reaches 0.03; in-between pixels,
+  cloud that cannot be seen and pixels the labeller could not explain are ignored (255).
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ from s2clouds.train.surfaces import PATH_REFLECTANCE, Labelled, l2a_like
 #: opacity above which a composited cloud is labelled thick (the change labeller's rule)
 THICK_OPACITY = 0.5
 #: opacity from which a composited cloud is labelled thin (fainter haze is ignored)
-THIN_OPACITY = 0.1
+THIN_OPACITY = 0.15
+#: rise of B11 that makes a cloud over snow visible (snow is dark in SWIR, cloud is not)
+SWIR_RISE = 0.05
 #: below this opacity (cloud and shadow) a pixel is labelled clear
 CLEAR_OPACITY = 0.03
 #: shaded share from which a pixel is labelled shadow
@@ -189,22 +192,44 @@ def composite_layer(
     dim = 1.0 - geometry.darkness * np.nan_to_num(shade)[None] * (1.0 - diffuse[:, None, None])
     image = path[:, None, None] + (image - path[:, None, None]) * dim
     a = np.nan_to_num(opacity)[None]
-    image = (1.0 - a) * image + a * cloud
+    rise = a * (cloud - image)
+    image = image + rise
     cirrus = layer.cirrus[window]
     if "B10" in surface.bands:
         image[surface.bands.index("B10")] += cirrus
-    target = composite_target(opacity, shade, cirrus if "B10" in surface.bands else None)
+    target = composite_target(opacity, shade, cirrus if "B10" in surface.bands else None,
+                              visible_cloud(rise, surface.bands))
     target[base_target == NODATA] = NODATA
     name = f"{surface.name}+{layer.name}"
     return Labelled(image.astype(np.float32), surface.bands, target, surface.level, name,
                     surface.weight)
 
 
+def visible_cloud(rise: np.ndarray, bands: Sequence[str]) -> np.ndarray:
+    """(H, W) bool: where the cloud changes the surface as much as the change labeller asks
+    of a real cloud (:class:`~s2clouds.labels.change.ChangeRules`: B02 up by 0.05 and B04 by
+    0.04), or raises SWIR (B11) by 0.05 (cloud over snow, which is darker there). A thin veil
+    over a bright surface that changes neither is no cloud anyone could label."""
+    from s2clouds.labels.change import ChangeRules
+
+    rules = ChangeRules()
+    names = tuple(bands)
+    seen = (rise[names.index("B02")] > rules.blue_rise) & (rise[names.index("B04")] > rules.red_rise)
+    if "B11" in names:
+        seen |= rise[names.index("B11")] > SWIR_RISE
+    return seen
+
+
 def composite_target(
-    opacity: np.ndarray, shade: np.ndarray, cirrus: np.ndarray | None
+    opacity: np.ndarray,
+    shade: np.ndarray,
+    cirrus: np.ndarray | None,
+    seen: np.ndarray | None = None,
 ) -> np.ndarray:
     """(H, W) uint8 canonical labels of a composite from the cloud ``opacity`` (NaN
-    unknown), the shaded share (NaN unknown) and, on images with B10, the cirrus rise."""
+    unknown), the shaded share (NaN unknown), on images with B10 the cirrus rise, and where
+    the cloud is ``seen`` (:func:`visible_cloud`; None: everywhere). Cloud that is not seen
+    (and not cirrus) is ignored."""
     a = np.nan_to_num(opacity, nan=-1.0)
     target = np.full(a.shape, NODATA, np.uint8)
     # NaN shade (a casting pixel beyond the layer's edge) compares False: never clear
@@ -215,6 +240,13 @@ def composite_target(
         thin |= (a >= 0) & (a < THICK_OPACITY) & (cirrus >= CIRRUS_RISE)
         # a cirrus rise too faint to call thin is no clear sky either
         target[(target == CLEAR) & (cirrus >= CIRRUS_RISE / 2)] = NODATA
+    thick = a >= THICK_OPACITY
+    if seen is not None:
+        hidden = (thin | thick) & ~seen
+        if cirrus is not None:
+            hidden &= cirrus < CIRRUS_RISE
+        thin &= ~hidden
+        thick &= ~hidden
     target[thin] = THIN
-    target[a >= THICK_OPACITY] = THICK
+    target[thick] = THICK
     return target
