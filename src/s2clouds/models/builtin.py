@@ -2,14 +2,20 @@
 
 Peer tools run as s2clouds models (optional: pip install "s2clouds[peers]"). Importing
 s2clouds.models.peers is cheap: s2cloudless, ukis-csmask and onnxruntime load on first use.
+CD-FCNN ships with s2clouds (converted to ONNX, MIT licence) and needs only onnxruntime.
+Each peer runs at its documented operating point; ``<name>@native`` runs it at the input's
+resolution.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 from s2clouds.models.base import CloudModel
+from s2clouds.models.cdfcnn import PAPER, VARIANTS, cdfcnn_model
+from s2clouds.models.coarse import NATIVE_SUFFIX
 from s2clouds.models.peers import (
     S2CLOUDLESS_BANDS,
     UKIS_BANDS_4,
@@ -82,6 +88,37 @@ register(
         licence="Apache-2.0",
     )
 )
+
+
+CDFCNN_NOTES = (
+    "cloud only: no cloud shadow class and no thin/thick split (all cloud is thick cloud)",
+    "trained on Landsat-8 Biome; meant for Sentinel-2 L1C TOA reflectance",
+    "the weights ship with s2clouds (converted from the published Keras file; MIT licence, "
+    "text in s2clouds/models/weights/cdfcnn/LICENSE)",
+)
+
+
+def register_cdfcnn(name: str, what: str) -> None:
+    """Register CD-FCNN variant ``name`` at 30 m and as ``name@native``."""
+    bands = VARIANTS[name].bands
+    for native in (False, True):
+        where = "at the input's resolution" if native else "at 30 m (block means of the input)"
+        register(
+            ModelInfo(
+                name=f"{name}{NATIVE_SUFFIX}" if native else name,
+                factory=functools.partial(cdfcnn_model, name, native=native),
+                bands=bands,
+                description=f"CD-FCNN {what} ({PAPER.split(',')[0]} et al. 2021), {where}, "
+                "run on onnxruntime; cloud where p >= 0.5",
+                notes=CDFCNN_NOTES,
+                licence="MIT (CD-FCNN weights, Universidad de Valencia)",
+                predicts_shadow=False,
+            )
+        )
+
+
+register_cdfcnn("cd-fcnn", "RGBISWIR: B02 B03 B04 B08 B11 B12")
+register_cdfcnn("cd-fcnn-rgbi", "RGBI: B02 B03 B04 B08")
 
 
 #: folder of the shipped weights: ``<name>.onnx`` networks and ``<name>.lgbm`` pixel models,

@@ -52,7 +52,7 @@ from s2clouds.resample import block_mean, upsample_bilinear
 from s2clouds.resources import model_threads
 
 if TYPE_CHECKING:
-    from s2clouds.models.registry import ModelInfo
+    from s2clouds.models.info import ModelInfo
 
 PIXEL_ARCHITECTURE = "lightgbm-pixel"
 PIXEL_SUFFIX = ".lgbm"
@@ -365,7 +365,7 @@ def _linear_along(values: np.ndarray, axis: int, size: int, stride: int) -> np.n
 def pixel_model_info(path: str | Path, name: str | None = None) -> ModelInfo:
     """A registry entry for the pixel model saved at ``path`` under ``name`` (default: the
     spec's name). Only the JSON spec is read here; the model loads when first built."""
-    from s2clouds.models.registry import spec_model_info
+    from s2clouds.models.info import spec_model_info
 
     model_path = Path(path)
     spec = read_sidecar(model_path)

@@ -24,9 +24,8 @@ from s2clouds.errors import ModelError, OutputError
 from s2clouds.io.paths import check_outputs
 from s2clouds.labels import CANONICAL_CLASSES, get_scheme
 from s2clouds.models.base import N_CLASSES, ModelContext
-from s2clouds.models.onnx_model import OnnxModel
+from s2clouds.models.onnx_model import OnnxModel, set_embedded_spec
 from s2clouds.models.weights import (
-    SPEC_METADATA_KEY,
     WeightSpec,
     read_sidecar,
     sha256_file,
@@ -177,11 +176,7 @@ def embed_spec(path: Path, spec: WeightSpec) -> None:
     import onnx
 
     model = onnx.load(str(path))
-    kept = [p for p in model.metadata_props if p.key != SPEC_METADATA_KEY]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    entry = model.metadata_props.add()
-    entry.key, entry.value = SPEC_METADATA_KEY, spec.replace(sha256=None).to_json()
+    set_embedded_spec(model, spec)
     onnx.save(model, str(path))
 
 
