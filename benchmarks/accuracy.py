@@ -1,6 +1,6 @@
 """Accuracy of s2clouds against its peers on real Sentinel-2 images, side by side in one run.
 
-    python benchmarks/accuracy.py [--data ../shared/data/real] [--models auto,ukis-csmask,s2cloudless]
+    python benchmarks/accuracy.py [--data ../shared/data/real] [--models auto,ukis-csmask,cd-fcnn,...]
                                   [--all-clear] [--json out.json]
 
 Three tables, every model on the same images (a peer that cannot read an image's bands or
@@ -49,7 +49,7 @@ from s2clouds.models.registry import get_model, resolve_model_name  # noqa: E402
 from s2clouds.train.surfaces import read_dsen2, read_geotiff_dn  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-DEFAULT_MODELS = "auto,ukis-csmask,s2cloudless"
+DEFAULT_MODELS = "auto,ukis-csmask@native,ukis-csmask,cd-fcnn,cd-fcnn-rgbi,s2cloudless"
 
 
 @dataclass

@@ -28,7 +28,7 @@ REAL = (
     / "s2cloudless_l1c_scene"
     / "input_arrays.npz"
 )
-PEER = "ukis-csmask"
+PEER = "ukis-csmask@native"  # the reference of docs' ratios: ukis-csmask at the input's 10 m
 
 
 def real_scene(size: int) -> np.ndarray:

@@ -183,7 +183,7 @@ def ukis_mask(image: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
     from s2clouds.inference.window import predict_array
     from s2clouds.models.registry import get_model
 
-    model = get_model("ukis-csmask", bands, "L2A")
+    model = get_model("ukis-csmask@native", bands, "L2A")  # at 10 m, as the shipped models were built
     selected = image[[bands.index(b) for b in model.bands]]
     probs = predict_array(model, selected, {"resolution": 10.0, "level": "L2A"})
     return np.argmax(probs, axis=0).astype(np.uint8)

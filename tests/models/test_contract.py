@@ -108,7 +108,7 @@ def case_info(request: pytest.FixtureRequest) -> ModelInfo:
         return get_model_info(str(path))
     if name == PIXEL_CASE:
         return get_model_info(str(request.getfixturevalue("saved_pixel_model")))
-    module = PEER_MODULES.get(name)
+    module = PEER_MODULES.get(name.split("@")[0])  # "ukis-csmask@native" needs ukis_csmask
     if module is not None and importlib.util.find_spec(module) is None:
         pytest.skip(f"{name} needs the optional package {module}")
     return get_model_info(name)

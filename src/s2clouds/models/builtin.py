@@ -9,8 +9,9 @@ resolution.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from s2clouds.models.base import CloudModel
@@ -51,7 +52,28 @@ register(
 )
 
 
-register(
+def register_with_native(
+    info: ModelInfo,
+    native: Callable[[Sequence[str]], CloudModel],
+    operating_point: str,
+    resampling_note: str,
+) -> None:
+    """Register peer ``info``, which runs at ``operating_point`` (``resampling_note``, a note
+    added to its entry, says how), and ``<name>@native``, built by ``native``, which runs
+    it at the input's resolution."""
+    register(dataclasses.replace(info, notes=(resampling_note, *info.notes)))
+    register(
+        dataclasses.replace(
+            info,
+            name=f"{info.name}{NATIVE_SUFFIX}",
+            factory=native,
+            description=f"{info.name} at the input's resolution instead of {operating_point}, "
+            f"otherwise as {info.name!r}",
+        )
+    )
+
+
+register_with_native(
     ModelInfo(
         name="s2cloudless",
         factory=S2CloudlessModel.for_bands,
@@ -62,31 +84,39 @@ register(
         ),
         notes=(
             "no cloud shadow class and no thin/thick split: all cloud is reported as thick",
-            "refuses L2A input; the input is block-averaged to ~160 m and the probabilities "
-            "are interpolated back, so edges are coarse",
+            "refuses L2A input",
             'needs the optional peer tools: pip install "s2clouds[peers]"',
         ),
         licence="CC BY-SA 4.0 (s2cloudless code and model)",
         predicts_shadow=False,
-    )
+    ),
+    functools.partial(S2CloudlessModel.for_bands, native=True),
+    "about 160 m",
+    "the input is block-averaged to ~160 m and the probabilities are interpolated back, so "
+    "edges are coarse (s2cloudless@native: at the input's resolution)",
 )
 
-register(
+register_with_native(
     ModelInfo(
         name="ukis-csmask",
         factory=UkisCsmaskModel.for_bands,
         bands=UKIS_BANDS_4,
         description=(
-            "DLR's ukis-csmask 1.0 U-Net (cloud, cloud shadow) on 256 px tiles; the 6-band "
-            "network when B11 and B12 are present; L1C or L2A network by scene level"
+            "DLR's ukis-csmask 1.0 U-Net (cloud, cloud shadow) at about 30 m, as its docs "
+            "recommend, on 256 px tiles; the 6-band network when B11 and B12 are present; "
+            "L1C or L2A network by scene level"
         ),
         notes=(
             "thick and thin cloud are not separated: all cloud is reported as thick cloud",
-            "runs at the input resolution; an unknown level is treated as L2A",
+            "an unknown level is treated as L2A",
             'needs the optional peer tools: pip install "s2clouds[peers]"',
         ),
         licence="Apache-2.0",
-    )
+    ),
+    functools.partial(UkisCsmaskModel.for_bands, native=True),
+    "about 30 m",
+    "the input is block-averaged to about 30 m and the probabilities are interpolated back "
+    "(ukis-csmask@native: at the input's resolution, about 10x slower)",
 )
 
 
@@ -100,21 +130,22 @@ CDFCNN_NOTES = (
 
 def register_cdfcnn(name: str, what: str) -> None:
     """Register CD-FCNN variant ``name`` at 30 m and as ``name@native``."""
-    bands = VARIANTS[name].bands
-    for native in (False, True):
-        where = "at the input's resolution" if native else "at 30 m (block means of the input)"
-        register(
-            ModelInfo(
-                name=f"{name}{NATIVE_SUFFIX}" if native else name,
-                factory=functools.partial(cdfcnn_model, name, native=native),
-                bands=bands,
-                description=f"CD-FCNN {what} ({PAPER.split(',')[0]} et al. 2021), {where}, "
-                "run on onnxruntime; cloud where p >= 0.5",
-                notes=CDFCNN_NOTES,
-                licence="MIT (CD-FCNN weights, Universidad de Valencia)",
-                predicts_shadow=False,
-            )
-        )
+    register_with_native(
+        ModelInfo(
+            name=name,
+            factory=functools.partial(cdfcnn_model, name),
+            bands=VARIANTS[name].bands,
+            description=f"CD-FCNN {what} ({PAPER.split(',')[0]} et al. 2021) at 30 m, "
+            "run on onnxruntime; cloud where p >= 0.5",
+            notes=CDFCNN_NOTES,
+            licence="MIT (CD-FCNN weights, Universidad de Valencia)",
+            predicts_shadow=False,
+        ),
+        functools.partial(cdfcnn_model, name, native=True),
+        "30 m",
+        f"the input is block-averaged to 30 m and the probabilities are interpolated back "
+        f"({name}@native: at the input's resolution)",
+    )
 
 
 register_cdfcnn("cd-fcnn", "RGBISWIR: B02 B03 B04 B08 B11 B12")
