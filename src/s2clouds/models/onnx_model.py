@@ -13,7 +13,9 @@ is built ``native`` (then it sees the input as it comes).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from s2clouds.errors import ModelError
+from s2clouds.io.write import atomic_path
 from s2clouds.models.base import N_CLASSES, ModelContext
 from s2clouds.models.coarse import predict_on_blocks, resolution_factor
 from s2clouds.models.weights import (
@@ -34,7 +37,7 @@ from s2clouds.models.weights import (
     unverifiable,
     verify_weights,
 )
-from s2clouds.resources import model_threads
+from s2clouds.resources import model_threads, user_cache_dir
 
 if TYPE_CHECKING:
     from s2clouds.models.info import ModelInfo
@@ -171,10 +174,11 @@ class OnnxModel(SpecModel):
         """Radius in pixels of the network's receptive field: the spec's
         ``receptive_field`` when it records one (from the architecture), else measured: the
         farthest output pixel that changes when one input pixel does, over every phase of
-        the pooling grid (``size_multiple``), on a fixed random background."""
+        the pooling grid (``size_multiple``), on a fixed random background, once per
+        weights file (:func:`cached_receptive_radius`)."""
         if self.spec.receptive_field > 0:
             return self.spec.receptive_field
-        return measure_receptive_radius(self, self.spec.size_multiple)
+        return cached_receptive_radius(self)
 
     def logits_input(self, image: np.ndarray) -> np.ndarray:
         """Network input (1, C, H', W') float32: normalised, NaN -> 0, reflection-padded to
@@ -239,6 +243,36 @@ def measure_receptive_radius(model: OnnxModel, multiple: int, size: int = 256) -
                 "cannot be run window by window"
             )
         return measure_receptive_radius(model, multiple, 2 * size)
+    return radius
+
+
+#: sub-folder of the user cache dir with one ``<sha256>.json`` per measured network
+RECEPTIVE_CACHE = "receptive-field"
+
+
+def receptive_cache_path(sha256: str) -> Path:
+    """Where the measured receptive radius of the weights with ``sha256`` is kept."""
+    return Path(user_cache_dir()) / RECEPTIVE_CACHE / f"{sha256}.json"
+
+
+def cached_receptive_radius(model: OnnxModel) -> int:
+    """:func:`measure_receptive_radius` of ``model``, measured once per weights file: kept
+    in the user cache dir under the file's sha256 (verified when the model was built), so a
+    later process reads it instead of running the network a hundred times. A cache that
+    cannot be read or written is measured around."""
+    sha256 = model.spec.sha256
+    path = receptive_cache_path(sha256) if sha256 else None
+    if path is not None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            radius = json.loads(path.read_text())["radius"]
+            if isinstance(radius, int) and 0 <= radius <= MAX_PROBE:
+                return radius
+    radius = measure_receptive_radius(model, model.spec.size_multiple)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps({"radius": radius, "model": model.name}) + "\n")
     return radius
 
 
