@@ -2,13 +2,14 @@
 scored against labels the models were not derived from.
 
     python benchmarks/accuracy.py [--data ../shared/data/real]
-                                  [--models auto,ukis-csmask@30m,cd-fcnn@30m,s2cloudless]
+                                  [--models auto,ukis-csmask,cd-fcnn,s2cloudless]
                                   [--json out.json]
 
-Peers run at their documented operating points: ukis-csmask and CD-FCNN on bands resampled
-to 30 m (``NAME@30m``: block means of the 10 m input, probabilities interpolated back to
-10 m), s2cloudless at its own 160 m. A model that cannot read an image's bands or level is
-shown as "-". Every figure is on images no shipped model was trained on
+Peers run at their documented operating points, as s2clouds runs them by default:
+ukis-csmask and CD-FCNN on bands resampled to about 30 m (block means of the 10 m input,
+probabilities interpolated back to 10 m), s2cloudless at its own 160 m; ``ukis-csmask@native``
+is ukis-csmask at the input's 10 m, for comparison. A model that cannot read an image's bands
+or level is shown as "-". Every figure is on images no shipped model was trained on
 (benchmarks/holdout.py, which the training recipe reads too), and the tables go from the
 strongest evidence to the weakest:
 
@@ -21,7 +22,8 @@ strongest evidence to the weakest:
    checked cloud-free (by eye, or as clear dates/halves of SEN12MS-CR); sources held out
    whole (Sen1Floods11, BigEarthNet, the extra SEN12MS-CR patches) are here too.
 3. **Teacher consensus on held-out cloudy images**: where every runnable teacher (ukis-csmask
-   and CD-FCNN at 30 m, s2cloudless where B10 exists) agrees on cloud or on clear; cloud F1 and
+   and CD-FCNN at 30 m, s2cloudless where B10 exists; one vote per family, at least two
+   families) agrees on cloud or on clear; cloud F1 and
    the share of teacher-clear pixels called cloud. The teachers score against their own
    consensus, so their figures are flattering (marked); the change labeller is not a teacher
    here.
@@ -49,9 +51,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from holdout import HELD_OUT_SOURCES, is_held_out, surface_of  # noqa: E402
-from operating import operating_point, predict_at  # noqa: E402
 
-from s2clouds.bands import L1C_BANDS  # noqa: E402
+from s2clouds.bands import L1C_BANDS, canonical_band_names  # noqa: E402
 from s2clouds.errors import S2CloudsError  # noqa: E402
 from s2clouds.inference.window import predict_array, probabilities_to_mask  # noqa: E402
 from s2clouds.labels import NODATA  # noqa: E402
@@ -59,9 +60,11 @@ from s2clouds.models.registry import get_model, resolve_model_name  # noqa: E402
 from s2clouds.train.surfaces import Labelled, all_clear, read_dsen2, read_geotiff_dn  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-DEFAULT_MODELS = "auto,ukis-csmask@30m,cd-fcnn@30m,s2cloudless"
-#: the teachers of table 3, at their documented operating points
-TEACHERS = ("ukis-csmask@30m", "cd-fcnn@30m", "s2cloudless")
+DEFAULT_MODELS = "auto,ukis-csmask,ukis-csmask@native,cd-fcnn,cd-fcnn-rgbi,s2cloudless"
+#: the teachers of table 3, at their documented operating points: one vote per family (the
+#: first variant of a family that can read the image's bands)
+TEACHER_FAMILIES = (("ukis-csmask",), ("cd-fcnn", "cd-fcnn-rgbi"), ("s2cloudless",))
+TEACHERS = tuple(name for family in TEACHER_FAMILIES for name in family)
 SURFACES = ("sea and water", "snow and ice", "desert", "city", "farmland", "forest", "mixed")
 
 
@@ -234,12 +237,19 @@ def composite_images(data: Path, clear: list[Image], seed: int = 0) -> Iterator[
 
 # ---------------------------------------------------------------------------- running
 def predict(model_name: str, item: Image) -> np.ndarray | None:
-    """Canonical mask (H, W) of ``model_name`` on ``item``, or None when it cannot run."""
+    """Canonical mask (H, W) of ``model_name`` on ``item`` (10 m input; peers resample to
+    their documented operating point themselves), or None when it cannot run."""
     try:
-        probs = predict_at(model_name, item.image, item.bands, item.level)
+        model = get_model(model_name, item.bands, item.level)
     except S2CloudsError:
         return None
-    return probabilities_to_mask(probs, item.image)
+    idx = [canonical_band_names(item.bands).index(b) for b in model.bands]
+    image = np.ascontiguousarray(item.image[idx])
+    try:
+        probs = predict_array(model, image, {"resolution": 10.0, "level": item.level})
+    except S2CloudsError:
+        return None
+    return probabilities_to_mask(probs, image)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -258,7 +268,7 @@ def mask_of(model_name: str, item: Image) -> np.ndarray | None:
 
 def label_of(model_name: str, item: Image) -> str:
     try:
-        return resolve_model_name(operating_point(model_name)[0], item.bands, item.level)
+        return resolve_model_name(model_name, item.bands, item.level)
     except S2CloudsError:
         return "-"
 
@@ -336,7 +346,10 @@ def clear_rows(models: list[str], images: list[Image], results: dict) -> list[li
 def consensus(item: Image) -> np.ndarray | None:
     """(H, W) uint8 target where every runnable teacher (at least two) agrees: 1 cloud, 0
     clear, 255 elsewhere; None when fewer than two teachers can run."""
-    masks = [m for m in (mask_of(t, item) for t in TEACHERS) if m is not None]
+    masks = []
+    for family in TEACHER_FAMILIES:
+        votes = [m for m in (mask_of(t, item) for t in family) if m is not None]
+        masks += votes[:1]
     if len(masks) < 2:
         return None
     clouds = np.stack([is_cloud(m) for m in masks])
@@ -465,7 +478,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     args = parser.parse_args()
     models = args.models.split(",")
-    runnable = [m for m in models if _registered(operating_point(m)[0])]
+    runnable = [m for m in models if _registered(m)]
     if len(runnable) < len(models):
         print(f"(not available here, left out: {', '.join(sorted(set(models) - set(runnable)))})")
     models = runnable
@@ -485,7 +498,8 @@ def main() -> None:
 
     cloudy = list(cloudy_images(args.data))
     print_table(
-        f"3. Teacher consensus ({', '.join(TEACHERS)}: all runnable agree, at least two) on "
+        f"3. Teacher consensus ({' | '.join('/'.join(f) for f in TEACHER_FAMILIES)}: every "
+        "runnable family agrees, at least two) on "
         "held-out cloudy images: cloud F1 / % of consensus-clear pixels called cloud",
         ["image", *models], consensus_rows(models, cloudy, results))
 

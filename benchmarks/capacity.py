@@ -45,7 +45,7 @@ def main() -> None:
     clear = [i for i in clear_images(DATA, False) if "B10" in i.bands]
     labelled = list(labelled_images(DATA))
     image = real_scene(args.size)
-    peer = args.size**2 / 1e6 / time_model("ukis-csmask", image, ("B02", "B03", "B04", "B08"), 2)
+    peer = args.size**2 / 1e6 / time_model("ukis-csmask@native", image, ("B02", "B03", "B04", "B08"), 2)
     print(f"{'rounds x leaves':16s} {'MB':>5s} {'false cloud %':>13s} {'false shadow %':>14s} "
           f"{'cloud F1':>8s} {'shadow F1':>9s} {'thin F1':>7s} {'MP/s':>6s} {'vs ukis':>7s}")
     for size in args.sizes.split(","):

@@ -8,7 +8,7 @@ then runs, each in its own process:
 * ``s2clouds predict`` with the physical model in this process (``--workers 0``) and on a local
   Dask cluster of 1 and 2 worker processes (the speed-up), and with the default learned model
   (the registry's default when it is not the physical model);
-* ukis-csmask (through the s2clouds registry, ``--model ukis-csmask``) on a 4096 x 4096 crop,
+* ukis-csmask at 10 m (through the s2clouds registry, ``--model ukis-csmask@native``) on a 4096 x 4096 crop,
   its time scaled up to the tile's area (same 10 m output resolution);
 * s2cloudless 1.x natively at 160 m (10 bands averaged on read, ``average_over=4,
   dilation_size=2``) on the whole tile.
@@ -266,7 +266,7 @@ def peer_runs(scene: Path, work: Path, size: int) -> dict[str, tuple[list[str], 
     indexes = ",".join(str(L1C_BANDS.index(b) + 1) for b in S2CLOUDLESS_BANDS)
     return {
         f"ukis-csmask {crop_size}px crop, 2 workers": (
-            s2clouds_argv(cropped, work / "u.tif", "--model", "ukis-csmask", "--workers", "2"),
+            s2clouds_argv(cropped, work / "u.tif", "--model", "ukis-csmask@native", "--workers", "2"),
             crop_size,
         ),
         "s2cloudless at 160 m, whole tile": (

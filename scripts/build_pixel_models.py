@@ -270,22 +270,15 @@ def oncloudn_sources(data: Path) -> list[Labelled]:
     return out
 
 
-#: ukis-csmask's documented operating point: bands resampled to about 30 m
-UKIS_FACTOR = 3
-
-
 def ukis_mask(image: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
     """Canonical mask (H, W) of the ukis-csmask peer on an L2A image (C, H, W) at 10 m, run
-    at its documented 30 m (block means; probabilities interpolated back)."""
+    at its documented operating point (about 30 m; probabilities back on the 10 m grid)."""
     from s2clouds.inference.window import predict_array
     from s2clouds.models.registry import get_model
-    from s2clouds.resample import block_mean, upsample_bilinear
 
     model = get_model("ukis-csmask", bands, "L2A")
     selected = image[[bands.index(b) for b in model.bands]]
-    coarse = block_mean(selected, UKIS_FACTOR, fill=np.nan)
-    probs = predict_array(model, coarse, {"resolution": 10.0 * UKIS_FACTOR, "level": "L2A"})
-    probs = upsample_bilinear(probs, UKIS_FACTOR, image.shape[1:])
+    probs = predict_array(model, selected, {"resolution": 10.0, "level": "L2A"})
     return np.argmax(probs, axis=0).astype(np.uint8)
 
 

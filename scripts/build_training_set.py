@@ -74,6 +74,8 @@ LICENCES = {
 }
 MASKER_LICENCES = {
     "ukis-csmask": "ukis-csmask 1.0 (DLR) network weights from its PyPI package, Apache-2.0",
+    "ukis-csmask@native": "ukis-csmask 1.0 (DLR) network weights from its PyPI package, run "
+    "at 10 m, Apache-2.0",
     "physical": "s2clouds physical scores (SEN12MS cloud/shadow scores), no weights",
     "s2cloudless": "s2cloudless (Sentinel Hub) model from its PyPI package, CC BY-SA 4.0",
 }

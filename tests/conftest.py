@@ -35,3 +35,12 @@ def real_data() -> Path:
     if not REAL_DATA.exists():
         pytest.skip(f"real data folder {REAL_DATA} not present")
     return REAL_DATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Caches (measured receptive fields) go to a folder of this test session, not the
+    user's."""
+    import os
+
+    os.environ["S2CLOUDS_CACHE_DIR"] = str(tmp_path_factory.mktemp("s2clouds-cache"))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from s2clouds.inference.options import RunOptions
-from s2clouds.inference.tiling import blend_tiles, feather_weights, tile_grid, tile_starts
 from s2clouds.inference.window import predict_array, predict_blocks
 from s2clouds.io.scenes import scene_from_array
+from s2clouds.io.tiling import blend_tiles, feather_weights, tile_grid, tile_starts
 from s2clouds.models.base import CloudModel
 
 

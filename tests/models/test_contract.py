@@ -108,7 +108,7 @@ def case_info(request: pytest.FixtureRequest) -> ModelInfo:
         return get_model_info(str(path))
     if name == PIXEL_CASE:
         return get_model_info(str(request.getfixturevalue("saved_pixel_model")))
-    module = PEER_MODULES.get(name)
+    module = PEER_MODULES.get(name.split("@")[0])  # "ukis-csmask@native" needs ukis_csmask
     if module is not None and importlib.util.find_spec(module) is None:
         pytest.skip(f"{name} needs the optional package {module}")
     return get_model_info(name)
@@ -205,3 +205,30 @@ def test_unknown_model_names_and_missing_onnx_files_are_explained(tmp_path: Path
         get_model_info("no-such-model")
     with pytest.raises(ModelError, match="not found"):
         get_model_info(str(tmp_path / "absent.onnx"))
+
+
+def test_receptive_radius_is_measured_once_per_weights_file(
+    exported_onnx: tuple[Path, Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second model of the same file (as in a new process) reads the cached radius."""
+    import json
+
+    from s2clouds.models import onnx_model
+
+    monkeypatch.setenv("S2CLOUDS_CACHE_DIR", str(tmp_path))
+    calls: list[int] = []
+    measure = onnx_model.measure_receptive_radius
+
+    def counted(model: Any, multiple: int) -> int:
+        calls.append(multiple)
+        return measure(model, multiple)
+
+    monkeypatch.setattr(onnx_model, "measure_receptive_radius", counted)
+    path, _, _ = exported_onnx
+    first = onnx_model.OnnxModel(path)
+    radius = first.required_halo(CONTEXT)
+    again = onnx_model.OnnxModel(path).required_halo(CONTEXT)
+    assert radius == again > 0 and len(calls) == 1
+    assert first.spec.sha256 is not None
+    cached = json.loads(onnx_model.receptive_cache_path(first.spec.sha256).read_text())
+    assert cached["radius"] == radius

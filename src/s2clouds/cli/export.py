@@ -41,7 +41,8 @@ def _numbers(
     "--bands",
     callback=parse_bands,
     default=None,
-    help="A published CloudSEN12 UnetMobV2 checkpoint (.ckpt): its input bands in order "
+    help="A published CloudSEN12 UnetMobV2 checkpoint (.ckpt) or TorchScript model (.pt): "
+    "its input bands in order "
     "(e.g. all 13 L1C bands B01,...,B12 with B8A after B08). Needs --licence.",
 )
 @click.option(
@@ -80,7 +81,7 @@ def export(
     resolution: float,
 ) -> None:
     """Export CHECKPOINT (best.pt of 's2clouds train', or with --bands a published CloudSEN12
-    UnetMobV2 .ckpt) to ONNX, with its spec embedded and in a sidecar JSON; checks
+    UnetMobV2 .ckpt or TorchScript .pt) to ONNX, with its spec embedded and in a sidecar JSON; checks
     onnxruntime against torch. Use it with --model OUTPUT."""
     from s2clouds.train import require_torch
 

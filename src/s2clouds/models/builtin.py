@@ -2,14 +2,21 @@
 
 Peer tools run as s2clouds models (optional: pip install "s2clouds[peers]"). Importing
 s2clouds.models.peers is cheap: s2cloudless, ukis-csmask and onnxruntime load on first use.
+CD-FCNN ships with s2clouds (converted to ONNX, MIT licence) and needs only onnxruntime.
+Each peer runs at its documented operating point; ``<name>@native`` runs it at the input's
+resolution.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from s2clouds.models.base import CloudModel
+from s2clouds.models.cdfcnn import PAPER, VARIANTS, cdfcnn_model
+from s2clouds.models.coarse import NATIVE_SUFFIX
 from s2clouds.models.peers import (
     S2CLOUDLESS_BANDS,
     UKIS_BANDS_4,
@@ -45,7 +52,28 @@ register(
 )
 
 
-register(
+def register_with_native(
+    info: ModelInfo,
+    native: Callable[[Sequence[str]], CloudModel],
+    operating_point: str,
+    resampling_note: str,
+) -> None:
+    """Register peer ``info``, which runs at ``operating_point`` (``resampling_note``, a note
+    added to its entry, says how), and ``<name>@native``, built by ``native``, which runs
+    it at the input's resolution."""
+    register(dataclasses.replace(info, notes=(resampling_note, *info.notes)))
+    register(
+        dataclasses.replace(
+            info,
+            name=f"{info.name}{NATIVE_SUFFIX}",
+            factory=native,
+            description=f"{info.name} at the input's resolution instead of {operating_point}, "
+            f"otherwise as {info.name!r}",
+        )
+    )
+
+
+register_with_native(
     ModelInfo(
         name="s2cloudless",
         factory=S2CloudlessModel.for_bands,
@@ -56,32 +84,72 @@ register(
         ),
         notes=(
             "no cloud shadow class and no thin/thick split: all cloud is reported as thick",
-            "refuses L2A input; the input is block-averaged to ~160 m and the probabilities "
-            "are interpolated back, so edges are coarse",
+            "refuses L2A input",
             'needs the optional peer tools: pip install "s2clouds[peers]"',
         ),
         licence="CC BY-SA 4.0 (s2cloudless code and model)",
         predicts_shadow=False,
-    )
+    ),
+    functools.partial(S2CloudlessModel.for_bands, native=True),
+    "about 160 m",
+    "the input is block-averaged to ~160 m and the probabilities are interpolated back, so "
+    "edges are coarse (s2cloudless@native: at the input's resolution)",
 )
 
-register(
+register_with_native(
     ModelInfo(
         name="ukis-csmask",
         factory=UkisCsmaskModel.for_bands,
         bands=UKIS_BANDS_4,
         description=(
-            "DLR's ukis-csmask 1.0 U-Net (cloud, cloud shadow) on 256 px tiles; the 6-band "
-            "network when B11 and B12 are present; L1C or L2A network by scene level"
+            "DLR's ukis-csmask 1.0 U-Net (cloud, cloud shadow) at about 30 m, as its docs "
+            "recommend, on 256 px tiles; the 6-band network when B11 and B12 are present; "
+            "L1C or L2A network by scene level"
         ),
         notes=(
             "thick and thin cloud are not separated: all cloud is reported as thick cloud",
-            "runs at the input resolution; an unknown level is treated as L2A",
+            "an unknown level is treated as L2A",
             'needs the optional peer tools: pip install "s2clouds[peers]"',
         ),
         licence="Apache-2.0",
-    )
+    ),
+    functools.partial(UkisCsmaskModel.for_bands, native=True),
+    "about 30 m",
+    "the input is block-averaged to about 30 m and the probabilities are interpolated back "
+    "(ukis-csmask@native: at the input's resolution, about 10x slower)",
 )
+
+
+CDFCNN_NOTES = (
+    "cloud only: no cloud shadow class and no thin/thick split (all cloud is thick cloud)",
+    "trained on Landsat-8 Biome; meant for Sentinel-2 L1C TOA reflectance",
+    "the weights ship with s2clouds (converted from the published Keras file; MIT licence, "
+    "text in s2clouds/models/weights/cdfcnn/LICENSE)",
+)
+
+
+def register_cdfcnn(name: str, what: str) -> None:
+    """Register CD-FCNN variant ``name`` at 30 m and as ``name@native``."""
+    register_with_native(
+        ModelInfo(
+            name=name,
+            factory=functools.partial(cdfcnn_model, name),
+            bands=VARIANTS[name].bands,
+            description=f"CD-FCNN {what} ({PAPER.split(',')[0]} et al. 2021) at 30 m, "
+            "run on onnxruntime; cloud where p >= 0.5",
+            notes=CDFCNN_NOTES,
+            licence="MIT (CD-FCNN weights, Universidad de Valencia)",
+            predicts_shadow=False,
+        ),
+        functools.partial(cdfcnn_model, name, native=True),
+        "30 m",
+        f"the input is block-averaged to 30 m and the probabilities are interpolated back "
+        f"({name}@native: at the input's resolution)",
+    )
+
+
+register_cdfcnn("cd-fcnn", "RGBISWIR: B02 B03 B04 B08 B11 B12")
+register_cdfcnn("cd-fcnn-rgbi", "RGBI: B02 B03 B04 B08")
 
 
 #: folder of the shipped weights: ``<name>.onnx`` networks and ``<name>.lgbm`` pixel models,

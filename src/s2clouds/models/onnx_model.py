@@ -5,11 +5,17 @@ An exported model is a ``.onnx`` file whose graph maps normalised reflectance
 the graph), with H and W any multiple of ``spec.size_multiple``. Its :class:`WeightSpec`
 sits in the file's ``metadata_props`` (key ``s2clouds_spec``) and in the sidecar
 ``<name>.json``, which also carries the sha256 of the ``.onnx`` file.
+
+A network whose spec resolution is coarser than the input's (CD-FCNN: 30 m) runs on block
+means of the input and its probabilities are interpolated back to the input grid, unless it
+is built ``native`` (then it sees the input as it comes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from s2clouds.errors import ModelError
+from s2clouds.io.write import atomic_path
 from s2clouds.models.base import N_CLASSES, ModelContext
+from s2clouds.models.coarse import predict_on_blocks, resolution_factor
 from s2clouds.models.weights import (
     SPEC_METADATA_KEY,
     SpecModel,
@@ -29,10 +37,10 @@ from s2clouds.models.weights import (
     unverifiable,
     verify_weights,
 )
-from s2clouds.resources import model_threads
+from s2clouds.resources import model_threads, user_cache_dir
 
 if TYPE_CHECKING:
-    from s2clouds.models.registry import ModelInfo
+    from s2clouds.models.info import ModelInfo
 
 ONNX_INSTALL_HINT = 'pip install "s2clouds[onnx]"'
 
@@ -64,6 +72,16 @@ def _session(path: Path, sha256: str | None, threads: int) -> Any:
             f"onnxruntime cannot load {path} ({exc}); the file is damaged or was exported "
             "with a newer opset: re-export it with 's2clouds export'"
         ) from exc
+
+
+def set_embedded_spec(model: Any, spec: WeightSpec) -> None:
+    """Write ``spec`` (without checksum) into an ONNX ``ModelProto``'s ``metadata_props``
+    (key :data:`SPEC_METADATA_KEY`), replacing one that is there."""
+    kept = [p for p in model.metadata_props if p.key != SPEC_METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = SPEC_METADATA_KEY, spec.replace(sha256=None).to_json()
 
 
 def embedded_spec(session: Any, path: Path) -> WeightSpec:
@@ -98,6 +116,8 @@ class OnnxModel(SpecModel):
     threads of onnxruntime (default: all usable cores). ``name``: the name the model reports
     (default ``spec.name``); it must be one :func:`~s2clouds.models.registry.get_model`
     resolves, since the batch engines rebuild models by name (a file path works).
+    ``native``: run the network at the input's resolution even when the spec's is coarser
+    (default: on block means at about the spec's resolution, see :meth:`internal_factor`).
     """
 
     def __init__(
@@ -107,9 +127,11 @@ class OnnxModel(SpecModel):
         *,
         threads: int | None = None,
         name: str | None = None,
+        native: bool = False,
     ) -> None:
         self.path = Path(path)
         self._name = name
+        self.native = native
         if not self.path.is_file():
             raise ModelError(f"ONNX model {self.path} not found; check the path")
         self.spec = spec if spec is not None else load_spec(self.path)
@@ -128,16 +150,35 @@ class OnnxModel(SpecModel):
             )
         return session
 
+    def internal_factor(self, context: ModelContext) -> int:
+        """Input pixels per network pixel: the spec's resolution over the input's
+        (``context["resolution"]``), rounded; 1 when ``native``, when the input is not at
+        least 1.5 times finer, or when its resolution is unknown."""
+        return 1 if self.native else resolution_factor(self.spec.resolution, context)
+
     def required_halo(self, context: ModelContext) -> int:
-        """The radius of the network's receptive field (see :meth:`receptive_radius`)."""
-        return self.receptive_radius
+        """The radius of the network's receptive field (see :meth:`receptive_radius`), in
+        input pixels: on block means, two more network pixels (the block and the bilinear
+        interpolation back) times the factor."""
+        factor = self.internal_factor(context)
+        if factor == 1:
+            return self.receptive_radius
+        return (self.receptive_radius + 2) * factor
+
+    def required_alignment(self, context: ModelContext) -> int:
+        """Windows start on the network's pooling grid, in input pixels."""
+        return self.spec.size_multiple * self.internal_factor(context)
 
     @functools.cached_property
     def receptive_radius(self) -> int:
-        """Radius in pixels of the network's receptive field, measured once: the farthest
-        output pixel that changes when one input pixel does, over every phase of the pooling
-        grid (``size_multiple``), on a fixed random background."""
-        return measure_receptive_radius(self, self.spec.size_multiple)
+        """Radius in pixels of the network's receptive field: the spec's
+        ``receptive_field`` when it records one (from the architecture), else measured: the
+        farthest output pixel that changes when one input pixel does, over every phase of
+        the pooling grid (``size_multiple``), on a fixed random background, once per
+        weights file (:func:`cached_receptive_radius`)."""
+        if self.spec.receptive_field > 0:
+            return self.spec.receptive_field
+        return cached_receptive_radius(self)
 
     def logits_input(self, image: np.ndarray) -> np.ndarray:
         """Network input (1, C, H', W') float32: normalised, NaN -> 0, reflection-padded to
@@ -147,8 +188,14 @@ class OnnxModel(SpecModel):
 
     def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray:
         """Canonical probabilities (4, H, W) float32 from reflectance (C, H, W) in ``bands``
-        order (0-1, NaN where there is no data)."""
+        order (0-1, NaN where there is no data), on block means of ``image`` when the spec's
+        resolution is coarser (:meth:`internal_factor`; no-data pixels are then clear)."""
         self.spec.check_image(image)
+        return predict_on_blocks(image, self.internal_factor(context), self.network_probabilities)
+
+    def network_probabilities(self, image: np.ndarray) -> np.ndarray:
+        """Canonical probabilities (4, H, W) float32 of the network run on ``image``
+        (C, H, W) as it is (reflection-padded to ``spec.size_multiple`` and cropped back)."""
         h, w = image.shape[1:]
         session = self.session()
         feed = {session.get_inputs()[0].name: self.logits_input(image)}
@@ -199,13 +246,43 @@ def measure_receptive_radius(model: OnnxModel, multiple: int, size: int = 256) -
     return radius
 
 
+#: sub-folder of the user cache dir with one ``<sha256>.json`` per measured network
+RECEPTIVE_CACHE = "receptive-field"
+
+
+def receptive_cache_path(sha256: str) -> Path:
+    """Where the measured receptive radius of the weights with ``sha256`` is kept."""
+    return Path(user_cache_dir()) / RECEPTIVE_CACHE / f"{sha256}.json"
+
+
+def cached_receptive_radius(model: OnnxModel) -> int:
+    """:func:`measure_receptive_radius` of ``model``, measured once per weights file: kept
+    in the user cache dir under the file's sha256 (verified when the model was built), so a
+    later process reads it instead of running the network a hundred times. A cache that
+    cannot be read or written is measured around."""
+    sha256 = model.spec.sha256
+    path = receptive_cache_path(sha256) if sha256 else None
+    if path is not None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            radius = json.loads(path.read_text())["radius"]
+            if isinstance(radius, int) and 0 <= radius <= MAX_PROBE:
+                return radius
+    radius = measure_receptive_radius(model, model.spec.size_multiple)
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps({"radius": radius, "model": model.name}) + "\n")
+    return radius
+
+
 def onnx_model_info(path: str | Path, name: str | None = None) -> ModelInfo:
     """A registry entry for the ONNX file at ``path`` (spec read from its sidecar),
     under ``name`` (default: the spec's name); models built from it report that name.
 
     The weights are checked (sha256) when the model is built, not here.
     """
-    from s2clouds.models.registry import spec_model_info
+    from s2clouds.models.info import spec_model_info
 
     onnx_path = Path(path)
     spec = load_spec(onnx_path)

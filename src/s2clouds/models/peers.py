@@ -4,7 +4,12 @@
   Zupanc 2017) at its usual 160 m.
 * :class:`UkisCsmaskModel` runs DLR's ``ukis-csmask`` 1.0 U-Nets (Wieland et al. 2019, 2022)
   through its own ONNX files and normalisation statistics, returning the softmax
-  probabilities that ``CSmask`` computes internally before its argmax.
+  probabilities that ``CSmask`` computes internally before its argmax, at the about 30 m
+  its documentation recommends.
+
+Each runs at its documented operating point by default, on block means of the input with
+the probabilities interpolated back (:mod:`s2clouds.models.coarse`); built with
+``native=True`` (registered as ``<name>@native``) it sees the input at its own resolution.
 
 Both packages are optional (``pip install "s2clouds[peers]"``) and are imported only when a
 model runs. Their outputs are mapped onto the canonical classes (clear, thick cloud, thin
@@ -26,8 +31,9 @@ import numpy as np
 
 from s2clouds.bands import RGBN_BANDS, canonical_band_names
 from s2clouds.errors import BandError, ModelError
+from s2clouds.io.tiling import blend_tiles
 from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
-from s2clouds.resample import block_mean, upsample_bilinear
+from s2clouds.models.coarse import NATIVE_SUFFIX, predict_on_blocks, resolution_factor
 
 PEERS_INSTALL_HINT = 'pip install "s2clouds[peers]"'
 
@@ -50,6 +56,8 @@ UKIS_BAND_NAMES = {
 #: ukis-csmask class index -> canonical class index (0 clear, 1 cloud -> thick, 2 shadow)
 UKIS_TO_CANONICAL = (0, 1, 3)
 UKIS_TILE = 256  # the models' training tile (``target_size`` in their metadata)
+UKIS_OVERLAP = 64  # px (at the network's resolution) by which its tiles overlap and blend
+UKIS_RESOLUTION = 30.0  # metres: the resolution ukis-csmask's documentation recommends
 
 #: spellings of the processing level -> the level ukis-csmask names its models by
 _LEVELS = {"L1C": "l1c", "L2A": "l2a", "LEVEL1C": "l1c", "LEVEL2A": "l2a"}
@@ -128,7 +136,8 @@ class S2CloudlessModel(CloudModel):
     * resolution: any (``context["resolution"]``, metres, default 10). The image is
       block-averaged by ``factor = round(160 / resolution)`` (16 at 10 m, 8 at 20 m, 3 at
       60 m) to about 160 m, classified there, and the probabilities are interpolated back
-      bilinearly to the input grid. NaN pixels are left out of the block means.
+      bilinearly to the input grid. NaN pixels are left out of the block means (and are
+      clear in the output). With ``native`` the image is classified as it comes.
 
     Output: p(thick cloud) = the s2cloudless cloud probability, p(clear) = 1 - p; thin cloud
     and cloud shadow are always 0 (s2cloudless has no shadow class and no thin/thick split).
@@ -147,10 +156,12 @@ class S2CloudlessModel(CloudModel):
     postprocess: bool = True
     average_over: int = 4
     dilation_size: int = 2
+    native: bool = False
 
     @classmethod
-    def for_bands(cls, available: Sequence[str]) -> S2CloudlessModel:
-        """The model for a scene with ``available`` bands (all 10 s2cloudless bands needed)."""
+    def for_bands(cls, available: Sequence[str], *, native: bool = False) -> S2CloudlessModel:
+        """The model for a scene with ``available`` bands (all 10 s2cloudless bands needed);
+        ``native``: run at the input's resolution (named ``s2cloudless@native``)."""
         missing = missing_bands(available, S2CLOUDLESS_BANDS)
         if missing:
             raise BandError(
@@ -158,10 +169,15 @@ class S2CloudlessModel(CloudModel):
                 f"{', '.join(missing)}. Use an L1C product with all bands (B10 is L1C only) "
                 "or choose another model"
             )
+        if native:  # the smoothing and dilation disks then reach 7 px of the input
+            return cls(native=True, name=f"s2cloudless{NATIVE_SUFFIX}", halo=7)
         return cls()
 
     def factor(self, context: ModelContext) -> int:
-        """Block-averaging factor that brings ``context["resolution"]`` to about 160 m."""
+        """Block-averaging factor that brings ``context["resolution"]`` to about 160 m (1
+        when ``native``)."""
+        if self.native:
+            return 1
         resolution = float(context.get("resolution") or 10.0)
         return max(1, round(S2CLOUDLESS_RESOLUTION / resolution))
 
@@ -206,12 +222,15 @@ class S2CloudlessModel(CloudModel):
                 "on L2A surface reflectance; give it the L1C product (with B10) or choose "
                 "another model (e.g. ukis-csmask, which has an L2A variant)"
             )
-        factor = self.factor(context)
-        proba = self.cloud_probability(block_mean(image, factor))
+        return predict_on_blocks(image, self.factor(context), self.coarse_probabilities, fill=0.0)
+
+    def coarse_probabilities(self, coarse: np.ndarray) -> np.ndarray:
+        """Canonical probabilities (4, h, w) of the (10, h, w) stack s2cloudless classifies
+        (NaN fed as 0), post-processed when ``postprocess``."""
+        proba = self.cloud_probability(np.nan_to_num(coarse, nan=0.0))
         if self.postprocess:
             proba = self.postprocessed(proba)
-        p_cloud = upsample_bilinear(proba[np.newaxis], factor, image.shape[1:])[0]
-        return binary_probabilities(p_cloud)
+        return binary_probabilities(proba)
 
 
 def threshold_to_half(proba: np.ndarray, threshold: float) -> np.ndarray:
@@ -266,15 +285,15 @@ def pad_to_tile(image: np.ndarray) -> np.ndarray:
     """Mirror-pad (C, h, w) at the bottom and right to the networks' (C, 256, 256) input.
 
     Symmetric padding, as ukis-csmask itself pads around its tiles; repeated when the tile is
-    less than half the network size. Larger inputs are refused: tile them first (the
-    s2clouds engine, :func:`s2clouds.inference.window.predict_array`, does).
+    less than half the network size. Larger inputs are refused: tile them first
+    (:meth:`UkisCsmaskModel.predict_proba` does).
     """
     h, w = image.shape[1:]
     if h > UKIS_TILE or w > UKIS_TILE:
         raise ModelError(
             f"ukis-csmask runs on tiles of at most {UKIS_TILE} x {UKIS_TILE} px, got {h} x {w}; "
-            "run it through s2clouds.inference.window.predict_array (or s2clouds predict), which "
-            "cuts and blends the tiles"
+            "run it through UkisCsmaskModel.predict_proba (or s2clouds predict), which cuts "
+            "and blends the tiles"
         )
     padded = image
     while padded.shape[1:] != (UKIS_TILE, UKIS_TILE):
@@ -295,14 +314,18 @@ class UkisCsmaskModel(CloudModel):
     * reflectance 0-1 (L1C TOA or L2A surface reflectance); NaN (no data) is fed as 0;
     * level: ``context["level"]`` picks the L1C or the L2A network; when the scene does not
       say, ``default_level`` is used (``"l2a"``: e.g. the On Cloud N chips are L2A);
-    * resolution: the image is used at the resolution it comes in; no resampling. ukis-csmask
-      recommends about 30 m, but on the three On Cloud N dev chips (10 m, L2A, 4 bands)
-      ``CSmask`` itself scored a cloud balanced overall accuracy of 0.871 / 0.860 / 0.915
-      fed 10 m directly and 0.870 / 0.859 / 0.893 after block-averaging to 30 m (this
-      adapter at 10 m: 0.872 / 0.863 / 0.912; with the L1C network: 0.861 / 0.845 / 0.898).
+    * resolution: about 30 m, as ukis-csmask's documentation recommends: the image is
+      block-averaged by ``round(30 / resolution)`` (3 at 10 m, 2 at 20 m), classified there
+      and the probabilities are interpolated back bilinearly (no-data pixels are clear).
+      With ``native`` (``ukis-csmask@native``) it is classified as it comes. On the three
+      On Cloud N dev chips (10 m, L2A, 4 bands) ``CSmask`` itself scored a cloud balanced
+      overall accuracy of 0.871 / 0.860 / 0.915 fed 10 m directly and 0.870 / 0.859 / 0.893
+      after block-averaging to 30 m (this adapter at 10 m: 0.872 / 0.863 / 0.912; with the
+      L1C network: 0.861 / 0.845 / 0.898); at 30 m it runs about 9 times fewer pixels.
 
-    The network is run on 256 x 256 tiles (``tile_size``): the s2clouds engine cuts and
-    feather-blends them, in place of ukis-csmask's own tiling (overlap 0.2, Tukey blending).
+    The network is run on 256 x 256 tiles at its resolution, overlapping by
+    :data:`UKIS_OVERLAP` px and feather-blended (:func:`s2clouds.io.tiling.blend_tiles`), in
+    place of ukis-csmask's own tiling (overlap 0.2, Tukey blending).
     Each tile is normalised with the network's training mean/std, passed through its ONNX
     session and soft-maxed, exactly as ``CSmask._csm`` does before its argmax. Classes map
     0 clear -> clear, 1 cloud -> thick cloud, 2 shadow -> cloud shadow; thin cloud is 0.
@@ -310,13 +333,14 @@ class UkisCsmaskModel(CloudModel):
 
     name: str = "ukis-csmask"
     bands: tuple[str, ...] = UKIS_BANDS_4
-    halo: int = 64
-    tile_size: int = UKIS_TILE
+    halo: int = 64  # px of context at the network's resolution
     default_level: str = "l2a"
+    native: bool = False
 
     @classmethod
-    def for_bands(cls, available: Sequence[str]) -> UkisCsmaskModel:
-        """The 6-band network when B11 and B12 are available, else the 4-band one."""
+    def for_bands(cls, available: Sequence[str], *, native: bool = False) -> UkisCsmaskModel:
+        """The 6-band network when B11 and B12 are available, else the 4-band one; with
+        ``native`` run at the input's resolution (named ``ukis-csmask@native``)."""
         missing = missing_bands(available, UKIS_BANDS_4)
         if missing:
             raise BandError(
@@ -324,7 +348,25 @@ class UkisCsmaskModel(CloudModel):
                 f"missing {', '.join(missing)}"
             )
         six = not missing_bands(available, UKIS_BANDS_6)
-        return cls(bands=UKIS_BANDS_6 if six else UKIS_BANDS_4)
+        bands = UKIS_BANDS_6 if six else UKIS_BANDS_4
+        if native:
+            return cls(bands=bands, native=True, name=f"ukis-csmask{NATIVE_SUFFIX}")
+        return cls(bands=bands)
+
+    def internal_factor(self, context: ModelContext) -> int:
+        """Input pixels per network pixel: ``round(30 / resolution)`` (1 when ``native``,
+        or when the input is not at least 1.5 times finer than 30 m)."""
+        return 1 if self.native else resolution_factor(UKIS_RESOLUTION, context)
+
+    def required_halo(self, context: ModelContext) -> int:
+        """``halo`` network pixels of context, plus the block mean and the interpolation
+        back, in input pixels."""
+        factor = self.internal_factor(context)
+        return self.halo if factor == 1 else (self.halo + 2) * factor
+
+    def required_alignment(self, context: ModelContext) -> int:
+        """Windows start on the block grid, so they average the same pixels."""
+        return self.internal_factor(context)
 
     def spec(self, context: ModelContext) -> UkisSpec:
         """The network (4 or 6 bands, L1C or L2A) for this model's bands and the scene level."""
@@ -350,10 +392,25 @@ class UkisCsmaskModel(CloudModel):
         probs: np.ndarray = softmax(logits[0], axis=0)[:, :h, :w]
         return probs.astype(np.float32, copy=False)
 
-    def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray:
-        """Canonical probabilities (4, H, W) float32 from reflectance (C, H, W) in ``bands``."""
-        check_stack(image, self.bands, self.name)
-        ukis = self.class_probabilities(image, self.spec(context))
+    def canonical_probabilities(self, image: np.ndarray, spec: UkisSpec) -> np.ndarray:
+        """Canonical probabilities (4, h, w) float32 of one tile of at most 256 x 256 px."""
         probs = np.zeros((N_CLASSES, *image.shape[1:]), dtype=np.float32)
-        probs[list(UKIS_TO_CANONICAL)] = ukis
+        probs[list(UKIS_TO_CANONICAL)] = self.class_probabilities(image, spec)
         return probs
+
+    def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray:
+        """Canonical probabilities (4, H, W) float32 from reflectance (C, H, W) in ``bands``:
+        at about 30 m (unless ``native``), on overlapping 256 px tiles."""
+        check_stack(image, self.bands, self.name)
+        spec = self.spec(context)
+
+        def tiled(grid: np.ndarray) -> np.ndarray:
+            return blend_tiles(
+                grid,
+                lambda tile: self.canonical_probabilities(tile, spec),
+                N_CLASSES,
+                tile=UKIS_TILE,
+                overlap=UKIS_OVERLAP,
+            )
+
+        return predict_on_blocks(image, self.internal_factor(context), tiled)

@@ -27,6 +27,7 @@ import numpy as np
 from s2clouds.errors import ModelError
 from s2clouds.io.write import atomic_path
 from s2clouds.models.base import N_CLASSES, ModelContext, ShadowReachMapper
+from s2clouds.models.coarse import predict_on_blocks, resolution_factor
 from s2clouds.models.pixel_features import (
     check_feature_bands,
     features_halo,
@@ -48,11 +49,10 @@ from s2clouds.models.weights import (
     verify_weights,
     write_sidecar,
 )
-from s2clouds.resample import block_mean, upsample_bilinear
 from s2clouds.resources import model_threads
 
 if TYPE_CHECKING:
-    from s2clouds.models.registry import ModelInfo
+    from s2clouds.models.info import ModelInfo
 
 PIXEL_ARCHITECTURE = "lightgbm-pixel"
 PIXEL_SUFFIX = ".lgbm"
@@ -200,24 +200,17 @@ class PixelModel(SpecModel):
         """
         self.spec.check_image(image)
         factor = self.internal_factor(context)
-        if factor == 1:
-            return self.with_shadow_geometry(self.proba_on_grid(image), context, factor)
-        coarse = self.proba_on_grid(block_mean(image, factor, fill=np.nan))
-        coarse = self.with_shadow_geometry(coarse, context, factor)
-        probs = upsample_bilinear(coarse, factor, image.shape[1:])
-        missing = ~np.all(np.isfinite(image), axis=0)
-        probs[:, missing] = 0.0
-        probs[0, missing] = 1.0
-        return probs
+
+        def on_grid(grid: np.ndarray) -> np.ndarray:
+            return self.with_shadow_geometry(self.proba_on_grid(grid), context, factor)
+
+        return predict_on_blocks(image, factor, on_grid)
 
     def internal_factor(self, context: ModelContext) -> int:
         """How many input pixels make one model pixel: the spec's resolution over the
         input's (``context["resolution"]``, metres), rounded; 1 when the input is as coarse
         as the model or its resolution is unknown."""
-        resolution = context.get("resolution")
-        if not resolution or self.spec.resolution < 1.5 * float(resolution):
-            return 1
-        return max(1, int(round(self.spec.resolution / float(resolution))))
+        return resolution_factor(self.spec.resolution, context)
 
     def required_halo(self, context: ModelContext) -> int:
         """Halo in input pixels: the receptive field in model pixels (the features' context
@@ -365,7 +358,7 @@ def _linear_along(values: np.ndarray, axis: int, size: int, stride: int) -> np.n
 def pixel_model_info(path: str | Path, name: str | None = None) -> ModelInfo:
     """A registry entry for the pixel model saved at ``path`` under ``name`` (default: the
     spec's name). Only the JSON spec is read here; the model loads when first built."""
-    from s2clouds.models.registry import spec_model_info
+    from s2clouds.models.info import spec_model_info
 
     model_path = Path(path)
     spec = read_sidecar(model_path)

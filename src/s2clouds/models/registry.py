@@ -4,54 +4,14 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from s2clouds.bands import L1C_BANDS, L2A_BANDS, RGBN_BANDS, SWIR6_BANDS, SWIR10_BANDS
 from s2clouds.errors import ModelError
 from s2clouds.models.base import CloudModel
-from s2clouds.models.weights import WeightSpec, spec_summary
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a registered model needs and what it gives.
-
-    ``factory(available_bands)`` builds the model for a scene's bands. ``bands`` lists the
-    minimum bands; ``notes`` say what it cannot do (e.g. thin vs thick cloud).
-    """
-
-    name: str
-    factory: Callable[[Sequence[str]], CloudModel]
-    bands: tuple[str, ...]
-    description: str
-    notes: tuple[str, ...] = field(default_factory=tuple)
-    licence: str = "Apache-2.0"
-    #: False for maskers that never predict cloud shadow (scored on the cloud task only)
-    predicts_shadow: bool = True
-
-
-def spec_model_info(
-    spec: WeightSpec,
-    name: str,
-    factory: Callable[[Sequence[str]], CloudModel],
-    *,
-    kind: str,
-    runtime: str,
-    notes: Sequence[str] = (),
-) -> ModelInfo:
-    """The registry entry ``name`` of a model backed by a weights file with ``spec``: bands,
-    licence and notes come from the spec; ``kind``/``runtime`` describe it."""
-    return ModelInfo(
-        name=name,
-        factory=factory,
-        bands=spec.bands,
-        description=f"{kind} ({spec_summary(spec)}), run on {runtime}",
-        notes=(*spec.notes, *notes),
-        licence=spec.licence or "unknown (see the weight spec)",
-    )
-
+from s2clouds.models.info import ModelInfo
 
 _REGISTRY: dict[str, ModelInfo] = {}
 #: the default: the shipped model that uses the most of the input's bands (AUTO_CHOICES)

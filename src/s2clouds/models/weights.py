@@ -35,7 +35,12 @@ SPEC_METADATA_KEY = "s2clouds_spec"
 SCALINGS = ("reflectance",)
 CANONICAL_CLASS_NAMES: tuple[str, ...] = tuple(CANONICAL_CLASSES.values())
 #: spec fields written only when they differ from these defaults (JSON values)
-OPTIONAL_FIELDS: dict[str, Any] = {"features": [], "stride": 1, "shadow_reach_m": 0.0}
+OPTIONAL_FIELDS: dict[str, Any] = {
+    "features": [],
+    "stride": 1,
+    "shadow_reach_m": 0.0,
+    "receptive_field": 0,
+}
 _HASH_CHUNK = 1 << 20
 #: bounds of the integer fields of a spec: tiles, padding and context stay a few MB per band
 SPEC_LIMITS: dict[str, tuple[int, int]] = {
@@ -43,6 +48,7 @@ SPEC_LIMITS: dict[str, tuple[int, int]] = {
     "size_multiple": (1, 256),
     "halo": (0, 512),
     "stride": (1, 64),
+    "receptive_field": (0, 2048),
 }
 #: largest magnitude of mean, std and resolution; longest text field
 SPEC_MAX_VALUE, SPEC_MAX_TEXT = 1e4, 10_000
@@ -70,6 +76,8 @@ class WeightSpec:
     ``shadow_reach_m``: when above 0, predicted shadow is kept only where a
     predicted cloud lies towards the sun within that many metres
     (:mod:`s2clouds.models.shadow_geometry`).
+    ``receptive_field``: radius in pixels of the network's receptive field, known from its
+    architecture (0: not recorded; it is then measured once per weights file and cached).
     """
 
     name: str
@@ -92,6 +100,7 @@ class WeightSpec:
     features: tuple[str, ...] = field(default_factory=tuple)
     stride: int = 1
     shadow_reach_m: float = 0.0
+    receptive_field: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bands", canonical_band_names(self.bands))

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,9 +237,9 @@ def load_checkpoint_file(path: Path, fix: str) -> Any:
             "could run code; it is refused. Use a checkpoint from a trusted source"
         ) from exc
     except Exception as exc:  # zip, EOF and storage errors of truncated or garbage files
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise ModelError(
-            f"{path} is not a readable checkpoint (truncated or damaged: {reason}); {fix}"
+            f"{path} is not a readable checkpoint (truncated or damaged: {_first_line(exc)}); "
+            f"{fix}"
         ) from exc
 
 
@@ -257,6 +259,79 @@ def load_cloudsen12_checkpoint(path: str | Path, bands: Sequence[str]) -> nn.Mod
     model = build_unet_mobilenetv2(len(bands))
     load_strict(model, state, ckpt_path)
     return model.eval()
+
+
+def is_torchscript(path: Path) -> bool:
+    """True for a TorchScript archive (``torch.jit.save``; e.g. the CloudSEN12 family's
+    ``cloudsen12-s2-l2a-1.0.0.pt``): a zip holding compiled ``code/`` and ``constants.pkl``,
+    which ``torch.save`` archives do not."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    has_code = any("/code/" in f"/{name}" for name in names)
+    return has_code and any(name.endswith("constants.pkl") for name in names)
+
+
+class FromProbabilities(nn.Module):
+    """The log of a network that outputs class probabilities, so that the softmax every
+    export appends gives those probabilities back."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.log(torch.clamp(self.network(x), min=1e-12))
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+def load_torchscript(path: Path, n_bands: int, size: int) -> nn.Module:
+    """A TorchScript network (``torch.jit.load``: compiled TorchScript, no Python pickle and
+    so no arbitrary code) checked on a random (1, ``n_bands``, ``size``, ``size``) input.
+
+    It must return per-pixel scores (1, 4, size, size) for the 4 classes of the scheme it
+    was trained on; logits, or probabilities (wrapped in :class:`FromProbabilities`).
+    :class:`ModelError` says what does not fit (bands, output shape, class count).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated"
+            network = torch.jit.load(str(path), map_location="cpu").eval()
+    except Exception as exc:  # torch raises RuntimeError and its own types
+        raise ModelError(
+            f"{path} is a TorchScript archive that torch cannot load ({_first_line(exc)}); "
+            "download it again"
+        ) from exc
+    probe = torch.rand(1, n_bands, size, size, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            out = network(probe)
+    except Exception as exc:
+        raise ModelError(
+            f"{path}: the TorchScript network does not run on {n_bands} bands "
+            f"({_first_line(exc)}); give --bands as many and in the order it was trained on"
+        ) from exc
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if not isinstance(out, torch.Tensor) or out.ndim != 4 or tuple(out.shape[2:]) != (size, size):
+        raise ModelError(
+            f"{path}: the TorchScript network returns {shape}, not per-pixel class scores "
+            f"(1, K, {size}, {size}); only segmentation networks can be exported"
+        )
+    if out.shape[1] != N_CLASSES:
+        raise ModelError(
+            f"{path}: the TorchScript network scores {out.shape[1]} classes per pixel; "
+            f"s2clouds exports networks with {N_CLASSES} (clear, thick cloud, thin cloud, "
+            "shadow, in the order of --scheme)"
+        )
+    sums = out.sum(dim=1)
+    if out.min() >= 0 and out.max() <= 1 and torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
+        return FromProbabilities(network).eval()
+    return network
 
 
 def load_strict(model: nn.Module, state: Mapping[str, Any], source: Path) -> None:
@@ -308,6 +383,11 @@ def read_trained(path: Path, fix: str, keys: Sequence[str] = ("spec", "model_sta
     """The dict of a checkpoint written by :func:`save_trained`, loaded as weights only
     (:func:`load_checkpoint_file`); :class:`ModelError` when it is damaged, of another kind,
     or lacks one of ``keys``."""
+    if is_torchscript(path):
+        raise ModelError(
+            f"{path} is a TorchScript model, not an s2clouds training checkpoint; export it "
+            "with 's2clouds export FILE --bands ... --licence ...' (its bands in input order)"
+        )
     checkpoint = load_checkpoint_file(path, fix)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(

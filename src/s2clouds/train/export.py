@@ -24,9 +24,8 @@ from s2clouds.errors import ModelError, OutputError
 from s2clouds.io.paths import check_outputs
 from s2clouds.labels import CANONICAL_CLASSES, get_scheme
 from s2clouds.models.base import N_CLASSES, ModelContext
-from s2clouds.models.onnx_model import OnnxModel
+from s2clouds.models.onnx_model import OnnxModel, set_embedded_spec
 from s2clouds.models.weights import (
-    SPEC_METADATA_KEY,
     WeightSpec,
     read_sidecar,
     sha256_file,
@@ -35,7 +34,9 @@ from s2clouds.models.weights import (
 )
 from s2clouds.train.architectures import (
     get_architecture,
+    is_torchscript,
     load_cloudsen12_checkpoint,
+    load_torchscript,
     load_trained,
 )
 
@@ -106,8 +107,9 @@ class PublishedCheckpoint:
 def load_published(
     checkpoint: str | Path, published: PublishedCheckpoint
 ) -> tuple[nn.Module, WeightSpec]:
-    """The network of a published UnetMobV2 checkpoint (via :func:`load_cloudsen12_checkpoint`,
-    channels in canonical order) and the spec built from ``published``."""
+    """The network of a published UnetMobV2 checkpoint (via :func:`load_cloudsen12_checkpoint`)
+    or TorchScript file (:func:`load_torchscript`), channels in canonical order, and the spec
+    built from ``published``."""
     if not published.licence.strip():
         raise ModelError(
             "say under which licence the checkpoint's weights are published (--licence); "
@@ -117,11 +119,17 @@ def load_published(
     mean = published.mean if published.mean is not None else (0.0,) * n
     std = published.std if published.std is not None else (1.0,) * n
     architecture = get_architecture("unet-mobilenetv2")
-    network = load_cloudsen12_checkpoint(checkpoint, published.bands)
+    path = Path(checkpoint)
+    if is_torchscript(path):  # the CloudSEN12 family's .pt files
+        network = load_torchscript(path, n, 2 * architecture.size_multiple)
+        kind = f"torchscript ({path.name})"
+    else:
+        network = load_cloudsen12_checkpoint(path, published.bands)
+        kind = architecture.name
     model = CanonicalOrder(network, canonical_order(published.scheme)).eval()
     spec = WeightSpec(
         name=published.name,
-        architecture=architecture.name,
+        architecture=kind,
         bands=published.bands,
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
@@ -154,14 +162,18 @@ class ExportResult:
 
 
 def export_graph(model: nn.Module, spec: WeightSpec, path: Path, opset: int) -> None:
-    """Trace ``model`` + softmax to ONNX at ``path`` with dynamic batch, height and width."""
+    """Trace ``model`` + softmax to ONNX at ``path`` with dynamic batch, height and width
+    (scripted instead when it holds a TorchScript network, which tracing cannot enter)."""
     size = 2 * spec.size_multiple
     example = torch.zeros(1, len(spec.bands), size, size)
     axes = {0: "batch", 2: "height", 3: "width"}
+    graph: nn.Module = WithSoftmax(model).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation notes of the TorchScript exporter
+        if any(isinstance(m, torch.jit.ScriptModule) for m in model.modules()):
+            graph = torch.jit.script(graph)  # a loaded TorchScript network is not traceable
         torch.onnx.export(
-            WithSoftmax(model).eval(),
+            graph,
             (example,),
             str(path),
             dynamo=False,
@@ -177,11 +189,7 @@ def embed_spec(path: Path, spec: WeightSpec) -> None:
     import onnx
 
     model = onnx.load(str(path))
-    kept = [p for p in model.metadata_props if p.key != SPEC_METADATA_KEY]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    entry = model.metadata_props.add()
-    entry.key, entry.value = SPEC_METADATA_KEY, spec.replace(sha256=None).to_json()
+    set_embedded_spec(model, spec)
     onnx.save(model, str(path))
 
 

@@ -43,7 +43,9 @@ from s2clouds.models.base import ModelContext
 if TYPE_CHECKING:
     from s2clouds.models.base import CloudModel
 
-DEFAULT_MASKERS = ("ukis-csmask", "physical")
+#: ukis-csmask at the input's 10 m (its @native entry), as the shipped models' labels were
+#: made: pseudo-labels keep the sharper 10 m cloud and shadow edges
+DEFAULT_MASKERS = ("ukis-csmask@native", "physical")
 CLOUD_VOTE = THICK_CLOUD  # the vote of thick and of thin cloud
 #: canonical class -> vote class (clear, cloud, shadow); 255 (no data, abstain) elsewhere
 VOTE_TABLE = np.full(256, NODATA, dtype=np.uint8)
