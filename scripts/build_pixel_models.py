@@ -74,8 +74,10 @@ MODELS = {
     "s2clouds-pixel-swir6": (SWIR6_BANDS, "B02 B03 B04 B08 B11 B12, L1C or L2A"),
     "s2clouds-pixel-rgbn": (RGBN, "4 bands B02 B03 B04 B08, L1C or L2A"),
 }
-#: real cloud layers laid over each clear training surface (s2clouds.train.cloud_layers)
+#: real cloud layers laid over each clear training surface (s2clouds.train.cloud_layers),
+#: weighted below the real images (their clouds are real, their scenes are not)
 COMPOSITES_PER_SURFACE = 3
+COMPOSITE_WEIGHT = 0.5
 #: EuroSAT patches (64 px) tiled 4 x 4 per land-cover class into 256 px surfaces for the
 #: composites, so that the context features see a scene, not a stamp
 EUROSAT_TILING, EUROSAT_MOSAICS_PER_CLASS = 4, 3
@@ -226,7 +228,7 @@ def composite_sources(
             item = composite_layer(surface, layers[index], Geometry.random(rng), rng)
             if item is not None:
                 out.append((Labelled(item.image, item.bands, item.target, item.level,
-                                     f"composite:{item.name}", item.weight), bright))
+                                     f"composite:{item.name}", COMPOSITE_WEIGHT), bright))
     return out
 
 

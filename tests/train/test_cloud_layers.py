@@ -92,7 +92,7 @@ def test_composite_over_l2a_removes_the_path_reflectance_from_the_cloud() -> Non
 
 
 def test_thin_cloud_and_the_unknown() -> None:
-    opacity = np.array([[0.0, 0.05, 0.2, 0.7, np.nan]], np.float32)
+    opacity = np.array([[0.0, 0.05, 0.35, 0.7, np.nan]], np.float32)
     shade = np.zeros_like(opacity)
     assert composite_target(opacity, shade, None).tolist() == [[0, NODATA, 2, 1, NODATA]]
     # cirrus only (no visible rise) is thin cloud where the image has B10
@@ -120,6 +120,16 @@ def test_a_veil_that_changes_nothing_visible_is_not_labelled_cloud() -> None:
 
     seen = visible_cloud(rise, bands)
     assert seen[0].tolist() == [True, False, True]
-    opacity = np.full((1, 3), 0.3, np.float32)
+    opacity = np.full((1, 3), 0.4, np.float32)
     target = composite_target(opacity, np.zeros_like(opacity), None, seen)
     assert target[0].tolist() == [2, NODATA, 2]
+
+
+def test_shadow_on_dark_water_is_not_labelled() -> None:
+    from s2clouds.train.cloud_layers import visible_shadow
+
+    bands = ("B02", "B03", "B04", "B08", "B11")
+    lit = np.array([[0.05, 0.06], [0.06, 0.05], [0.05, 0.03], [0.3, 0.02], [0.2, 0.01]],
+                   np.float32)[:, None, :]  # a field, then dark water
+    shaded = lit * 0.3
+    assert visible_shadow(lit, shaded, bands)[0].tolist() == [True, False]

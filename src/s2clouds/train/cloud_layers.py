@@ -15,11 +15,13 @@ layer's median thick-cloud spectrum. The cirrus band B10 is kept as the rise the
   ``diffuse`` (the sky light that still reaches a shaded pixel) is highest in blue;
 * then the cloud: ``(1 - a) x S + a x K`` (with ``K`` made L2A-like over L2A surfaces), and
   the B10 rise added on images that have B10;
-* labels from the construction: thick where ``a >= 0.5``, thin where ``0.15 <= a < 0.5`` (or
+* labels from the construction: thick where ``a >= 0.5``, thin where ``0.3 <= a < 0.5`` (or
   cirrus only, on images with B10), both only where the cloud changes the surface as much as
   the change labeller asks of a real cloud (:func:`visible_cloud`); shadow where
-  ``a_shadow >= 0.5`` under no cloud, clear where neither reaches 0.03; in-between pixels,
-  cloud that cannot be seen and pixels the labeller could not explain are ignored (255).
+  ``a_shadow >= 0.5`` under no cloud and the darkening is as visible as the labeller asks of
+  a real shadow (:func:`visible_shadow`); clear where neither reaches 0.03; in-between
+  pixels, cloud or shadow that cannot be seen and pixels the labeller could not explain are
+  ignored (255).
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ from s2clouds.train.surfaces import PATH_REFLECTANCE, Labelled, l2a_like
 
 #: opacity above which a composited cloud is labelled thick (the change labeller's rule)
 THICK_OPACITY = 0.5
-#: opacity from which a composited cloud is labelled thin (fainter haze is ignored)
-THIN_OPACITY = 0.15
+#: opacity from which a composited cloud is labelled thin: fainter haze is ignored, as a
+#: veil that a bright roof or bare ground could equally explain teaches false cloud there
+THIN_OPACITY = 0.3
 #: rise of B11 that makes a cloud over snow visible (snow is dark in SWIR, cloud is not)
 SWIR_RISE = 0.05
 #: below this opacity (cloud and shadow) a pixel is labelled clear
@@ -190,7 +193,9 @@ def composite_layer(
         path = np.asarray([PATH_REFLECTANCE.get(b, 0.0) for b in surface.bands], np.float32)
     diffuse = np.asarray([DIFFUSE.get(b, 0.2) for b in surface.bands], np.float32)
     dim = 1.0 - geometry.darkness * np.nan_to_num(shade)[None] * (1.0 - diffuse[:, None, None])
+    lit = image
     image = path[:, None, None] + (image - path[:, None, None]) * dim
+    shadow_seen = visible_shadow(lit, image, surface.bands)
     a = np.nan_to_num(opacity)[None]
     rise = a * (cloud - image)
     image = image + rise
@@ -198,7 +203,7 @@ def composite_layer(
     if "B10" in surface.bands:
         image[surface.bands.index("B10")] += cirrus
     target = composite_target(opacity, shade, cirrus if "B10" in surface.bands else None,
-                              visible_cloud(rise, surface.bands))
+                              visible_cloud(rise, surface.bands), shadow_seen)
     target[base_target == NODATA] = NODATA
     name = f"{surface.name}+{layer.name}"
     return Labelled(image.astype(np.float32), surface.bands, target, surface.level, name,
@@ -220,21 +225,43 @@ def visible_cloud(rise: np.ndarray, bands: Sequence[str]) -> np.ndarray:
     return seen
 
 
+def visible_shadow(lit: np.ndarray, shaded: np.ndarray, bands: Sequence[str]) -> np.ndarray:
+    """(H, W) bool: where a shadow darkens the surface ``lit`` (C, H, W) to ``shaded`` as
+    much as the change labeller asks of a real shadow (B08 down by 0.04 to under 0.8 x its
+    lit value, and B11 down by 0.03 where present). Shadow on dark water or asphalt, which
+    no one could see, is not labelled."""
+    from s2clouds.labels.change import ChangeRules
+
+    rules = ChangeRules()
+    names = tuple(bands)
+    nir = names.index("B08")
+    seen = (lit[nir] - shaded[nir] > rules.shadow_nir_drop) & (
+        shaded[nir] < rules.shadow_nir_ratio * lit[nir])
+    if "B11" in names:
+        swir = names.index("B11")
+        seen &= lit[swir] - shaded[swir] > rules.shadow_swir_drop
+    return seen
+
+
 def composite_target(
     opacity: np.ndarray,
     shade: np.ndarray,
     cirrus: np.ndarray | None,
     seen: np.ndarray | None = None,
+    shadow_seen: np.ndarray | None = None,
 ) -> np.ndarray:
     """(H, W) uint8 canonical labels of a composite from the cloud ``opacity`` (NaN
-    unknown), the shaded share (NaN unknown), on images with B10 the cirrus rise, and where
-    the cloud is ``seen`` (:func:`visible_cloud`; None: everywhere). Cloud that is not seen
-    (and not cirrus) is ignored."""
+    unknown), the shaded share (NaN unknown), on images with B10 the cirrus rise, where the
+    cloud is ``seen`` (:func:`visible_cloud`) and where the shadow is (:func:`visible_shadow`;
+    None: everywhere). Cloud (not cirrus) and shadow that cannot be seen are ignored."""
     a = np.nan_to_num(opacity, nan=-1.0)
     target = np.full(a.shape, NODATA, np.uint8)
     # NaN shade (a casting pixel beyond the layer's edge) compares False: never clear
     target[(a >= 0) & (a < CLEAR_OPACITY) & (shade < CLEAR_OPACITY)] = CLEAR
-    target[(a >= 0) & (a < CLEAR_OPACITY) & (shade >= SHADOW_LEVEL)] = SHADOW
+    shadow = (a >= 0) & (a < CLEAR_OPACITY) & (shade >= SHADOW_LEVEL)
+    if shadow_seen is not None:
+        shadow &= shadow_seen
+    target[shadow] = SHADOW
     thin = (a >= THIN_OPACITY) & (a < THICK_OPACITY)
     if cirrus is not None:
         thin |= (a >= 0) & (a < THICK_OPACITY) & (cirrus >= CIRRUS_RISE)
