@@ -133,3 +133,13 @@ def test_shadow_on_dark_water_is_not_labelled() -> None:
                    np.float32)[:, None, :]  # a field, then dark water
     shaded = lit * 0.3
     assert visible_shadow(lit, shaded, bands)[0].tolist() == [True, False]
+
+
+def test_shadow_on_bright_sand_that_looks_like_water_is_not_labelled() -> None:
+    from s2clouds.train.cloud_layers import visible_shadow
+
+    bands = ("B02", "B03", "B04", "B08", "B11")
+    sand = np.array([0.25, 0.3, 0.35, 0.4, 0.5], np.float32)[:, None, None]
+    diffuse = np.array([0.4, 0.3, 0.25, 0.14, 0.1], np.float32)[:, None, None]
+    shaded = sand * (1 - 0.85 * (1 - diffuse))  # bluish: NDWI above 0, like turbid water
+    assert not visible_shadow(sand, shaded, bands).any()

@@ -45,6 +45,8 @@ THICK_OPACITY = 0.5
 #: opacity from which a composited cloud is labelled thin: fainter haze is ignored, as a
 #: veil that a bright roof or bare ground could equally explain teaches false cloud there
 THIN_OPACITY = 0.3
+#: a shaded pixel whose NDWI exceeds this looks like water, not like shadow
+WATER_NDWI = 0.0
 #: rise of B11 that makes a cloud over snow visible (snow is dark in SWIR, cloud is not)
 SWIR_RISE = 0.05
 #: below this opacity (cloud and shadow) a pixel is labelled clear
@@ -228,8 +230,9 @@ def visible_cloud(rise: np.ndarray, bands: Sequence[str]) -> np.ndarray:
 def visible_shadow(lit: np.ndarray, shaded: np.ndarray, bands: Sequence[str]) -> np.ndarray:
     """(H, W) bool: where a shadow darkens the surface ``lit`` (C, H, W) to ``shaded`` as
     much as the change labeller asks of a real shadow (B08 down by 0.04 to under 0.8 x its
-    lit value, and B11 down by 0.03 where present). Shadow on dark water or asphalt, which
-    no one could see, is not labelled."""
+    lit value, and B11 down by 0.03 where present) and the shaded pixel does not look like
+    water (NDWI under :data:`WATER_NDWI`). Shadow on dark water or asphalt, which no one
+    could see, and shadow on bright sand that looks like turbid water are not labelled."""
     from s2clouds.labels.change import ChangeRules
 
     rules = ChangeRules()
@@ -240,6 +243,11 @@ def visible_shadow(lit: np.ndarray, shaded: np.ndarray, bands: Sequence[str]) ->
     if "B11" in names:
         swir = names.index("B11")
         seen &= lit[swir] - shaded[swir] > rules.shadow_swir_drop
+    # sky light keeps a shadow bluish: over bright sand it looks like turbid water (NDWI
+    # above 0), which real shadows are not called by people; such pixels are left unlabelled
+    green = shaded[names.index("B03")]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        seen &= (green - shaded[nir]) / np.maximum(green + shaded[nir], 1e-6) < WATER_NDWI
     return seen
 
 
