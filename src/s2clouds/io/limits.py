@@ -1,15 +1,19 @@
-"""Bounds on what reading an input may cost: metadata read whole is capped in size, and
-only regular files are opened (a FIFO or device named like a band would block the reader
-forever)."""
+"""Bounds on what reading an input may cost, and on what inputs are: metadata read whole is
+capped in size, only regular files are opened (a FIFO or device named like a band would
+block the reader forever), and pixels must be near Sentinel-2's sizes."""
 
 from __future__ import annotations
 
 import stat
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from s2clouds.errors import SceneFormatError
 
+#: pixel sizes (m) of inputs and output grids: half Sentinel-2's finest (10 m) to twice its
+#: coarsest (60 m). The models were made for 10-60 m; a 0.5 m aerial image or a 1 km
+#: product would be masked without meaning
+PIXEL_SIZE_RANGE_M = (5.0, 120.0)
 #: largest metadata file read whole (XML, JSON): real Sentinel-2 metadata is at most a few MB
 MAX_METADATA_BYTES = 16 << 20
 
@@ -40,4 +44,18 @@ def check_regular_file(path: str | Path) -> None:
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         raise SceneFormatError(
             f"{path} is not a regular file (a FIFO, socket or device); give the file itself"
+        )
+
+
+def check_pixel_size(grid: Any, where: str | Path) -> None:
+    """Refuse a grid (:class:`~s2clouds.io.grid.Grid`) whose pixels are outside
+    :data:`PIXEL_SIZE_RANGE_M` (metres, degrees converted at the grid's latitude), naming
+    ``where`` (the file) and the fix."""
+    metres = float(grid.metres_per_pixel)
+    low, high = PIXEL_SIZE_RANGE_M
+    if not low <= metres <= high:  # also refuses NaN
+        raise SceneFormatError(
+            f"{where} has pixels of {metres:.3g} m; s2clouds masks Sentinel-2 images with "
+            f"pixels of {low:g} to {high:g} m (10, 20 or 60 m natively). Resample it to 10 m "
+            "first (e.g. gdalwarp -tr 10 10 -r average), or check its georeference"
         )

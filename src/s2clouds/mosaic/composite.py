@@ -47,6 +47,7 @@ import numpy as np
 
 from s2clouds.errors import OutputError, S2CloudsError, SceneFormatError, detached
 from s2clouds.io.grid import Grid, Window
+from s2clouds.io.paths import check_outputs
 from s2clouds.io.scene import Scene
 from s2clouds.io.write import RasterWriter, atomic_path, check_writable
 from s2clouds.mosaic.inputs import Acquisition, Rejected, expand_composite_inputs, open_acquisitions
@@ -56,6 +57,8 @@ from s2clouds.mosaic.warp import GridRequest, check_overlap, on_grid, target_gri
 from s2clouds.radiometry import to_reflectance
 from s2clouds.viz import TRUE_COLOUR_BANDS
 
+#: what ``-o`` may end with: the composite is a GeoTIFF (COG)
+COMPOSITE_SUFFIXES = (".tif", ".tiff")
 QUALITY_SCALE = 10000
 #: pixels of context every scorer gets around a window (the SEN12MS score's smoothing needs 6)
 SCORER_HALO = 16
@@ -432,11 +435,19 @@ def run_composite(
     """
     started = time.perf_counter()
     output = Path(output)
+    if output.suffix.lower() not in COMPOSITE_SUFFIXES:
+        raise OutputError(
+            f"-o {output}: the composite is a GeoTIFF; give a path ending in .tif "
+            "(OUT.json, OUT.info.tif and OUT.png are written beside it)"
+        )
     paths = output_paths(output)
     for target in paths.values():
         check_writable(target)
+    given = expand_composite_inputs(inputs)
+    _refuse_overwriting_inputs(paths, [*given, options.grid.like])
     plan, rejected = plan_composite(inputs, options, announce=announce)
-    _refuse_overwriting_inputs(plan, paths.values())
+    read = [*given, *plan.paths, *(r.path for r in rejected), options.grid.like]
+    _refuse_overwriting_inputs(paths, [*read, *(f for s in plan.scenes for f in s.input_files())])
     windows = list(plan.grid.windows(options.block))
     store = PartStore(output, plan, options.block)
     if not options.resume:
@@ -460,15 +471,16 @@ def run_composite(
     )
 
 
-def _refuse_overwriting_inputs(plan: CompositePlan, targets: Any) -> None:
-    used = set()
-    for scene in plan.scenes:
-        for f in scene.input_files():
-            with contextlib.suppress(OSError):
-                used.add(Path(f).resolve())
-    for target in targets:
-        if Path(target).resolve() in used:
-            raise OutputError(f"{target} is one of the inputs; choose another -o path")
+def _refuse_overwriting_inputs(paths: dict[str, Path], inputs: Sequence[str | None]) -> None:
+    """Refuse outputs (the composite, its info raster, quicklook and summary) that are one
+    of the inputs or a file they are read from (any link to it): OutputError."""
+    labels = {
+        "composite": "the composite (-o)",
+        "info": "the info raster (OUT.info.tif)",
+        "quicklook": "the quicklook (OUT.png)",
+        "summary": "the summary (OUT.json)",
+    }
+    check_outputs({labels[k]: v for k, v in paths.items()}, inputs)
 
 
 def _compute(
