@@ -124,7 +124,7 @@ def connect_scheduler(address: str, timeout: float) -> Iterator[Any]:
         if not (isinstance(identity, dict) and identity.get("type") == "Scheduler"):
             raise ValueError(f"it answered {str(identity)[:80]!r}, not as a scheduler")
         client = Client(address, timeout=f"{timeout}s")
-    except (OSError, ValueError, TypeError, RuntimeError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, ValueError, TypeError, RuntimeError) as exc:
         reason = one_line(str(exc))[:200] or "no answer"
         raise ClusterError(
             f"no Dask scheduler answered at {address} within {timeout:g} s "

@@ -4,6 +4,7 @@ block the reader forever), and pixels must be near Sentinel-2's sizes."""
 
 from __future__ import annotations
 
+import math
 import stat
 from pathlib import Path
 from typing import IO, Any
@@ -14,6 +15,9 @@ from s2clouds.errors import SceneFormatError
 #: coarsest (60 m). The models were made for 10-60 m; a 0.5 m aerial image or a 1 km
 #: product would be masked without meaning
 PIXEL_SIZE_RANGE_M = (5.0, 120.0)
+#: largest output grid a composite is computed on, in pixels (about 8 Sentinel-2 tiles at
+#: 10 m; a 4-band uint16 composite of this size is 8 GB): ``--max-pixels`` raises it
+MAX_OUTPUT_PIXELS = 1_000_000_000
 #: largest metadata file read whole (XML, JSON): real Sentinel-2 metadata is at most a few MB
 MAX_METADATA_BYTES = 16 << 20
 
@@ -58,4 +62,19 @@ def check_pixel_size(grid: Any, where: str | Path) -> None:
             f"{where} has pixels of {metres:.3g} m; s2clouds masks Sentinel-2 images with "
             f"pixels of {low:g} to {high:g} m (10, 20 or 60 m natively). Resample it to 10 m "
             "first (e.g. gdalwarp -tr 10 10 -r average), or check its georeference"
+        )
+
+
+def check_grid_size(height: float, width: float, limit: int, what: str) -> None:
+    """Refuse a grid of ``height`` x ``width`` pixels (estimated before it is made: floats,
+    maybe infinite) above ``limit`` pixels, or not finite, naming ``what`` made it so and
+    how to raise the limit."""
+    if not (math.isfinite(height) and math.isfinite(width)):
+        raise SceneFormatError(f"{what} gives a grid of infinite size; give finite bounds")
+    pixels = height * width
+    if pixels > limit:
+        raise SceneFormatError(
+            f"{what} gives a grid of {width:.4g} x {height:.4g} = {pixels:.3g} pixels, above "
+            f"the limit of {limit:.3g}; give smaller --bounds or a coarser --grid, leave out "
+            "inputs far from the others, or raise the limit with --max-pixels"
         )

@@ -39,7 +39,6 @@ from s2clouds.io.grid import Grid, Window
 from s2clouds.io.profiles import COG_CONTINUOUS, COG_MASK, TILED_GTIFF
 from s2clouds.labels.schemes import CANONICAL_CLASSES, CANONICAL_COLOURS, NODATA
 
-
 #: longest file name most file systems take (ext4, XFS, APFS, NTFS: 255 bytes)
 MAX_NAME_BYTES = 255
 #: what a temporary name adds to the target's: ``.`` + ``.s2clouds-<host>-<pid>.`` +

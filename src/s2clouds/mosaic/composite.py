@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from s2clouds.errors import OutputError, S2CloudsError, SceneFormatError, detached
+from s2clouds.errors import OptionError, OutputError, S2CloudsError, SceneFormatError, detached
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.paths import check_outputs
 from s2clouds.io.scene import Scene
@@ -84,6 +84,18 @@ class CompositeOptions:
     resume: bool = True
     quicklook: bool = True
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse a quality threshold outside 0-1 and a distance cap that is negative, NaN or
+        infinite (NaN would keep no observation and leave every pixel empty)."""
+        if not 0.0 <= self.min_quality <= 1.0:  # also refuses NaN
+            raise OptionError(f"--min-quality {self.min_quality!r} is not a number from 0 to 1")
+        if not (math.isfinite(self.distance_cap) and self.distance_cap >= 0):
+            raise OptionError(
+                f"--distance-cap {self.distance_cap!r} is not a finite number of metres >= 0"
+            )
+        if not self.block >= 1:
+            raise OptionError(f"--block {self.block!r} must be a positive number of pixels")
 
 
 @dataclass(frozen=True)
@@ -300,10 +312,15 @@ def _composite_window(plan: CompositePlan, window: Window) -> WindowResult:
 
 # ---------------------------------------------------------------------------- resume store
 class PartStore:
-    """Finished windows saved beside the output (one ``.npz`` each, written atomically)."""
+    """Finished windows saved beside the output (one ``.npz`` each, written atomically).
+
+    Parts are data, never code: they are read with ``allow_pickle=False``, and one that is
+    truncated, not an ``.npz``, holds object arrays or arrays of the wrong shape or type for
+    its window is computed again (:meth:`load` returns None for it)."""
 
     def __init__(self, output: Path, plan: CompositePlan, block: int) -> None:
         self.folder = output.parent / f".{output.name}.parts-{fingerprint(plan, block)}"
+        self.inputs, self.bands, self.dtype = len(plan.scenes), len(plan.bands), plan.dtype
 
     def path(self, window: Window) -> Path:
         return self.folder / f"r{window.row}_c{window.col}.npz"
@@ -323,11 +340,32 @@ class PartStore:
                 errors=result.errors,
             )
 
-    def load(self, window: Window) -> WindowResult:
-        with np.load(self.path(window)) as data:
-            return WindowResult(
-                window, data["values"], data["info"], data["clear"], data["valid"], data["errors"]
-            )
+    def load(self, window: Window) -> WindowResult | None:
+        """The saved part of ``window``, or None when it is missing or not one of ours."""
+        expected = {
+            "values": ((self.bands, *window.shape), np.dtype(self.dtype)),
+            "info": ((len(INFO_BANDS), *window.shape), np.dtype(np.uint16)),
+            "clear": ((self.inputs,), None),
+            "valid": ((self.inputs,), None),
+            "errors": ((self.inputs,), None),
+        }
+        path = self.path(window)
+        try:
+            if not path.is_file():
+                return None
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in expected}
+        except Exception:  # truncated, garbage, pickled objects, a missing array: redo it
+            return None
+        for name, (shape, dtype) in expected.items():
+            array = arrays[name]
+            if array.shape != shape or (dtype is not None and array.dtype != dtype):
+                return None
+        if arrays["errors"].dtype.kind != "U" or not all(
+            arrays[k].dtype.kind in "iu" for k in ("clear", "valid")
+        ):
+            return None
+        return WindowResult(window, *(arrays[name] for name in expected))
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -452,7 +490,7 @@ def run_composite(
     store = PartStore(output, plan, options.block)
     if not options.resume:
         store.remove()
-    todo = [w for w in windows if not store.done(w)]
+    todo = [w for w in windows if store.load(w) is None]
     if len(todo) < len(windows):
         announce(f"resuming: {len(windows) - len(todo)} of {len(windows)} windows already done")
     engine = _compute(plan, todo, store, options, cluster, announce)
@@ -568,7 +606,7 @@ def _write_outputs(
             ) as info,
         ):
             for window in windows:
-                part = store.load(window)
+                part = store.load(window) or composite_window(plan, window)  # (gone meanwhile)
                 main.write(window, part.values)
                 info.write(window, part.info)
                 clear += part.clear
