@@ -25,6 +25,7 @@ import errno
 import glob
 import os
 import re
+import shutil
 import socket
 import stat
 import tempfile
@@ -83,16 +84,26 @@ def check_regular_target(path: Path) -> None:
         )
 
 
+#: free bytes below which a failed write is put down to a full disk
+FULL_DISK_BYTES = 16 << 20
+
+
 def write_failure(path: Path, exc: BaseException) -> OutputError:
-    """One line for a write of ``path`` that failed: the disk is full, the name too long,
-    permissions; names what to do."""
-    reason = str(exc).strip() or type(exc).__name__
+    """One line for a write of ``path`` that failed: the disk is full (said so when the
+    error or the free space shows it), the name too long, permissions; names what to do."""
+    reason = " ".join(str(exc.__cause__ or exc).split()).rstrip(".") or type(exc).__name__
     cause = getattr(exc, "errno", None)
     if cause is None and "No space left" in reason:  # GDAL's errors carry no errno
         cause = errno.ENOSPC
+    folder = path.parent if str(path.parent) else Path(".")
+    with contextlib.suppress(OSError):
+        if cause is None and shutil.disk_usage(folder).free < FULL_DISK_BYTES:
+            cause = errno.ENOSPC
+            reason = f"{reason}; the disk is full ({shutil.disk_usage(folder).free} bytes free)"
     hint = {
         errno.ENOSPC: "free space on that disk or choose another -o path",
         errno.EDQUOT: "free space within your quota or choose another -o path",
+        errno.EFBIG: "the file is larger than this file system or process may write",
         errno.ENAMETOOLONG: "choose a shorter file name",
     }.get(cause or -1, "check the output folder and try again")
     return OutputError(f"cannot write {path} ({reason}); {hint}")
