@@ -35,9 +35,26 @@ def read_bounded(handle: IO[bytes], what: str) -> bytes:
     return data
 
 
+def check_utf8_name(path: str | Path, what: str = "input") -> None:
+    """Refuse a path that is not valid UTF-8 (bytes that Python holds as surrogates): GDAL
+    takes file names as UTF-8 text and cannot open or write it."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        shown = str(path).encode("utf-8", "backslashreplace").decode("ascii", "replace")
+        byte = ord(exc.object[exc.start]) - 0xDC00  # how Python keeps an undecodable byte
+        raise SceneFormatError(
+            f"the {what} path {shown} is not valid UTF-8 (byte 0x{byte & 0xFF:02x} of another "
+            "encoding); GDAL cannot open such names, so rename it (e.g. convmv -f latin1 -t "
+            "utf8)"
+        ) from exc
+
+
 def check_regular_file(path: str | Path) -> None:
     """Refuse a local ``path`` that exists but is not a regular file or folder (a FIFO, a
-    socket, a device), which a reader would block on; GDAL paths (``/vsi...``) pass."""
+    socket, a device), which a reader would block on, or whose name is not UTF-8 (see
+    :func:`check_utf8_name`); GDAL paths (``/vsi...``) pass."""
+    check_utf8_name(path)
     text = str(path)
     if text.startswith("/vsi"):
         return

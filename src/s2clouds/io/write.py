@@ -52,6 +52,14 @@ def check_writable(path: Path, *, overwrite: bool = True) -> None:
     ``overwrite``), that exist and are not regular files (a device such as ``/dev/null``,
     a FIFO, a folder), or whose name is too long for the file system with our temporary
     suffixes."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        shown = str(path).encode("utf-8", "backslashreplace").decode("ascii")
+        raise OutputError(
+            f"the output path {shown} is not valid UTF-8; GDAL cannot write such names, so "
+            "choose a UTF-8 name"
+        ) from exc
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"output folder {folder} does not exist; create it first")
