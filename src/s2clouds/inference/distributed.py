@@ -29,6 +29,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import re
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -114,6 +115,8 @@ def connect_scheduler(address: str, timeout: float) -> Iterator[Any]:
     from distributed import Client
 
     hint = f"start it (dask scheduler) or unset --scheduler / ${SCHEDULER_ENV}"
+    if "://" not in address and re.fullmatch(r"[\w.\-]+:\d+", address):
+        address = f"tcp://{address}"  # HOST:PORT, as Dask takes it
     if not address.startswith(SCHEDULER_SCHEMES) or ":" not in address.split("://", 1)[1]:
         raise ClusterError(
             f"--scheduler {address!r} is not the address of a Dask scheduler "

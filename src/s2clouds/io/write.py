@@ -100,8 +100,8 @@ def write_failure(path: Path, exc: BaseException) -> OutputError:
     """One line for a write of ``path`` that failed: the disk is full (said so when the
     error or the free space shows it), the name too long, permissions; names what to do."""
     reason = " ".join(str(exc.__cause__ or exc).split()).rstrip(".") or type(exc).__name__
-    cause = getattr(exc, "errno", None)
-    if cause is None and "No space left" in reason:  # GDAL's errors carry no errno
+    cause = exc.errno if isinstance(exc, OSError) else None  # GDAL's errors: its own codes
+    if cause is None and "No space left" in reason:
         cause = errno.ENOSPC
     folder = path.parent if str(path.parent) else Path(".")
     with contextlib.suppress(OSError):

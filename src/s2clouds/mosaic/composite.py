@@ -49,7 +49,7 @@ from s2clouds.errors import OptionError, OutputError, S2CloudsError, SceneFormat
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.paths import check_outputs
 from s2clouds.io.scene import Scene
-from s2clouds.io.write import RasterWriter, atomic_path, check_writable
+from s2clouds.io.write import RasterWriter, atomic_path, check_writable, write_failure
 from s2clouds.mosaic.inputs import Acquisition, Rejected, expand_composite_inputs, open_acquisitions
 from s2clouds.mosaic.merge import Method, merge, parse_method
 from s2clouds.mosaic.quality import DISTANCE_CAP_M, get_scorer
@@ -329,16 +329,25 @@ class PartStore:
         return self.path(window).is_file()
 
     def save(self, result: WindowResult) -> None:
-        self.folder.mkdir(exist_ok=True)
-        with atomic_path(self.path(result.window)) as tmp, open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                values=result.values,
-                info=result.info,
-                clear=result.clear,
-                valid=result.valid,
-                errors=result.errors,
-            )
+        """Save one window (atomically); a failed save (the disk is full) leaves no empty
+        parts folder behind."""
+        try:
+            self.folder.mkdir(exist_ok=True)
+            with atomic_path(self.path(result.window)) as tmp, open(tmp, "wb") as handle:
+                np.savez(
+                    handle,
+                    values=result.values,
+                    info=result.info,
+                    clear=result.clear,
+                    valid=result.valid,
+                    errors=result.errors,
+                )
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()  # only when empty
+            if isinstance(exc, OSError):
+                raise write_failure(self.path(result.window), exc) from exc
+            raise
 
     def load(self, window: Window) -> WindowResult | None:
         """The saved part of ``window``, or None when it is missing or not one of ours."""
