@@ -18,6 +18,9 @@ PIXEL_SIZE_RANGE_M = (5.0, 120.0)
 #: largest output grid a composite is computed on, in pixels (about 8 Sentinel-2 tiles at
 #: 10 m; a 4-band uint16 composite of this size is 8 GB): ``--max-pixels`` raises it
 MAX_OUTPUT_PIXELS = 1_000_000_000
+#: least share of a composite's default grid (the union of the inputs' footprints) that the
+#: inputs must cover: inputs far apart (two continents) make a union of mostly empty windows
+MIN_UNION_COVER = 0.01
 #: largest metadata file read whole (XML, JSON): real Sentinel-2 metadata is at most a few MB
 MAX_METADATA_BYTES = 16 << 20
 

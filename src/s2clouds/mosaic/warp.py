@@ -24,7 +24,12 @@ from affine import Affine
 
 from s2clouds.errors import CRSMismatchError, SceneFormatError
 from s2clouds.io.grid import Grid, Window
-from s2clouds.io.limits import MAX_OUTPUT_PIXELS, check_grid_size, check_pixel_size
+from s2clouds.io.limits import (
+    MAX_OUTPUT_PIXELS,
+    MIN_UNION_COVER,
+    check_grid_size,
+    check_pixel_size,
+)
 from s2clouds.io.remote import open_raster
 from s2clouds.io.scene import ArrayBand, BandSource, RasterBand, Scene, gdal_reason
 from s2clouds.mosaic.inputs import Acquisition, Rejected
@@ -133,6 +138,7 @@ def target_grid(acquisitions: Sequence[Acquisition], request: GridRequest) -> Gr
         west, south = min(p[0] for p in prints), min(p[1] for p in prints)
         east, north = max(p[2] for p in prints), max(p[3] for p in prints)
         what = f"the union of the {len(prints)} inputs' footprints"
+        check_union_cover(prints, (west, south, east, north), crs)
     if request.resolution is not None:
         what += f" at --grid resolution {resolution:g}"
     height, width = (north - south) / resolution, (east - west) / resolution
@@ -152,6 +158,21 @@ def target_grid(acquisitions: Sequence[Acquisition], request: GridRequest) -> Gr
     grid = Grid(crs, transform, max(1, row1 - row0), max(1, col1 - col0))
     check_pixel_size(grid, f"the target grid ({crs}, {resolution:g} per pixel)")
     return grid
+
+
+def check_union_cover(prints: Sequence[Bounds], union: Bounds, crs: Any) -> None:
+    """Refuse a union of footprints that the footprints cover less than
+    :data:`~s2clouds.io.limits.MIN_UNION_COVER` of (inputs far apart, on two continents):
+    its windows would be nearly all empty. ``--bounds`` chooses the extent instead."""
+    area = (union[2] - union[0]) * (union[3] - union[1])
+    covered = sum((p[2] - p[0]) * (p[3] - p[1]) for p in prints)
+    if area > 0 and covered < MIN_UNION_COVER * area:
+        raise SceneFormatError(
+            f"the {len(prints)} inputs are far apart: together they cover "
+            f"{100 * covered / area:.2g} % of their union ({_fmt(union)} in {crs}), which "
+            "would be nearly all empty windows; composite each area on its own, or give "
+            "--bounds of the extent you want"
+        )
 
 
 def check_overlap(
