@@ -112,8 +112,9 @@ def _logged_numbers(scene: dict[str, Any]) -> dict[str, Any]:
     kept = {k: v for k, v in scene.items() if k not in LOGGED_NUMBERS}
     for key, kind in LOGGED_NUMBERS.items():
         value = scene.get(key)
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if number and math.isfinite(value) and (kind is float or isinstance(value, int)):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if math.isfinite(value) and (kind is float or isinstance(value, int)):
             kept[key] = value
     return kept
 
