@@ -53,6 +53,10 @@ class BenchmarkError(S2CloudsError, ValueError):
     """Benchmark inputs or results are inconsistent (unknown protocol, bad CSV, mismatch)."""
 
 
+class OptionError(S2CloudsError, ValueError):
+    """An option's value is not a finite number, or outside its range."""
+
+
 class ClusterError(S2CloudsError):
     """Dask is missing, or the scheduler cannot be reached."""
 

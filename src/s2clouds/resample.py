@@ -1,10 +1,28 @@
-"""Block means and bilinear upsampling between a pixel grid and a coarser block grid."""
+"""Block means and bilinear upsampling between a pixel grid and a coarser block grid, and
+box means whose value at a pixel does not depend on where the array starts."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+
+def box_mean(values: np.ndarray, size: int, mode: str = "reflect") -> np.ndarray:
+    """Mean (H, W) float32 of ``values`` (H, W) over ``size`` x ``size`` windows centred on
+    each pixel (``mode``: how the edges are extended, as in ``scipy.ndimage``).
+
+    Unlike ``scipy.ndimage.uniform_filter``, which keeps a running sum along each line (add
+    the pixel entering, subtract the one leaving, so that rounding accumulates from the
+    line's first pixel), every output pixel is a weighted sum of its own window in a fixed
+    order (``correlate1d``). A pixel's mean is therefore bit-identical whatever the window
+    of the scene it is computed in: ``--block`` and the cluster do not change masks.
+    """
+    from scipy import ndimage
+
+    weights = np.full(size, 1.0 / size)
+    rows = ndimage.correlate1d(values.astype(np.float32, copy=False), weights, axis=-1, mode=mode)
+    return ndimage.correlate1d(rows, weights, axis=-2, mode=mode)
 
 
 def block_mean(image: np.ndarray, factor: int, *, fill: float = 0.0) -> np.ndarray:
@@ -50,13 +68,34 @@ def _whole_block_mean(image: np.ndarray, factor: int) -> np.ndarray:
 def _linear_taps(n_out: int, n_in: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Neighbour indices (lower, upper) and upper weights for 1-D pixel-centre interpolation.
 
-    Output pixel ``j`` sits at block coordinate ``(j + 0.5) / factor - 0.5``; positions
-    outside the first and last block centres are clamped (edge values repeat).
+    Output pixel ``j`` sits at block coordinate ``(j + 0.5) / factor - 0.5``, i.e.
+    ``(2 j + 1 - factor) / (2 factor)``; positions outside the first and last block centres
+    are clamped (edge values repeat). See :func:`centre_taps`.
     """
-    pos = np.clip((np.arange(n_out) + 0.5) / factor - 0.5, 0.0, n_in - 1)
-    lower = np.floor(pos).astype(np.intp)
+    numerators = 2 * np.arange(n_out, dtype=np.int64) + 1 - factor
+    return centre_taps(numerators, 2 * factor, n_in)
+
+
+def centre_taps(
+    numerators: np.ndarray, denominator: int, n_in: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices (lower, upper) (N,) and upper weights (N,) float32 for linear interpolation
+    at positions ``numerators / denominator`` (integers (N,), in units of input samples)
+    between ``n_in`` samples, clamped to the first and last.
+
+    The weight is the position's exact phase ``(numerator mod denominator) / denominator``,
+    so it depends only on the phase, never on how far the position is from the array's
+    start (``float32(position) - lower`` loses bits as the position grows): an output
+    pixel gets bit-identical weights whatever window of a scene it is computed in.
+    """
+    lower = np.floor_divide(numerators, denominator)
+    phase = numerators - lower * denominator
+    weight = phase.astype(np.float32) / np.float32(denominator)
+    before, after = lower < 0, lower >= n_in - 1
+    lower = np.clip(lower, 0, n_in - 1).astype(np.intp)
+    weight[before | after] = 0.0
     upper = np.minimum(lower + 1, n_in - 1)
-    return lower, upper, (pos - lower).astype(np.float32)
+    return lower, upper, weight
 
 
 def upsample_bilinear(planes: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray:

@@ -117,7 +117,8 @@ def test_a_band_one_pixel_off_is_refused_not_stretched(
 
 def test_coarse_bands_of_odd_sized_tiles_still_fit(tmp_path: Path, maker) -> None:
     """511 px at 10 m and 256 px at 20 m (the last coarse pixel half past the edge) are one
-    tile, and so are 85 px at 60 m (the last pixels short of the edge)."""
+    tile, and so are 85 px at 60 m (the last pixels short of the edge); the 60 m output
+    grid covers the whole tile (86 px, the last one partly past the edge)."""
     from s2clouds.io.scenes import read_scene
 
     folder = maker("geotiff").write_band_folder(tmp_path / "scene", RGBN, size=511)
@@ -131,7 +132,7 @@ def test_coarse_bands_of_odd_sized_tiles_still_fit(tmp_path: Path, maker) -> Non
             ds.write(np.full((1, size, size), 1500, np.uint16))
     scene = read_scene(folder)
     assert scene.grid.shape == (511, 511) and "B11" in scene.bands
-    assert read_scene(folder, resolution=60).read().shape == (6, 85, 85)
+    assert read_scene(folder, resolution=60).read().shape == (6, 86, 86)
 
 
 def test_non_utf8_spec_seasons_and_score_files(tmp_path: Path) -> None:

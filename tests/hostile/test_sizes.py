@@ -17,8 +17,9 @@ BANDS = ["B02", "B03", "B04", "B08"]
 
 
 def coarse_size(size: int, factor: int) -> int:
-    """The grid size at ``factor`` times the pixel size (rounded, as Grid.at_resolution does)."""
-    return max(1, round(size / factor))
+    """The grid size at ``factor`` times the pixel size: rounded up, so that the grid covers
+    the whole input (as Grid.at_resolution does)."""
+    return max(1, -(-size // factor))
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from s2clouds.cli.options import bands_option, level_option, quiet_option, scale_option
+from s2clouds.cli.options import (
+    FiniteFloatRange,
+    bands_option,
+    level_option,
+    quiet_option,
+    scale_option,
+)
+from s2clouds.io.limits import MAX_OUTPUT_PIXELS
 from s2clouds.mosaic.composite import CompositeOptions
 
 #: the library's defaults, shown by --help
@@ -61,14 +68,14 @@ DEFAULTS = CompositeOptions()
 )
 @click.option(
     "--min-quality",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloatRange(0, 1),
     default=DEFAULTS.min_quality,
     show_default=True,
     help="Quality from which an observation counts as clear.",
 )
 @click.option(
     "--distance-cap",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=DEFAULTS.distance_cap,
     show_default=True,
     help="Metres from a cloud or shadow beyond which distance no longer raises quality.",
@@ -100,6 +107,14 @@ DEFAULTS = CompositeOptions()
     metavar="tcp://HOST:PORT",
     help="Use a running Dask scheduler (default: $S2CLOUDS_SCHEDULER, else a local cluster).",
 )
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=MAX_OUTPUT_PIXELS,
+    show_default=True,
+    help="Largest target grid (pixels); a larger one (whole-world --bounds, a 1 cm --grid, "
+    "inputs far apart) is refused before any work.",
+)
 @click.option("--no-resume", is_flag=True, help="Recompute windows saved by an interrupted run.")
 @click.option("--no-quicklook", is_flag=True, help="Do not write OUT.png.")
 @quiet_option
@@ -122,6 +137,7 @@ def composite(
     workers: int | None,
     threads: bool,
     scheduler: str | None,
+    max_pixels: int,
     no_resume: bool,
     no_quicklook: bool,
     quiet: bool,
@@ -147,6 +163,7 @@ def composite(
         resolution=resolution,
         like=str(like) if like else None,
         bounds=parse_bounds(bounds) if bounds else None,
+        max_pixels=max_pixels,
     )
     options = CompositeOptions(
         method=method,

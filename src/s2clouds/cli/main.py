@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> Any:
     # GDAL's cache of decoded tiles (default 5 % of RAM): enough for a row of windows' halos
     os.environ.setdefault("GDAL_CACHEMAX", GDAL_CACHE_MB)
     try:
-        return cli.main(args=argv, prog_name="s2clouds", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return cli.main(args=argv, prog_name="s2clouds", standalone_mode=False)
     except S2CloudsError as exc:
         click.secho(f"error: {one_line(str(exc))}", fg="red", err=True)
         sys.exit(2)
@@ -104,6 +107,13 @@ def main(argv: list[str] | None = None) -> Any:
         hint = f" (see '{context.command_path} --help')" if context is not None else ""
         click.secho(f"error: {one_line(exc.format_message())}{hint}", fg="red", err=True)
         sys.exit(exc.exit_code)
+
+
+def _one_line_warning(
+    message: Warning | str, category: type[Warning], *_: Any, **__: Any
+) -> None:
+    """Warnings as one ``warning: ...`` line on stderr (no file name, line or source)."""
+    click.secho(f"warning: {one_line(str(message))}", fg="yellow", err=True)
 
 
 if __name__ == "__main__":

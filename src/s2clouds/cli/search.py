@@ -153,11 +153,12 @@ def search(
 
 def _print_table(result: SearchResult) -> None:
     from s2clouds.io.search import cloud_cover
+    from s2clouds.io.stac import item_properties
 
     rows = [
         (
             str(item.get("id")),
-            str((item.get("properties") or {}).get("datetime") or "-"),
+            str(item_properties(item).get("datetime") or "-"),
             "-" if (c := cloud_cover(item)) is None else f"{c:.1f}",
         )
         for item in result.items

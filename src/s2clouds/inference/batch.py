@@ -29,7 +29,13 @@ from s2clouds.errors import OutputError
 from s2clouds.inference.distributed import ClusterOptions
 from s2clouds.inference.engine import SceneJob, make_job
 from s2clouds.inference.options import PredictOptions
-from s2clouds.inference.outputs import RUN_LOG, check_scene_outputs, is_finished, mask_name
+from s2clouds.inference.outputs import (
+    RUN_LOG,
+    check_scene_outputs,
+    is_finished,
+    mask_name,
+    planned_outputs,
+)
 from s2clouds.inference.predict import open_engine
 from s2clouds.inference.records import SceneRecord, read_run_log, write_run_log
 from s2clouds.inference.sink import run_jobs
@@ -98,6 +104,7 @@ def run_batch(
         job = _plan_record(record, outdir, options, previous, owners, len(jobs))
         if job is not None:
             jobs.append(job)
+    refuse_outputs_over_inputs(jobs, inputs, options)
     job_records = [r for r in records if r.status == "pending"]
     run: dict[str, Any] = {
         "s2clouds_version": __version__,
@@ -154,6 +161,21 @@ def _plan_record(
     job = make_job(next_index, scene, model, output, options.run.block, probabilities=probabilities)
     record.windows = len(job.windows)
     return job
+
+
+def refuse_outputs_over_inputs(
+    jobs: Sequence[SceneJob], inputs: Sequence[str], options: PredictOptions
+) -> None:
+    """Refuse the whole batch, before anything is written, when a scene's mask or
+    probabilities would replace one of the batch's inputs or a file another scene reads
+    (an earlier mask given as an input: :class:`~s2clouds.errors.OutputError`)."""
+    read = [*inputs, *(name for job in jobs for name in job.scene.input_files())]
+    outputs: dict[str, Path | None] = {}
+    for job in jobs:
+        for label, path in planned_outputs(job.output, options.output).items():
+            if path is not None and label != "the quicklook (--quicklook)":
+                outputs[f"{label} of {job.scene.product_id}"] = path
+    check_outputs(outputs, read)
 
 
 def _claim_output(output: Path, source: str, owners: dict[Path, str]) -> None:

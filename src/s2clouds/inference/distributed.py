@@ -13,6 +13,13 @@ Fault tolerance comes from Dask: a task whose worker dies is rescheduled on anot
 
 Workers must see the input files at the same paths as the client (one machine, or a shared
 file system). ``dask[distributed]`` is optional: ``pip install "s2clouds[distributed]"``.
+
+A local cluster never opens an unauthenticated port: its scheduler and workers listen on
+127.0.0.1 with TLS and temporary certificates made for this run
+(``distributed.security.Security.temporary()``), so only this client, which holds them, can
+connect (another user of the machine cannot submit code). Its worker count is capped at the
+CPU cores. A ``--scheduler`` that does not answer as a Dask scheduler within
+``connect_timeout`` seconds (a typo, an HTTP server) is a one-line :class:`ClusterError`.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ import contextlib
 import importlib.util
 import logging
 import os
+import re
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +49,8 @@ from s2clouds.resources import MODEL_THREADS_ENV, cpu_cores
 SCHEDULER_ENV = "S2CLOUDS_SCHEDULER"
 INSTALL_HINT = 'pip install "s2clouds[distributed]"'
 LOOPBACK = "127.0.0.1"
+#: schemes of the addresses a Dask scheduler listens on
+SCHEDULER_SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
 
 WindowFunction = Callable[
     [Scene, str, Window, RunOptions, bool], tuple[np.ndarray, np.ndarray | None]
@@ -57,7 +68,8 @@ class ClusterOptions:
     worker processes (default) or threads. ``dashboard``: serve the Dask dashboard of a local
     cluster on 127.0.0.1 (shown only when bokeh is installed). ``retries``: re-runs of a
     window task that raised. ``max_in_flight``: windows submitted at once (default: twice the
-    cluster's threads, at least 2), which bounds the client's memory.
+    cluster's threads, at least 2), which bounds the client's memory. ``connect_timeout``:
+    seconds a named scheduler has to answer.
     """
 
     scheduler: str | None = None
@@ -67,6 +79,7 @@ class ClusterOptions:
     dashboard: bool = True
     retries: int = 1
     max_in_flight: int | None = None
+    connect_timeout: float = 20.0
 
 
 def scheduler_address(options: ClusterOptions) -> str | None:
@@ -82,24 +95,90 @@ def _require_distributed() -> None:
 @contextlib.contextmanager
 def connect(options: ClusterOptions) -> Iterator[tuple[Any, str]]:
     """A ``distributed.Client`` and a description: to the scheduler, or to a new local cluster
-    (loopback only, closed on exit)."""
+    (loopback only, TLS with temporary certificates, closed on exit)."""
     _require_distributed()
-    from distributed import Client, LocalCluster
-
     address = scheduler_address(options)
     if address is not None:
-        try:
-            client = Client(address, timeout="20s")
-        except OSError as exc:
-            raise ClusterError(
-                f"cannot reach the Dask scheduler at {address}: {exc}. Start it (dask scheduler) "
-                f"or unset --scheduler / ${SCHEDULER_ENV}"
-            ) from exc
-        with client:
+        with connect_scheduler(address, options.connect_timeout) as client:
             check_workers_import_s2clouds(client, address)
             yield client, f"the Dask scheduler at {address}"
         return
-    n_workers = options.workers or cpu_cores()
+    with local_cluster(options) as (client, description):
+        yield client, description
+
+
+@contextlib.contextmanager
+def connect_scheduler(address: str, timeout: float) -> Iterator[Any]:
+    """A client of the running scheduler at ``address``; a one-line :class:`ClusterError`
+    when it is not an address, or nothing answers there as a Dask scheduler within
+    ``timeout`` seconds (an HTTP server, a closed port)."""
+    from distributed import Client
+
+    hint = f"start it (dask scheduler) or unset --scheduler / ${SCHEDULER_ENV}"
+    if "://" not in address and re.fullmatch(r"[\w.\-]+:\d+", address):
+        address = f"tcp://{address}"  # HOST:PORT, as Dask takes it
+    if not address.startswith(SCHEDULER_SCHEMES) or ":" not in address.split("://", 1)[1]:
+        raise ClusterError(
+            f"--scheduler {address!r} is not the address of a Dask scheduler "
+            f"(tcp://HOST:PORT or tls://HOST:PORT); {hint}"
+        )
+    try:
+        identity = asyncio.run(_identity(address, timeout))
+        if not (isinstance(identity, dict) and identity.get("type") == "Scheduler"):
+            raise ValueError(f"it answered {str(identity)[:80]!r}, not as a scheduler")
+        client = Client(address, timeout=f"{timeout}s")
+    except (TimeoutError, OSError, ValueError, TypeError, RuntimeError) as exc:
+        reason = one_line(str(exc))[:200] or "no answer"
+        raise ClusterError(
+            f"no Dask scheduler answered at {address} within {timeout:g} s "
+            f"({type(exc).__name__}: {reason}); {hint}"
+        ) from exc
+    with client:
+        yield client
+
+
+async def _identity(address: str, timeout: float) -> Any:
+    """What the server at ``address`` says it is (a scheduler answers ``{"type":
+    "Scheduler", ...}``), every step bounded by ``timeout`` seconds: Dask's own connect
+    waits for ever on a server that accepts and never answers in its protocol (HTTP)."""
+    from distributed.comm import connect as comm_connect
+    from distributed.security import Security
+
+    arguments = Security().get_connection_args("client")  # TLS settings of the Dask config
+    comm = await asyncio.wait_for(
+        comm_connect(address, timeout=timeout, **arguments), timeout
+    )
+    try:
+        await asyncio.wait_for(comm.write({"op": "identity", "reply": True}), timeout)
+        return await asyncio.wait_for(comm.read(), timeout)
+    finally:
+        comm.abort()
+
+
+def local_workers(requested: int | None) -> int:
+    """Worker count of a local cluster: ``requested`` (None: one per core), capped at the
+    CPU cores with a warning (more workers than cores only add memory)."""
+    cores = cpu_cores()
+    if requested is None:
+        return cores
+    if requested > cores:
+        warnings.warn(
+            f"--workers {requested} is more than the {cores} CPU core(s) here; using {cores} "
+            "local workers",
+            stacklevel=3,
+        )
+        return cores
+    return requested
+
+
+@contextlib.contextmanager
+def local_cluster(options: ClusterOptions) -> Iterator[tuple[Any, str]]:
+    """A new local cluster on 127.0.0.1, TLS with temporary certificates (only this client
+    can connect), and its client; closed on exit."""
+    from distributed import Client, LocalCluster
+
+    security = temporary_security()
+    n_workers = local_workers(options.workers)
     # worker processes share the cores: each model gets its share, not every core
     share = max(1, cpu_cores() // n_workers) * options.threads_per_worker
     # (a Nanny's option: thread workers share this process and its setting)
@@ -109,18 +188,33 @@ def connect(options: ClusterOptions) -> Iterator[tuple[Any, str]]:
         threads_per_worker=options.threads_per_worker,
         **worker_env,
         processes=options.processes,
-        protocol="tcp://",  # also for threads (not inproc), so everything listens on loopback
+        protocol="tls://",  # also for threads: every port authenticates its clients
+        security=security,
         host=LOOPBACK,
-        # the scheduler always serves HTTP (health, metrics): on loopback, port 8787 when the
-        # dashboard is wanted, any free port when not
+        # the scheduler always serves HTTP (health, metrics; it runs no code): on loopback,
+        # port 8787 when the dashboard is wanted, any free port when not
         dashboard_address=f"{LOOPBACK}:{8787 if options.dashboard else 0}",
         scheduler_kwargs={"dashboard": options.dashboard},
         silence_logs=logging.CRITICAL,  # failed windows are reported by s2clouds, in one line
     )
     kind = "processes" if options.processes else "threads"
     threads = options.threads_per_worker
-    with cluster, Client(cluster) as client:
+    with cluster, Client(cluster, security=security) as client:
         yield client, f"a local Dask cluster ({n_workers} worker {kind}, {threads} thread(s) each)"
+
+
+def temporary_security() -> Any:
+    """TLS with certificates made for this run (``Security.temporary()``), which every
+    connection to a local cluster must present."""
+    from distributed.security import Security
+
+    try:
+        return Security.temporary()
+    except ImportError as exc:  # the cryptography package is missing
+        raise ClusterError(
+            "a local Dask cluster needs the cryptography package for its TLS certificates: "
+            f"{INSTALL_HINT}, or run with --workers 0"
+        ) from exc
 
 
 def check_workers_import_s2clouds(client: Any, address: str) -> None:

@@ -4,6 +4,7 @@ and the batch's run log (``<outdir>/s2clouds_run.json``, rewritten atomically)."
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,12 +79,44 @@ class SceneRecord:
 
 
 def read_run_log(outdir: Path) -> dict[str, dict[str, Any]]:
-    """Entries of a previous run log by output path (empty when there is none or it is bad)."""
+    """Entries of a previous run log by output path (empty when there is none or it is bad:
+    a folder, not JSON, nested too deep). Only entries that are objects with a text
+    ``output`` are kept, and of their numbers only finite ones (see
+    :data:`LOGGED_NUMBERS`)."""
     try:
-        scenes = json.loads((outdir / RUN_LOG).read_text(encoding="utf-8"))["scenes"]
-        return {s["output"]: s for s in scenes if s.get("output")}
-    except (OSError, ValueError, KeyError, TypeError):
+        document = json.loads((outdir / RUN_LOG).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return {}
+    scenes = document.get("scenes") if isinstance(document, dict) else None
+    if not isinstance(scenes, list):
+        return {}
+    return {
+        scene["output"]: _logged_numbers(scene)
+        for scene in scenes
+        if isinstance(scene, dict) and isinstance(scene.get("output"), str) and scene["output"]
+    }
+
+
+#: numbers of a run log entry that a skipped scene keeps, and their types
+LOGGED_NUMBERS = {
+    "cloud_percent": float,
+    "shadow_percent": float,
+    "valid_percent": float,
+    "windows": int,
+}
+
+
+def _logged_numbers(scene: dict[str, Any]) -> dict[str, Any]:
+    """``scene`` with :data:`LOGGED_NUMBERS` that are not finite numbers of their kind
+    (text, NaN, booleans) dropped."""
+    kept = {k: v for k, v in scene.items() if k not in LOGGED_NUMBERS}
+    for key, kind in LOGGED_NUMBERS.items():
+        value = scene.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if math.isfinite(value) and (kind is float or isinstance(value, int)):
+            kept[key] = value
+    return kept
 
 
 def write_run_log(outdir: Path, records: Sequence[SceneRecord], run: dict[str, Any]) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -72,8 +73,6 @@ class Grid:
         grid's centre latitude."""
         if self.crs is None or not getattr(self.crs, "is_geographic", False):
             return self.resolution
-        import math
-
         latitude = self.transform.f + self.transform.e * self.height / 2
         east = abs(self.transform.a) * max(math.cos(math.radians(latitude)), 0.01)
         return math.sqrt(east * abs(self.transform.e)) * 111_320.0
@@ -90,7 +89,10 @@ class Grid:
         return self.transform @ Affine.translation(window.col, window.row)
 
     def at_resolution(self, resolution: float) -> Grid:
-        """The grid covering the same extent at ``resolution`` (sizes rounded to whole pixels)."""
+        """The grid covering the same extent at ``resolution`` (CRS units), from the same
+        upper-left corner. Sizes are rounded up: the last row and column may reach past the
+        extent, so that the grid covers every pixel of it (5 px at 10 m are 3 px at 20 m;
+        511 px at 10 m are 86 px at 60 m)."""
         factor = self.resolution / resolution
         t = self.transform
         new = Affine(
@@ -101,15 +103,32 @@ class Grid:
             resolution * (1 if t.e > 0 else -1),
             t.f,
         )
-        return Grid(
-            self.crs, new, max(1, round(self.height * factor)), max(1, round(self.width * factor))
-        )
+        return Grid(self.crs, new, covering(self.height, factor), covering(self.width, factor))
+
+    def at_metres(self, metres: float) -> Grid:
+        """The grid covering the same extent with pixels ``metres`` wide: :meth:`at_resolution`
+        in a projected CRS; in a geographic CRS (degrees, e.g. EPSG:4326) both pixel sides
+        are scaled by :attr:`metres_per_pixel` / ``metres``, so that 10 m stays 10 m and
+        is never taken as 10 degrees."""
+        if self.crs is None or not getattr(self.crs, "is_geographic", False):
+            return self.at_resolution(metres)
+        factor = self.metres_per_pixel / metres
+        t = self.transform
+        new = Affine(t.a / factor, t.b, t.c, t.d, t.e / factor, t.f)
+        return Grid(self.crs, new, covering(self.height, factor), covering(self.width, factor))
 
     def windows(self, size: int) -> Iterator[Window]:
         """Non-overlapping windows of at most ``size`` x ``size`` covering the grid, row-major."""
         for row in range(0, self.height, size):
             for col in range(0, self.width, size):
                 yield Window(row, col, min(size, self.height - row), min(size, self.width - col))
+
+
+def covering(pixels: int, factor: float) -> int:
+    """Pixels of a grid ``factor`` times finer (``factor`` < 1: coarser) that cover
+    ``pixels`` whole: rounded up, to a millionth of a pixel (float noise in exact ratios such
+    as 10980 px x 10 / 60 does not add a pixel), at least 1."""
+    return max(1, math.ceil(pixels * factor - 1e-6))
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,12 @@ GDAL_HTTP_DEFAULTS: dict[str, str] = {
     "GDAL_HTTP_MAX_RETRY": "4",  # retries of HTTP 429/502/503/504 and failed connections
     "GDAL_HTTP_RETRY_DELAY": "1",  # seconds before the first retry (doubled at each one)
     "GDAL_HTTP_TIMEOUT": "60",  # seconds one request may take
-    "GDAL_HTTP_CONNECTTIMEOUT": "15",  # seconds to connect
+    "GDAL_HTTP_CONNECTTIMEOUT": "10",  # seconds to connect
+    # a server that accepts and then sends nothing (or trickles) is dropped after 15 s of
+    # less than 1 byte/s, not after the whole GDAL_HTTP_TIMEOUT: with the retries, a
+    # silent server costs at most 5 x 15 s + 15 s of delays per file
+    "GDAL_HTTP_LOW_SPEED_TIME": "15",
+    "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # never list the folder of a band file
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF,.jp2,.JP2,.vrt",
     "GDAL_HTTP_MULTIRANGE": "YES",
@@ -247,8 +252,8 @@ def remote_error(href: str, exc: BaseException, sign: str | None = None) -> Remo
         retries = gdal_http_options()["GDAL_HTTP_MAX_RETRY"]
         hint = (
             f"gave up after {retries} retries: check the network and the URL "
-            "(GDAL_HTTP_MAX_RETRY, GDAL_HTTP_RETRY_DELAY and GDAL_HTTP_TIMEOUT set the retries, "
-            "their delay and the timeout)"
+            "(GDAL_HTTP_MAX_RETRY, GDAL_HTTP_RETRY_DELAY, GDAL_HTTP_TIMEOUT and "
+            "GDAL_HTTP_LOW_SPEED_TIME set the retries, their delay and the timeouts)"
         )
     return RemoteReadError(f"cannot read remote file {shown} ({reason}); {hint}")
 

@@ -23,7 +23,7 @@ import numpy as np
 from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError, CRSMismatchError, RadiometryError, SceneFormatError
 from s2clouds.io.grid import Grid, Window
-from s2clouds.io.limits import check_regular_file
+from s2clouds.io.limits import check_pixel_size, check_regular_file
 from s2clouds.io.remote import open_raster, read_failure
 from s2clouds.radiometry import Radiometry, check_bands, check_level, to_reflectance
 from s2clouds.resample import block_mean
@@ -566,8 +566,10 @@ def _extent(grid: Grid) -> tuple[float, float, float, float]:
 
 
 def shared_grid(infos: Sequence[RasterInfo], resolution: float | None) -> Grid:
-    """The grid at ``resolution`` (None: the finest) covering rasters that share a CRS and
-    area; :class:`CRSMismatchError` when they do not."""
+    """The grid at ``resolution`` metres (None: the finest) covering rasters that share a
+    CRS and area; :class:`CRSMismatchError` when they do not, :class:`SceneFormatError`
+    when its pixels are far from Sentinel-2's (see
+    :func:`~s2clouds.io.limits.check_pixel_size`)."""
     finest_info = min(infos, key=lambda info: info.grid.resolution)
     finest = finest_info.grid
     for info in infos:
@@ -584,7 +586,9 @@ def shared_grid(infos: Sequence[RasterInfo], resolution: float | None) -> Grid:
                 f"and {w:g} x {h:g} m vs {fx:g}, {fy:g} and {fw:g} x {fh:g} m); give bands of "
                 "one tile on one grid (e.g. gdalwarp -te with the same bounds)"
             )
-    return finest if resolution is None else finest.at_resolution(resolution)
+    grid = finest if resolution is None else finest.at_metres(resolution)
+    check_pixel_size(grid, finest_info.path)
+    return grid
 
 
 def _same_area(grid: Grid, finest: Grid) -> bool:

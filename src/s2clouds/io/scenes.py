@@ -50,11 +50,21 @@ def _band_from_filename(path: Path) -> str | None:
 def _default_radiometry(infos: Sequence[RasterInfo], scale: str | None) -> Radiometry:
     """DN (divide by 10000) for integer files, reflectance for float files, unless told.
 
-    Files of both kinds cannot share one scaling: :class:`RadiometryError` unless ``scale``
-    says how to read them all.
+    Files of both kinds cannot share one scaling, and 8-bit files (``uint8``, ``int8``: a
+    picture export, whose 0-255 values are not Sentinel-2's 12-bit-and-more DN) are not
+    Sentinel-2 values at all: :class:`RadiometryError` unless ``scale`` says how to read
+    them all.
     """
     if scale is not None:
         return Radiometry(kind=scale)
+    eight_bit = [f"{Path(i.path).name} ({i.dtype})" for i in infos if np.dtype(i.dtype).itemsize == 1]
+    if eight_bit:
+        raise RadiometryError(
+            f"{', '.join(eight_bit)}: 8-bit values, not Sentinel-2 "
+            "digital numbers (uint16, 0-10000 for reflectance 0-1): an 8-bit export loses the "
+            "radiometry the models need. Give the original uint16 or float bands, or --scale "
+            "dn|reflectance if you know how its values were made"
+        )
     floats = [Path(i.path).name for i in infos if np.dtype(i.dtype).kind == "f"]
     integers = [Path(i.path).name for i in infos if np.dtype(i.dtype).kind != "f"]
     if floats and integers:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from s2clouds.errors import SearchError
+from s2clouds.io.stac import item_properties
 from s2clouds.io.write import atomic_path
 
 #: most items one search returns unless told otherwise
@@ -143,7 +144,7 @@ def check_datetime(text: str) -> str:
 
 def cloud_cover(item: Mapping[str, Any]) -> float | None:
     """``eo:cloud_cover`` of an item in percent, None when it does not say."""
-    value = (item.get("properties") or {}).get("eo:cloud_cover")
+    value = item_properties(item).get("eo:cloud_cover")
     try:
         return None if value is None else float(value)
     except (TypeError, ValueError):
@@ -153,7 +154,7 @@ def cloud_cover(item: Mapping[str, Any]) -> float | None:
 def acquisition_key(item: Mapping[str, Any]) -> tuple[str, ...]:
     """What makes two items one acquisition: platform, MGRS tile and time (the item id when
     the item does not state them)."""
-    props = item.get("properties") or {}
+    props = item_properties(item)
     tile = props.get("s2:mgrs_tile") or props.get("grid:code") or props.get("mgrs:grid_square")
     platform = props.get("platform") or props.get("constellation")
     when = props.get("datetime")
@@ -164,7 +165,7 @@ def acquisition_key(item: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _freshness(item: Mapping[str, Any]) -> tuple[str, str]:
-    props = item.get("properties") or {}
+    props = item_properties(item)
     baseline = str(props.get("s2:processing_baseline") or "")
     stamp = str(
         props.get("updated") or props.get("created") or props.get("s2:generation_time") or ""
@@ -185,7 +186,7 @@ def one_per_acquisition(items: Iterable[dict[str, Any]]) -> tuple[list[dict[str,
             best[key] = item
     kept = sorted(
         best.values(),
-        key=lambda i: (str((i.get("properties") or {}).get("datetime") or ""), str(i.get("id"))),
+        key=lambda i: (str(item_properties(i).get("datetime") or ""), str(i.get("id"))),
     )
     return kept, count - len(kept)
 

@@ -89,6 +89,10 @@ def load_item(path: Path) -> dict[str, Any]:
             item = json.loads(read_bounded(handle, f"STAC item {path}").decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SceneFormatError(f"cannot read STAC item {path}: {exc}") from exc
+    except RecursionError as exc:  # JSON nested thousands deep: no item is
+        raise SceneFormatError(
+            f"cannot read STAC item {path}: its JSON is nested too deep to be a STAC item"
+        ) from exc
     if not isinstance(item, dict) or item.get("type") != "Feature":
         kind = item.get("type") if isinstance(item, dict) else type(item).__name__
         raise SceneFormatError(
@@ -97,7 +101,19 @@ def load_item(path: Path) -> dict[str, Any]:
         )
     if not isinstance(item.get("assets"), dict) or not item["assets"]:
         raise SceneFormatError(f"STAC item {path} has no assets; it cannot point at band files")
+    if not isinstance(item.get("properties") or {}, dict):
+        kind = type(item["properties"]).__name__
+        raise SceneFormatError(
+            f"STAC item {path}: properties is a {kind}, not an object; fix the item"
+        )
     return item
+
+
+def item_properties(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``properties`` object of an item, empty when it has none or they are not an
+    object (a list, text)."""
+    properties = item.get("properties")
+    return properties if isinstance(properties, Mapping) else {}
 
 
 def local_path(href: str, base: Path) -> Path | None:
@@ -346,7 +362,7 @@ def read_stac_item(
     if resolution is not None and resolution not in (10, 20, 60):
         raise SceneFormatError(f"resolution must be 10, 20 or 60 m, not {resolution}")
     item = load_item(path)
-    properties = item.get("properties") or {}
+    properties = item_properties(item)
     assets, remote = band_assets(item, path.parent)
     if not assets:  # nothing downloaded: read the remote files
         assets, _ = band_assets(item, path.parent, remote_files=True)

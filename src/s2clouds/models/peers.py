@@ -201,14 +201,21 @@ class S2CloudlessModel(CloudModel):
         """s2cloudless's mask post-processing on a probability map (h, w), threshold -> 0.5.
 
         ``cv2`` comes with s2cloudless; the filters are the detector's own disks, with the
-        same borders as :meth:`S2PixelCloudDetector.get_mask_from_prob`.
+        same borders as :meth:`S2PixelCloudDetector.get_mask_from_prob`. The averaging is
+        ``scipy.ndimage.correlate`` (each pixel's weighted sum in a fixed order, in double)
+        rather than ``cv2.filter2D``, whose vectorised sums round differently with a
+        pixel's column in the array: a block or a cluster would change the mask.
         """
         import cv2
+        from scipy import ndimage
 
         detector = _s2cloudless_detector(self.average_over, self.dilation_size)
         smooth = proba
         if self.average_over:
-            smooth = cv2.filter2D(proba, -1, detector.conv_filter, borderType=cv2.BORDER_REFLECT)
+            kernel = np.asarray(detector.conv_filter, dtype=np.float64)
+            smooth = ndimage.correlate(
+                proba.astype(np.float64), kernel, mode="reflect"
+            ).astype(np.float32)
         if self.dilation_size:
             smooth = cv2.dilate(smooth, detector.dilation_filter)
         return threshold_to_half(smooth, S2CLOUDLESS_THRESHOLD)

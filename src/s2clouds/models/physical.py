@@ -47,6 +47,7 @@ from s2clouds.errors import BandError
 from s2clouds.labels.change import shift_mask
 from s2clouds.models.base import CloudModel, ModelContext
 from s2clouds.models.pixel_features import normalised_difference
+from s2clouds.resample import box_mean
 
 CLOUD_THRESHOLD = 0.2  # Schmitt et al. (2019), with SWIR
 CLOUD_THRESHOLD_RGBN = 0.1  # 4-band variant: chosen on the On Cloud N dev chips (3 images)
@@ -105,7 +106,8 @@ class PhysicalModel(CloudModel):
             np.minimum(score, test, out=score)
         np.clip(score, 0.0, 1.0, out=score)
         score = ndimage.grey_closing(score, size=(_kernel(5, resolution),) * 2)
-        score = ndimage.uniform_filter(score, size=_kernel(7, resolution), mode="nearest")
+        # a box mean whose value does not depend on the window's origin (see box_mean)
+        score = box_mean(score, _kernel(7, resolution), mode="nearest")
         return score.astype(np.float32, copy=False)
 
     @staticmethod

@@ -49,6 +49,7 @@ from s2clouds.models.weights import (
     verify_weights,
     write_sidecar,
 )
+from s2clouds.resample import centre_taps
 from s2clouds.resources import model_threads
 
 if TYPE_CHECKING:
@@ -341,12 +342,11 @@ def interpolate_cells(coarse: np.ndarray, shape: tuple[int, int], stride: int) -
 
 
 def _linear_along(values: np.ndarray, axis: int, size: int, stride: int) -> np.ndarray:
-    """Linear interpolation of ``values`` along ``axis`` from cell centres to ``size`` pixels."""
-    n = values.shape[axis]
-    position = np.clip((np.arange(size, dtype=np.float32) - stride // 2) / stride, 0, n - 1)
-    low = np.minimum(position.astype(np.int64), max(n - 2, 0))
-    high = np.minimum(low + 1, n - 1)
-    weight = (position - low).astype(np.float32)
+    """Linear interpolation of ``values`` along ``axis`` from cell centres to ``size`` pixels
+    (weights from each pixel's exact phase in its cell: see
+    :func:`~s2clouds.resample.centre_taps`)."""
+    numerators = np.arange(size, dtype=np.int64) - stride // 2
+    low, high, weight = centre_taps(numerators, stride, values.shape[axis])
     shape = [1] * values.ndim
     shape[axis] = size
     weight = weight.reshape(shape)

@@ -23,6 +23,7 @@ from scipy import ndimage
 
 from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError, ModelError
+from s2clouds.resample import box_mean
 
 _EPS = 1e-6
 
@@ -101,11 +102,11 @@ def whiteness(planes: Planes) -> np.ndarray:
 def local_mean(values: np.ndarray, size: int) -> np.ndarray:
     """Mean (H, W) over a ``size`` x ``size`` window, ignoring NaN (NaN where all are)."""
     finite = np.isfinite(values)
-    if finite.all():  # no gaps: a plain box filter
-        return ndimage.uniform_filter(values.astype(np.float32), size, mode="reflect")
+    if finite.all():  # no gaps: a plain box filter (origin-independent: see box_mean)
+        return box_mean(values, size)
     filled = np.where(finite, values, 0.0).astype(np.float32)
-    total = ndimage.uniform_filter(filled, size, mode="reflect")
-    count = ndimage.uniform_filter(finite.astype(np.float32), size, mode="reflect")
+    total = box_mean(filled, size)
+    count = box_mean(finite.astype(np.float32), size)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 1e-3, total / count, np.nan)
 

@@ -45,10 +45,11 @@ from typing import Any
 
 import numpy as np
 
-from s2clouds.errors import OutputError, S2CloudsError, SceneFormatError, detached
+from s2clouds.errors import OptionError, OutputError, S2CloudsError, SceneFormatError, detached
 from s2clouds.io.grid import Grid, Window
+from s2clouds.io.paths import check_outputs
 from s2clouds.io.scene import Scene
-from s2clouds.io.write import RasterWriter, atomic_path, check_writable
+from s2clouds.io.write import RasterWriter, atomic_path, check_writable, write_failure
 from s2clouds.mosaic.inputs import Acquisition, Rejected, expand_composite_inputs, open_acquisitions
 from s2clouds.mosaic.merge import Method, merge, parse_method
 from s2clouds.mosaic.quality import DISTANCE_CAP_M, get_scorer
@@ -56,6 +57,8 @@ from s2clouds.mosaic.warp import GridRequest, check_overlap, on_grid, target_gri
 from s2clouds.radiometry import to_reflectance
 from s2clouds.viz import TRUE_COLOUR_BANDS
 
+#: what ``-o`` may end with: the composite is a GeoTIFF (COG)
+COMPOSITE_SUFFIXES = (".tif", ".tiff")
 QUALITY_SCALE = 10000
 #: pixels of context every scorer gets around a window (the SEN12MS score's smoothing needs 6)
 SCORER_HALO = 16
@@ -81,6 +84,18 @@ class CompositeOptions:
     resume: bool = True
     quicklook: bool = True
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse a quality threshold outside 0-1 and a distance cap that is negative, NaN or
+        infinite (NaN would keep no observation and leave every pixel empty)."""
+        if not 0.0 <= self.min_quality <= 1.0:  # also refuses NaN
+            raise OptionError(f"--min-quality {self.min_quality!r} is not a number from 0 to 1")
+        if not (math.isfinite(self.distance_cap) and self.distance_cap >= 0):
+            raise OptionError(
+                f"--distance-cap {self.distance_cap!r} is not a finite number of metres >= 0"
+            )
+        if not self.block >= 1:
+            raise OptionError(f"--block {self.block!r} must be a positive number of pixels")
 
 
 @dataclass(frozen=True)
@@ -297,10 +312,15 @@ def _composite_window(plan: CompositePlan, window: Window) -> WindowResult:
 
 # ---------------------------------------------------------------------------- resume store
 class PartStore:
-    """Finished windows saved beside the output (one ``.npz`` each, written atomically)."""
+    """Finished windows saved beside the output (one ``.npz`` each, written atomically).
+
+    Parts are data, never code: they are read with ``allow_pickle=False``, and one that is
+    truncated, not an ``.npz``, holds object arrays or arrays of the wrong shape or type for
+    its window is computed again (:meth:`load` returns None for it)."""
 
     def __init__(self, output: Path, plan: CompositePlan, block: int) -> None:
         self.folder = output.parent / f".{output.name}.parts-{fingerprint(plan, block)}"
+        self.inputs, self.bands, self.dtype = len(plan.scenes), len(plan.bands), plan.dtype
 
     def path(self, window: Window) -> Path:
         return self.folder / f"r{window.row}_c{window.col}.npz"
@@ -309,22 +329,52 @@ class PartStore:
         return self.path(window).is_file()
 
     def save(self, result: WindowResult) -> None:
-        self.folder.mkdir(exist_ok=True)
-        with atomic_path(self.path(result.window)) as tmp, open(tmp, "wb") as handle:
-            np.savez(
-                handle,
-                values=result.values,
-                info=result.info,
-                clear=result.clear,
-                valid=result.valid,
-                errors=result.errors,
-            )
+        """Save one window (atomically); a failed save (the disk is full) leaves no empty
+        parts folder behind."""
+        try:
+            self.folder.mkdir(exist_ok=True)
+            with atomic_path(self.path(result.window)) as tmp, open(tmp, "wb") as handle:
+                np.savez(
+                    handle,
+                    values=result.values,
+                    info=result.info,
+                    clear=result.clear,
+                    valid=result.valid,
+                    errors=result.errors,
+                )
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()  # only when empty
+            if isinstance(exc, OSError):
+                raise write_failure(self.path(result.window), exc) from exc
+            raise
 
-    def load(self, window: Window) -> WindowResult:
-        with np.load(self.path(window)) as data:
-            return WindowResult(
-                window, data["values"], data["info"], data["clear"], data["valid"], data["errors"]
-            )
+    def load(self, window: Window) -> WindowResult | None:
+        """The saved part of ``window``, or None when it is missing or not one of ours."""
+        expected = {
+            "values": ((self.bands, *window.shape), np.dtype(self.dtype)),
+            "info": ((len(INFO_BANDS), *window.shape), np.dtype(np.uint16)),
+            "clear": ((self.inputs,), None),
+            "valid": ((self.inputs,), None),
+            "errors": ((self.inputs,), None),
+        }
+        path = self.path(window)
+        try:
+            if not path.is_file():
+                return None
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in expected}
+        except Exception:  # truncated, garbage, pickled objects, a missing array: redo it
+            return None
+        for name, (shape, dtype) in expected.items():
+            array = arrays[name]
+            if array.shape != shape or (dtype is not None and array.dtype != dtype):
+                return None
+        if arrays["errors"].dtype.kind != "U" or not all(
+            arrays[k].dtype.kind in "iu" for k in ("clear", "valid")
+        ):
+            return None
+        return WindowResult(window, *(arrays[name] for name in expected))
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -432,16 +482,24 @@ def run_composite(
     """
     started = time.perf_counter()
     output = Path(output)
+    if output.suffix.lower() not in COMPOSITE_SUFFIXES:
+        raise OutputError(
+            f"-o {output}: the composite is a GeoTIFF; give a path ending in .tif "
+            "(OUT.json, OUT.info.tif and OUT.png are written beside it)"
+        )
     paths = output_paths(output)
     for target in paths.values():
         check_writable(target)
+    given = expand_composite_inputs(inputs)
+    _refuse_overwriting_inputs(paths, [*given, options.grid.like])
     plan, rejected = plan_composite(inputs, options, announce=announce)
-    _refuse_overwriting_inputs(plan, paths.values())
+    read = [*given, *plan.paths, *(r.path for r in rejected), options.grid.like]
+    _refuse_overwriting_inputs(paths, [*read, *(f for s in plan.scenes for f in s.input_files())])
     windows = list(plan.grid.windows(options.block))
     store = PartStore(output, plan, options.block)
     if not options.resume:
         store.remove()
-    todo = [w for w in windows if not store.done(w)]
+    todo = [w for w in windows if store.load(w) is None]
     if len(todo) < len(windows):
         announce(f"resuming: {len(windows) - len(todo)} of {len(windows)} windows already done")
     engine = _compute(plan, todo, store, options, cluster, announce)
@@ -460,15 +518,16 @@ def run_composite(
     )
 
 
-def _refuse_overwriting_inputs(plan: CompositePlan, targets: Any) -> None:
-    used = set()
-    for scene in plan.scenes:
-        for f in scene.input_files():
-            with contextlib.suppress(OSError):
-                used.add(Path(f).resolve())
-    for target in targets:
-        if Path(target).resolve() in used:
-            raise OutputError(f"{target} is one of the inputs; choose another -o path")
+def _refuse_overwriting_inputs(paths: dict[str, Path], inputs: Sequence[str | None]) -> None:
+    """Refuse outputs (the composite, its info raster, quicklook and summary) that are one
+    of the inputs or a file they are read from (any link to it): OutputError."""
+    labels = {
+        "composite": "the composite (-o)",
+        "info": "the info raster (OUT.info.tif)",
+        "quicklook": "the quicklook (OUT.png)",
+        "summary": "the summary (OUT.json)",
+    }
+    check_outputs({labels[k]: v for k, v in paths.items()}, inputs)
 
 
 def _compute(
@@ -556,7 +615,7 @@ def _write_outputs(
             ) as info,
         ):
             for window in windows:
-                part = store.load(window)
+                part = store.load(window) or composite_window(plan, window)  # (gone meanwhile)
                 main.write(window, part.values)
                 info.write(window, part.info)
                 clear += part.clear

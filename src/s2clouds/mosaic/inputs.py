@@ -13,7 +13,6 @@ which its inputs were given.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from s2clouds.inference.inputs import expand_inputs
 from s2clouds.io.scene import RasterBand, Scene, raster_info
 from s2clouds.io.scenes import RASTER_SUFFIXES
 from s2clouds.io.solar import parse_date
+from s2clouds.io.stac import item_properties, load_item
 
 #: raster tags that hold the acquisition time
 _DATE_TAGS = ("ACQUISITION_DATE", "DATATAKE_SENSING_START", "SENSING_TIME", "TIFFTAG_DATETIME")
@@ -81,13 +81,12 @@ def acquisition_date(path: str, scene: Scene) -> dt.date | None:
     product id or the file name, in that order."""
     if path.lower().endswith(".json"):
         try:
-            item = json.loads(Path(path).read_text(encoding="utf-8"))
-            props = item.get("properties") or {}
-            stamp = props.get("datetime") or props.get("start_datetime")
-            if stamp and (date := parse_date(str(stamp))):
-                return date
-        except (OSError, ValueError, AttributeError):
-            pass
+            props = item_properties(load_item(Path(path)))
+        except S2CloudsError:
+            props = {}
+        stamp = props.get("datetime") or props.get("start_datetime")
+        if stamp and (date := parse_date(str(stamp))):
+            return date
     first = next((s for s in scene.sources if isinstance(s, RasterBand)), None)
     if first is not None:
         try:

@@ -24,6 +24,12 @@ from affine import Affine
 
 from s2clouds.errors import CRSMismatchError, SceneFormatError
 from s2clouds.io.grid import Grid, Window
+from s2clouds.io.limits import (
+    MAX_OUTPUT_PIXELS,
+    MIN_UNION_COVER,
+    check_grid_size,
+    check_pixel_size,
+)
 from s2clouds.io.remote import open_raster
 from s2clouds.io.scene import ArrayBand, BandSource, RasterBand, Scene, gdal_reason
 from s2clouds.mosaic.inputs import Acquisition, Rejected
@@ -35,12 +41,13 @@ Bounds = tuple[float, float, float, float]
 class GridRequest:
     """How the user asked for the target grid (all optional): ``crs`` and ``resolution``
     (``--grid``), ``like`` (a raster whose grid is copied), ``bounds`` (W, S, E, N in the
-    target CRS)."""
+    target CRS); ``max_pixels``: the largest grid made (``--max-pixels``)."""
 
     crs: str | None = None
     resolution: float | None = None
     like: str | None = None
     bounds: Bounds | None = None
+    max_pixels: int = MAX_OUTPUT_PIXELS
 
 
 def parse_grid(text: str) -> tuple[str, float]:
@@ -50,7 +57,7 @@ def parse_grid(text: str) -> tuple[str, float]:
         resolution = float(res)
     except ValueError:
         resolution = -1.0
-    if not sep or not crs or not resolution > 0:
+    if not sep or not crs or not (resolution > 0 and math.isfinite(resolution)):
         raise SceneFormatError(f"--grid {text!r} is not CRS,RESOLUTION (e.g. EPSG:32633,10)")
     return crs, resolution
 
@@ -61,6 +68,8 @@ def parse_bounds(text: str) -> Bounds:
         west, south, east, north = (float(v) for v in text.split(","))
     except ValueError as exc:
         raise SceneFormatError(f"--bounds {text!r} is not W,S,E,N (four numbers)") from exc
+    if not all(math.isfinite(v) for v in (west, south, east, north)):
+        raise SceneFormatError(f"--bounds {text!r}: every bound must be a finite number")
     if not (west < east and south < north):
         raise SceneFormatError(f"--bounds {text!r}: west must be < east and south < north")
     return west, south, east, north
@@ -108,6 +117,8 @@ def target_grid(acquisitions: Sequence[Acquisition], request: GridRequest) -> Gr
             raise SceneFormatError(
                 "--like copies a whole grid; do not combine it with --grid or --bounds"
             )
+        check_grid_size(grid.height, grid.width, request.max_pixels, f"--like {request.like}")
+        check_pixel_size(grid, f"--like {request.like}")
         return grid
     first = acquisitions[0].scene.grid
     crs = request.crs if request.crs is not None else first.crs
@@ -121,10 +132,17 @@ def target_grid(acquisitions: Sequence[Acquisition], request: GridRequest) -> Gr
     resolution = request.resolution or min(resolution_in(a.scene, crs) for a in acquisitions)
     if request.bounds is not None:
         west, south, east, north = request.bounds
+        what = f"--bounds {_fmt(request.bounds)}"
     else:
         prints = [footprint(a.scene, crs) for a in acquisitions]
         west, south = min(p[0] for p in prints), min(p[1] for p in prints)
         east, north = max(p[2] for p in prints), max(p[3] for p in prints)
+        what = f"the union of the {len(prints)} inputs' footprints"
+        check_union_cover(prints, (west, south, east, north), crs)
+    if request.resolution is not None:
+        what += f" at --grid resolution {resolution:g}"
+    height, width = (north - south) / resolution, (east - west) / resolution
+    check_grid_size(height, width, request.max_pixels, what)
     # pixel corners on the first input's corners when it is on this CRS and resolution
     if first.crs == crs and math.isclose(first.resolution, resolution, rel_tol=1e-9):
         x0, y0 = first.transform.c, first.transform.f
@@ -137,7 +155,24 @@ def target_grid(acquisitions: Sequence[Acquisition], request: GridRequest) -> Gr
     transform = Affine(
         resolution, 0, x0 + col0 * resolution, 0, -resolution, y0 - row0 * resolution
     )
-    return Grid(crs, transform, max(1, row1 - row0), max(1, col1 - col0))
+    grid = Grid(crs, transform, max(1, row1 - row0), max(1, col1 - col0))
+    check_pixel_size(grid, f"the target grid ({crs}, {resolution:g} per pixel)")
+    return grid
+
+
+def check_union_cover(prints: Sequence[Bounds], union: Bounds, crs: Any) -> None:
+    """Refuse a union of footprints that the footprints cover less than
+    :data:`~s2clouds.io.limits.MIN_UNION_COVER` of (inputs far apart, on two continents):
+    its windows would be nearly all empty. ``--bounds`` chooses the extent instead."""
+    area = (union[2] - union[0]) * (union[3] - union[1])
+    covered = sum((p[2] - p[0]) * (p[3] - p[1]) for p in prints)
+    if area > 0 and covered < MIN_UNION_COVER * area:
+        raise SceneFormatError(
+            f"the {len(prints)} inputs are far apart: together they cover "
+            f"{100 * covered / area:.2g} % of their union ({_fmt(union)} in {crs}), which "
+            "would be nearly all empty windows; composite each area on its own, or give "
+            "--bounds of the extent you want"
+        )
 
 
 def check_overlap(
