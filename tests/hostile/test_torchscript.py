@@ -94,3 +94,20 @@ def test_torchscript_files_that_cannot_be_exported_are_refused(
     assert "not a readable checkpoint" in refuse(export_argv(damaged, out))
     check()
     assert not out.exists()
+
+
+def test_a_network_torch_cannot_export_is_one_line(
+    tmp_path: Path, refuse: Refuse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(A scripted smp UnetMobV2 fails so: 'ScalarType UNKNOWN_SCALAR ...' in its loops.)"""
+    path, _ = scripted(tmp_path, build_model("tiny-unet", 4), "scripted.pt")
+
+    def fails(*args: object, **kwargs: object) -> None:
+        print("Torch IR graph at exception: graph(...)")  # what the exporter dumps
+        raise RuntimeError("prim_loop\nScalarType UNKNOWN_SCALAR is an unexpected type")
+
+    monkeypatch.setattr(torch.onnx, "export", fails)
+    message = refuse(export_argv(path, tmp_path / "m.onnx"))
+    assert "torch cannot export this network to ONNX (ScalarType UNKNOWN_SCALAR" in message
+    assert "traced one" in message
+    assert not (tmp_path / "m.onnx").exists()

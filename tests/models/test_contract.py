@@ -8,6 +8,7 @@ to torch. Peer models are skipped when their packages are not installed.
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,13 @@ CONTEXT: dict[str, Any] = {
 ONNX_CASE = "exported-tiny-unet"
 PIXEL_CASE = "saved-pixel-model"
 #: python module each registered peer needs
-PEER_MODULES = {"s2cloudless": "s2cloudless", "ukis-csmask": "ukis_csmask"}
+PEER_MODULES = {
+    "s2cloudless": "s2cloudless",
+    "ukis-csmask": "ukis_csmask",
+    "omnicloudmask": "omnicloudmask",
+}
+#: peers whose weights are not shipped: the environment variable that names them
+LOCAL_WEIGHTS = {"omnicloudmask": "S2CLOUDS_OMNICLOUDMASK_WEIGHTS"}
 CASES = [info.name for info in list_models()] + [ONNX_CASE, PIXEL_CASE]
 
 
@@ -111,6 +118,9 @@ def case_info(request: pytest.FixtureRequest) -> ModelInfo:
     module = PEER_MODULES.get(name.split("@")[0])  # "ukis-csmask@native" needs ukis_csmask
     if module is not None and importlib.util.find_spec(module) is None:
         pytest.skip(f"{name} needs the optional package {module}")
+    weights_absent = name in LOCAL_WEIGHTS and not os.environ.get(LOCAL_WEIGHTS[name])
+    if weights_absent and request.node.originalname != "test_a_missing_band_is_refused":
+        pytest.skip(f"{name} needs its weights ({LOCAL_WEIGHTS[name]}); see test_omnicloud.py")
     return get_model_info(name)
 
 

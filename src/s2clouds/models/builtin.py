@@ -17,6 +17,7 @@ from pathlib import Path
 from s2clouds.models.base import CloudModel
 from s2clouds.models.cdfcnn import PAPER, VARIANTS, cdfcnn_model
 from s2clouds.models.coarse import NATIVE_SUFFIX
+from s2clouds.models.omnicloud import OCM_BANDS, WEIGHTS_ENV, OmniCloudMaskModel
 from s2clouds.models.peers import (
     S2CLOUDLESS_BANDS,
     UKIS_BANDS_4,
@@ -150,6 +151,25 @@ def register_cdfcnn(name: str, what: str) -> None:
 
 register_cdfcnn("cd-fcnn", "RGBISWIR: B02 B03 B04 B08 B11 B12")
 register_cdfcnn("cd-fcnn-rgbi", "RGBI: B02 B03 B04 B08")
+
+register(
+    ModelInfo(
+        name="omnicloudmask",
+        factory=OmniCloudMaskModel.for_bands,
+        bands=OCM_BANDS,
+        description=(
+            "OmniCloudMask (Wright et al. 2025), its ensemble of U-Nets on red, green and NIR "
+            "at the input's resolution (made for 10-50 m), run by its own package; weights "
+            f"from the folder ${WEIGHTS_ENV}"
+        ),
+        notes=(
+            f"s2clouds downloads no weights: put OmniCloudMask's weight files in a folder and "
+            f"set {WEIGHTS_ENV} to it (the error names the files)",
+            'needs the omnicloudmask package (torch): pip install "s2clouds[omnicloudmask]"',
+        ),
+        licence="MIT (OmniCloudMask code and weights)",
+    )
+)
 
 
 #: folder of the shipped weights: ``<name>.onnx`` networks and ``<name>.lgbm`` pixel models,

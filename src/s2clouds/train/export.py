@@ -9,9 +9,12 @@ the sha256 of the written ``.onnx``.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,6 +164,24 @@ class ExportResult:
     quantized_max_diff: float | None = None
 
 
+@contextlib.contextmanager
+def native_output_silenced() -> Iterator[None]:
+    """Send what native code writes to file descriptors 1 and 2 to /dev/null meanwhile
+    (Python's own errors are raised as exceptions and reported by the caller)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
 def export_graph(model: nn.Module, spec: WeightSpec, path: Path, opset: int) -> None:
     """Trace ``model`` + softmax to ONNX at ``path`` with dynamic batch, height and width
     (scripted instead when it holds a TorchScript network, which tracing cannot enter)."""
@@ -168,20 +189,32 @@ def export_graph(model: nn.Module, spec: WeightSpec, path: Path, opset: int) -> 
     example = torch.zeros(1, len(spec.bands), size, size)
     axes = {0: "batch", 2: "height", 3: "width"}
     graph: nn.Module = WithSoftmax(model).eval()
+    scripted = any(isinstance(m, torch.jit.ScriptModule) for m in model.modules())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation notes of the TorchScript exporter
-        if any(isinstance(m, torch.jit.ScriptModule) for m in model.modules()):
-            graph = torch.jit.script(graph)  # a loaded TorchScript network is not traceable
-        torch.onnx.export(
-            graph,
-            (example,),
-            str(path),
-            dynamo=False,
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
-            opset_version=opset,
-        )
+        try:
+            if scripted:
+                graph = torch.jit.script(graph)  # a loaded TorchScript network is not traceable
+            with native_output_silenced():  # the exporter dumps its whole graph on failure
+                torch.onnx.export(
+                    graph,
+                    (example,),
+                    str(path),
+                    dynamo=False,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+                    opset_version=opset,
+                )
+        except Exception as exc:  # torch's exporter raises RuntimeError and its own types
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:160]
+            hint = (
+                "a TorchScript model scripted with loops or data-dependent branches cannot be "
+                "exported; a traced one (torch.jit.trace) can"
+                if scripted
+                else "try another opset (--opset)"
+            )
+            raise ModelError(f"torch cannot export this network to ONNX ({reason}); {hint}") from exc
 
 
 def embed_spec(path: Path, spec: WeightSpec) -> None:
