@@ -23,10 +23,14 @@ Built-in scorers (:func:`list_scorers`):
 ``clear-probability``
     ``p_clear`` alone.
 ``sen12ms``
-    The SEN12MS cloud score (Schmitt et al. 2019; see :mod:`s2clouds.models.physical`):
-    spectral brightness, moisture and snow (NDSI) tests, ``1 - min(1, score / (2 x
-    threshold))`` (the paper's threshold gives 0.5), with the same distance factor to
-    pixels over the threshold. Needs no model (B02, B03, B04, B08; uses B01, B10, B11).
+    The SEN12MS quality score (Schmitt et al. 2019; see :mod:`s2clouds.models.physical`):
+    the cloud score (spectral brightness, moisture and snow (NDSI) tests) and the shadow
+    score (dark NIR/SWIR pixels where the cloud mask, projected away from the sun for cloud
+    heights of 200-4000 m, falls), ``min(1 - min(1, cloud / (2 x threshold)), 1 - shadow)``
+    (the paper's cloud threshold and a shadow score of 0.5 both give 0.5), with the same
+    distance factor to cloud and shadow pixels. The sun angles are the scene's, or estimated
+    once per scene (the composite does it), and each window is read with the shadow reach
+    around it. Needs no model (B02, B03, B04, B08; uses B01, B10, B11).
 
 Add one with :func:`register_scorer`.
 """
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,16 +51,24 @@ DISTANCE_CAP_M = 300.0
 ScoreFunction = Callable[..., np.ndarray]
 
 
+#: the model whose sun geometry a scorer uses, built for the input bands: it gives the
+#: composite ``estimate_sun_angles`` (once per scene) and ``required_halo`` (context per window)
+SunModel = Callable[[Sequence[str]], Any]
+
+
 @dataclass(frozen=True)
 class Scorer:
     """A registered scorer: ``function`` (see the module docstring), whether it needs the
-    masker's probabilities, and whether it looks ``distance_cap`` metres around each pixel."""
+    masker's probabilities, whether it looks ``distance_cap`` metres around each pixel, and
+    ``sun_model`` for scorers with a shadow term (then it is called with ``sun=(zenith,
+    azimuth)`` in degrees)."""
 
     name: str
     function: ScoreFunction
     needs_probabilities: bool
     uses_distance: bool
     description: str
+    sun_model: SunModel | None = None
 
 
 _SCORERS: dict[str, Scorer] = {}
@@ -68,9 +81,10 @@ def register_scorer(
     needs_probabilities: bool = True,
     uses_distance: bool = False,
     description: str = "",
+    sun_model: SunModel | None = None,
 ) -> Scorer:
     """Add (or replace) the scorer ``name``."""
-    scorer = Scorer(name, function, needs_probabilities, uses_distance, description)
+    scorer = Scorer(name, function, needs_probabilities, uses_distance, description, sun_model)
     _SCORERS[name] = scorer
     return scorer
 
@@ -130,6 +144,13 @@ def clear_probability_score(
     return np.clip(np.nan_to_num(probs[0], nan=0.0), 0.0, 1.0).astype(np.float32)
 
 
+def sen12ms_model(bands: Sequence[str]) -> Any:
+    """The physical SEN12MS model for ``bands`` (the ``sen12ms`` scorer's sun geometry)."""
+    from s2clouds.models.physical import PhysicalModel
+
+    return PhysicalModel.for_bands(bands)
+
+
 def sen12ms_score(
     image: np.ndarray,
     probs: np.ndarray | None,
@@ -137,15 +158,20 @@ def sen12ms_score(
     bands: Sequence[str],
     pixel_size: float,
     cap: float = DISTANCE_CAP_M,
+    sun: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """``sen12ms`` scorer (see the module docstring)."""
-    from s2clouds.models.physical import PhysicalModel
-
-    model = PhysicalModel.for_bands(bands)
+    """``sen12ms`` scorer (see the module docstring). ``sun``: (zenith, azimuth) degrees;
+    None estimates the azimuth from ``image`` itself (then it depends on the window)."""
+    model = sen12ms_model(bands)
     index = {b: i for i, b in enumerate(bands)}
-    score = model.cloud_score(image[[index[b] for b in model.bands]], pixel_size)
-    quality = 1.0 - np.minimum(1.0, score / (2 * model.threshold))
-    flag = score >= model.threshold
+    selected = image[[index[b] for b in model.bands]]
+    score = model.cloud_score(selected, pixel_size)
+    context: dict[str, Any] = {"resolution": pixel_size}
+    if sun is not None:
+        context["sun_zenith"], context["sun_azimuth"] = sun
+    shadow = model.predict_proba(selected, context)[3]
+    quality = np.minimum(1.0 - np.minimum(1.0, score / (2 * model.threshold)), 1.0 - shadow)
+    flag = (score >= model.threshold) | (shadow >= 0.5)
     return np.clip(quality * distance_factor(flag, pixel_size, cap), 0, 1).astype(np.float32)
 
 
@@ -165,5 +191,6 @@ register_scorer(
     sen12ms_score,
     needs_probabilities=False,
     uses_distance=True,
-    description="SEN12MS cloud score (Schmitt et al. 2019) x distance; no model",
+    description="SEN12MS cloud and shadow scores (Schmitt et al. 2019) x distance; no model",
+    sun_model=sen12ms_model,
 )
