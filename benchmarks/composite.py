@@ -373,7 +373,17 @@ def _figure(pictures: dict[tuple[str, str, str], np.ndarray], tags: list[str], p
                 ax.set_ylabel(f"dates {tag}", fontsize=9)
     figure.suptitle("SEN12MS-CR-TS ROIs2017_146_p0 (2018): composites by merge rule and score")
     figure.savefig(path, dpi=80)
+    _palette_png(path)
     print(f"wrote {path}")
+
+
+def _palette_png(path: Path) -> None:
+    """Rewrite the PNG at ``path`` with a 256-colour palette (a quarter of the bytes)."""
+    from PIL import Image
+
+    with Image.open(path) as picture:
+        small = picture.convert("RGB").quantize(256)
+    small.save(path, optimize=True)
 
 
 def main() -> None:
