@@ -103,10 +103,17 @@ def test_sen12ms_composite_avoids_shadow_and_is_window_independent(tmp_path: Pat
     outs = []
     for block in (32, 96):
         out = tmp_path / f"c{block}.tif"
-        run_composite([str(p) for p in paths], out,
-                      CompositeOptions(method="best", scorer="sen12ms", block=block,
-                                       progress=False, quicklook=False), announce=lambda _: None)
+        result = run_composite(
+            [str(p) for p in paths], out,
+            CompositeOptions(method="best", scorer="sen12ms", block=block, progress=False,
+                             quicklook=False),
+            announce=lambda _: None,
+        )
         with rasterio.open(out) as ds:
             outs.append(ds.read())
     np.testing.assert_array_equal(outs[0], outs[1])
     assert (outs[0][3, 40:60, 20:40] > 2000).all()  # the shadow came from the clear date
+    # the shadowed date's 400 cloud and 400 shadow pixels are all poor (with the cloud term
+    # alone the shadow, dark and far from bright, would count as clear)
+    shaded_entry = next(e for e in result.summary_data["inputs"] if e["path"].endswith("a.tif"))
+    assert shaded_entry["clear_pixels"] <= 96 * 96 - 800
