@@ -79,7 +79,7 @@ def test_sen12ms_score_has_a_shadow_term_under_the_projected_cloud() -> None:
     q = sen12ms_score(image, None, bands=BANDS, pixel_size=10.0, sun=(35.0, 180.0))
     assert q[130, 50] < 0.5 and q[95, 50] < 0.5
     assert q[95, 120] > 0.5
-    assert get_scorer("sen12ms").sun_model is not None
+    assert get_scorer("sen12ms").scene_map is not None
 
 
 def test_sen12ms_composite_avoids_shadow_and_is_window_independent(tmp_path: Path) -> None:

@@ -60,6 +60,8 @@ QUALITY_SCALE = 10000
 #: pixels of context every scorer gets around a window (the SEN12MS score's smoothing needs 6)
 SCORER_HALO = 16
 INFO_BANDS = ("clear_count", "source_doy", "quality")
+#: the ``Scene.priors`` key of a scorer's scene map (see ``quality.Scorer.scene_map``)
+SCORER_MAP = "scorer_map"
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,6 @@ class CompositePlan:
     harmonise: bool
     dtype: str
     nodata: float | None
-    #: pixels of context the scorer needs around a window beyond the distance cap (the
-    #: SEN12MS shadow term looks up to its shadow reach back towards the sun)
-    scorer_halo: int = 0
     #: each input's image rank (0: fewest poor pixels) for rules that rank whole images,
     #: from :func:`rank_inputs`; None until then
     ranks: tuple[int, ...] | None = None
@@ -199,20 +198,10 @@ def plan_composite(
             replace(s, priors=with_shadow_reach(s.select(model.bands), model, 0).priors)
             for s in scenes
         ]
-    scorer_halo = 0
-    if scorer.sun_model is not None:  # the scorer's shadow term: sun angles once per scene
-        sun_model = scorer.sun_model(bands)
+    if scorer.scene_map is not None:  # e.g. the sen12ms shadow zone: once per input
         scenes = [
-            s
-            if s.angles is not None
-            else replace(s, angles=with_sun_angles(s.select(sun_model.bands), sun_model).angles)
-            for s in scenes
+            replace(s, priors={**s.priors, SCORER_MAP: scorer.scene_map(s)}) for s in scenes
         ]
-        scorer_halo = max(
-            sun_model.required_halo({"sun_zenith": s.angles.sun_zenith if s.angles else None,
-                                     "resolution": grid.metres_per_pixel})
-            for s in scenes
-        )
     harmonise, dtype, nodata = _output_type(acquisitions)
     plan = CompositePlan(
         scenes=tuple(scenes),
@@ -229,7 +218,6 @@ def plan_composite(
         harmonise=harmonise,
         dtype=dtype,
         nodata=nodata,
-        scorer_halo=scorer_halo,
     )
     return plan, rejected
 
@@ -245,7 +233,7 @@ def observation(plan: CompositePlan, index: int, window: Window) -> tuple[np.nda
     scene, grid = plan.scenes[index], plan.grid
     # the scorer sees the window grown by the distance cap, and at least SCORER_HALO pixels
     # (for its own filters), so that the result does not depend on where windows are cut
-    halo = max(SCORER_HALO, math.ceil(plan.distance_cap / plan.pixel_size_m)) + plan.scorer_halo
+    halo = max(SCORER_HALO, math.ceil(plan.distance_cap / plan.pixel_size_m))
     outer = expand_window(window, halo, grid.height, grid.width)
     raw = np.stack([s.read(grid, outer) for s in scene.sources])
     reflectance = to_reflectance(raw, plan.bands, scene.radiometry, nodata=None)
@@ -258,8 +246,8 @@ def observation(plan: CompositePlan, index: int, window: Window) -> tuple[np.nda
     kwargs: dict[str, Any] = {"bands": plan.bands, "pixel_size": plan.pixel_size_m}
     if scorer.uses_distance:
         kwargs["cap"] = plan.distance_cap
-    if scorer.sun_model is not None and scene.angles is not None:
-        kwargs["sun"] = (scene.angles.sun_zenith, scene.angles.sun_azimuth)
+    if scorer.scene_map is not None:
+        kwargs["scene_map"] = scene.priors[SCORER_MAP].window(outer)
     quality = scorer.function(reflectance, probs, **kwargs)
     core = window.within(outer)
     values = (reflectance * QUALITY_SCALE) if plan.harmonise else raw
@@ -400,7 +388,6 @@ def fingerprint(plan: CompositePlan, block: int) -> str:
         "dtype": plan.dtype,
         "block": block,
         "ranks": plan.ranks,
-        "scorer_halo": plan.scorer_halo,
     }
     return hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:12]
 
