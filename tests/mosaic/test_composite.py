@@ -300,13 +300,16 @@ def test_interrupted_run_leaves_nothing_and_resumes(
     assert np.array_equal(_read(out), _read(fresh))
 
 
-def test_dask_cluster_gives_the_serial_result(series: list[Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["medoid", "ranked"])  # ranked: the ranking pass too
+def test_dask_cluster_gives_the_serial_result(
+    series: list[Path], tmp_path: Path, method: str
+) -> None:
     from s2clouds.inference.distributed import ClusterOptions
 
     serial = tmp_path / "serial.tif"
-    _run(series, serial, method="medoid")
+    _run(series, serial, method=method)
     out = tmp_path / "dask.tif"
-    options = CompositeOptions(**{**FAST.__dict__, "method": "medoid"})
+    options = CompositeOptions(**{**FAST.__dict__, "method": method})
     cluster = ClusterOptions(workers=2, processes=False, dashboard=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
