@@ -67,12 +67,13 @@ def test_stackstac_style_dataarray_with_time_and_attrs_crs(tmp_path: Path) -> No
     assert set(np.unique(mask.values)) <= {0, 1, 2, 3, 255}
 
 
-def test_dataarray_without_crs_or_band_names_is_one_clear_error() -> None:
+def test_dataarray_without_crs_or_band_names_is_one_clear_error(tmp_path: Path) -> None:
     da = xr.DataArray(np.zeros((4, 8, 8), np.float32), dims=("band", "y", "x"),
                       coords={"band": ["B02", "B03", "B04", "B08"],
                               "x": np.arange(8.0), "y": -np.arange(8.0)})
-    with pytest.raises(SceneFormatError, match="has no CRS"):
-        s2clouds.predict(da, options=PHYSICAL)
+    with pytest.raises(SceneFormatError, match="has no CRS") as caught:
+        s2clouds.predict(da, tmp_path / "mask.tif", PHYSICAL)
+    assert "\n" not in str(caught.value) and not list(tmp_path.iterdir())  # nothing written
     with pytest.raises(SceneFormatError, match="give one: da.isel"):
         s2clouds.read_scene(xr.concat([da, da], "time").rio.write_crs("EPSG:32633"))
     with pytest.raises(SceneFormatError, match="no band dimension"):
