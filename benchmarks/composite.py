@@ -17,8 +17,15 @@ a plain median of all 30 dates; residual cloud of each judged by an independent 
 s2cloudless (share of pixels whose most probable class is cloud), and by the physical
 SEN12MS score as a second opinion.
 
+Methods side by side (``--methods``): on the same real series, the merge rules ``best``,
+``medoid`` and the SEN12MS paper's ``ranked`` merge, each with the default scorer
+(``probability``, default model) and the paper's own ``sen12ms`` quality score (cloud and
+shadow, no model), over all 30 dates and over each 5-date group; the residual cloud of each
+by s2cloudless and the physical score, and a figure of the composites (``--figure PNG``).
+
     python benchmarks/composite.py [--size 4096] [--counts 10,30,60] [--score probability]
-                                   [--block 512] [--real] [--no-scale]
+                                   [--block 512] [--real] [--methods] [--figure PNG]
+                                   [--no-scale]
 """
 
 from __future__ import annotations
@@ -285,6 +292,100 @@ def real(args: argparse.Namespace) -> None:
         )
 
 
+METHODS = ("best", "medoid", "ranked")
+SCORERS = ("probability", "sen12ms")
+
+
+def _composite(files: list[Path], out: Path, method: str, scorer: str) -> dict[str, float]:
+    run_child(
+        CHILD_COMPOSITE,
+        ["composite", *map(str, files), "-o", str(out), "--workers", "0", "--method", method,
+         "--score", scorer, "--quiet"],
+    )
+    summary = json.loads(out.with_suffix(".json").read_text())
+    return {**residual_cloud(out), "no_clear": summary["share_without_clear_observation"]}
+
+
+def _true_colour(path: Path) -> np.ndarray:
+    """(H, W, 3) float in [0, 1]: the composite's true colour (no data black)."""
+    import rasterio
+
+    from s2clouds.viz import TRUE_COLOUR_BANDS, rgb_quicklook
+
+    with rasterio.open(path) as ds:
+        names = list(ds.descriptions)
+        rgb = ds.read([names.index(b) + 1 for b in TRUE_COLOUR_BANDS]).astype(np.float32)
+    rgb[rgb == 0] = np.nan
+    return np.asarray(rgb_quicklook(rgb / 10000.0, TRUE_COLOUR_BANDS, stretch="fixed"))
+
+
+def methods_side_by_side(args: argparse.Namespace) -> None:
+    """``best``, ``medoid`` and ``ranked`` on the real series (see the module docstring)."""
+    folder = sorted(p for p in REAL.iterdir() if p.is_dir())[0]
+    files = sorted(folder.glob("*.tif"))
+    groups = {f"all {len(files)}": files}
+    groups.update({f"{i + 1}-{i + 5}": files[i : i + 5] for i in range(0, len(files), 5)})
+    table: dict[tuple[str, str, str], dict[str, float]] = {}
+    pictures: dict[tuple[str, str, str], np.ndarray] = {}
+    with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
+        for tag, group in groups.items():
+            for scorer in SCORERS:
+                for method in METHODS:
+                    out = Path(tmp) / f"{tag.replace(' ', '_')}-{scorer}-{method}.tif"
+                    table[(tag, scorer, method)] = _composite(group, out, method, scorer)
+                    pictures[(tag, scorer, method)] = _true_colour(out)
+            print(f"  dates {tag} done", flush=True)
+    print(
+        f"\nMethods side by side: {folder.name}, {len(files)} dates; residual cloud = share of "
+        "valid composite pixels an independent masker calls cloud"
+    )
+    print(f"{'dates':<7} | {'scorer':<11} | {'method':<6} | {'s2cloudless':>11} | "
+          f"{'physical':>8} | {'no clear obs':>12}")
+    means: dict[tuple[str, str], list[float]] = {}
+    for (tag, scorer, method), res in table.items():
+        print(f"{tag:<7} | {scorer:<11} | {method:<6} | {100 * res['s2cloudless']:>10.2f}% | "
+              f"{100 * res['physical']:>7.2f}% | {100 * res['no_clear']:>11.2f}%")
+        if not tag.startswith("all"):
+            means.setdefault((scorer, method), []).append(res["s2cloudless"])
+    for (scorer, method), values in means.items():
+        print(f"mean over the {len(values)} 5-date groups, {scorer} {method}: s2cloudless cloud "
+              f"{100 * float(np.mean(values)):.2f}%")
+    if args.figure:
+        _figure(pictures, list(groups), Path(args.figure))
+
+
+def _figure(pictures: dict[tuple[str, str, str], np.ndarray], tags: list[str], path: Path) -> None:
+    """One row per date group, one column per scorer and method."""
+    from matplotlib.figure import Figure
+
+    columns = [(scorer, method) for scorer in SCORERS for method in METHODS]
+    figure = Figure(figsize=(2.0 * len(columns), 2.1 * len(tags)), layout="constrained")
+    axes = figure.subplots(len(tags), len(columns), squeeze=False)
+    for r, tag in enumerate(tags):
+        for c, (scorer, method) in enumerate(columns):
+            ax = axes[r][c]
+            ax.imshow(pictures[(tag, scorer, method)], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"{method}\n({scorer})", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"dates {tag}", fontsize=9)
+    figure.suptitle("SEN12MS-CR-TS ROIs2017_146_p0 (2018): composites by merge rule and score")
+    figure.savefig(path, dpi=80)
+    _palette_png(path)
+    print(f"wrote {path}")
+
+
+def _palette_png(path: Path) -> None:
+    """Rewrite the PNG at ``path`` with a 256-colour palette (a quarter of the bytes)."""
+    from PIL import Image
+
+    with Image.open(path) as picture:
+        small = picture.convert("RGB").quantize(256)
+    small.save(path, optimize=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=4096)
@@ -295,12 +396,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--tmp", default=None, help="folder for the temporary inputs")
     parser.add_argument("--real", action="store_true", help="also run the real-data check")
+    parser.add_argument("--methods", action="store_true",
+                        help="best, medoid and ranked side by side on the real series")
+    parser.add_argument("--figure", default=None, help="PNG of the --methods composites")
     parser.add_argument("--no-scale", action="store_true", help="skip the synthetic scale run")
     args = parser.parse_args()
     if not args.no_scale:
         scale(args)
     if args.real:
         real(args)
+    if args.methods:
+        methods_side_by_side(args)
 
 
 if __name__ == "__main__":

@@ -249,3 +249,19 @@ def test_extraction_leaves_no_partial_file(maker, tmp_path, monkeypatch) -> None
     monkeypatch.undo()
     _check_sample(ds[0], _flat(written)[0])
     assert [p.name for p in cache.iterdir()] == ["train_T50RKR_3"]
+
+
+def test_records_without_weights_or_localid_read_as_the_card_parser_reads_them(tmp_path) -> None:
+    """The card's parser declares ``localid`` with default -1 and ``weights`` default ''."""
+    example = encode_example(
+        {
+            "image_raw_ldseries": np.full((2, 4, 42, 42), 800, "<u2").tobytes(),
+            "labels": np.array([0, 1], "i1").tobytes(),
+            "dates": np.array([737791, 737801], "<i8").tobytes(),
+        }
+    )
+    write_records(tmp_path / "train_Z_1", [example])
+    sample = TemporalCloudDataset(tmp_path / "train_Z_1")[0]
+    assert sample["meta"]["localid"] == -1
+    assert sample["meta"]["weights"].dtype == np.float32 and sample["meta"]["weights"].size == 0
+    assert sample["mask"][:, 20, 20].tolist() == [0, 1]

@@ -46,7 +46,9 @@ def _info(out: Path) -> np.ndarray:
     return _read(output_paths(out)["info"])
 
 
-@pytest.mark.parametrize("method", ["best", "medoid", "median", "percentile:25", "mean"])
+@pytest.mark.parametrize(
+    "method", ["best", "medoid", "ranked", "median", "percentile:25", "mean"]
+)
 def test_cloudy_observation_is_never_used_when_a_clear_one_exists(
     series: list[Path], tmp_path: Path, method: str
 ) -> None:
@@ -65,7 +67,7 @@ def test_cloudy_observation_is_never_used_when_a_clear_one_exists(
     assert (result[:, ~any_clear] == 0).all()  # no data
 
 
-@pytest.mark.parametrize("method", ["best", "medoid"])
+@pytest.mark.parametrize("method", ["best", "medoid", "ranked"])
 def test_best_and_medoid_are_one_input_spectrum_bit_for_bit(
     series: list[Path], tmp_path: Path, method: str
 ) -> None:
@@ -93,7 +95,7 @@ def test_observation_count_equals_brute_force(series: list[Path], tmp_path: Path
         assert entry["clear_pixels"] == int((stack[k, 0] < CLEAR_BLUE_DN).sum())
 
 
-@pytest.mark.parametrize("method", ["best", "medoid", "median", "mean"])
+@pytest.mark.parametrize("method", ["best", "medoid", "ranked", "median", "mean"])
 def test_result_does_not_depend_on_input_order(tmp_path: Path, method: str) -> None:
     # equal quality everywhere (no cloud): every pixel is a tie, broken by date
     paths = [
@@ -298,13 +300,16 @@ def test_interrupted_run_leaves_nothing_and_resumes(
     assert np.array_equal(_read(out), _read(fresh))
 
 
-def test_dask_cluster_gives_the_serial_result(series: list[Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", ["medoid", "ranked"])  # ranked: the ranking pass too
+def test_dask_cluster_gives_the_serial_result(
+    series: list[Path], tmp_path: Path, method: str
+) -> None:
     from s2clouds.inference.distributed import ClusterOptions
 
     serial = tmp_path / "serial.tif"
-    _run(series, serial, method="medoid")
+    _run(series, serial, method=method)
     out = tmp_path / "dask.tif"
-    options = CompositeOptions(**{**FAST.__dict__, "method": "medoid"})
+    options = CompositeOptions(**{**FAST.__dict__, "method": method})
     cluster = ClusterOptions(workers=2, processes=False, dashboard=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -394,3 +399,28 @@ def test_input_damaged_inside_is_left_out_where_unreadable(
     assert "damaged.tif" in entries["damaged.tif"]["error"]
     assert all(e["failed_windows"] == 0 for n, e in entries.items() if n != "damaged.tif")
     assert entries["damaged.tif"]["valid_pixels"] > 0  # the windows it could be read in
+
+
+def test_ranked_merge_takes_each_pixel_from_the_best_ranked_clear_image(
+    series: list[Path], tmp_path: Path
+) -> None:
+    """The SEN12MS paper's merge: images ranked by their share of poor pixels (fewest
+    first), each pixel from the first image in that order where it is clear."""
+    out = tmp_path / "ranked.tif"
+    summary = _run(series, out, method="ranked", block=16).summary_data
+    stack = _stack(series)
+    clear = stack[:, 0] < CLEAR_BLUE_DN
+    poor_share = 1 - clear.reshape(len(series), -1).mean(axis=1)
+    order = sorted(range(len(series)), key=lambda k: (poor_share[k], k))
+    assert [e["rank"] for e in summary["inputs"]] == [order.index(k) for k in range(len(series))]
+    expected = np.zeros_like(stack[0])
+    filled = np.zeros(clear.shape[1:], bool)
+    for k in order:
+        take = clear[k] & ~filled
+        expected[:, take] = stack[k][:, take]
+        filled |= take
+    assert np.array_equal(_read(out), expected)
+    # not the best pixel: a worse-ranked image with higher quality is not taken
+    best = tmp_path / "best.tif"
+    _run(series, best, method="best")
+    assert not np.array_equal(_read(best), expected)

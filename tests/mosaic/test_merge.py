@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from s2clouds.errors import S2CloudsError
-from s2clouds.mosaic.merge import Method, merge, parse_method, percentile_of_good
+from s2clouds.mosaic.merge import (
+    RULES,
+    Method,
+    merge,
+    parse_method,
+    percentile_of_good,
+    rank_images,
+)
 
 
 def _stack(seed: int = 0, t: int = 6, c: int = 3, h: int = 5, w: int = 4):
@@ -88,3 +95,33 @@ def test_parse_method() -> None:
     for bad in ("percentile:101", "mode", "percentile:x"):
         with pytest.raises(S2CloudsError):
             parse_method(bad)
+
+
+def test_ranked_picks_the_good_observation_of_the_best_ranked_image() -> None:
+    values, quality, good = _stack(3)
+    ranks = (3, 0, 5, 1, 4, 2)
+    merged = merge(values, quality, good, Method("ranked"), ranks=ranks)
+    order = sorted(range(len(ranks)), key=ranks.__getitem__)
+    for i in range(values.shape[2]):
+        for j in range(values.shape[3]):
+            first = next((k for k in order if good[k, i, j]), -1)
+            assert merged.chosen[i, j] == first
+            if first >= 0:
+                assert np.array_equal(merged.values[:, i, j], values[first, :, i, j])
+    with pytest.raises(S2CloudsError, match="needs one image rank"):
+        merge(values, quality, good, Method("ranked"))
+
+
+def test_rank_images_by_share_of_poor_pixels() -> None:
+    # poor shares 0.5, 0.0, 0.5, (no valid pixels), 0.25: ties keep the order, empty last
+    assert rank_images([5, 10, 1, 0, 3], [10, 10, 2, 0, 4]) == (2, 0, 3, 4, 1)
+
+
+def test_rules_are_a_registry() -> None:
+    assert {"best", "medoid", "ranked", "median", "percentile", "mean"} <= set(RULES)
+    assert RULES["ranked"].ranks_images and RULES["ranked"].picks_one
+    assert parse_method("ranked") == Method("ranked") and Method("ranked").ranks_images
+    with pytest.raises(S2CloudsError, match="takes no parameter"):
+        parse_method("ranked:3")
+    with pytest.raises(S2CloudsError, match="use best, medoid, ranked, median, percentile:P"):
+        parse_method("mode")

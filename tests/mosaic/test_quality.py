@@ -66,3 +66,54 @@ def test_result_does_not_depend_on_the_block(series: list[Path], tmp_path: Path)
         with rasterio.open(out) as ds:
             outs.append(ds.read())
     assert np.array_equal(outs[0], outs[1])
+
+
+def test_sen12ms_score_has_a_shadow_term_under_the_projected_cloud() -> None:
+    """A dark patch where the cloud's shadow falls (sun in the south: shadow to the north) is
+    poor; the same dark surface elsewhere (a lake) stays clear."""
+    image = np.full((4, 160, 160), 0.05, np.float32)
+    image[3] = 0.3  # vegetation NIR
+    image[:, 120:140, 40:60] = 0.7  # cloud
+    image[:, 85:105, 40:60] = 0.02  # its shadow, 35 px (350 m) north
+    image[:, 85:105, 110:130] = 0.02  # a lake: just as dark, no cloud to the south of it
+    q = sen12ms_score(image, None, bands=BANDS, pixel_size=10.0, sun=(35.0, 180.0))
+    assert q[130, 50] < 0.5 and q[95, 50] < 0.5
+    assert q[95, 120] > 0.5
+    assert get_scorer("sen12ms").scene_map is not None
+
+
+def test_sen12ms_composite_avoids_shadow_and_is_window_independent(tmp_path: Path) -> None:
+    from .conftest import write_tif
+
+    rng = np.random.default_rng(0)
+    clear = np.stack([np.full((96, 96), v) for v in (400, 700, 500, 3000)]).astype(np.float64)
+    clear += rng.integers(0, 50, clear.shape)
+    shaded = clear.copy()
+    shaded[:, 70:90, 20:40] = 7000  # cloud
+    shaded[:, 40:60, 20:40] = 200  # its shadow to the north
+    paths = [
+        write_tif(tmp_path / "a.tif", shaded.astype(np.uint16)),
+        write_tif(tmp_path / "b.tif", (clear + 30).astype(np.uint16)),
+    ]
+    import rasterio
+
+    for path, day in zip(paths, ("2021-06-01", "2021-06-11"), strict=True):
+        with rasterio.open(path, "r+") as ds:
+            ds.update_tags(ACQUISITION_DATE=day, SUN_ZENITH="35", SUN_AZIMUTH="180")
+    outs = []
+    for block in (32, 96):
+        out = tmp_path / f"c{block}.tif"
+        result = run_composite(
+            [str(p) for p in paths], out,
+            CompositeOptions(method="best", scorer="sen12ms", block=block, progress=False,
+                             quicklook=False),
+            announce=lambda _: None,
+        )
+        with rasterio.open(out) as ds:
+            outs.append(ds.read())
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert (outs[0][3, 40:60, 20:40] > 2000).all()  # the shadow came from the clear date
+    # the shadowed date's 400 cloud and 400 shadow pixels are all poor (with the cloud term
+    # alone the shadow, dark and far from bright, would count as clear)
+    shaded_entry = next(e for e in result.summary_data["inputs"] if e["path"].endswith("a.tif"))
+    assert shaded_entry["clear_pixels"] <= 96 * 96 - 800

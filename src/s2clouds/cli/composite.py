@@ -33,7 +33,8 @@ DEFAULTS = CompositeOptions()
     "--method",
     default=DEFAULTS.method,
     show_default=True,
-    help="best | medoid | median | percentile:P | mean (quality-weighted).",
+    help="best | medoid | ranked (SEN12MS: whole images by share of poor pixels) | median | "
+    "percentile:P | mean (quality-weighted).",
 )
 @click.option(
     "--grid",

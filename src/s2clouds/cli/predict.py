@@ -223,8 +223,9 @@ def _print_result(result: PredictionResult, say: Say) -> None:
     shares = ", ".join(
         f"{name} {100 * share:.1f}%" for name, share in result.class_fractions.items()
     )
+    pixel_size = result.pixel_size or f"{result.resolution:g} m"
     say(
-        f"{result.output}: {result.shape[1]} x {result.shape[0]} px at {result.resolution:g} m, "
+        f"{result.output}: {result.shape[1]} x {result.shape[0]} px at {pixel_size}, "
         f"model {result.model}, {result.seconds:.1f} s"
     )
     say(f"  {shares} (of valid pixels; valid {100 * result.valid_fraction:.1f}%)")

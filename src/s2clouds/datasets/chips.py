@@ -8,13 +8,13 @@ declared scheme (``binary`` by default: 0 not cloud, 1 cloud, 255 no data).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from s2clouds.datasets.base import CloudDataset, Sample, require_path
 from s2clouds.errors import DatasetError
-from s2clouds.labels import NODATA, get_scheme, to_canonical
+from s2clouds.labels import NODATA, LabelScheme, get_scheme, to_canonical
 
 
 class ChipFolders(CloudDataset):
@@ -64,48 +64,57 @@ class ChipFolders(CloudDataset):
     def __len__(self) -> int:
         return len(self.chips)
 
-    @staticmethod
-    def _read_label(path: Path) -> np.ndarray:
-        """(H, W) label values as stored (first band of ``path``)."""
-        import rasterio
-        from rasterio.errors import RasterioIOError
-
-        try:
-            with rasterio.open(path) as ds:
-                return ds.read(1)
-        except RasterioIOError as exc:
-            raise DatasetError(f"{path}: cannot read the label raster ({exc}); replace it") from exc
-
     def __getitem__(self, index: int) -> Sample:
-        from s2clouds.io.scenes import read_band_folder
-
         chip = self.chips[self._check_index(index)]
-        scene = read_band_folder(chip)
-        if scene.grid.resolution not in (10.0, 20.0, 60.0):
-            raise DatasetError(f"{chip}: bands at {scene.grid.resolution} m; expected 10, 20 or 60")
-        image = scene.read()
-        mask = self._read_label(chip / self.label)
-        if mask.shape != image.shape[1:]:
-            raise DatasetError(
-                f"{chip / self.label} is {mask.shape}, the bands are {image.shape[1:]}; "
-                "export the label on the bands' grid"
-            )
-        canonical = to_canonical(mask, self.scheme, unknown="nodata")
-        sample: Sample = {
-            "image": image,
-            "mask": mask,
-            "valid": (canonical != NODATA) & np.all(np.isfinite(image), axis=0),
-            "bands": scene.bands,
-            "crs": scene.grid.crs,
-            "transform": scene.grid.transform,
-            "meta": {
-                "id": chip.name,
-                "resolution": scene.grid.resolution,
-                "path": str(chip),
-                "sun_zenith": getattr(scene.angles, "sun_zenith", None),
-                "sun_azimuth": getattr(scene.angles, "sun_azimuth", None),
-            },
-        }
-        if self.canonical:
-            sample["mask_canonical"] = canonical
-        return sample
+        return chip_sample(chip, chip / self.label, self.scheme, canonical=self.canonical)
+
+
+def read_label(path: Path) -> np.ndarray:
+    """(H, W) label values as stored (first band of ``path``)."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    try:
+        with rasterio.open(path) as ds:
+            return ds.read(1)
+    except RasterioIOError as exc:
+        raise DatasetError(f"{path}: cannot read the label raster ({exc}); replace it") from exc
+
+
+def chip_sample(
+    chip: Path, label: Path, scheme: LabelScheme, *, canonical: bool, meta: dict[str, Any] | None = None
+) -> Sample:
+    """The sample of one chip: the band rasters of folder ``chip`` and the label raster
+    ``label`` in ``scheme`` (see :class:`ChipFolders` for the keys); ``meta`` adds entries."""
+    from s2clouds.io.scenes import read_band_folder
+
+    scene = read_band_folder(chip)
+    if scene.grid.resolution not in (10.0, 20.0, 60.0):
+        raise DatasetError(f"{chip}: bands at {scene.grid.resolution} m; expected 10, 20 or 60")
+    image = scene.read()
+    mask = read_label(label)
+    if mask.shape != image.shape[1:]:
+        raise DatasetError(
+            f"{label} is {mask.shape}, the bands are {image.shape[1:]}; "
+            "export the label on the bands' grid"
+        )
+    labels = to_canonical(mask, scheme, unknown="nodata")
+    sample: Sample = {
+        "image": image,
+        "mask": mask,
+        "valid": (labels != NODATA) & np.all(np.isfinite(image), axis=0),
+        "bands": scene.bands,
+        "crs": scene.grid.crs,
+        "transform": scene.grid.transform,
+        "meta": {
+            "id": chip.name,
+            "resolution": scene.grid.resolution,
+            "path": str(chip),
+            "sun_zenith": getattr(scene.angles, "sun_zenith", None),
+            "sun_azimuth": getattr(scene.angles, "sun_azimuth", None),
+            **(meta or {}),
+        },
+    }
+    if canonical:
+        sample["mask_canonical"] = labels
+    return sample

@@ -23,6 +23,9 @@ DATASETS: dict[str, str] = {
     "chips": "s2clouds.datasets.chips:ChipFolders",
     "sen12mscr": "s2clouds.datasets.sen12mscr:SEN12MSCRPairs",
     "sen12mscr-ts": "s2clouds.datasets.sen12mscr:SEN12MSCRSeries",
+    "sen12mscr-release": "s2clouds.datasets.sen12mscr_release:SEN12MSCRRelease",
+    "sen12mscr-ts-release": "s2clouds.datasets.sen12mscrts_release:SEN12MSCRTSRelease",
+    "oncloudn": "s2clouds.datasets.oncloudn:OnCloudN",
 }
 
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from s2clouds.bands import MSI_BAND_NAMES, band_indices, canonical_band_names
 from s2clouds.datasets.base import CloudDataset, Sample, as_names, require_path
+from s2clouds.datasets.splits import OfficialSplit, read_official_split
 from s2clouds.errors import DatasetError
 from s2clouds.labels.landcover import LANDCOVER_NODATA, get_landcover_layer
 from s2clouds.labels.schemes import CLEAR, NODATA
@@ -54,7 +55,9 @@ S1_BANDS = ("VV", "VH")
 #: bands per sensor file
 SENSOR_BAND_COUNT = {"s1": len(S1_BANDS), "s2": len(MSI_BAND_NAMES), "lc": 4}
 SPLIT_NAMES = ("train", "val", "test")
-SPLIT_BY = ("roi", "season")
+SPLIT_BY = ("roi", "season", "official")
+#: where ``split_by="official"`` looks for the split lists when ``splits`` is not given
+SPLITS_FOLDER = "splits"
 SEASONS_FILE = "seasons.csv"
 
 _ROI_DIR = re.compile(r"^ROIs(?P<seed>\d{4})_(?P<season>spring|summer|fall|winter)$")
@@ -204,7 +207,10 @@ class SEN12MS(CloudDataset):
     layer for ``mask`` (``igbp``, ``lccs_lc``, ``lccs_lu``, ``lccs_sh``). ``seasons``: keep only
     these meteorological seasons. ``split``: ``train``, ``val``, ``test`` or None for all;
     groups (``split_by`` ``"roi"``: one scene of one season; ``"season"``) are shuffled with
-    ``seed`` and shared out by ``fractions``. ``missing``: ``"error"`` refuses incomplete
+    ``seed`` and shared out by ``fractions``; ``split_by="official"`` uses the published
+    SEN12MS split instead (``splits``: the repository's ``splits/`` folder, default
+    ``<root>/splits``; see :func:`~s2clouds.datasets.splits.read_official_split`).
+    ``missing``: ``"error"`` refuses incomplete
     triplets, ``"skip"`` leaves them out (listed in ``self.skipped``). ``with_s1``: read the
     S1 patch (and require it). ``canonical``: add ``mask_canonical`` (clear where valid).
     """
@@ -231,6 +237,7 @@ class SEN12MS(CloudDataset):
         split_by: str = "roi",
         fractions: Sequence[float] = (0.8, 0.1, 0.1),
         seed: int = 0,
+        splits: str | Path | None = None,
         missing: str = "error",
         with_s1: bool = True,
         canonical: bool = False,
@@ -261,7 +268,22 @@ class SEN12MS(CloudDataset):
         self.required = ("s2", "lc", "s1") if with_s1 else ("s2", "lc")
         self.skipped: list[tuple[PatchKey, tuple[str, ...]]] = []
         complete = self._complete_triplets(triplets, missing)
-        if split is not None and complete:
+        self.official: OfficialSplit | None = None
+        if split is not None and split_by == "official":
+            self.official = read_official_split(
+                splits if splits is not None else self._splits_folder(root)
+            )
+            official = self.official
+            complete = {
+                k: v for k, v in complete.items()
+                if official.split_of(k.roi, k.scene, k.patch) == split
+            }
+            if not complete:
+                raise DatasetError(
+                    f"split {split!r} is empty: none of the patches found is in the official "
+                    f"{split} list ({', '.join(official.source)}); check the splits folder"
+                )
+        elif split is not None and complete:
             groups = {k: self._group(k, split_by) for k in complete}
             chosen = assign_splits(list(groups.values()), fractions, seed)
             complete = {k: v for k, v in complete.items() if chosen[groups[k]] == split}
@@ -292,6 +314,16 @@ class SEN12MS(CloudDataset):
             raise DatasetError(f"split_by must be one of {', '.join(SPLIT_BY)}, not {split_by!r}")
         if missing not in ("error", "skip"):
             raise DatasetError(f"missing must be 'error' or 'skip', not {missing!r}")
+
+    @staticmethod
+    def _splits_folder(root: Path | str | Sequence[Path | str]) -> Path:
+        """``<dataset root>/splits`` (beside the ROI folders; above a single ROI folder)."""
+        if not isinstance(root, str | Path):
+            raise DatasetError(
+                "split_by='official' with a list of files needs splits=<the splits/ folder>"
+            )
+        folder = Path(root)
+        return (folder.parent if _ROI_DIR.match(folder.name) else folder) / SPLITS_FOLDER
 
     @staticmethod
     def _group(key: PatchKey, split_by: str) -> str:
@@ -399,6 +431,7 @@ class SEN12MS(CloudDataset):
             "seasons": per_season,
             "scenes": len({(k.roi, k.scene) for k in self.keys}),
             "split": self.split or "all",
+            "split_lists": list(self.official.source) if self.official else None,
             "bands": self.bands,
             "layer": self.layer.name,
             "skipped_incomplete": len(self.skipped),

@@ -54,7 +54,7 @@ def read_reflectance(path: Path) -> tuple[np.ndarray, tuple[str, ...], Any, Any]
     return image, bands, crs, transform
 
 
-def _sample(
+def labelled_sample(
     image: np.ndarray,
     bands: tuple[str, ...],
     labels: ChangeLabels,
@@ -62,6 +62,9 @@ def _sample(
     transform: Any,
     meta: dict[str, Any],
 ) -> Sample:
+    """The sample of a cloudy ``image`` (C, H, W) reflectance labelled by change: ``mask`` and
+    ``mask_canonical`` (H, W) uint8 canonical labels, ``valid``, georeference, ``meta`` plus the
+    labeller's verdict; ``reference`` is left None for the caller to fill."""
     mask = labels.mask
     return {
         "image": image,
@@ -148,7 +151,7 @@ class SEN12MSCRPairs(CloudDataset):
     def __getitem__(self, index: int) -> Sample:
         folder = self.pairs[self._check_index(index)]
         (cloudy, clear), labels, (bands, crs, transform) = self._labelled(folder)
-        sample = _sample(cloudy, bands, labels, crs, transform,
+        sample = labelled_sample(cloudy, bands, labels, crs, transform,
                          {"id": folder.name, "path": str(folder)})
         sample["reference"] = clear
         if not self.canonical:
@@ -157,6 +160,41 @@ class SEN12MSCRPairs(CloudDataset):
 
     def summary(self) -> dict[str, Any]:
         return {"dataset": self.name, "samples": len(self), "labels": "change vs clear partner"}
+
+
+@functools.lru_cache(maxsize=4)
+def read_series(
+    files: tuple[Path, ...], dates: tuple[dt.date, ...]
+) -> tuple[np.ndarray, tuple[str, ...], Any, Any, np.ndarray]:
+    """The acquisitions ``files`` of one place as (T, C, H, W) float32 reflectance, their band
+    names, CRS and transform (of the last file) and the days since the first of ``dates``
+    (T,) int. The last four series read are cached (a date is labelled from all of them)."""
+    images: list[np.ndarray] = []
+    bands: tuple[str, ...] = ()
+    crs: Any = None
+    transform: Any = None
+    for path in files:
+        image, bands, crs, transform = read_reflectance(path)
+        images.append(image)
+    if len({im.shape for im in images}) != 1:
+        raise DatasetError(f"{files[0].parent}: the dates differ in size; co-register them")
+    days = np.array([(d - dates[0]).days for d in dates])
+    return np.stack(images), bands, crs, transform, days
+
+
+def label_date(
+    series: np.ndarray,
+    index: int,
+    bands: tuple[str, ...],
+    days: np.ndarray,
+    window_days: float,
+    rules: ChangeRules,
+) -> tuple[np.ndarray, ChangeLabels]:
+    """Date ``index`` of a (T, C, H, W) ``series`` labelled against the per-pixel reference of
+    the other dates within ``window_days``: (reference (C, H, W), labels)."""
+    reference = temporal_reference(series, index, bands, days=days.tolist(),
+                                   window_days=window_days)
+    return reference, change_labels(series[index], reference, bands, rules)
 
 
 def _date(path: Path) -> dt.date:
@@ -209,20 +247,9 @@ class SEN12MSCRSeries(CloudDataset):
         return tuple(sorted(folder.glob("*.tif"), key=_date))
 
     @staticmethod
-    @functools.lru_cache(maxsize=4)
     def _series(folder: Path) -> tuple[np.ndarray, tuple[str, ...], Any, Any, np.ndarray]:
-        images: list[np.ndarray] = []
-        bands: tuple[str, ...] = ()
-        crs: Any = None
-        transform: Any = None
-        for path in SEN12MSCRSeries._files(folder):
-            image, bands, crs, transform = read_reflectance(path)
-            images.append(image)
-        if len({im.shape for im in images}) != 1:
-            raise DatasetError(f"{folder}: the dates differ in size; co-register them")
-        first = _date(SEN12MSCRSeries._files(folder)[0])
-        days = np.array([(_date(p) - first).days for p in SEN12MSCRSeries._files(folder)])
-        return np.stack(images), bands, crs, transform, days
+        files = SEN12MSCRSeries._files(folder)
+        return read_series(files, tuple(_date(p) for p in files))
 
     @classmethod
     def detect(cls, path: Path) -> bool:
@@ -236,16 +263,14 @@ class SEN12MSCRSeries(CloudDataset):
     @functools.lru_cache(maxsize=32)  # noqa: B019  (labelled once: in __init__, then read)
     def _labelled(self, folder: Path, index: int) -> tuple[np.ndarray, ChangeLabels]:
         series, bands, _, _, days = self._series(folder)
-        reference = temporal_reference(series, index, bands, days=days.tolist(),
-                                       window_days=self.window_days)
-        return reference, change_labels(series[index], reference, bands, self.rules)
+        return label_date(series, index, bands, days, self.window_days, self.rules)
 
     def __getitem__(self, index: int) -> Sample:
         folder, position = self.items[self._check_index(index)]
         series, bands, crs, transform, _ = self._series(folder)
         reference, labels = self._labelled(folder, position)
         date = _date(self._files(folder)[position])
-        sample = _sample(series[position], bands, labels, crs, transform,
+        sample = labelled_sample(series[position], bands, labels, crs, transform,
                          {"id": f"{folder.name}/{date}", "date": str(date)})
         sample["reference"] = reference
         if not self.canonical:

@@ -10,7 +10,8 @@ little-endian uint16 reshaped to (T, 4, 42, 42), bands B02, B03, B04, B08 at 10 
 ``labels`` bytes of int8, one label per timestamp for the centre 6 x 6 pixels (0 clear,
 1 opaque cloud, 2 thin cloud, 3 haze, 4 cloud shadow, 5 snow); ``dates`` bytes of int64
 (the card calls them ordinals); ``weights`` bytes of float32 (reserved). Int64 or float lists
-are accepted in place of the raw bytes.
+are accepted in place of the raw bytes. ``localid`` and ``weights`` are optional: a record
+without them reads as the card's parser reads it (``localid`` -1, no weights).
 
 Samples are time series, so the contract's (C, H, W) becomes (T, C, H, W):
 
@@ -243,10 +244,21 @@ def _archive_member_name(archive: Path, wanted: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+#: defaults of the optional features, as the card's parser declares them
+#: (``FixedLenFeature([], tf.int64, -1)`` for ``localid``; ``''`` decoded as no weights)
+OPTIONAL_FEATURES: dict[str, np.ndarray] = {
+    "localid": np.array([-1], dtype=np.int64),
+    "weights": np.zeros(0, dtype=np.float32),
+}
+
+
 def _feature_array(
     features: dict[str, FeatureValue], name: str, dtype: str, source: str
 ) -> np.ndarray:
-    """A feature as a 1-D array of ``dtype``: raw bytes (as ``decode_raw``) or a number list."""
+    """A feature as a 1-D array of ``dtype``: raw bytes (as ``decode_raw``) or a number list;
+    an absent optional feature (:data:`OPTIONAL_FEATURES`) gets the card's default."""
+    if name not in features and name in OPTIONAL_FEATURES:
+        return OPTIONAL_FEATURES[name].astype(dtype)
     if name not in features:
         raise DatasetError(
             f"{source}: record has no feature {name!r} (it has {sorted(features)}); "

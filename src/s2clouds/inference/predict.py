@@ -14,6 +14,7 @@ import contextlib
 import importlib.util
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from s2clouds.inference.window import prepare_scene
 from s2clouds.io.scene import Scene
 from s2clouds.io.scenes import read_scene
 from s2clouds.viz import TRUE_COLOUR_BANDS
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 
 def wants_cluster(cluster: ClusterOptions | None, n_windows: int) -> bool:
@@ -95,22 +99,80 @@ def predict_scene(
     return record.result
 
 
+@overload
+def predict(
+    source: xr.DataArray,
+    output: str | Path | None = None,
+    options: PredictOptions | None = None,
+    *,
+    cluster: ClusterOptions | None = None,
+    announce: Callable[[str], None] = ...,
+) -> xr.DataArray: ...
+
+
+@overload
 def predict(
     source: str | Path | np.ndarray,
     output: str | Path,
     options: PredictOptions | None = None,
     *,
     cluster: ClusterOptions | None = None,
+    announce: Callable[[str], None] = ...,
+) -> PredictionResult: ...
+
+
+def predict(
+    source: str | Path | np.ndarray | xr.DataArray,
+    output: str | Path | None = None,
+    options: PredictOptions | None = None,
+    *,
+    cluster: ClusterOptions | None = None,
     announce: Callable[[str], None] = lambda _: None,
-) -> PredictionResult:
+) -> PredictionResult | xr.DataArray:
     """Open ``source`` (see :func:`~s2clouds.io.scenes.read_scene`) as ``options.read`` says
     and predict its mask (see
-    :func:`predict_scene`; in this process unless ``cluster`` asks for Dask)."""
+    :func:`predict_scene`; in this process unless ``cluster`` asks for Dask).
+
+    An ``xarray.DataArray`` (band, y, x) with a CRS gives back a DataArray: the (y, x) uint8
+    canonical ``mask`` on its coordinates (attrs: model, class shares, ``flag_values``); the
+    mask COG is written to ``output`` too when one is given (else to a temporary file).
+    """
+    from s2clouds.io.dataarray import is_dataarray
+
     options = options or PredictOptions()
-    return predict_scene(
-        read_scene(source, **options.read.as_kwargs()),
-        output,
-        options,
-        cluster=cluster,
-        announce=announce,
-    )
+    scene = read_scene(source, **options.read.as_kwargs())
+    if is_dataarray(source):
+        return _predict_dataarray(source, scene, output, options, cluster, announce)
+    if output is None:
+        raise OutputError("give the output path of the mask (only a DataArray input needs none)")
+    return predict_scene(scene, output, options, cluster=cluster, announce=announce)
+
+
+def _predict_dataarray(
+    source: xr.DataArray,
+    scene: Scene,
+    output: str | Path | None,
+    options: PredictOptions,
+    cluster: ClusterOptions | None,
+    announce: Callable[[str], None],
+) -> xr.DataArray:
+    """Predict ``scene`` (read from ``source``) into ``output`` or a temporary COG and return
+    the mask as a DataArray on ``source``'s coordinates."""
+    import tempfile
+
+    import rasterio
+
+    from s2clouds.io.dataarray import mask_dataarray
+
+    with tempfile.TemporaryDirectory(prefix="s2clouds-xr-") as tmp:
+        target = Path(output) if output is not None else Path(tmp) / "mask.tif"
+        result = predict_scene(scene, target, options, cluster=cluster, announce=announce)
+        with rasterio.open(result.output) as ds:
+            mask = ds.read(1)
+    attrs = {
+        "model": result.model,
+        "class_fractions": str(result.class_fractions),
+        "valid_fraction": result.valid_fraction,
+        **({"path": str(output)} if output is not None else {}),
+    }
+    return mask_dataarray(mask, source, attrs)

@@ -28,6 +28,8 @@ class PredictionResult:
     resolution: float
     seconds: float
     model: str
+    #: :attr:`resolution` for people: ``"10 m"``, or degrees with their metres when geographic
+    pixel_size: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -102,6 +102,7 @@ class SceneSink:
             resolution=self.scene.grid.resolution,
             seconds=seconds,
             model=self.model_name,
+            pixel_size=self.scene.grid.pixel_size_text,
         )
 
 

@@ -78,6 +78,16 @@ class Grid:
         return math.sqrt(east * abs(self.transform.e)) * 111_320.0
 
     @property
+    def pixel_size_text(self) -> str:
+        """The pixel size for people: ``"10 m"``, or for a geographic CRS the degrees with the
+        metres they span (``"0.0000898315 deg (about 8.62 m)"``; the metres are
+        :attr:`metres_per_pixel`)."""
+        if self.crs is not None and getattr(self.crs, "is_geographic", False):
+            degrees = np.format_float_positional(self.resolution, precision=6, fractional=False)
+            return f"{degrees} deg (about {self.metres_per_pixel:.3g} m)"
+        return f"{self.resolution:g} m"
+
+    @property
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from s2clouds.io.scene import (
 )
 from s2clouds.io.stac import looks_like_stac_item, read_stac_item
 from s2clouds.radiometry import Radiometry
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img")
 
@@ -196,7 +199,7 @@ def scene_from_array(
 
 
 def read_scene(
-    source: str | Path | np.ndarray,
+    source: str | Path | np.ndarray | xr.DataArray,
     *,
     bands: Sequence[str] | None = None,
     resolution: float | None = None,
@@ -215,8 +218,24 @@ def read_scene(
     the same. ``scale`` is ``"dn"`` or ``"reflectance"`` to override the guess from the file's
     data type. For GeoTIFFs ``bands`` names the bands in file order; for SAFE products and
     folders it selects bands. ``sign`` names the signing hook for the remote (http/https/s3)
-    assets of a STAC item, run at each open (see :mod:`s2clouds.io.remote`).
+    assets of a STAC item, run at each open (see :mod:`s2clouds.io.remote`). An
+    ``xarray.DataArray`` with a band dimension and a CRS (odc-stac, stackstac, rioxarray) is
+    read on the grid of its coordinates (see :mod:`s2clouds.io.dataarray`; ``bands``
+    overrides its band coordinate; never resampled).
     """
+    from s2clouds.io.dataarray import dataarray_raster, is_dataarray
+
+    if is_dataarray(source):
+        if pixel_size is not None or resolution is not None:
+            raise SceneFormatError(
+                "a DataArray is read on the grid of its coordinates; leave resolution and "
+                "pixel_size out (resample it with rioxarray first)"
+            )
+        raster = dataarray_raster(source, bands=bands, scale=scale)
+        return scene_from_array(
+            raster.values, raster.names, scale=raster.scale, crs=raster.crs,
+            transform=raster.transform, nodata=raster.nodata, level=level,
+        )
     if isinstance(source, np.ndarray):
         return _array_scene(source, bands, scale, level, resolution, pixel_size)
     if pixel_size is not None:

@@ -51,7 +51,7 @@ from s2clouds.io.paths import check_outputs
 from s2clouds.io.scene import Scene
 from s2clouds.io.write import RasterWriter, atomic_path, check_writable, write_failure
 from s2clouds.mosaic.inputs import Acquisition, Rejected, expand_composite_inputs, open_acquisitions
-from s2clouds.mosaic.merge import Method, merge, parse_method
+from s2clouds.mosaic.merge import Method, merge, parse_method, rank_images
 from s2clouds.mosaic.quality import DISTANCE_CAP_M, get_scorer
 from s2clouds.mosaic.warp import GridRequest, check_overlap, on_grid, target_grid
 from s2clouds.radiometry import to_reflectance
@@ -63,6 +63,8 @@ QUALITY_SCALE = 10000
 #: pixels of context every scorer gets around a window (the SEN12MS score's smoothing needs 6)
 SCORER_HALO = 16
 INFO_BANDS = ("clear_count", "source_doy", "quality")
+#: the ``Scene.priors`` key of a scorer's scene map (see ``quality.Scorer.scene_map``)
+SCORER_MAP = "scorer_map"
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,9 @@ class CompositePlan:
     harmonise: bool
     dtype: str
     nodata: float | None
+    #: each input's image rank (0: fewest poor pixels) for rules that rank whole images,
+    #: from :func:`rank_inputs`; None until then
+    ranks: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -208,6 +213,10 @@ def plan_composite(
             replace(s, priors=with_shadow_reach(s.select(model.bands), model, 0).priors)
             for s in scenes
         ]
+    if scorer.scene_map is not None:  # e.g. the sen12ms shadow zone: once per input
+        scenes = [
+            replace(s, priors={**s.priors, SCORER_MAP: scorer.scene_map(s)}) for s in scenes
+        ]
     harmonise, dtype, nodata = _output_type(acquisitions)
     plan = CompositePlan(
         scenes=tuple(scenes),
@@ -252,6 +261,8 @@ def observation(plan: CompositePlan, index: int, window: Window) -> tuple[np.nda
     kwargs: dict[str, Any] = {"bands": plan.bands, "pixel_size": plan.pixel_size_m}
     if scorer.uses_distance:
         kwargs["cap"] = plan.distance_cap
+    if scorer.scene_map is not None:
+        kwargs["scene_map"] = scene.priors[SCORER_MAP].window(outer)
     quality = scorer.function(reflectance, probs, **kwargs)
     core = window.within(outer)
     values = (reflectance * QUALITY_SCALE) if plan.harmonise else raw
@@ -271,7 +282,11 @@ def composite_window(plan: CompositePlan, window: Window) -> WindowResult:
     raise error
 
 
-def _composite_window(plan: CompositePlan, window: Window) -> WindowResult:
+def _window_stack(
+    plan: CompositePlan, window: Window
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every input's observation of ``window``: values (T, C, h, w), quality (T, h, w), valid
+    and good (T, h, w) bool, and per-input read errors (T,) ("" when read)."""
     n = len(plan.scenes)
     values = np.empty((n, len(plan.bands), window.height, window.width), np.float32)
     quality = np.empty((n, window.height, window.width), np.float32)
@@ -286,7 +301,27 @@ def _composite_window(plan: CompositePlan, window: Window) -> WindowResult:
             raise type(exc)(f"{plan.paths[i]}: {exc}") from exc
     valid = np.isfinite(quality)
     good = valid & (np.nan_to_num(quality, nan=-1.0) >= plan.min_quality)
-    merged = merge(values, np.nan_to_num(quality, nan=0.0), good, plan.method)
+    return values, quality, valid, good, errors
+
+
+def count_window(plan: CompositePlan, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Clear and valid pixels (T,) int64 of every input in ``window``: the unit of work of the
+    ranking pass (:func:`rank_inputs`)."""
+    try:
+        _, _, valid, good, _ = _window_stack(plan, window)
+        n = len(plan.scenes)
+        return good.reshape(n, -1).sum(axis=1), valid.reshape(n, -1).sum(axis=1)
+    except S2CloudsError as exc:
+        error = detached(exc)
+    raise error
+
+
+def _composite_window(plan: CompositePlan, window: Window) -> WindowResult:
+    n = len(plan.scenes)
+    values, quality, valid, good, errors = _window_stack(plan, window)
+    merged = merge(
+        values, np.nan_to_num(quality, nan=0.0), good, plan.method, ranks=plan.ranks
+    )
     out = merged.values
     if np.dtype(plan.dtype).kind != "f":
         info = np.iinfo(plan.dtype)
@@ -402,19 +437,23 @@ def fingerprint(plan: CompositePlan, block: int) -> str:
         "cap": plan.distance_cap,
         "dtype": plan.dtype,
         "block": block,
+        "ranks": plan.ranks,
     }
     return hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:12]
 
 
 # ------------------------------------------------------------------------------- engines
-def _serial(plan: CompositePlan, windows: Sequence[Window]) -> Iterator[WindowResult]:
+Task = Callable[[CompositePlan, Window], Any]
+
+
+def _serial(plan: CompositePlan, windows: Sequence[Window], task: Task) -> Iterator[Any]:
     for window in windows:
-        yield composite_window(plan, window)
+        yield task(plan, window)
 
 
 def _dask(
-    client: Any, plan: CompositePlan, windows: Sequence[Window], retries: int
-) -> Iterator[WindowResult]:
+    client: Any, plan: CompositePlan, windows: Sequence[Window], retries: int, task: Task
+) -> Iterator[Any]:
     from distributed import as_completed
 
     from s2clouds.inference.distributed import cluster_error
@@ -429,12 +468,12 @@ def _dask(
     def refill() -> None:
         while len(futures) < limit and (window := next(pending, None)) is not None:
             future = client.submit(
-                composite_window,
+                task,
                 plan_future,
                 window,
                 retries=retries,
                 pure=False,
-                key=f"s2clouds-composite-r{window.row}-c{window.col}-{os.urandom(4).hex()}",
+                key=f"s2clouds-{task.__name__}-r{window.row}-c{window.col}-{os.urandom(4).hex()}",
             )
             futures.add(future)
             completed.add(future)
@@ -496,6 +535,8 @@ def run_composite(
     read = [*given, *plan.paths, *(r.path for r in rejected), options.grid.like]
     _refuse_overwriting_inputs(paths, [*read, *(f for s in plan.scenes for f in s.input_files())])
     windows = list(plan.grid.windows(options.block))
+    if plan.method.ranks_images:
+        plan = rank_inputs(plan, windows, options, cluster, announce)
     store = PartStore(output, plan, options.block)
     if not options.resume:
         store.remove()
@@ -530,6 +571,28 @@ def _refuse_overwriting_inputs(paths: dict[str, Path], inputs: Sequence[str | No
     check_outputs({labels[k]: v for k, v in paths.items()}, inputs)
 
 
+def rank_inputs(
+    plan: CompositePlan,
+    windows: Sequence[Window],
+    options: CompositeOptions,
+    cluster: Any,
+    announce: Callable[[str], None],
+) -> CompositePlan:
+    """``plan`` with each input's image rank (:func:`~s2clouds.mosaic.merge.rank_images`):
+    a first pass over every window that scores every input and counts its clear and valid
+    pixels, run by the same engine as the composite."""
+    clear = np.zeros(len(plan.scenes), np.int64)
+    valid = np.zeros(len(plan.scenes), np.int64)
+
+    def add(counts: tuple[np.ndarray, np.ndarray]) -> None:
+        clear[:] += counts[0]
+        valid[:] += counts[1]
+
+    _run_windows(plan, windows, count_window, add, "ranking windows", options, cluster,
+                 announce)
+    return replace(plan, ranks=rank_images(clear.tolist(), valid.tolist()))
+
+
 def _compute(
     plan: CompositePlan,
     todo: Sequence[Window],
@@ -538,6 +601,22 @@ def _compute(
     cluster: Any,
     announce: Callable[[str], None],
 ) -> str:
+    return _run_windows(plan, todo, composite_window, store.save, "composite windows", options,
+                        cluster, announce)
+
+
+def _run_windows(
+    plan: CompositePlan,
+    todo: Sequence[Window],
+    task: Task,
+    consume: Callable[[Any], None],
+    label: str,
+    options: CompositeOptions,
+    cluster: Any,
+    announce: Callable[[str], None],
+) -> str:
+    """Run ``task(plan, window)`` for every window of ``todo`` in this process or on Dask and
+    hand each result to ``consume`` as it arrives; returns where it ran."""
     from s2clouds.inference.distributed import scheduler_address
     from s2clouds.inference.sink import window_progress
 
@@ -547,18 +626,18 @@ def _compute(
         or (cluster.workers is None and scheduler_address(cluster) is None and len(todo) <= 1)
     )
     with window_progress(options.progress) as progress:
-        bar = progress.add_task("composite windows", total=len(todo))
+        bar = progress.add_task(label, total=len(todo))
         if in_process or not todo:
-            for result in _serial(plan, todo):
-                store.save(result)
+            for result in _serial(plan, todo, task):
+                consume(result)
                 progress.advance(bar)
             return "this process (no cluster)"
         from s2clouds.inference.distributed import connect
 
         with connect(cluster) as (client, description):
-            announce(f"computing {len(todo)} windows on {description}")
-            for result in _dask(client, plan, todo, cluster.retries):
-                store.save(result)
+            announce(f"{label}: {len(todo)} on {description}")
+            for result in _dask(client, plan, todo, cluster.retries, task):
+                consume(result)
                 progress.advance(bar)
             return description
 
@@ -635,6 +714,9 @@ def _write_outputs(
             entry["failed_windows"] = int(count)
             if count:
                 entry["error"] = message
+        if plan.ranks is not None:  # the ranked merge: the order the images were merged in
+            for entry, rank in zip(summary["inputs"], plan.ranks, strict=True):
+                entry["rank"] = rank
         with atomic_path(paths["summary"]) as tmp:
             tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
