@@ -360,9 +360,6 @@ class PartStore:
     def path(self, window: Window) -> Path:
         return self.folder / f"r{window.row}_c{window.col}.npz"
 
-    def done(self, window: Window) -> bool:
-        return self.path(window).is_file()
-
     def save(self, result: WindowResult) -> None:
         """Save one window (atomically); a failed save (the disk is full) leaves no empty
         parts folder behind."""
