@@ -60,7 +60,10 @@ from s2clouds.models.registry import get_model, resolve_model_name  # noqa: E402
 from s2clouds.train.surfaces import Labelled, all_clear, read_dsen2, read_geotiff_dn  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-DEFAULT_MODELS = "auto,ukis-csmask,ukis-csmask@native,cd-fcnn,cd-fcnn-rgbi,s2cloudless"
+#: ``auto`` picks the model for each image's own bands (4-5, 12 or 13 here); the 10- and 6-band
+#: models are named so that they are measured too, on the same images' band subsets
+DEFAULT_MODELS = ("auto,s2clouds-pixel-swir10,s2clouds-pixel-swir6,ukis-csmask,ukis-csmask@native,"
+                  "cd-fcnn,cd-fcnn-rgbi,s2cloudless")
 #: the teachers of table 3, at their documented operating points: one vote per family (the
 #: first variant of a family that can read the image's bands)
 TEACHER_FAMILIES = (("ukis-csmask",), ("cd-fcnn", "cd-fcnn-rgbi"), ("s2cloudless",))
