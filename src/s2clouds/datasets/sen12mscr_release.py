@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from s2clouds.datasets.base import CloudDataset, Sample, as_names, require_path
-from s2clouds.datasets.sen12ms import SEASON_SEEDS, SPLIT_NAMES, SPLITS_FOLDER
+from s2clouds.datasets.sen12ms import SEASON_SEEDS, SPLIT_NAMES, SPLITS_FOLDER, PatchKey
 from s2clouds.datasets.sen12mscr import labelled_sample, read_reflectance
 from s2clouds.datasets.splits import OfficialSplit, read_official_split
 from s2clouds.errors import DatasetError
@@ -54,18 +54,9 @@ _PATCH_FILE = re.compile(
 
 
 @dataclass(frozen=True, order=True)
-class CRPatch:
-    """One patch of the release: season folder (seed, season), scene and patch number."""
-
-    seed: int
-    season: str
-    scene: int
-    patch: int
-
-    @property
-    def roi(self) -> str:
-        """The SEN12MS season name, e.g. ``ROIs1158_spring``."""
-        return f"ROIs{self.seed}_{self.season}"
+class CRPatch(PatchKey):
+    """One patch of the release: the SEN12MS key (season folder, scene and patch number) with
+    the release's folder layout."""
 
     @property
     def id(self) -> str:
@@ -74,10 +65,7 @@ class CRPatch:
 
     def path(self, root: Path, sensor: str) -> Path:
         """Where the release keeps this patch's ``sensor`` file under ``root``."""
-        return (
-            root / f"{self.roi}_{sensor}" / f"{sensor}_{self.scene}"
-            / f"{self.roi}_{sensor}_{self.scene}_p{self.patch}.tif"
-        )
+        return root / f"{self.roi}_{sensor}" / f"{sensor}_{self.scene}" / self.file_name(sensor)
 
 
 def _sensor_roots(root: Path) -> list[tuple[Path, str]]:
