@@ -432,14 +432,17 @@ class Scene:
         raw = _read_sources(self.sources, self.grid, window)
         return to_reflectance(raw, self.bands, self.radiometry, nodata=None)
 
-    def reads_cheaply_at(self, resolution: float) -> bool:
+    def reads_cheaply_at(self, resolution: float, *, exact: bool = True) -> bool:
         """Whether every band can be read at ``resolution`` (coarser than the grid) without
         decoding finer pixels: its file is that coarse already, or has an overview whose
-        decimation divides the factor (COG overviews, JPEG 2000 resolution levels)."""
+        decimation divides the factor: one that holds block means (average-built COG
+        overviews) or, unless ``exact``, any sized like one (JPEG 2000 resolution levels,
+        read inside :func:`approximate_overviews`)."""
         for source in self.sources:
             if not isinstance(source, RasterBand):
                 return False
-            file_resolution, overviews, _ = _raster_layout(source.path, source.index, source.sign)
+            file_resolution, means, sized = _raster_layout(source.path, source.index, source.sign)
+            overviews = means if exact else sized
             factor = resolution / file_resolution
             if factor <= 1 + 1e-6:
                 continue
