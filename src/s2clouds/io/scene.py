@@ -244,7 +244,8 @@ def _raster_layout(
     equal to the block means of a sample (:func:`_holds_block_means`), and all its overviews
     sized so. Overviews built by nearest neighbour, and JPEG 2000 resolution levels (wavelet
     low-passes: a few percent off at edges, enough to move a class boundary), are only in
-    the last."""
+    the last. JPEG 2000 levels are known to be such low-passes and are not sampled
+    (sampling decodes a codestream tile per level, in every process that reads the file)."""
     import rasterio
 
     found, sized = [], []
@@ -253,12 +254,13 @@ def _raster_layout(
             factors = ds.overviews(index)
             height, width = ds.height, ds.width
             resolution = abs(ds.transform.a)
+            wavelet = str(ds.driver).upper().startswith("JP2")
             for level, factor in enumerate(factors):
                 with open_raster(path, sign, overview_level=level) as ov:
                     exact = (ov.height, ov.width) == (-(-height // factor), -(-width // factor))
                     if factor > 1 and exact:
                         sized.append((int(factor), level))
-                        if _holds_block_means(ds, ov, index, factor):
+                        if not wavelet and _holds_block_means(ds, ov, index, factor):
                             found.append((int(factor), level))
     except rasterio.errors.RasterioIOError as exc:
         raise SceneFormatError(
