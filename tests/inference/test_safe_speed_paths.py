@@ -1,6 +1,5 @@
 """The fast paths on a real-radiometry SAFE product: JPEG 2000 resolution levels for the 20 m
-models, masks that do not depend on the window size or the engine, windows kept together
-per Dask worker."""
+models, and masks that do not depend on the window size or the engine."""
 
 from __future__ import annotations
 
@@ -10,11 +9,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from s2clouds.inference.distributed import strips_per_worker
 from s2clouds.inference.options import PredictOptions, RunOptions
 from s2clouds.inference.predict import predict
 from s2clouds.inference.window import read_factor
-from s2clouds.io.grid import Window
 from s2clouds.io.scenes import read_scene
 from s2clouds.models.base import ModelContext
 from s2clouds.models.registry import get_model
@@ -107,14 +104,3 @@ def test_dask_masks_equal_the_serial_ones_on_a_safe(real_safe: Path, tmp_path: P
         options = ClusterOptions(scheduler=cluster.scheduler_address, max_in_flight=4)
         dask = mask_of(real_safe, tmp_path / "dask.tif", run, cluster=options)
     np.testing.assert_array_equal(dask, serial)
-
-
-def test_each_worker_gets_a_strip_of_consecutive_windows() -> None:
-    windows = [Window(r * 10, c * 10, 10, 10) for r in range(3) for c in range(3)]
-    ordered = strips_per_worker(windows, ["a", "b"])
-    assert sorted((w.row, w.col) for w, _ in ordered) == [(w.row, w.col) for w in windows]
-    by_worker = {k: [w for w, worker in ordered if worker == k] for k in ("a", "b")}
-    assert by_worker["a"] == windows[:5] and by_worker["b"] == windows[5:]
-    # interleaved, so that both workers have work from the first submissions
-    assert [worker for _, worker in ordered[:2]] == ["a", "b"]
-    assert strips_per_worker(windows[:1], []) == [(windows[0], None)]

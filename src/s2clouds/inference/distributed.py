@@ -277,12 +277,7 @@ class DaskEngine:
         from distributed import as_completed
 
         self._scenes.update({job.index: _scene_name(job) for job in jobs})
-        workers = sorted(self.client.scheduler_info().get("workers", {}))
-        pending = (
-            (job, window, worker)
-            for job in jobs
-            for window, worker in strips_per_worker(job.windows, workers)
-        )
+        pending = ((job, window) for job in jobs for window in job.windows)
         started: set[int] = set()
         completed = as_completed()
         try:
@@ -318,7 +313,7 @@ class DaskEngine:
 
     def _refill(
         self,
-        pending: Iterator[tuple[SceneJob, Window, str | None]],
+        pending: Iterator[tuple[SceneJob, Window]],
         started: set[int],
         completed: Any,
         run: RunOptions,
@@ -329,7 +324,7 @@ class DaskEngine:
             item = next(pending, None)
             if item is None:
                 return
-            job, window, worker = item
+            job, window = item
             if job.index in self._cancelled:
                 continue
             if job.index not in started:
@@ -345,33 +340,9 @@ class DaskEngine:
                 key=f"s2clouds-{job.scene.product_id}-r{window.row}-c{window.col}-{token}",
                 retries=self.retries,
                 priority=-job.index,
-                # a preference, not a rule: a lost worker's windows run elsewhere
-                workers=None if worker is None else [worker],
-                allow_other_workers=True,
             )
             self._futures[future] = (job.index, window)
             completed.add(future)
-
-
-def strips_per_worker(
-    windows: Sequence[Window], workers: Sequence[str]
-) -> list[tuple[Window, str | None]]:
-    """``windows`` (row-major) with the worker each should run on: worker k gets the k-th
-    run of consecutive windows (a horizontal strip of the scene), so that the compressed blocks its
-    windows and their halos share (1024 px JPEG 2000 tiles, COG tiles) are decoded by one
-    worker and reused from its GDAL block cache, not decoded again by every worker whose
-    window touches them. The strips are interleaved (the first window of each strip, then
-    the second, ...) so that every worker has work from the start. No workers known: no
-    preference (None)."""
-    if len(workers) < 2 or not windows:
-        return [(window, workers[0] if workers else None) for window in windows]
-    strips: list[list[Window]] = [[] for _ in workers]
-    for i, window in enumerate(windows):  # consecutive runs of the row-major order
-        strips[i * len(workers) // len(windows)].append(window)
-    ordered: list[tuple[Window, str | None]] = []
-    for i in range(max(len(strip) for strip in strips)):
-        ordered.extend((strip[i], workers[k]) for k, strip in enumerate(strips) if i < len(strip))
-    return ordered
 
 
 def _scene_name(job: SceneJob) -> str:
