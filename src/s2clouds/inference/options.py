@@ -49,13 +49,19 @@ class RunOptions:
 
     ``model``: a registry name, ``"auto"`` or a model file path. ``block``: output window
     edge in pixels computed at once (memory grows with block^2). ``tile``/``overlap``: model
-    tiles inside a block, in pixels, for models with a fixed input size.
+    tiles inside a block, in pixels, for models with a fixed input size. ``exact_reads``:
+    a model that works coarser than the grid (the 20 m pixel models on 10 m bands) gets
+    exact block means of the full-resolution pixels, decoded in full, instead of the coarser
+    levels the files hold (JPEG 2000 resolution levels, nearest-built overviews), which cost
+    a quarter of the decoding at 20 m; average-built COG overviews hold exact block means
+    and are read either way (see docs/speed.md).
     """
 
     model: str = DEFAULT_MODEL
     block: int = 1024
     tile: int = 512
     overlap: int = 64
+    exact_reads: bool = False
 
 
 @dataclass(frozen=True)

@@ -109,13 +109,16 @@ def predict_window(
     height, width = scene.grid.shape
     halo, alignment = model_halo(model, context), model_alignment(model, context)
     outer = expand_window(window, halo, height, width, alignment)
-    factor = read_factor(scene, model, context)
+    factor = read_factor(scene, model, context, exact=run.exact_reads)
     if factor == 1:
         image = scene.read(outer)
         probs = predict_array(model, image, context, tile=run.tile, overlap=run.overlap)
         valid = np.all(np.isfinite(image), axis=0)
-    else:
+    elif run.exact_reads:
         probs, valid = coarse_probabilities(scene, model, outer, factor, context, run)
+    else:
+        with approximate_overviews():
+            probs, valid = coarse_probabilities(scene, model, outer, factor, context, run)
     core = window.within(outer)
     probs, valid = probs[(slice(None), *core)], valid[core]
     if "shadow_reach" in scene.priors:
@@ -123,12 +126,16 @@ def predict_window(
     return mask_where_valid(probs, valid), probs
 
 
-def read_factor(scene: Scene, model: CloudModel, context: ModelContext) -> int:
+def read_factor(
+    scene: Scene, model: CloudModel, context: ModelContext, *, exact: bool = True
+) -> int:
     """How much coarser than its grid the scene is read for ``model``: the model's internal
     factor when every band has overviews for it (reading them decodes a quarter of the
-    pixels at factor 2, and the model would average the full resolution anyway), else 1."""
+    pixels at factor 2, and the model would average the full resolution anyway), else 1.
+    ``exact``: only overviews that hold exact block means count (see
+    :attr:`RunOptions.exact_reads`); otherwise JPEG 2000 resolution levels do too."""
     factor = int(model.internal_factor(context))
-    if factor > 1 and scene.reads_cheaply_at(scene.grid.resolution * factor):
+    if factor > 1 and scene.reads_cheaply_at(scene.grid.resolution * factor, exact=exact):
         return factor
     return 1
 

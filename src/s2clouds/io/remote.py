@@ -175,8 +175,9 @@ def open_raster(
             yield ds
 
 
-#: local raster datasets kept open per thread (see :func:`_kept_open`)
-KEPT_OPEN = 16
+#: local raster datasets kept open per thread (see :func:`_kept_open`): a 13-band product
+#: opened at full resolution and at one resolution level each, with room for a second scene
+KEPT_OPEN = 64
 _kept = threading.local()
 
 

@@ -244,7 +244,8 @@ def _raster_layout(
     equal to the block means of a sample (:func:`_holds_block_means`), and all its overviews
     sized so. Overviews built by nearest neighbour, and JPEG 2000 resolution levels (wavelet
     low-passes: a few percent off at edges, enough to move a class boundary), are only in
-    the last."""
+    the last. JPEG 2000 levels are known to be such low-passes and are not sampled
+    (sampling decodes a codestream tile per level, in every process that reads the file)."""
     import rasterio
 
     found, sized = [], []
@@ -253,12 +254,13 @@ def _raster_layout(
             factors = ds.overviews(index)
             height, width = ds.height, ds.width
             resolution = abs(ds.transform.a)
+            wavelet = str(ds.driver).upper().startswith("JP2")
             for level, factor in enumerate(factors):
                 with open_raster(path, sign, overview_level=level) as ov:
                     exact = (ov.height, ov.width) == (-(-height // factor), -(-width // factor))
                     if factor > 1 and exact:
                         sized.append((int(factor), level))
-                        if _holds_block_means(ds, ov, index, factor):
+                        if not wavelet and _holds_block_means(ds, ov, index, factor):
                             found.append((int(factor), level))
     except rasterio.errors.RasterioIOError as exc:
         raise SceneFormatError(
@@ -432,14 +434,17 @@ class Scene:
         raw = _read_sources(self.sources, self.grid, window)
         return to_reflectance(raw, self.bands, self.radiometry, nodata=None)
 
-    def reads_cheaply_at(self, resolution: float) -> bool:
+    def reads_cheaply_at(self, resolution: float, *, exact: bool = True) -> bool:
         """Whether every band can be read at ``resolution`` (coarser than the grid) without
         decoding finer pixels: its file is that coarse already, or has an overview whose
-        decimation divides the factor (COG overviews, JPEG 2000 resolution levels)."""
+        decimation divides the factor: one that holds block means (average-built COG
+        overviews) or, unless ``exact``, any sized like one (JPEG 2000 resolution levels,
+        read inside :func:`approximate_overviews`)."""
         for source in self.sources:
             if not isinstance(source, RasterBand):
                 return False
-            file_resolution, overviews, _ = _raster_layout(source.path, source.index, source.sign)
+            file_resolution, means, sized = _raster_layout(source.path, source.index, source.sign)
+            overviews = means if exact else sized
             factor = resolution / file_resolution
             if factor <= 1 + 1e-6:
                 continue

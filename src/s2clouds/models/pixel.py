@@ -68,20 +68,28 @@ EARLY_STOP = {"pred_early_stop": True, "pred_early_stop_freq": 5, "pred_early_st
 
 
 #: environment variable set by the command line (which never uses LightGBM's scikit-learn
-#: classes): LightGBM is then imported without scikit-learn, whose import takes a second
+#: classes, data frames or Dask training): LightGBM is then imported without the optional
+#: packages of :data:`LIGHTGBM_EXTRAS`, whose imports take seconds (pandas alone ~1 s)
 WITHOUT_SKLEARN_ENV = "S2CLOUDS_LIGHTGBM_WITHOUT_SKLEARN"
+#: optional packages LightGBM imports when installed, and the command line never needs
+LIGHTGBM_EXTRAS = ("sklearn", "pandas", "pyarrow", "datatable", "dask")
 
 
 def import_lightgbm() -> Any:
     """The ``lightgbm`` module, or :class:`ModelError` with the install command."""
     try:
         quick = os.environ.get(WITHOUT_SKLEARN_ENV) == "1"
-        if quick and "sklearn" not in sys.modules and "lightgbm" not in sys.modules:
-            sys.modules["sklearn"] = None  # type: ignore[assignment]  # an ImportError
+        if quick and "lightgbm" not in sys.modules:
+            # hidden for this import only (None in sys.modules is an ImportError); a later
+            # import of any of them works as usual
+            hidden = [name for name in LIGHTGBM_EXTRAS if name not in sys.modules]
+            for name in hidden:
+                sys.modules[name] = None  # type: ignore[assignment]
             try:
                 import lightgbm
             finally:
-                del sys.modules["sklearn"]
+                for name in hidden:
+                    del sys.modules[name]
         import lightgbm
     except ImportError as exc:
         raise ModelError(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import shutil
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -97,13 +97,18 @@ def write_safe(
     spacecraft: str = "S2B",
     bands: Sequence[str] | None = None,
     nodata_columns_60m: int = 1,
+    band_dn: Callable[[str, int], np.ndarray] | None = None,
+    jp2_options: dict[str, object] | None = None,
 ) -> Path:
     """Write one product into ``folder``; returns the ``.SAFE`` folder or the ``.zip`` path.
 
     ``level`` is ``"L1C"`` or ``"L2A"``; ``baseline`` like ``"02.09"`` or ``"04.00"``;
     ``size_10m`` (a multiple of 6) is the tile size in 10 m pixels; ``bands`` limits the
     spectral bands written (default: all of the level); ``zipped`` writes ``<name>.zip``
-    holding ``<name>.SAFE/`` (as downloaded) and no folder.
+    holding ``<name>.SAFE/`` (as downloaded) and no folder. ``band_dn(band, resolution)``
+    replaces the synthetic pictures: it returns the stored DN (H, W) uint16 of a band at
+    ``resolution`` m (``size_10m * 10 // resolution`` px a side), e.g. real radiometry for a
+    benchmark; ``jp2_options`` are extra JPEG 2000 creation options (e.g. ``BLOCKXSIZE``).
     """
     if level not in ("L1C", "L2A"):
         raise ValueError(f"level must be L1C or L2A, not {level!r}")
@@ -115,7 +120,8 @@ def write_safe(
     wanted = tuple(bands) if bands is not None else MSI_BANDS
     granule = f"{level}_T{TILE}_{ABSOLUTE_ORBIT}_{SENSING}"
     image_files = _write_images(
-        safe, granule, level, baseline, size_10m, wanted, nodata_columns_60m
+        safe, granule, level, baseline, size_10m, wanted, nodata_columns_60m,
+        band_dn=band_dn, jp2_options=jp2_options or {},
     )
     _write_xml(safe / f"MTD_MSI{level}.xml", _product_xml(level, baseline, spacecraft, image_files))
     _write_xml(
@@ -169,7 +175,9 @@ def _extra_layer(layer: str, shape: tuple[int, int]) -> np.ndarray:
     return np.full((count, *shape), value, dtype=dtype)
 
 
-def _write_jp2(path: Path, data: np.ndarray, resolution: int) -> None:
+def _write_jp2(
+    path: Path, data: np.ndarray, resolution: int, options: dict[str, object] | None = None
+) -> None:
     """Lossless JPEG 2000 (C, H, W) with the tile's UTM georeference."""
     path.parent.mkdir(parents=True, exist_ok=True)
     profile = {
@@ -183,6 +191,7 @@ def _write_jp2(path: Path, data: np.ndarray, resolution: int) -> None:
         "QUALITY": 100,
         "REVERSIBLE": "YES",
         "YCC": "NO",
+        **(options or {}),
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
@@ -209,6 +218,9 @@ def _write_images(
     size_10m: int,
     wanted: Sequence[str],
     nodata_cols: int,
+    *,
+    band_dn: Callable[[str, int], np.ndarray] | None = None,
+    jp2_options: dict[str, object],
 ) -> list[str]:
     """Write the JP2 files; returns their IMAGE_FILE entries (relative, without ``.jp2``)."""
     entries = []
@@ -216,11 +228,13 @@ def _write_images(
         folder = f"GRANULE/{granule}/IMG_DATA" + ("" if level == "L1C" else f"/R{res}m")
         entry = f"{folder}/T{TILE}_{SENSING}_{suffix}"
         size = size_10m * 10 // res
-        if layer in NATIVE_RESOLUTION:
+        if layer in NATIVE_RESOLUTION and band_dn is not None:
+            data = band_dn(layer, res)[None]
+        elif layer in NATIVE_RESOLUTION:
             data = _dn(layer, baseline, size_10m, res, nodata_cols)[None]
         else:
             data = _extra_layer(layer, (size, size))
-        _write_jp2(safe / f"{entry}.jp2", data, res)
+        _write_jp2(safe / f"{entry}.jp2", data, res, jp2_options)
         entries.append(entry)
     return entries
 
