@@ -215,17 +215,10 @@ def unlabelled_scenes(data: Path) -> Iterator[Image]:
 
 def composite_images(data: Path, clear: list[Image], seed: int = 0) -> Iterator[Image]:
     """Cloud layers of the held-out pairs over the held-out clear surfaces (two each)."""
-    from s2clouds.datasets.sen12mscr import read_reflectance
-    from s2clouds.train.cloud_layers import Geometry, composite_layer, layer_from_pair
+    from s2clouds.train.cloud_layers import Geometry, composite_layer, layers_from_pairs
 
-    layers = []
-    for folder in sorted((data / "sen12mscr" / "pairs").iterdir()):
-        if (folder / "cloudy.tif").is_file() and is_held_out("pairs", folder.name):
-            cloudy, bands, _, _ = read_reflectance(folder / "cloudy.tif")
-            reference, _, _, _ = read_reflectance(folder / "clear.tif")
-            layer = layer_from_pair(cloudy, reference, bands, folder.name)
-            if layer is not None:
-                layers.append(layer)
+    layers = layers_from_pairs(data / "sen12mscr" / "pairs",
+                               lambda name: is_held_out("pairs", name))
     rng = np.random.default_rng(seed)
     for item in clear:
         if item.group in ("pair clear halves", "series clear dates") or not layers:
@@ -255,18 +248,17 @@ def predict(model_name: str, item: Image) -> np.ndarray | None:
     return probabilities_to_mask(probs, image)
 
 
-@functools.lru_cache(maxsize=4096)
-def _cached_mask(model_name: str, key: int) -> np.ndarray | None:
-    return predict(model_name, _ITEMS[key])
-
-
-_ITEMS: dict[int, Image] = {}
+#: masks of this run by (model, image): every table reads the same masks
+_MASKS: dict[tuple[str, int], tuple[Image, np.ndarray | None]] = {}
 
 
 def mask_of(model_name: str, item: Image) -> np.ndarray | None:
-    """:func:`predict`, once per model and image in a run."""
-    _ITEMS[id(item)] = item
-    return _cached_mask(model_name, id(item))
+    """:func:`predict`, once per model and image in a run (the image is kept with its mask,
+    so that its id stays its own)."""
+    key = (model_name, id(item))
+    if key not in _MASKS:
+        _MASKS[key] = (item, predict(model_name, item))
+    return _MASKS[key][1]
 
 
 def label_of(model_name: str, item: Image) -> str:

@@ -51,7 +51,7 @@ from s2clouds.train.cloud_layers import (  # noqa: E402
     CloudLayer,
     Geometry,
     composite_layer,
-    layer_from_pair,
+    layers_from_pairs,
 )
 from s2clouds.train.pixel import PixelTrainConfig, fit_booster  # noqa: E402
 from s2clouds.train.surfaces import (  # noqa: E402
@@ -199,18 +199,8 @@ def eurosat_mosaics(patches: list[Labelled], rng: np.random.Generator) -> list[L
 
 def training_layers(data: Path) -> list[CloudLayer]:
     """Cloud layers of the training pairs (never of held-out pairs)."""
-    from s2clouds.datasets.sen12mscr import read_reflectance
-
-    layers = []
-    for folder in sorted((data / "sen12mscr" / "pairs").iterdir()):
-        if not (folder / "cloudy.tif").is_file() or is_held_out("pairs", folder.name):
-            continue
-        cloudy, bands, _, _ = read_reflectance(folder / "cloudy.tif")
-        clear, _, _, _ = read_reflectance(folder / "clear.tif")
-        layer = layer_from_pair(cloudy, clear, bands, folder.name)
-        if layer is not None:
-            layers.append(layer)
-    return layers
+    return layers_from_pairs(data / "sen12mscr" / "pairs",
+                             lambda name: not is_held_out("pairs", name))
 
 
 def composite_sources(

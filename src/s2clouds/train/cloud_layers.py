@@ -26,8 +26,9 @@ layer's median thick-cloud spectrum. The cirrus band B10 is kept as the rise the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -60,6 +61,8 @@ DIFFUSE = {
     "B01": 0.45, "B02": 0.4, "B03": 0.3, "B04": 0.25, "B05": 0.2, "B06": 0.17, "B07": 0.15,
     "B08": 0.14, "B8A": 0.13, "B09": 0.13, "B10": 1.0, "B11": 0.1, "B12": 0.08,
 }
+#: a pair whose cloud (opacity of at least THIN_OPACITY) covers less than this gives no layer
+MIN_CLOUD_SHARE = 0.01
 #: opacity from which a pixel's own cloud reflectance is solved (below: the layer median)
 SOLVE_OPACITY = 0.5
 
@@ -100,14 +103,30 @@ def layer_from_pair(
     # unexplained change that is not cloud (surface change, snow, edges) stays unknown
     unknown = (labels.mask == NODATA) & ~cloud
     opacity[unknown] = np.nan
-    if np.mean(opacity >= THIN_OPACITY) < 0.01:
-        return None
-    reflectance = cloud_reflectance(matched, clear, opacity)
     cirrus = np.zeros(opacity.shape, np.float32)
     if "B10" in names:
         b10 = names.index("B10")
         cirrus = np.where(cloud, np.maximum(matched[b10] - clear[b10], 0.0), 0.0)
-    return CloudLayer(opacity, reflectance, cirrus.astype(np.float32), names, name)
+    layer = CloudLayer(opacity, cloud_reflectance(matched, clear, opacity),
+                       cirrus.astype(np.float32), names, name)
+    return layer if layer.cloud_share >= MIN_CLOUD_SHARE else None
+
+
+def layers_from_pairs(root: Path, wanted: Callable[[str], bool]) -> list[CloudLayer]:
+    """The cloud layers of the SEN12MS-CR pair folders (``<name>/cloudy.tif`` and
+    ``clear.tif``) under ``root`` whose name is ``wanted``, in sorted order."""
+    from s2clouds.datasets.sen12mscr import read_reflectance
+
+    layers = []
+    for folder in sorted(Path(root).iterdir()):
+        if not (folder / "cloudy.tif").is_file() or not wanted(folder.name):
+            continue
+        cloudy, bands, _, _ = read_reflectance(folder / "cloudy.tif")
+        clear, _, _, _ = read_reflectance(folder / "clear.tif")
+        layer = layer_from_pair(cloudy, clear, bands, folder.name)
+        if layer is not None:
+            layers.append(layer)
+    return layers
 
 
 def cloud_reflectance(cloudy: np.ndarray, clear: np.ndarray, opacity: np.ndarray) -> np.ndarray:
