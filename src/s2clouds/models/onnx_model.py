@@ -26,6 +26,7 @@ from s2clouds.errors import ModelError
 from s2clouds.io.write import atomic_path
 from s2clouds.models.base import N_CLASSES, ModelContext
 from s2clouds.models.coarse import predict_on_blocks, resolution_factor
+from s2clouds.models.shadow_geometry import ShadowGeometry
 from s2clouds.models.weights import (
     SPEC_METADATA_KEY,
     SpecModel,
@@ -107,7 +108,7 @@ def load_spec(path: str | Path) -> WeightSpec:
     return read_sidecar(onnx_path)
 
 
-class OnnxModel(SpecModel):
+class OnnxModel(ShadowGeometry, SpecModel):  # type: ignore[override]
     """A :class:`~s2clouds.models.base.CloudModel` over an exported ONNX network.
 
     ``path``: the ``.onnx`` file; ``spec``: its weight spec (default: read from the sidecar
@@ -162,8 +163,8 @@ class OnnxModel(SpecModel):
         interpolation back) times the factor."""
         factor = self.internal_factor(context)
         if factor == 1:
-            return self.receptive_radius
-        return (self.receptive_radius + 2) * factor
+            return self.receptive_radius + self.shadow_halo(context)
+        return (self.receptive_radius + 2) * factor + self.shadow_halo(context)
 
     def required_alignment(self, context: ModelContext) -> int:
         """Windows start on the network's pooling grid, in input pixels."""
@@ -189,9 +190,16 @@ class OnnxModel(SpecModel):
     def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray:
         """Canonical probabilities (4, H, W) float32 from reflectance (C, H, W) in ``bands``
         order (0-1, NaN where there is no data), on block means of ``image`` when the spec's
-        resolution is coarser (:meth:`internal_factor`; no-data pixels are then clear)."""
+        resolution is coarser (:meth:`internal_factor`; no-data pixels are then clear), and
+        shadow no cloud can cast moved to clear when the spec sets a shadow reach
+        (:class:`~s2clouds.models.shadow_geometry.ShadowGeometry`)."""
         self.spec.check_image(image)
-        return predict_on_blocks(image, self.internal_factor(context), self.network_probabilities)
+        factor = self.internal_factor(context)
+
+        def on_grid(grid: np.ndarray) -> np.ndarray:
+            return self.with_shadow_geometry(self.network_probabilities(grid), context, factor)
+
+        return predict_on_blocks(image, factor, on_grid)
 
     def network_probabilities(self, image: np.ndarray) -> np.ndarray:
         """Canonical probabilities (4, H, W) float32 of the network run on ``image``

@@ -15,7 +15,6 @@ model file.
 from __future__ import annotations
 
 import functools
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ import numpy as np
 
 from s2clouds.errors import ModelError
 from s2clouds.io.write import atomic_path
-from s2clouds.models.base import N_CLASSES, ModelContext, ShadowReachMapper
+from s2clouds.models.base import N_CLASSES, ModelContext
 from s2clouds.models.coarse import predict_on_blocks, resolution_factor
 from s2clouds.models.pixel_features import (
     check_feature_bands,
@@ -34,14 +33,7 @@ from s2clouds.models.pixel_features import (
     pixel_features,
     sampled_features,
 )
-from s2clouds.models.shadow_geometry import (
-    CONTEXT_PX,
-    OPENING_PX,
-    casting_cloud,
-    constrain_shadow,
-    shadow_reach,
-    sun_from_context,
-)
+from s2clouds.models.shadow_geometry import ShadowGeometry
 from s2clouds.models.weights import (
     SpecModel,
     WeightSpec,
@@ -144,7 +136,7 @@ def _load_booster(path: Path, sha256: str | None) -> Any:
         ) from exc
 
 
-class PixelModel(SpecModel):
+class PixelModel(ShadowGeometry, SpecModel):  # type: ignore[override]
     """A :class:`~s2clouds.models.base.CloudModel` over a LightGBM booster.
 
     ``booster``: a trained ``lightgbm.Booster`` with 4 classes (canonical order) over the
@@ -227,45 +219,11 @@ class PixelModel(SpecModel):
         pixel, plus the block being averaged) times the internal factor, plus the shadow
         reach (a cloud beyond the window may shade it)."""
         reach = features_halo(self.spec.features) + self.spec.stride + 2
-        shadow = 0
-        if self.spec.shadow_reach_m > 0 and not context.get("scene_shadow_reach"):
-            resolution = float(context.get("resolution") or self.spec.resolution)
-            factor = self.internal_factor(context)
-            shadow = int(math.ceil(self.spec.shadow_reach_m / resolution)) + CONTEXT_PX * factor
-        return reach * self.internal_factor(context) + shadow
+        return reach * self.internal_factor(context) + self.shadow_halo(context)
 
     def required_alignment(self, context: ModelContext) -> int:
         """Input pixels per sampled cell: the internal factor times ``spec.stride``."""
         return self.internal_factor(context) * self.spec.stride
-
-    def with_shadow_geometry(
-        self, probs: np.ndarray, context: ModelContext, factor: int
-    ) -> np.ndarray:
-        """``probs`` (4, h, w) on a grid ``factor`` x the input's pixel size, with shadow
-        that no cloud can cast moved to clear when the spec sets a shadow reach (unless the
-        engine applies a scene-level reach map: ``context["scene_shadow_reach"]``)."""
-        if self.spec.shadow_reach_m <= 0 or context.get("scene_shadow_reach"):
-            return probs
-        resolution = float(context.get("resolution") or self.spec.resolution / factor) * factor
-        return constrain_shadow(
-            probs, resolution, self.spec.shadow_reach_m, sun_from_context(context)
-        )
-
-    @property
-    def overview_shadow_reach(self) -> ShadowReachMapper | None:  # type: ignore[override]
-        """:meth:`shadow_reach_of_overview` when the spec sets a shadow reach, else None."""
-        return self.shadow_reach_of_overview if self.spec.shadow_reach_m > 0 else None
-
-    def shadow_reach_of_overview(
-        self, probs: np.ndarray, resolution: float, context: ModelContext
-    ) -> np.ndarray:
-        """(h, w) bool: where the clouds of a scene overview can cast their shadow (the
-        spec's shadow reach along the sun azimuth of ``context``), from this model's
-        probabilities (4, h, w) on the overview at ``resolution`` m. The opening that keeps
-        specks from casting shadow keeps its size in metres (fewer pixels on an overview)."""
-        opening = round(OPENING_PX * self.spec.resolution / resolution)
-        cloud = casting_cloud(probs, opening=opening)
-        return shadow_reach(cloud, resolution, self.spec.shadow_reach_m, sun_from_context(context))
 
     def proba_on_grid(self, image: np.ndarray) -> np.ndarray:
         """Probabilities (4, H, W) on the grid of ``image`` (C, H, W) itself."""

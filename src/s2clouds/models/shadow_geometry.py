@@ -17,9 +17,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    from s2clouds.models.base import ModelContext, ShadowReachMapper
+    from s2clouds.models.weights import WeightSpec
 
 #: probability of thick cloud above which a pixel counts as a shadow-casting cloud
 CLOUD_PROBABILITY = 0.5
@@ -93,3 +98,55 @@ def sun_from_context(context: Mapping[str, object]) -> tuple[float, float] | Non
     if isinstance(zenith, int | float) and isinstance(azimuth, int | float):
         return float(zenith), float(azimuth)
     return None
+
+
+class ShadowGeometry:
+    """What a model backed by a weight spec gains when its spec sets ``shadow_reach_m``:
+    shadow kept only where a cloud of its own mask can cast it, per window or from a map of
+    the whole scene made by the engine (``context["scene_shadow_reach"]``). Mixed into
+    :class:`~s2clouds.models.pixel.PixelModel` and :class:`~s2clouds.models.onnx_model.OnnxModel`;
+    a spec without a reach leaves every method a no-op."""
+
+    spec: WeightSpec
+
+    if TYPE_CHECKING:  # provided by the model class it is mixed into
+
+        def internal_factor(self, context: ModelContext) -> int: ...
+
+    def shadow_halo(self, context: ModelContext) -> int:
+        """Input pixels a cloud beyond the window may cast shadow from (0 without a reach,
+        or when the engine applies a scene-level reach map)."""
+        if self.spec.shadow_reach_m <= 0 or context.get("scene_shadow_reach"):
+            return 0
+        resolution = float(context.get("resolution") or self.spec.resolution)
+        factor = self.internal_factor(context)
+        return int(math.ceil(self.spec.shadow_reach_m / resolution)) + CONTEXT_PX * factor
+
+    def with_shadow_geometry(
+        self, probs: np.ndarray, context: ModelContext, factor: int
+    ) -> np.ndarray:
+        """``probs`` (4, h, w) on a grid ``factor`` x the input's pixel size, with shadow
+        that no cloud can cast moved to clear when the spec sets a shadow reach (unless the
+        engine applies a scene-level reach map: ``context["scene_shadow_reach"]``)."""
+        if self.spec.shadow_reach_m <= 0 or context.get("scene_shadow_reach"):
+            return probs
+        resolution = float(context.get("resolution") or self.spec.resolution / factor) * factor
+        return constrain_shadow(
+            probs, resolution, self.spec.shadow_reach_m, sun_from_context(context)
+        )
+
+    @property
+    def overview_shadow_reach(self) -> ShadowReachMapper | None:
+        """:meth:`shadow_reach_of_overview` when the spec sets a shadow reach, else None."""
+        return self.shadow_reach_of_overview if self.spec.shadow_reach_m > 0 else None
+
+    def shadow_reach_of_overview(
+        self, probs: np.ndarray, resolution: float, context: ModelContext
+    ) -> np.ndarray:
+        """(h, w) bool: where the clouds of a scene overview can cast their shadow (the
+        spec's shadow reach along the sun azimuth of ``context``), from this model's
+        probabilities (4, h, w) on the overview at ``resolution`` m. The opening that keeps
+        specks from casting shadow keeps its size in metres (fewer pixels on an overview)."""
+        opening = round(OPENING_PX * self.spec.resolution / resolution)
+        cloud = casting_cloud(probs, opening=opening)
+        return shadow_reach(cloud, resolution, self.spec.shadow_reach_m, sun_from_context(context))
