@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from affine import Affine
+
+if TYPE_CHECKING:
+    from rasterio.windows import Window as RioWindow
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,9 @@ class Window:
         """The same area in a grid whose pixels are ``factor`` times smaller."""
         return (self.row * factor, self.col * factor, self.height * factor, self.width * factor)
 
-    def to_rasterio(self, scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0)) -> Any:
+    def to_rasterio(
+        self, scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0)
+    ) -> RioWindow:
         """This window as rasterio's ``Window(col_off, row_off, width, height)``: columns
         first, where s2clouds' :class:`Window` puts rows first. The one place s2clouds makes
         a rasterio window (modules that need its type import it as ``RioWindow``).
