@@ -17,13 +17,10 @@ from rasterio.enums import Resampling
 from s2clouds.inference import window as window_module
 from s2clouds.inference.options import OutputOptions, PredictOptions, RunOptions
 from s2clouds.inference.predict import predict
+from s2clouds.io.bands import read_raster_window
 from s2clouds.io.grid import CoarseMask, Window
-from s2clouds.io.scene import (
-    approximate_overviews,
-    overview_factors,
-    raster_info,
-    read_raster_window,
-)
+from s2clouds.io.headers import raster_info
+from s2clouds.io.overviews import approximate_overviews, overview_factors
 from s2clouds.io.scenes import read_scene
 from s2clouds.models.base import ModelContext
 from s2clouds.models.registry import get_model

@@ -14,7 +14,6 @@ import pytest
 from s2clouds.bands import L1C_BANDS, L2A_BANDS
 from s2clouds.errors import BandError, SceneFormatError
 from s2clouds.io.safe import circular_mean_degrees, read_safe
-from s2clouds.io.scene import RasterBand
 from s2clouds.io.scenes import read_scene
 from s2clouds.io.solar import grid_centre_lonlat, parse_timestamp, solar_position
 
@@ -106,7 +105,7 @@ def test_meta_names_product_tile_time_and_extra_layers(safe: ModuleType, tmp_pat
 
 def test_l2a_takes_each_band_at_native_resolution(safe: ModuleType, tmp_path: Path) -> None:
     scene = read_safe(safe.write_safe(tmp_path, level="L2A", zipped=True))
-    paths = {s.band: s.path for s in scene.sources if isinstance(s, RasterBand)}
+    paths = {s.band: s.files()[0] for s in scene.sources}
     assert len(paths) == len(scene.bands)
     assert paths["B02"].endswith("R10m/T32TQM_20220105T103329_B02_10m.jp2")
     assert paths["B05"].endswith("R20m/T32TQM_20220105T103329_B05_20m.jp2")

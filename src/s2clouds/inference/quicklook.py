@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from s2clouds.io.scene import ArrayBand, Scene
+from s2clouds.io.scene import Scene
 from s2clouds.io.write import atomic_path, check_writable
 from s2clouds.viz import TRUE_COLOUR_BANDS
 
@@ -18,7 +18,7 @@ def _small_rgb(scene: Scene, factor: int) -> np.ndarray:
     rgb_scene = scene.select(TRUE_COLOUR_BANDS)
     if factor == 1:
         return rgb_scene.read()
-    if any(isinstance(s, ArrayBand) for s in rgb_scene.sources):
+    if any(not s.files() for s in rgb_scene.sources):  # held in memory: decimate it
         return rgb_scene.read()[:, ::factor, ::factor]
     small = replace(
         rgb_scene, grid=rgb_scene.grid.at_resolution(rgb_scene.grid.resolution * factor)

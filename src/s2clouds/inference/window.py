@@ -12,7 +12,9 @@ import numpy as np
 from s2clouds.errors import S2CloudsError, detached
 from s2clouds.inference.options import RunOptions
 from s2clouds.io.grid import CoarseMask, Window
-from s2clouds.io.scene import Scene, SunAngles, approximate_overviews
+from s2clouds.io.overviews import approximate_overviews
+from s2clouds.io.scene import Scene
+from s2clouds.io.sun import SunAngles
 from s2clouds.io.tiling import blend_tiles
 from s2clouds.labels.schemes import NODATA
 from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext

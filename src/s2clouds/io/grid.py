@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from affine import Affine
+
+if TYPE_CHECKING:
+    from rasterio.windows import Window as RioWindow
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,29 @@ class Window:
     def scaled(self, factor: float) -> tuple[float, float, float, float]:
         """The same area in a grid whose pixels are ``factor`` times smaller."""
         return (self.row * factor, self.col * factor, self.height * factor, self.width * factor)
+
+    def to_rasterio(
+        self, scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0)
+    ) -> RioWindow:
+        """This window as rasterio's ``Window(col_off, row_off, width, height)``: columns
+        first, where s2clouds' :class:`Window` puts rows first. The one place s2clouds makes
+        a rasterio window (modules that need its type import it as ``RioWindow``).
+
+        ``scale`` and ``offset`` place it in the pixels of a raster other than the window's
+        grid: pixels ``scale`` times smaller (a window of a 20 m grid on a 10 m file: 2), and
+        the grid's origin ``offset`` (rows, cols) of those pixels from the raster's. The
+        result may then be fractional (GDAL resamples such a read)."""
+        from rasterio.windows import Window as RioWindow
+
+        row: float = self.row
+        col: float = self.col
+        height: float = self.height
+        width: float = self.width
+        if scale != 1:
+            row, col, height, width = self.scaled(scale)
+        if offset != (0, 0):
+            row, col = row + offset[0], col + offset[1]
+        return RioWindow(col, row, width, height)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ def translate_raster(
     value (255 when it has none). Canonical output gets the canonical colour table.
     """
     import rasterio
-    from rasterio.windows import Window as RioWindow
 
     check_regular_file(source)
     check_outputs({"the output (-o)": output}, [source])
@@ -52,9 +51,7 @@ def translate_raster(
         )
         with writer:
             for window in grid.windows(2048):
-                block = ds.read(
-                    1, window=RioWindow(window.col, window.row, window.width, window.height)
-                )
+                block = ds.read(1, window=window.to_rasterio())
                 writer.write(
                     window, translate(block, src_scheme, dst_scheme, unknown=unknown, fill=fill)
                 )

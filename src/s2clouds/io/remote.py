@@ -232,7 +232,7 @@ def remote_error(href: str, exc: BaseException, sign: str | None = None) -> Remo
     """:class:`RemoteReadError` for a remote read that failed: the href without its query
     (a signature must not reach logs), GDAL's reason and what to try for that reason."""
     shown = href.split("?", 1)[0]
-    reason = _reason(exc).replace(href, shown)
+    reason = gdal_reason(exc).replace(href, shown)
     if "?" in reason:  # a signed URL in GDAL's message: keep it out of the logs
         reason = " ".join(w.split("?", 1)[0] if "://" in w else w for w in reason.split())
     found = re.search(r"HTTP response code: (\d+)", reason)
@@ -265,12 +265,13 @@ def read_failure(path: str, exc: BaseException, sign: str | None = None) -> Scen
     if is_remote(path):
         return remote_error(path, exc, sign)
     return SceneFormatError(
-        f"cannot read {path} ({_reason(exc)}); the file is missing or damaged, re-download it"
+        f"cannot read {path} ({gdal_reason(exc)}); the file is missing or damaged, re-download it"
     )
 
 
-def _reason(exc: BaseException) -> str:
-    """What GDAL said (rasterio keeps it in the cause of "Read failed" errors)."""
+def gdal_reason(exc: BaseException) -> str:
+    """What GDAL said went wrong: rasterio's "Read failed. See previous exception" errors
+    keep the GDAL message in their cause."""
     return str(exc.__cause__ or exc).strip().rstrip(".")
 
 

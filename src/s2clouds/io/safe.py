@@ -28,16 +28,12 @@ from xml.etree import ElementTree as ET
 
 from s2clouds.bands import MSI_BAND_NAMES, band_info
 from s2clouds.errors import RadiometryError, SceneFormatError
+from s2clouds.io.bands import RasterBand
 from s2clouds.io.grid import Grid
+from s2clouds.io.headers import common_grid
 from s2clouds.io.limits import read_bounded
-from s2clouds.io.scene import (
-    RasterBand,
-    Scene,
-    SunAngles,
-    common_grid,
-    sun_angles,
-    sun_angles_from_tags,
-)
+from s2clouds.io.scene import Scene
+from s2clouds.io.sun import SunAngles, sun_angles, sun_angles_from_tags
 from s2clouds.radiometry import Radiometry, radiometry_for_baseline
 
 #: product metadata file name -> processing level

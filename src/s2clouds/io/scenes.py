@@ -17,20 +17,14 @@ import numpy as np
 
 from s2clouds.bands import ALL_BANDS, canonical_band_name, canonical_band_names
 from s2clouds.errors import BandError, RadiometryError, SceneFormatError
+from s2clouds.io.bands import ArrayBand, RasterBand
 from s2clouds.io.grid import Grid
+from s2clouds.io.headers import RasterInfo, raster_info, shared_grid
 from s2clouds.io.limits import check_regular_file
 from s2clouds.io.safe import read_safe
-from s2clouds.io.scene import (
-    ArrayBand,
-    RasterBand,
-    RasterInfo,
-    Scene,
-    SunAngles,
-    raster_info,
-    shared_grid,
-    sun_angles_from_tags,
-)
+from s2clouds.io.scene import Scene
 from s2clouds.io.stac import looks_like_stac_item, read_stac_item
+from s2clouds.io.sun import SunAngles, sun_angles_from_tags
 from s2clouds.radiometry import Radiometry
 
 if TYPE_CHECKING:

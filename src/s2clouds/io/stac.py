@@ -2,7 +2,7 @@
 
 A STAC item (https://github.com/radiantearth/stac-spec, ``type: Feature``) lists one asset per
 band file. :func:`read_stac_item` turns an item into a lazy :class:`~s2clouds.io.scene.Scene`
-of :class:`~s2clouds.io.scene.RasterBand` sources on the bands' common grid, so nothing is
+of :class:`~s2clouds.io.bands.RasterBand` sources on the bands' common grid, so nothing is
 read until a window is. Assets are local files (``href`` relative to the JSON, absolute, or
 ``file://``) or remote ones (``https://``, ``s3://``: read by HTTP range requests, signed at
 each open by an optional hook, see :mod:`s2clouds.io.remote`). When an item has local band
@@ -41,9 +41,12 @@ from urllib.parse import unquote, urlparse
 
 from s2clouds.bands import MSI_BANDS, band_info, canonical_band_name, canonical_band_names
 from s2clouds.errors import BandError, RadiometryError, SceneFormatError
+from s2clouds.io.bands import RasterBand
+from s2clouds.io.headers import common_grid
 from s2clouds.io.limits import read_bounded
 from s2clouds.io.remote import is_remote, signer_name
-from s2clouds.io.scene import RasterBand, Scene, SunAngles, common_grid, sun_angles
+from s2clouds.io.scene import Scene
+from s2clouds.io.sun import SunAngles, sun_angles
 from s2clouds.radiometry import DEFAULT_QUANTIFICATION, Radiometry, radiometry_for_baseline
 
 #: asset roles and keys that never hold a spectral band

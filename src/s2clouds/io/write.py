@@ -311,13 +311,11 @@ class RasterWriter:
 
     def write(self, window: Window, data: np.ndarray) -> None:
         """Write ``data`` ``(count, h, w)`` or ``(h, w)`` into ``window`` of the grid."""
-        from rasterio.windows import Window as RioWindow
-
         arr = data[None] if data.ndim == 2 else data
         with self._failing_as_output_error():
             self._dataset.write(
                 arr.astype(self.dtype, copy=False),
-                window=RioWindow(window.col, window.row, window.width, window.height),
+                window=window.to_rasterio(),
             )
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:

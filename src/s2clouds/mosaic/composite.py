@@ -152,13 +152,8 @@ def _output_type(acquisitions: Sequence[Acquisition]) -> tuple[bool, str, float 
     """(harmonise, dtype, nodata): raw stored values when every input shares one radiometry
     (their dtype, no data 0 for integers / NaN for floats), else reflectance x 10000 as uint16
     (offsets applied: harmonised)."""
-    from s2clouds.io.scene import RasterBand, raster_info
-
     radiometries = {repr(a.scene.radiometry) for a in acquisitions}
-    first = acquisitions[0].scene.sources[0]
-    dtype = (
-        raster_info(first.path, first.sign).dtype if isinstance(first, RasterBand) else "float32"
-    )
+    dtype = acquisitions[0].scene.sources[0].dtype()
     if len(radiometries) > 1:
         return True, "uint16", 0
     return False, dtype, (None if np.dtype(dtype).kind == "f" else 0)

@@ -21,7 +21,7 @@ from pathlib import Path
 from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError, S2CloudsError, SceneFormatError
 from s2clouds.inference.inputs import expand_inputs
-from s2clouds.io.scene import RasterBand, Scene, raster_info
+from s2clouds.io.scene import Scene
 from s2clouds.io.scenes import RASTER_SUFFIXES
 from s2clouds.io.solar import parse_date
 from s2clouds.io.stac import item_properties, load_item
@@ -87,10 +87,10 @@ def acquisition_date(path: str, scene: Scene) -> dt.date | None:
         stamp = props.get("datetime") or props.get("start_datetime")
         if stamp and (date := parse_date(str(stamp))):
             return date
-    first = next((s for s in scene.sources if isinstance(s, RasterBand)), None)
+    first = next((s for s in scene.sources if s.files()), None)
     if first is not None:
         try:
-            tags = raster_info(first.path, first.sign).tags
+            tags = first.tags()
         except SceneFormatError:
             tags = {}
         for tag in _DATE_TAGS:

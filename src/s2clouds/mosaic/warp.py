@@ -23,15 +23,17 @@ import numpy as np
 from affine import Affine
 
 from s2clouds.errors import CRSMismatchError, SceneFormatError
+from s2clouds.io.bands import BandSource, RasterBand
 from s2clouds.io.grid import Grid, Window
+from s2clouds.io.headers import raster_info
 from s2clouds.io.limits import (
     MAX_OUTPUT_PIXELS,
     MIN_UNION_COVER,
     check_grid_size,
     check_pixel_size,
 )
-from s2clouds.io.remote import open_raster
-from s2clouds.io.scene import ArrayBand, BandSource, RasterBand, Scene, gdal_reason
+from s2clouds.io.remote import gdal_reason, open_raster
+from s2clouds.io.scene import Scene
 from s2clouds.mosaic.inputs import Acquisition, Rejected
 
 Bounds = tuple[float, float, float, float]
@@ -110,8 +112,6 @@ def _intersects(a: Bounds, b: Bounds) -> bool:
 def target_grid(acquisitions: Sequence[Acquisition], request: GridRequest) -> Grid:
     """The grid the composite is written on (see the module docstring)."""
     if request.like is not None:
-        from s2clouds.io.scene import raster_info
-
         grid = raster_info(request.like).grid
         if request.bounds is not None or request.crs is not None:
             raise SceneFormatError(
@@ -211,7 +211,9 @@ def _fmt(bounds: Bounds) -> str:
 class WarpedBand:
     """One band of a raster file, read onto any grid (see the module docstring).
 
-    Values are as stored (float32, NaN where the file has ``nodata`` or no pixel)."""
+    Values are as stored (float32, NaN where the file has ``nodata`` or no pixel). A
+    :class:`~s2clouds.io.bands.BandSource` that is read alone and has no stored levels (a
+    warp decodes the full resolution)."""
 
     band: str
     path: str
@@ -220,28 +222,50 @@ class WarpedBand:
     resampling: str = "bilinear"
     sign: str | None = None  # signing hook of a remote href (see s2clouds.io.remote)
 
+    @property
+    def group(self) -> None:
+        return None
+
+    def files(self) -> tuple[str, ...]:
+        return (self.path,)
+
+    def dtype(self) -> str:
+        return raster_info(self.path, self.sign).dtype
+
+    def tags(self) -> dict[str, str]:
+        return raster_info(self.path, self.sign).tags
+
+    def levels(self) -> None:
+        return None
+
+    def file_band(self) -> RasterBand:
+        return RasterBand(self.band, self.path, self.index, self.nodata, self.sign)
+
+    def read_group(self, group: Sequence[WarpedBand], grid: Grid, window: Window) -> np.ndarray:
+        return np.stack([source.read(grid, window) for source in group])
+
     def read(self, grid: Grid, window: Window) -> np.ndarray:
         import rasterio
         from rasterio._err import CPLE_BaseError
         from rasterio.enums import Resampling
-        from rasterio.windows import Window as RioWindow
 
         try:
             with open_raster(self.path, self.sign) as ds:
-                rio_window = RioWindow(window.col, window.row, window.width, window.height)
                 offset = _aligned_offset(ds, grid)
                 if offset is not None:
-                    src = RioWindow(
-                        window.col + offset[1], window.row + offset[0], window.width, window.height
+                    src = Window(
+                        window.row + offset[0], window.col + offset[1], window.height, window.width
                     )
                     fill = self.nodata if self.nodata is not None else 0
                     inside = (
-                        src.row_off >= 0
-                        and src.col_off >= 0
-                        and src.row_off + src.height <= ds.height
-                        and src.col_off + src.width <= ds.width
+                        src.row >= 0
+                        and src.col >= 0
+                        and src.row + src.height <= ds.height
+                        and src.col + src.width <= ds.width
                     )  # a boundless read builds a VRT each time: only where needed
-                    data = ds.read(self.index, window=src, boundless=not inside, fill_value=fill)
+                    data = ds.read(
+                        self.index, window=src.to_rasterio(), boundless=not inside, fill_value=fill
+                    )
                     out = data.astype(np.float32)
                     if self.nodata is not None:
                         out[data == self.nodata] = np.nan
@@ -264,7 +288,7 @@ class WarpedBand:
                     src_nodata=nodata,
                     nodata=nodata,
                 ) as vrt:
-                    data = vrt.read(self.index, window=rio_window)
+                    data = vrt.read(self.index, window=window.to_rasterio())
                 out = data.astype(np.float32)
                 if isinstance(nodata, float) and math.isnan(nodata):
                     return out
@@ -277,9 +301,10 @@ class WarpedBand:
             ) from exc
 
 
-def _outside(ds: Any, src: Any) -> np.ndarray:
-    rows = np.arange(int(src.row_off), int(src.row_off) + int(src.height))
-    cols = np.arange(int(src.col_off), int(src.col_off) + int(src.width))
+def _outside(ds: Any, src: Window) -> np.ndarray:
+    """(h, w) bool: where the file window ``src`` lies outside the file ``ds``."""
+    rows = np.arange(src.row, src.row + src.height)
+    cols = np.arange(src.col, src.col + src.width)
     row_out = (rows < 0) | (rows >= ds.height)
     col_out = (cols < 0) | (cols >= ds.width)
     return row_out[:, None] | col_out[None, :]
@@ -300,17 +325,18 @@ def _aligned_offset(ds: Any, grid: Grid) -> tuple[int, int] | None:
 
 
 def on_grid(scene: Scene, grid: Grid, resampling: str = "bilinear") -> Scene:
-    """``scene`` read onto ``grid``: every file band becomes a :class:`WarpedBand`. An
+    """``scene`` read onto ``grid``: every band of a file becomes a :class:`WarpedBand`. An
     in-memory band must already be on ``grid``."""
     sources: list[BandSource] = []
     for source in scene.sources:
-        if isinstance(source, RasterBand):
+        stored = source.file_band()
+        if stored is not None:
             sources.append(
                 WarpedBand(
-                    source.band, source.path, source.index, source.nodata, resampling, source.sign
+                    stored.band, stored.path, stored.index, stored.nodata, resampling, stored.sign
                 )
             )
-        elif isinstance(source, ArrayBand) and scene.grid == grid:
+        elif scene.grid == grid:
             sources.append(source)
         else:
             raise SceneFormatError(
