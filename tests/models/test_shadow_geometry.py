@@ -60,3 +60,30 @@ def test_specks_cast_no_shadow_and_sun_from_context() -> None:
     assert not cast[5, 5] and cast[25, 25]
     assert sun_from_context({"sun_zenith": 30, "sun_azimuth": 150.5}) == (30.0, 150.5)
     assert sun_from_context({"sun_zenith": 30}) is None
+
+
+def test_onnx_models_with_a_shadow_reach_keep_only_castable_shadow(monkeypatch) -> None:
+    """The ONNX runner shares the pixel model's geometric constraint (ShadowGeometry): with
+    ``shadow_reach_m`` in the spec, shadow beyond any cloud's reach becomes clear, the halo
+    grows by the reach, and a spec without a reach leaves the network's output alone."""
+    from s2clouds.models.cdfcnn import VARIANTS
+    from s2clouds.models.onnx_model import OnnxModel
+
+    variant = VARIANTS["cd-fcnn-rgbi"]
+    plain = OnnxModel(variant.onnx_path)
+    spec = plain.spec.replace(shadow_reach_m=1000.0)
+    reaching = OnnxModel(variant.onnx_path, spec)
+    probs = np.zeros((4, 90, 90), np.float32)
+    probs[0] = 1.0
+    probs[:, 10:30, 10:30] = np.array([0, 1, 0, 0], np.float32)[:, None, None]  # a cloud
+    probs[:, 35:45, 10:30] = np.array([0, 0, 0, 1], np.float32)[:, None, None]  # near it
+    probs[:, 75:85, 75:85] = np.array([0, 0, 0, 1], np.float32)[:, None, None]  # 1.5 km off
+    for model in (plain, reaching):
+        monkeypatch.setattr(model, "network_probabilities", lambda image: probs.copy())
+    image = np.full((4, 270, 270), 0.1, np.float32)
+    context = {"resolution": 10.0}
+    kept = reaching.predict_proba(image, context).argmax(0)
+    assert (kept[110:130, 40:80] == 3).all() and (kept[225:255, 225:255] == 0).all()
+    untouched = plain.predict_proba(image, context).argmax(0)
+    assert (untouched[228:252, 228:252] == 3).all()
+    assert reaching.required_halo(context) == plain.required_halo(context) + 100 + 7 * 3
