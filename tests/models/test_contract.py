@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from s2clouds.errors import BandError, ModelError
+from s2clouds.errors import BandError, ModelError, UnknownNameError
 from s2clouds.inference.window import predict_array
 from s2clouds.models.base import N_CLASSES, CloudModel
 from s2clouds.models.registry import ModelInfo, get_model_info, list_models
@@ -211,8 +211,11 @@ def test_modified_onnx_weights_are_refused(
 
 
 def test_unknown_model_names_and_missing_onnx_files_are_explained(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="path to a saved model"):
+    with pytest.raises(UnknownNameError, match="path to a saved model"):
         get_model_info("no-such-model")
+    with pytest.raises(UnknownNameError, match="did you mean 's2cloudless'"):
+        get_model_info("s2cloudles")
+    assert get_model_info(" S2Cloudless ") is get_model_info("s2cloudless")  # one name rule
     with pytest.raises(ModelError, match="not found"):
         get_model_info(str(tmp_path / "absent.onnx"))
 

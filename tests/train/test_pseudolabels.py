@@ -12,7 +12,7 @@ import pytest
 
 from s2clouds.datasets.base import SAMPLE_KEYS
 from s2clouds.datasets.chips import ChipFolders
-from s2clouds.errors import DatasetError, ModelError
+from s2clouds.errors import DatasetError, ModelError, UnknownNameError
 from s2clouds.labels import CLEAR, CLOUD_SHADOW, NODATA, THICK_CLOUD, THIN_CLOUD
 from s2clouds.models.base import N_CLASSES, CloudModel
 from s2clouds.train.pseudolabels import (
@@ -112,7 +112,7 @@ def test_majority_rule_with_three_maskers() -> None:
 def test_one_masker_or_unknown_names_are_refused() -> None:
     with pytest.raises(ModelError, match="at least two maskers"):
         pseudo_label(image(), BANDS, None, [TableModel(A)])
-    with pytest.raises(ModelError, match="unknown model"):
+    with pytest.raises(UnknownNameError, match="unknown model"):
         pseudo_label(image(), BANDS, None, ["no-such-model", TableModel(A)])
     with pytest.raises(DatasetError, match="one plane per band"):
         pseudo_label(image()[:3], BANDS, None, [TableModel(A), TableModel(B)])

@@ -18,7 +18,7 @@ pytest.importorskip("onnx")
 
 from s2clouds.datasets.base import CloudDataset, Sample  # noqa: E402
 from s2clouds.datasets.registry import open_dataset  # noqa: E402
-from s2clouds.errors import BandError, DatasetError, ModelError, OutputError  # noqa: E402
+from s2clouds.errors import BandError, DatasetError, ModelError, OutputError, UnknownNameError  # noqa: E402
 from s2clouds.models.onnx_model import OnnxModel  # noqa: E402
 from s2clouds.train import loop  # noqa: E402
 from s2clouds.train.architectures import (  # noqa: E402
@@ -313,5 +313,5 @@ def test_training_on_cloudsen12_fixture_files(
 
 
 def test_unknown_architecture_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="tiny-unet"):
+    with pytest.raises(UnknownNameError, match="tiny-unet"):
         train(ToyClouds(), TrainConfig(architecture="resnet", epochs=1), out_dir=tmp_path)
