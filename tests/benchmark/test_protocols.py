@@ -20,8 +20,8 @@ from s2clouds.benchmark import (
 )
 from s2clouds.benchmark.protocols import (
     CLOUDSEN12_PUBLISHED,
-    FalseCloudProtocol,
     SEN12MS_PAPER_MERGE,
+    FalseCloudProtocol,
     published_median_boa,
 )
 from s2clouds.errors import CRSMismatchError, LabelSchemeError, UnknownNameError

@@ -18,15 +18,10 @@ import pytest
 
 from s2clouds.errors import BandError, ModelError, UnknownNameError
 from s2clouds.inference.window import predict_array
-from s2clouds.models.base import N_CLASSES, CloudModel
+from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
 from s2clouds.models.registry import ModelInfo, get_model_info, list_models
 
-CONTEXT: dict[str, Any] = {
-    "resolution": 10.0,
-    "level": "L1C",
-    "sun_zenith": 40.0,
-    "sun_azimuth": 150.0,
-}
+CONTEXT = ModelContext(resolution=10.0, level="L1C", sun_zenith=40.0, sun_azimuth=150.0)
 ONNX_CASE = "exported-tiny-unet"
 PIXEL_CASE = "saved-pixel-model"
 #: python module each registered peer needs

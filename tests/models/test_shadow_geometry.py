@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from s2clouds.models.base import ModelContext
 from s2clouds.models.shadow_geometry import (
     casting_cloud,
     constrain_shadow,
@@ -58,5 +59,5 @@ def test_specks_cast_no_shadow_and_sun_from_context() -> None:
     probs[1][20:30, 20:30] = 1.0
     cast = casting_cloud(probs)
     assert not cast[5, 5] and cast[25, 25]
-    assert sun_from_context({"sun_zenith": 30, "sun_azimuth": 150.5}) == (30.0, 150.5)
-    assert sun_from_context({"sun_zenith": 30}) is None
+    assert sun_from_context(ModelContext(sun_zenith=30, sun_azimuth=150.5)) == (30.0, 150.5)
+    assert sun_from_context(ModelContext(sun_zenith=30)) is None

@@ -152,7 +152,7 @@ class OnnxModel(SpecModel):
 
     def internal_factor(self, context: ModelContext) -> int:
         """Input pixels per network pixel: the spec's resolution over the input's
-        (``context["resolution"]``), rounded; 1 when ``native``, when the input is not at
+        (``context.resolution``), rounded; 1 when ``native``, when the input is not at
         least 1.5 times finer, or when its resolution is unknown."""
         return 1 if self.native else resolution_factor(self.spec.resolution, context)
 

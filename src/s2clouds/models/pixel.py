@@ -217,7 +217,7 @@ class PixelModel(SpecModel):
 
     def internal_factor(self, context: ModelContext) -> int:
         """How many input pixels make one model pixel: the spec's resolution over the
-        input's (``context["resolution"]``, metres), rounded; 1 when the input is as coarse
+        input's (``context.resolution``, metres), rounded; 1 when the input is as coarse
         as the model or its resolution is unknown."""
         return resolution_factor(self.spec.resolution, context)
 
@@ -228,8 +228,8 @@ class PixelModel(SpecModel):
         reach (a cloud beyond the window may shade it)."""
         reach = features_halo(self.spec.features) + self.spec.stride + 2
         shadow = 0
-        if self.spec.shadow_reach_m > 0 and not context.get("scene_shadow_reach"):
-            resolution = float(context.get("resolution") or self.spec.resolution)
+        if self.spec.shadow_reach_m > 0 and not context.scene_shadow_reach:
+            resolution = float(context.resolution or self.spec.resolution)
             factor = self.internal_factor(context)
             shadow = int(math.ceil(self.spec.shadow_reach_m / resolution)) + CONTEXT_PX * factor
         return reach * self.internal_factor(context) + shadow
@@ -243,16 +243,16 @@ class PixelModel(SpecModel):
     ) -> np.ndarray:
         """``probs`` (4, h, w) on a grid ``factor`` x the input's pixel size, with shadow
         that no cloud can cast moved to clear when the spec sets a shadow reach (unless the
-        engine applies a scene-level reach map: ``context["scene_shadow_reach"]``)."""
-        if self.spec.shadow_reach_m <= 0 or context.get("scene_shadow_reach"):
+        engine applies a scene-level reach map: ``context.scene_shadow_reach``)."""
+        if self.spec.shadow_reach_m <= 0 or context.scene_shadow_reach:
             return probs
-        resolution = float(context.get("resolution") or self.spec.resolution / factor) * factor
+        resolution = float(context.resolution or self.spec.resolution / factor) * factor
         return constrain_shadow(
             probs, resolution, self.spec.shadow_reach_m, sun_from_context(context)
         )
 
     @property
-    def overview_shadow_reach(self) -> ShadowReachMapper | None:  # type: ignore[override]
+    def overview_shadow_reach(self) -> ShadowReachMapper | None:
         """:meth:`shadow_reach_of_overview` when the spec sets a shadow reach, else None."""
         return self.shadow_reach_of_overview if self.spec.shadow_reach_m > 0 else None
 

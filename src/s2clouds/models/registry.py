@@ -8,12 +8,11 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any
 
 from s2clouds.bands import L1C_BANDS, L2A_BANDS, RGBN_BANDS, SWIR6_BANDS, SWIR10_BANDS
 from s2clouds.errors import ModelError
-from s2clouds.models.base import CloudModel
+from s2clouds.models.base import CloudModel, as_cloud_model
 from s2clouds.models.info import ModelInfo
 from s2clouds.registry import Registry
 
@@ -149,7 +148,8 @@ def get_model(
     name: str, available_bands: Sequence[str], level: str | None = None
 ) -> CloudModel:
     """Build model ``name`` for a scene that has ``available_bands`` at processing ``level``
-    (``"auto"`` picks the shipped model for those bands and level: :func:`choose_model`)."""
-    return get_model_info(resolve_model_name(name, available_bands, level)).factory(
-        available_bands
-    )
+    (``"auto"`` picks the shipped model for those bands and level: :func:`choose_model`).
+    A duck-typed model (a plugin's) gets the defaults of :class:`CloudModel`
+    (:func:`~s2clouds.models.base.as_cloud_model`)."""
+    info = get_model_info(resolve_model_name(name, available_bands, level))
+    return as_cloud_model(info.factory(available_bands))

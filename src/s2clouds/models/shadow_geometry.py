@@ -16,10 +16,13 @@ mask can cast its shadow:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    from s2clouds.models.base import ModelContext
 
 #: probability of thick cloud above which a pixel counts as a shadow-casting cloud
 CLOUD_PROBABILITY = 0.5
@@ -87,9 +90,9 @@ def keep_shadow_within(probs: np.ndarray, reach: np.ndarray) -> np.ndarray:
     return probs
 
 
-def sun_from_context(context: Mapping[str, object]) -> tuple[float, float] | None:
+def sun_from_context(context: ModelContext) -> tuple[float, float] | None:
     """(zenith, azimuth) degrees from a model context, or None when either is missing."""
-    zenith, azimuth = context.get("sun_zenith"), context.get("sun_azimuth")
+    zenith, azimuth = context.sun_zenith, context.sun_azimuth
     if isinstance(zenith, int | float) and isinstance(azimuth, int | float):
         return float(zenith), float(azimuth)
     return None
