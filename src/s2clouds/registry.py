@@ -240,4 +240,3 @@ class Registry(Generic[T]):
             entry.loader = None
         value: T = entry.value
         return value
-
