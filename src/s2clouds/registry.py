@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -86,7 +87,8 @@ class Registry(Generic[T]):
         self._adapt = adapt
         self._entries: dict[str, _Entry] = {}
         self._aliases: dict[str, str] = {}
-        self._started = False
+        self._started = self._starting = False
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ registering
     def register(self, name: str, value: T, *, replace: bool = False) -> T:
@@ -201,13 +203,22 @@ class Registry(Generic[T]):
         self._started = False
 
     def _start(self) -> None:
+        """Import the built-in entries and read the plugins, once (other threads wait; the
+        thread doing it, re-entering from the built-in module, sees what is there so far)."""
         if self._started:
             return
-        self._started = True
-        if self._builtins is not None:
-            importlib.import_module(self._builtins)
-        if self.group is not None:
-            self._read_entry_points(self.group)
+        with self._lock:
+            if self._started or self._starting:
+                return
+            self._starting = True
+            try:
+                if self._builtins is not None:
+                    importlib.import_module(self._builtins)
+                if self.group is not None:
+                    self._read_entry_points(self.group)
+                self._started = True  # not when the import failed: tried (and raised) again
+            finally:
+                self._starting = False
 
     def _read_entry_points(self, group: str) -> None:
         from importlib import metadata
