@@ -25,6 +25,9 @@ SunAngleEstimator = Callable[[np.ndarray, float], tuple[float, float]]
 ShadowReachMapper = Callable[[np.ndarray, float, "ModelContext"], np.ndarray]
 
 
+#: metres per pixel a model assumes when the context does not say (``resolution`` None)
+ASSUMED_RESOLUTION_M = 10.0
+
 #: ``CloudModel.tile_size`` of a model that runs on tiles of the run's ``tile`` option (its
 #: edge is the caller's choice, e.g. ``s2clouds predict --tile``)
 RUN_TILE = 0
@@ -37,7 +40,7 @@ class ModelContext:
 
     ``resolution``: metres per pixel of the image the model sees; ``level``: ``"L1C"``,
     ``"L2A"``; ``sun_zenith``/``sun_azimuth``: degrees. None: unknown (models then assume
-    their own default, e.g. 10 m). ``scene_shadow_reach``: True when the engine constrains
+    their own default, e.g. :data:`ASSUMED_RESOLUTION_M`). ``scene_shadow_reach``: True when the engine constrains
     shadow with a map of the whole scene (:meth:`CloudModel.overview_shadow_reach`), so the
     model must not do it again within a window.
     Facts are read as attributes only (``context.resolution``), so that a misspelt one fails
@@ -72,7 +75,7 @@ class ModelContext:
             return float(meta[key]) if meta.get(key) is not None else None
 
         return cls(
-            resolution=float(meta.get("resolution") or 10.0),
+            resolution=float(meta.get("resolution") or ASSUMED_RESOLUTION_M),
             level=meta.get("level"),
             sun_zenith=number("sun_zenith"),
             sun_azimuth=number("sun_azimuth"),

@@ -32,7 +32,7 @@ import numpy as np
 from s2clouds.bands import RGBN_BANDS, canonical_band_names
 from s2clouds.errors import BandError, ModelError
 from s2clouds.io.tiling import blend_tiles
-from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
+from s2clouds.models.base import ASSUMED_RESOLUTION_M, N_CLASSES, CloudModel, ModelContext
 from s2clouds.models.coarse import NATIVE_SUFFIX, predict_on_blocks, resolution_factor
 
 PEERS_INSTALL_HINT = 'pip install "s2clouds[peers]"'
@@ -178,7 +178,7 @@ class S2CloudlessModel(CloudModel):
         when ``native``)."""
         if self.native:
             return 1
-        resolution = float(context.resolution or 10.0)
+        resolution = float(context.resolution or ASSUMED_RESOLUTION_M)
         return max(1, round(S2CLOUDLESS_RESOLUTION / resolution))
 
     def required_halo(self, context: ModelContext) -> int:

@@ -45,7 +45,7 @@ from scipy import ndimage
 from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError
 from s2clouds.labels.change import shift_mask
-from s2clouds.models.base import CloudModel, ModelContext
+from s2clouds.models.base import ASSUMED_RESOLUTION_M, CloudModel, ModelContext
 from s2clouds.models.pixel_features import normalised_difference
 from s2clouds.resample import box_mean
 
@@ -179,7 +179,9 @@ class PhysicalModel(CloudModel):
     def required_halo(self, context: ModelContext) -> int:
         """Pixels of context needed around a tile so that shadows of clouds outside it appear."""
         zenith = context.sun_zenith or NOMINAL_ZENITH
-        resolution = float(context.resolution if context.resolution is not None else 10.0)
+        resolution = float(
+            context.resolution if context.resolution is not None else ASSUMED_RESOLUTION_M
+        )
         return (
             int(
                 math.ceil(
@@ -197,7 +199,9 @@ class PhysicalModel(CloudModel):
                 f"the physical model expects {len(self.bands)} bands ({', '.join(self.bands)}) "
                 f"as (C, H, W); got shape {image.shape}"
             )
-        resolution = float(context.resolution if context.resolution is not None else 10.0)
+        resolution = float(
+            context.resolution if context.resolution is not None else ASSUMED_RESOLUTION_M
+        )
         score = self.cloud_score(image, resolution)
         p_cloud = 1.0 / (1.0 + np.exp(-(score - self.threshold) / 0.03))
         cloud = score >= self.threshold
