@@ -16,6 +16,7 @@ import pytest
 from s2clouds.datasets.base import CloudDataset, Sample
 from s2clouds.datasets.registry import DATASETS, detect_dataset, open_dataset
 from s2clouds.errors import PluginError, RegistryError, SceneFormatError, UnknownNameError
+from s2clouds.io.remote import SIGNERS, resolve_signer, sign_href
 from s2clouds.io.scenes import OPENERS, OpenRequest, Scene, read_scene, scene_from_array
 from s2clouds.models.base import CloudModel, ModelContext
 from s2clouds.models.registry import MODELS, ModelInfo, get_model, get_model_info, list_models
@@ -56,6 +57,28 @@ def test_lazy_entries_load_once_and_a_broken_one_says_why() -> None:
     assert shapes["hexagon"] == shapes["hexagon"] == 6 and calls == [6]
     with pytest.raises(PluginError, match="cannot load the shape 'broken'.*ModuleNotFound"):
         shapes["broken"]
+
+
+def test_threads_wait_for_the_builtin_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lookup from a second thread while the first imports the built-in entries waits for
+    them (Dask's threaded workers build models at once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    host = types.ModuleType("s2c_registry_host")
+    host.SHAPES = Registry("shape", builtins="s2c_slow_builtins")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "s2c_registry_host", host)
+    (tmp_path / "s2c_slow_builtins.py").write_text(
+        "import time, s2c_registry_host\n"
+        "time.sleep(0.3)\n"
+        "s2c_registry_host.SHAPES.register('square', 4)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "s2c_slow_builtins", raising=False)
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(lambda _: host.SHAPES["square"], range(4)))
+    assert found == [4, 4, 4, 4]
 
 
 # ------------------------------------------------------------------ entry points
@@ -108,6 +131,7 @@ def _plugin_module() -> types.ModuleType:
     module.FakeDataset = FakeDataset  # type: ignore[attr-defined]
     module.NpyOpener = NpyOpener  # type: ignore[attr-defined]
     module.NOT_A_MODEL = 42  # type: ignore[attr-defined]
+    module.sign = lambda href: href + "?signed"  # type: ignore[attr-defined]
     return module
 
 
@@ -121,6 +145,7 @@ POINTS = {
         metadata.EntryPoint("fake-kind", f"{PLUGIN}:FakeDataset", "s2clouds.datasets")
     ],
     "s2clouds.openers": [metadata.EntryPoint("npy", f"{PLUGIN}:NpyOpener", "s2clouds.openers")],
+    "s2clouds.signers": [metadata.EntryPoint("my-cloud", f"{PLUGIN}:sign", "s2clouds.signers")],
 }
 
 
@@ -131,12 +156,14 @@ def plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(
         metadata, "entry_points", lambda group=None, **_: list(POINTS.get(group or "", []))
     )
-    registries = (MODELS, DATASETS, OPENERS)
+    registries = (MODELS, DATASETS, OPENERS, SIGNERS)
+    resolve_signer.cache_clear()
     for registry in registries:
         registry.rescan()
     yield
     for registry in registries:  # read again (without the fakes) on the next lookup
         registry.rescan()
+    resolve_signer.cache_clear()
 
 
 @pytest.mark.usefixtures("plugins")
@@ -177,6 +204,13 @@ def test_a_plugin_opener_reads_its_format_and_is_listed(tmp_path: Path) -> None:
         read_scene(text)
 
 
+@pytest.mark.usefixtures("plugins")
+def test_a_plugin_signer_signs_remote_hrefs() -> None:
+    assert sign_href("https://example.invalid/B04.tif", "My_Cloud").endswith("B04.tif?signed")
+    assert SIGNERS.names() == ["planetary-computer", "my-cloud"]
+
+
 def test_without_plugins_the_registries_hold_the_builtins() -> None:
     assert "fake-model" not in MODELS and "npy" not in OPENERS and "fake-kind" not in DATASETS
+    assert "my-cloud" not in SIGNERS
     assert OPENERS.names() == ["dataarray", "array", "stac", "safe", "band-folder", "geotiff"]
