@@ -56,6 +56,7 @@ from s2clouds.bands import L1C_BANDS, canonical_band_names  # noqa: E402
 from s2clouds.errors import S2CloudsError  # noqa: E402
 from s2clouds.inference.window import predict_array, probabilities_to_mask  # noqa: E402
 from s2clouds.labels import NODATA  # noqa: E402
+from s2clouds.models.base import ModelContext  # noqa: E402
 from s2clouds.models.registry import get_model, resolve_model_name  # noqa: E402
 from s2clouds.train.surfaces import Labelled, all_clear, read_dsen2, read_geotiff_dn  # noqa: E402
 
@@ -242,7 +243,7 @@ def predict(model_name: str, item: Image) -> np.ndarray | None:
     idx = [canonical_band_names(item.bands).index(b) for b in model.bands]
     image = np.ascontiguousarray(item.image[idx])
     try:
-        probs = predict_array(model, image, {"resolution": 10.0, "level": item.level})
+        probs = predict_array(model, image, ModelContext(resolution=10.0, level=item.level))
     except S2CloudsError:
         return None
     return probabilities_to_mask(probs, image)
@@ -449,7 +450,7 @@ def cirrus_leak_rows(images: list[Image]) -> list[list[str]]:
         row = [item.name]
         for leak in LEAKS:
             stack, _ = impute_cirrus(image, item.bands, leak)
-            mask = np.argmax(predict_array(model, stack, {"resolution": 10.0}), axis=0)
+            mask = np.argmax(predict_array(model, stack, ModelContext(resolution=10.0)), axis=0)
             valid = np.all(np.isfinite(stack), axis=0)
             cloud = float(np.mean(((mask == 1) | (mask == 2))[valid]))
             row.append(f"{100 * cloud:.1f} / {100 * float(np.mean((mask == 3)[valid])):.1f}")

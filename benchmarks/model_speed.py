@@ -22,6 +22,7 @@ import numpy as np
 
 from s2clouds.bands import L1C_BANDS, RGBN_BANDS, SWIR6_BANDS, SWIR10_BANDS, band_indices  # noqa: E402
 from s2clouds.inference.window import predict_array  # noqa: E402
+from s2clouds.models.base import ModelContext
 from s2clouds.models.registry import get_model, list_models  # noqa: E402
 
 REAL = (
@@ -52,7 +53,7 @@ def time_model(name: str, image: np.ndarray, bands: tuple[str, ...], repeats: in
     ``image`` (10 m), after a warm-up."""
     model = get_model(name, bands, "L1C")
     selected = np.ascontiguousarray(image[band_indices(L1C_BANDS, model.bands)])
-    context = {"resolution": 10.0, "sun_zenith": 35.0, "sun_azimuth": 150.0, "level": "L1C"}
+    context = ModelContext(resolution=10.0, sun_zenith=35.0, sun_azimuth=150.0, level="L1C")
     predict_array(model, selected[:, :256, :256], context)
     best = float("inf")
     for _ in range(repeats):

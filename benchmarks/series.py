@@ -43,6 +43,7 @@ from s2clouds.errors import S2CloudsError  # noqa: E402
 from s2clouds.inference.window import predict_array, probabilities_to_mask  # noqa: E402
 from s2clouds.labels import NODATA  # noqa: E402
 from s2clouds.labels.change import BandPlanes, ChangeRules, cirrus_sky  # noqa: E402
+from s2clouds.models.base import ModelContext  # noqa: E402
 from s2clouds.models.registry import get_model  # noqa: E402
 from s2clouds.models.series import (  # noqa: E402
     CLOUD_FEATURES,
@@ -63,7 +64,7 @@ def single_probs(model_name: str, stack: np.ndarray, bands: tuple[str, ...]) -> 
     except S2CloudsError:
         return None
     idx = [canonical_band_names(bands).index(b) for b in model.bands]
-    context = {"resolution": 10.0, "level": "L1C"}
+    context = ModelContext(resolution=10.0, level="L1C")
     return np.stack([predict_array(model, np.ascontiguousarray(image[idx]), context)
                      for image in stack])
 

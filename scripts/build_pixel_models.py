@@ -256,11 +256,12 @@ def ukis_mask(image: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
     """Canonical mask (H, W) of the ukis-csmask peer on an L2A image (C, H, W) at 10 m, run
     at its documented operating point (about 30 m; probabilities back on the 10 m grid)."""
     from s2clouds.inference.window import predict_array
+    from s2clouds.models.base import ModelContext
     from s2clouds.models.registry import get_model
 
     model = get_model("ukis-csmask", bands, "L2A")
     selected = image[[bands.index(b) for b in model.bands]]
-    probs = predict_array(model, selected, {"resolution": 10.0, "level": "L2A"})
+    probs = predict_array(model, selected, ModelContext(resolution=10.0, level="L2A"))
     return np.argmax(probs, axis=0).astype(np.uint8)
 
 

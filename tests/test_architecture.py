@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "bands": 0,
     "radiometry": 0,
     "resample": 0,
+    "registry": 0,
     "labels": 1,
     "io": 2,
     "viz": 2,
@@ -33,9 +34,9 @@ LAYERS: dict[str, int] = {
 }
 
 
-#: the one loop left: the registry imports the built-in models on first use so that they
-#: register themselves (a plugin registration, not two files that need each other's code)
-KNOWN_LOOPS = [["s2clouds.models.registry", "s2clouds.models.builtin", "s2clouds.models.registry"]]
+#: none left: the model registry names its built-in models by module (``Registry(builtins=)``)
+#: and imports them on first lookup, as it loads plugins, so no two files import each other
+KNOWN_LOOPS: list[list[str]] = []
 
 
 def module_name(path: Path) -> str:

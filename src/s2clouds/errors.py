@@ -57,6 +57,21 @@ class OptionError(S2CloudsError, ValueError):
     """An option's value is not a finite number, or outside its range."""
 
 
+class UnknownNameError(S2CloudsError, LookupError):
+    """A name is in none of a registry's entries (model, dataset kind, protocol, scorer,
+    merge method, architecture, input format, signing hook); the message lists the known
+    names (see :class:`s2clouds.registry.Registry`)."""
+
+
+class RegistryError(S2CloudsError):
+    """A registry refuses an entry: the name is taken (give ``replace=True``) or empty."""
+
+
+class PluginError(S2CloudsError):
+    """A registered entry or an entry-point plugin cannot be loaded (its module does not
+    import, or it is not what the registry holds)."""
+
+
 class ClusterError(S2CloudsError):
     """Dask is missing, or the scheduler cannot be reached."""
 

@@ -21,9 +21,10 @@ from s2clouds.benchmark import (
 from s2clouds.benchmark.protocols import (
     CLOUDSEN12_PUBLISHED,
     SEN12MS_PAPER_MERGE,
+    FalseCloudProtocol,
     published_median_boa,
 )
-from s2clouds.errors import CRSMismatchError, LabelSchemeError
+from s2clouds.errors import CRSMismatchError, LabelSchemeError, UnknownNameError
 from s2clouds.labels import CLEAR, CLOUD_SHADOW, NODATA, THICK_CLOUD, THIN_CLOUD, to_canonical
 
 C, K, N, S = CLEAR, THICK_CLOUD, THIN_CLOUD, CLOUD_SHADOW
@@ -282,8 +283,11 @@ def test_get_protocol_by_name_and_alias() -> None:
     assert isinstance(get_protocol("CloudSEN12"), CloudSEN12Protocol)
     assert isinstance(get_protocol("cloud-mask-catalogue"), CloudMaskCatalogueProtocol)
     assert isinstance(get_protocol("temporal"), SpatioTemporalProtocol)
-    with pytest.raises(BenchmarkError, match="choose one of cloudsen12, cmc"):
+    with pytest.raises(UnknownNameError, match="available: cloudsen12, cmc"):
         get_protocol("l8biome")
+    with pytest.raises(UnknownNameError, match="did you mean 'cloudsen12'"):
+        get_protocol("cloudsen-12")
+    assert isinstance(get_protocol("False-Cloud"), FalseCloudProtocol)  # one name rule
     with pytest.raises(BenchmarkError, match="no results for masker"):
         CloudSEN12Protocol().confusion("fmask")
     with pytest.raises(BenchmarkError, match="mix protocols"):

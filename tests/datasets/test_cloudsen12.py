@@ -11,7 +11,7 @@ import pytest
 from s2clouds.datasets.cloudsen12 import LAYERS, CloudSEN12, parse_layer_filename
 from s2clouds.datasets.registry import detect_dataset, open_dataset
 from s2clouds.datasets.splits import recompose
-from s2clouds.errors import BandError, DatasetError
+from s2clouds.errors import BandError, DatasetError, UnknownNameError
 
 SCALE = np.float32(0.0001)
 
@@ -392,7 +392,7 @@ def test_registry_detects_and_opens(root: Path, tmp_path: Path) -> None:
     assert not CloudSEN12.detect(empty)
     with pytest.raises(DatasetError, match="does not look like"):
         detect_dataset(empty)
-    with pytest.raises(DatasetError, match="unknown dataset kind"):
+    with pytest.raises(UnknownNameError, match="unknown dataset kind"):
         open_dataset(root, kind="landsat")
     with pytest.raises(DatasetError, match="its options are"):
         open_dataset(root, kind="cloudsen12", colour="red")

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from s2clouds.cli.options import parse_options
 from s2clouds.errors import S2CloudsError
+from s2clouds.models.base import ModelContext
 from s2clouds.models.registry import get_model
 from s2clouds.models.weights import WeightSpec
 from s2clouds.resample import block_mean, upsample_bilinear
@@ -44,7 +45,7 @@ def test_the_default_model_gives_probabilities_for_any_size(height, width, resol
     model = get_model("auto", ("B02", "B03", "B04", "B08"))
     image = np.full((4, height, width), 0.08, np.float32)
     image[3] = 0.3
-    probs = model.predict_proba(image, {"resolution": float(resolution)})
+    probs = model.predict_proba(image, ModelContext(resolution=float(resolution)))
     assert probs.shape == (4, height, width)
     assert np.allclose(probs.sum(axis=0), 1.0, atol=1e-4)
 

@@ -14,6 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
+from s2clouds.models.base import ModelContext  # noqa: E402
 from s2clouds.models.registry import get_model_info  # noqa: E402
 from s2clouds.train.architectures import build_model, is_torchscript  # noqa: E402
 
@@ -74,7 +75,7 @@ def test_a_torchscript_model_exports_and_matches_torch(tmp_path: Path, wrap: boo
             expected = torch.softmax(expected, dim=1)
     order = [0, 1, 2, 3]  # tiny-unet's channels are the cloudsen12 classes: 0 clear .. 3 shadow
     np.testing.assert_allclose(
-        model.predict_proba(image, {"resolution": 10.0}), expected[0, order].numpy(), atol=1e-4
+        model.predict_proba(image, ModelContext(resolution=10.0)), expected[0, order].numpy(), atol=1e-4
     )
     assert "torchscript" in model.spec.architecture
 

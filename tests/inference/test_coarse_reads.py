@@ -169,7 +169,7 @@ def test_scene_shadow_map_replaces_the_halo(
     reach = prepared.priors["shadow_reach"]
     assert isinstance(reach, CoarseMask) and reach.factor == 4 and reach.shape == (64, 64)
     context = ModelContext.of_scene(prepared)
-    assert context["scene_shadow_reach"] is True
+    assert context.scene_shadow_reach is True
     assert model.required_halo(context) < model.required_halo(ModelContext.of_scene(scene)) / 3
     mapped = masks(plain, tmp_path / "map.tif", 1024)
     assert np.mean(mapped != halo_path) < 0.01  # the same masks, up to the map's coarseness

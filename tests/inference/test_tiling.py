@@ -7,7 +7,7 @@ from s2clouds.inference.options import RunOptions
 from s2clouds.inference.window import predict_array, predict_blocks
 from s2clouds.io.scenes import scene_from_array
 from s2clouds.io.tiling import blend_tiles, feather_weights, tile_grid, tile_starts
-from s2clouds.models.base import CloudModel
+from s2clouds.models.base import CloudModel, ModelContext
 
 
 def test_tiles_cover_and_clamp() -> None:
@@ -41,10 +41,10 @@ def test_tiled_equals_untiled_no_seams() -> None:
     rng = np.random.default_rng(1)
     image = rng.random((4, 200, 170), dtype=np.float32)
     model = PixelModel()
-    whole = model.predict_proba(image, {})
-    tiled = blend_tiles(image, lambda x: model.predict_proba(x, {}), 4, tile=64, overlap=16)
+    whole = model.predict_proba(image, ModelContext())
+    tiled = blend_tiles(image, lambda x: model.predict_proba(x, ModelContext()), 4, tile=64, overlap=16)
     np.testing.assert_allclose(tiled, whole, atol=1e-6)
-    np.testing.assert_allclose(predict_array(model, image, {}, overlap=16), whole, atol=1e-6)
+    np.testing.assert_allclose(predict_array(model, image, ModelContext(), overlap=16), whole, atol=1e-6)
 
 
 @pytest.mark.parametrize("block", [37, 64, 500])
@@ -60,6 +60,6 @@ def test_blocks_reassemble_the_scene(block: int) -> None:
         out[window.slices] = mask
         valid = mask != 255
         np.testing.assert_allclose(probs.sum(axis=0)[valid], 1.0, atol=1e-5)
-    expected = np.argmax(PixelModel().predict_proba(np.nan_to_num(image), {}), axis=0)
+    expected = np.argmax(PixelModel().predict_proba(np.nan_to_num(image), ModelContext()), axis=0)
     np.testing.assert_array_equal(out[3:], expected[3:])
     assert np.all(out[:3] == 255)

@@ -119,3 +119,32 @@ def test_resolution_is_the_output_grid_and_arrays_declare_their_pixel_size(
     tif = maker("geotiff").write_multiband(tmp_path / "s.tif", RGBN, size=32)
     with pytest.raises(SceneFormatError, match="pixel_size is for array inputs"):
         read_scene(tif, pixel_size=20)
+
+
+def test_each_format_is_an_opener_and_the_error_lists_them_all(tmp_path: Path, maker) -> None:
+    from s2clouds.io.scenes import OPENERS
+
+    make = maker("geotiff")
+    folder = make.write_band_folder(tmp_path / "bands", ["B02", "B03"], size=16)
+    tif = next(folder.iterdir())
+    item = tmp_path / "item.json"
+    item.write_text("{}")
+    safe = tmp_path / "S2A_MSIL1C_X.SAFE"
+    safe.mkdir()
+    array = np.zeros((2, 4, 4), np.float32)
+    claims = {
+        name: [s for s in (array, item, safe, folder, tif) if OPENERS[name].guess_can_open(s)]
+        for name in OPENERS.names()
+        if name != "dataarray"
+    }
+    assert claims == {
+        "array": [array], "stac": [item], "safe": [safe], "band-folder": [safe, folder],
+        "geotiff": [tif],
+    }  # a .SAFE folder is a folder too: the SAFE opener is asked first
+    assert not any(o.guess_can_open(tmp_path / "missing.tif") for o in OPENERS.values())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a raster")
+    with pytest.raises(SceneFormatError) as info:
+        read_scene(notes)
+    for words in ("STAC item", "NumPy array", "DataArray", ".SAFE", "GeoTIFF", "band files"):
+        assert words in str(info.value)

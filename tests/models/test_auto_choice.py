@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from s2clouds.errors import BandError
+from s2clouds.models.base import ModelContext
 from s2clouds.models.registry import (
     AUTO_CHOICES,
     DEFAULT_MODEL,
@@ -68,17 +69,17 @@ def test_every_choice_is_a_shipped_model_with_a_spec() -> None:
 def test_pixel_model_runs_coarse_and_returns_the_input_grid() -> None:
     model = get_model("s2clouds-pixel-rgbn", ("B02", "B03", "B04", "B08"))
     assert model.spec.resolution == 20.0
-    assert model.internal_factor({"resolution": 10.0}) == 2
-    assert model.internal_factor({"resolution": 30.0}) == 1
-    assert model.internal_factor({}) == 1
+    assert model.internal_factor(ModelContext(resolution=10.0)) == 2
+    assert model.internal_factor(ModelContext(resolution=30.0)) == 1
+    assert model.internal_factor(ModelContext()) == 1
     reach = int(np.ceil(model.spec.shadow_reach_m / 10.0))  # a cloud beyond may shade
-    assert model.required_halo({"resolution": 10.0}) >= 2 * model.halo + reach
+    assert model.required_halo(ModelContext(resolution=10.0)) >= 2 * model.halo + reach
     rng = np.random.default_rng(0)
     vegetation = np.array([0.05, 0.07, 0.04, 0.3], np.float32)[:, None, None]
     image = (vegetation * rng.uniform(0.9, 1.1, (4, 127, 121))).astype(np.float32)
     image[:, 10:50, 5:45] = 0.6  # a bright flat block: cloud
     image[:, 0, 0] = np.nan
-    probs = model.predict_proba(image, {"resolution": 10.0})
+    probs = model.predict_proba(image, ModelContext(resolution=10.0))
     assert probs.shape == (4, 127, 121)
     assert np.allclose(probs.sum(axis=0), 1.0, atol=1e-4)
     assert probs[0, 0, 0] == 1.0  # no data stays clear = 1

@@ -11,6 +11,7 @@ import pytest
 
 from s2clouds.benchmark.metrics import binary_scores
 from s2clouds.errors import BandError, ModelError
+from s2clouds.models.base import ModelContext
 from s2clouds.models.cdfcnn import CDFCNN_DIR, VARIANTS, convert_cdfcnn
 from s2clouds.models.onnx_model import OnnxModel
 from s2clouds.models.registry import get_model, get_model_info
@@ -130,7 +131,7 @@ def test_runs_at_30m_on_block_means_unless_native(real_data: Path) -> None:
     """At 10 m the network sees 3 x 3 block means and its probabilities are interpolated
     back; ``@native`` feeds it the input as it is."""
     image = read_chip(real_data, 2)[0][:, :192, :240]
-    context = {"resolution": 10.0, "level": "L2A"}
+    context = ModelContext(resolution=10.0, level="L2A")
     model = get_model("cd-fcnn-rgbi", ["B08", "B04", "B03", "B02"])
     assert isinstance(model, OnnxModel) and model.name == "cd-fcnn-rgbi"
     assert model.internal_factor(context) == 3
@@ -143,7 +144,7 @@ def test_runs_at_30m_on_block_means_unless_native(real_data: Path) -> None:
     np.testing.assert_allclose(
         native.predict_proba(image, context), native.network_probabilities(image), atol=1e-6
     )
-    assert model.internal_factor({"resolution": 30.0}) == 1  # already at its resolution
+    assert model.internal_factor(ModelContext(resolution=30.0)) == 1  # already at its resolution
 
 
 def test_registered_as_cloud_only_mit_peers() -> None:
@@ -166,7 +167,7 @@ def test_cloud_scores_on_the_on_cloud_n_chips_at_30m(chip: int, real_data: Path)
     image, label = read_chip(real_data, chip)
     model = get_model("cd-fcnn-rgbi", RGBI)
     coarse = block_mean(image, 3)
-    cloud = model.predict_proba(coarse, {"resolution": 30.0, "level": "L2A"}).argmax(0) == 1
+    cloud = model.predict_proba(coarse, ModelContext(resolution=30.0, level="L2A")).argmax(0) == 1
     truth = block_mean(label[None].astype(np.float32), 3)[0] >= 0.5
     counts = np.array(
         [[np.sum(~truth & ~cloud), np.sum(~truth & cloud)],

@@ -16,17 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from s2clouds.errors import BandError, ModelError
+from s2clouds.errors import BandError, ModelError, UnknownNameError
 from s2clouds.inference.window import predict_array
-from s2clouds.models.base import N_CLASSES, CloudModel
+from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
 from s2clouds.models.registry import ModelInfo, get_model_info, list_models
 
-CONTEXT: dict[str, Any] = {
-    "resolution": 10.0,
-    "level": "L1C",
-    "sun_zenith": 40.0,
-    "sun_azimuth": 150.0,
-}
+CONTEXT = ModelContext(resolution=10.0, level="L1C", sun_zenith=40.0, sun_azimuth=150.0)
 ONNX_CASE = "exported-tiny-unet"
 PIXEL_CASE = "saved-pixel-model"
 #: python module each registered peer needs
@@ -211,8 +206,11 @@ def test_modified_onnx_weights_are_refused(
 
 
 def test_unknown_model_names_and_missing_onnx_files_are_explained(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="path to a saved model"):
+    with pytest.raises(UnknownNameError, match="path to a saved model"):
         get_model_info("no-such-model")
+    with pytest.raises(UnknownNameError, match="did you mean 's2cloudless'"):
+        get_model_info("s2cloudles")
+    assert get_model_info(" S2Cloudless ") is get_model_info("s2cloudless")  # one name rule
     with pytest.raises(ModelError, match="not found"):
         get_model_info(str(tmp_path / "absent.onnx"))
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from s2clouds.errors import BandError, ModelError
+from s2clouds.models.base import ModelContext
 from s2clouds.models.omnicloud import WEIGHTS_ENV, OmniCloudMaskModel, listed_weights
 from s2clouds.models.registry import get_model
 
@@ -76,7 +77,7 @@ def test_the_adapter_is_the_package_run_on_the_same_files(
     model = get_model("omnicloudmask", ["B02", "B03", "B04", "B08"])
     image = chip(real_data, 160)
     image[:, :4, :6] = np.nan
-    probs = model.predict_proba(image, {"resolution": 10.0})
+    probs = model.predict_proba(image, ModelContext(resolution=10.0))
     assert probs.shape == (4, 160, 160) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-5)
     assert (probs[0, :4, :6] == 1).all()
@@ -89,5 +90,5 @@ def test_the_adapter_is_the_package_run_on_the_same_files(
     valid = np.all(np.isfinite(image), axis=0)
     expected = expected[:, valid] / expected[:, valid].sum(axis=0)  # its sums are 1 +- 0.5 %
     np.testing.assert_allclose(probs[:, valid], expected, atol=1e-5)
-    small = model.predict_proba(image[:, :20, :30], {"resolution": 10.0})  # padded to 50 px
+    small = model.predict_proba(image[:, :20, :30], ModelContext(resolution=10.0))  # padded to 50 px
     assert small.shape == (4, 20, 30)

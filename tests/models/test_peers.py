@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from s2clouds.errors import BandError, ModelError
-from s2clouds.models.base import CloudModel
+from s2clouds.models.base import CloudModel, ModelContext
 from s2clouds.models.peers import (
     S2CLOUDLESS_BANDS,
     UKIS_BANDS_4,
@@ -112,11 +112,11 @@ def test_s2cloudless_refuses_missing_bands_and_l2a() -> None:
     model = S2CloudlessModel()
     image = np.full((10, 16, 16), 0.1, np.float32)
     with pytest.raises(ModelError, match="L1C"):
-        model.predict_proba(image, {"resolution": 10, "level": "L2A"})
+        model.predict_proba(image, ModelContext(resolution=10, level="L2A"))
     with pytest.raises(ModelError, match="unknown processing level"):
-        model.predict_proba(image, {"resolution": 10, "level": "L3"})
+        model.predict_proba(image, ModelContext(resolution=10, level="L3"))
     with pytest.raises(BandError, match="expects 10 bands"):
-        model.predict_proba(image[:4], {"resolution": 10})
+        model.predict_proba(image[:4], ModelContext(resolution=10))
 
 
 @pytest.mark.peers
@@ -132,7 +132,7 @@ def test_s2cloudless_raw_probability_matches_the_package(
     """At 160 m (factor 1) the raw probability is s2cloudless 0.1's own ``cl_probs``."""
     pytest.importorskip("s2cloudless")
     crop = select(l1c_scene, S2CLOUDLESS_BANDS)[:, 300:364, 200:264]
-    probs = S2CloudlessModel(postprocess=False).predict_proba(crop, {"resolution": 160})
+    probs = S2CloudlessModel(postprocess=False).predict_proba(crop, ModelContext(resolution=160))
     assert_probabilities(probs, (64, 64))
     np.testing.assert_allclose(probs[1], l1c_scene["cl_probs"][300:364, 200:264], atol=1e-6)
     assert (probs[3] == 0).all()
@@ -148,7 +148,7 @@ def test_s2cloudless_argmax_is_the_package_mask(l1c_scene: dict[str, np.ndarray]
     )
     expected = detector.get_cloud_masks(np.moveaxis(crop, 0, -1)[np.newaxis])[0]
     assert 0.05 < expected.mean() < 0.95  # the crop holds both classes
-    probs = S2CloudlessModel().predict_proba(crop, {"resolution": 160, "level": "L1C"})
+    probs = S2CloudlessModel().predict_proba(crop, ModelContext(resolution=160, level="L1C"))
     assert_probabilities(probs, (96, 96))
     np.testing.assert_array_equal(probs.argmax(axis=0), expected)
 
@@ -160,12 +160,12 @@ def test_s2cloudless_at_10m_runs_on_160m_blocks(l1c_scene: dict[str, np.ndarray]
     image = select(l1c_scene, S2CLOUDLESS_BANDS)[:, :200, :150].copy()
     image[:, :20, :20] = np.nan
     model = S2CloudlessModel()
-    assert model.required_halo({"resolution": 10}) == 7 * 16
-    probs = model.predict_proba(image, {"resolution": 10})
+    assert model.required_halo(ModelContext(resolution=10)) == 7 * 16
+    probs = model.predict_proba(image, ModelContext(resolution=10))
     assert_probabilities(probs, (200, 150))
     coarse = block_mean(image, 16)
     raw = S2CloudlessModel(postprocess=False).cloud_probability(coarse)
-    raw_10m = S2CloudlessModel(postprocess=False).predict_proba(image, {"resolution": 10})[1]
+    raw_10m = S2CloudlessModel(postprocess=False).predict_proba(image, ModelContext(resolution=10))[1]
     assert raw_10m[16 * 3 + 7 : 16 * 3 + 9, 16 * 5 + 7 : 16 * 5 + 9].mean() == pytest.approx(
         raw[3, 5], abs=0.02
     )  # the pixels around a block centre carry that block's probability
@@ -178,7 +178,7 @@ def test_ukis_band_choice_and_refusals() -> None:
     with pytest.raises(BandError, match="missing B08"):
         UkisCsmaskModel.for_bands(["B02", "B03", "B04"])
     with pytest.raises(BandError, match="expects 4 bands"):
-        UkisCsmaskModel().predict_proba(np.zeros((3, 8, 8), np.float32), {})
+        UkisCsmaskModel().predict_proba(np.zeros((3, 8, 8), np.float32), ModelContext())
 
 
 @pytest.mark.peers
@@ -188,8 +188,8 @@ def test_ukis_network_refuses_tiles_larger_than_itself_and_predict_proba_tiles()
     model = UkisCsmaskModel(native=True)
     image = np.full((4, 300, 256), 0.1, np.float32)
     with pytest.raises(ModelError, match="predict_proba"):
-        model.class_probabilities(image, model.spec({}))
-    assert_probabilities(model.predict_proba(image, {}), (300, 256))  # cut into 256 px tiles
+        model.class_probabilities(image, model.spec(ModelContext()))
+    assert_probabilities(model.predict_proba(image, ModelContext()), (300, 256))  # cut into 256 px tiles
 
 
 @pytest.mark.peers
@@ -199,11 +199,11 @@ def test_ukis_small_tiles_with_nodata(chip1: np.ndarray) -> None:
     tile = chip1[:, 100:190, 200:320].copy()
     tile[:, :5] = np.nan
     for model in (UkisCsmaskModel(), UkisCsmaskModel(native=True)):
-        probs = model.predict_proba(tile, {"resolution": 10, "level": "L2A"})
+        probs = model.predict_proba(tile, ModelContext(resolution=10, level="L2A"))
         assert_probabilities(probs, (90, 120))
         assert probs[3].max() > 0  # shadow is a class of ukis-csmask
     assert (probs[0, :5] < 1).any()  # at 10 m, no data is fed as 0 (the engine masks it)
-    assert (UkisCsmaskModel().predict_proba(tile, {"resolution": 10})[0, :5] == 1).all()
+    assert (UkisCsmaskModel().predict_proba(tile, ModelContext(resolution=10))[0, :5] == 1).all()
 
 
 @pytest.mark.peers
@@ -216,11 +216,11 @@ def test_ukis_runs_at_30m_on_block_means_unless_native(chip1: np.ndarray) -> Non
     at_30m = get_model("ukis-csmask", UKIS_BANDS_4)
     native = get_model("ukis-csmask@native", UKIS_BANDS_4)
     assert isinstance(native, UkisCsmaskModel) and native.name == "ukis-csmask@native"
-    context = {"resolution": 10, "level": "L2A"}
+    context = ModelContext(resolution=10, level="L2A")
     assert at_30m.internal_factor(context) == 3 and native.internal_factor(context) == 1
     assert at_30m.required_halo(context) == 66 * 3 and at_30m.required_alignment(context) == 3
     assert native.required_halo(context) == 64
-    coarse = native.predict_proba(block_mean(image, 3), {"resolution": 30, "level": "L2A"})
+    coarse = native.predict_proba(block_mean(image, 3), ModelContext(resolution=30, level="L2A"))
     expected = upsample_bilinear(coarse, 3, (300, 330))
     np.testing.assert_allclose(at_30m.predict_proba(image, context), expected, atol=1e-6)
 
@@ -236,7 +236,7 @@ def test_ukis_at_30m_leaves_a_bright_desert_city_clear(real_data: Path) -> None:
 
     image, bands = read_dsen2(real_data / "dsen2" / "S2B_MSIL1C_20200708_T39RVJ.npz")
     valid = np.all(np.isfinite(image), axis=0)
-    context = {"resolution": 10.0, "level": "L1C"}
+    context = ModelContext(resolution=10.0, level="L1C")
     false_cloud = {}
     for name in ("ukis-csmask", "ukis-csmask@native"):
         model = get_model(name, bands)
@@ -268,7 +268,7 @@ def test_ukis_tile_probabilities_are_csmask_internals(
     """Through ukis-csmask's own tiling, our per-tile softmax reproduces ``CSmask.csm``."""
     utils = pytest.importorskip("ukis_csmask.utils")
     model = UkisCsmaskModel()
-    spec = model.spec({"level": "L2A"})
+    spec = model.spec(ModelContext(level="L2A"))
     hwc = np.moveaxis(chip1[CHIP_CROP], 0, -1)
     tiles = utils.tile_array(hwc, xsize=256, ysize=256, overlap=0.2)
     probs = np.stack(
@@ -288,7 +288,7 @@ def test_ukis_through_the_engine_agrees_with_csmask(
     from s2clouds.inference.window import predict_array
 
     model = UkisCsmaskModel.for_bands(UKIS_BANDS_4, native=True)  # CSmask ran at 10 m too
-    probs = predict_array(model, chip1[CHIP_CROP], {"resolution": 10, "level": None})  # L2A
+    probs = predict_array(model, chip1[CHIP_CROP], ModelContext(resolution=10, level=None))  # L2A
     assert_probabilities(probs, (384, 384))
     ours = probs.argmax(axis=0)
     expected = np.array([0, 1, 3])[chip1_csm]  # ukis classes -> canonical
@@ -303,8 +303,8 @@ def test_ukis_six_band_l1c_network_finds_the_clouds(l1c_scene: dict[str, np.ndar
     pytest.importorskip("onnxruntime")
     model = UkisCsmaskModel.for_bands(L1C_ORDER)
     tile = select(l1c_scene, UKIS_BANDS_6)[:, :256, :256]
-    probs = model.predict_proba(tile, {"resolution": 10, "level": "L1C"})
+    probs = model.predict_proba(tile, ModelContext(resolution=10, level="L1C"))
     assert_probabilities(probs, (256, 256))
-    assert model.spec({"level": "L1C"}).version.endswith("6BL1C")
+    assert model.spec(ModelContext(level="L1C")).version.endswith("6BL1C")
     cloud = probs.argmax(axis=0) == 1
     assert ((l1c_scene["cl_mask"][:256, :256] == 1) == cloud).mean() >= 0.9

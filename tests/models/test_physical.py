@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from s2clouds.errors import BandError
+from s2clouds.models.base import ModelContext
 from s2clouds.models.physical import PhysicalModel
 from s2clouds.models.registry import get_model, list_models
 
@@ -14,7 +15,7 @@ def test_cloud_block_found_and_probabilities_sum_to_one(bands: list[str], maker)
     image = maker("geotiff").reflectance_stack(bands, 128)
     model = PhysicalModel.for_bands(bands)
     assert model.bands[:4] == ("B02", "B03", "B04", "B08")
-    probs = model.predict_proba(image, {"resolution": 10, "sun_zenith": 40.0, "sun_azimuth": 135.0})
+    probs = model.predict_proba(image, ModelContext(resolution=10, sun_zenith=40.0, sun_azimuth=135.0))
     assert probs.shape == (4, 128, 128)
     np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-5)
     mask = probs.argmax(axis=0)
@@ -31,7 +32,7 @@ def test_shadow_falls_away_from_the_sun(maker) -> None:
     image[:, 70:95, 70:95] *= 0.3  # equally dark, but on the sunny side: not shadow
     model = PhysicalModel.for_bands(["B02", "B03", "B04", "B08"])
     mask = model.predict_proba(
-        image, {"resolution": 10, "sun_zenith": 40, "sun_azimuth": 135}
+        image, ModelContext(resolution=10, sun_zenith=40, sun_azimuth=135)
     ).argmax(0)
     assert (mask[15:25, 15:25] == 3).mean() > 0.8
     assert (mask[75:90, 75:90] == 3).mean() == 0.0
@@ -43,7 +44,7 @@ def test_band_requirements() -> None:
     with pytest.raises(BandError, match="needs at least"):
         PhysicalModel.for_bands(["B02", "B03", "B04"])
     with pytest.raises(BandError, match="expects 4 bands"):
-        PhysicalModel().predict_proba(np.zeros((3, 4, 4), np.float32), {})
+        PhysicalModel().predict_proba(np.zeros((3, 4, 4), np.float32), ModelContext())
     assert [m.name for m in list_models()][0] == "physical"
     assert get_model("physical", ["B02", "B03", "B04", "B08", "B11"]).bands[-1] == "B11"
 

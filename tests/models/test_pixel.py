@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from s2clouds.errors import BandError, ModelError
+from s2clouds.models.base import ModelContext
 from s2clouds.models.pixel_features import (
     check_feature_bands,
     default_features,
@@ -125,7 +126,7 @@ def test_scribbles_teach_the_whole_image(fitted: tuple[object, np.ndarray, np.nd
     model, image, truth = fitted
     other, other_truth = cloudy_scene(128, seed=5)  # an unseen image of the same kind
     for img, ref in ((image, truth), (other, other_truth)):
-        pred = model.predict_proba(img, {}).argmax(0)  # type: ignore[attr-defined]
+        pred = model.predict_proba(img, ModelContext()).argmax(0)  # type: ignore[attr-defined]
         for c in range(4):
             assert np.mean(pred[ref == c] == c) > 0.9, c
 
@@ -142,7 +143,7 @@ def test_saved_model_round_trips_and_refuses_tampering(
     assert path.with_suffix(".json").is_file() and model.spec.sha256
     loaded = get_model_info(str(path)).factory(["B08", "B04", "B03", "B02"])
     np.testing.assert_allclose(
-        loaded.predict_proba(image, {}), model.predict_proba(image, {}), atol=1e-6
+        loaded.predict_proba(image, ModelContext()), model.predict_proba(image, ModelContext()), atol=1e-6
     )
     with pytest.raises(BandError, match="B02"):
         get_model_info(str(path)).factory(["B03", "B04", "B08"])
@@ -186,10 +187,10 @@ def test_a_strided_model_agrees_with_every_pixel_and_keeps_the_contract(
     model, image, _ = fitted
     assert isinstance(model, PixelModel)
     strided = PixelModel(model.booster, model.spec.replace(stride=2))
-    exact = model.predict_proba(image, {})
+    exact = model.predict_proba(image, ModelContext())
     image = image.copy()
     image[:, :3, :3] = np.nan
-    coarse = strided.predict_proba(image, {})
+    coarse = strided.predict_proba(image, ModelContext())
     assert coarse.shape == exact.shape and coarse.dtype == np.float32
     np.testing.assert_allclose(coarse.sum(axis=0), 1.0, atol=1e-5)
     assert np.mean(coarse.argmax(0) == exact.argmax(0)) > 0.95
@@ -210,8 +211,8 @@ def test_nodata_cells_do_not_leak_clear_into_valid_pixels(
     for rows in (slice(6, 7), slice(0, None, 2)):
         holed = cloud.copy()
         holed[:, rows] = np.nan
-        probs = strided.predict_proba(holed, {})
+        probs = strided.predict_proba(holed, ModelContext())
         valid = np.all(np.isfinite(holed), axis=0)
         assert np.all(probs.argmax(0)[valid] == 1)
-    tiny = strided.predict_proba(cloud[:, :2, :], {})
+    tiny = strided.predict_proba(cloud[:, :2, :], ModelContext())
     assert tiny.shape == (4, 2, 20) and np.all(tiny.argmax(0) == 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from s2clouds.models.base import ModelContext
 from s2clouds.models.shadow_geometry import (
     casting_cloud,
     constrain_shadow,
@@ -58,8 +59,8 @@ def test_specks_cast_no_shadow_and_sun_from_context() -> None:
     probs[1][20:30, 20:30] = 1.0
     cast = casting_cloud(probs)
     assert not cast[5, 5] and cast[25, 25]
-    assert sun_from_context({"sun_zenith": 30, "sun_azimuth": 150.5}) == (30.0, 150.5)
-    assert sun_from_context({"sun_zenith": 30}) is None
+    assert sun_from_context(ModelContext(sun_zenith=30, sun_azimuth=150.5)) == (30.0, 150.5)
+    assert sun_from_context(ModelContext(sun_zenith=30)) is None
 
 
 def test_onnx_models_with_a_shadow_reach_keep_only_castable_shadow(monkeypatch) -> None:
@@ -81,7 +82,7 @@ def test_onnx_models_with_a_shadow_reach_keep_only_castable_shadow(monkeypatch) 
     for model in (plain, reaching):
         monkeypatch.setattr(model, "network_probabilities", lambda image: probs.copy())
     image = np.full((4, 270, 270), 0.1, np.float32)
-    context = {"resolution": 10.0}
+    context = ModelContext(resolution=10.0)
     kept = reaching.predict_proba(image, context).argmax(0)
     assert (kept[110:130, 40:80] == 3).all() and (kept[225:255, 225:255] == 0).all()
     untouched = plain.predict_proba(image, context).argmax(0)

@@ -67,5 +67,5 @@ def test_cli_errors_are_one_line_and_leave_nothing(
     assert not any(p.name.startswith("c.") for p in tmp_path.iterdir())
     with pytest.raises(SystemExit):
         main(["composite", str(paths[0]), "-o", str(out), "--method", "mode"])
-    assert "unknown --method" in capsys.readouterr().err
+    assert "unknown merge method 'mode'" in capsys.readouterr().err
     assert not any(p.name.startswith("c.") for p in tmp_path.iterdir())

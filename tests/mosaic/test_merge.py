@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from s2clouds.errors import S2CloudsError
+from s2clouds.errors import RegistryError, S2CloudsError, UnknownNameError
 from s2clouds.mosaic.merge import (
     RULES,
     Method,
@@ -13,6 +13,7 @@ from s2clouds.mosaic.merge import (
     parse_method,
     percentile_of_good,
     rank_images,
+    register_rule,
 )
 
 
@@ -123,5 +124,10 @@ def test_rules_are_a_registry() -> None:
     assert parse_method("ranked") == Method("ranked") and Method("ranked").ranks_images
     with pytest.raises(S2CloudsError, match="takes no parameter"):
         parse_method("ranked:3")
-    with pytest.raises(S2CloudsError, match="use best, medoid, ranked, median, percentile:P"):
+    with pytest.raises(UnknownNameError, match="available: best, medoid, ranked, median, perc"):
         parse_method("mode")
+    with pytest.raises(UnknownNameError, match="did you mean 'median'"):
+        parse_method("medain")
+    with pytest.raises(RegistryError, match="registered twice"):
+        register_rule(RULES["best"])
+    assert register_rule(RULES["best"], replace=True) is RULES["best"]

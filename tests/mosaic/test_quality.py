@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from s2clouds.errors import ModelError
+from s2clouds.errors import UnknownNameError
 from s2clouds.mosaic.composite import CompositeOptions, run_composite
 from s2clouds.mosaic.quality import (
     distance_factor,
@@ -25,7 +25,7 @@ def test_registry_lists_the_builtin_scorers() -> None:
     names = {s.name for s in list_scorers()}
     assert {"probability", "clear-probability", "sen12ms"} <= names
     assert get_scorer("sen12ms").needs_probabilities is False
-    with pytest.raises(ModelError, match="unknown quality scorer"):
+    with pytest.raises(UnknownNameError, match="unknown quality scorer"):
         get_scorer("nope")
 
 

@@ -14,6 +14,7 @@ pytest.importorskip("lightgbm")
 
 from s2clouds.datasets.synthetic import SyntheticClouds  # noqa: E402
 from s2clouds.errors import DatasetError  # noqa: E402
+from s2clouds.models.base import ModelContext  # noqa: E402
 from s2clouds.models.pixel import PixelModel  # noqa: E402
 from s2clouds.train.pixel import (  # noqa: E402
     PixelTrainConfig,
@@ -70,7 +71,7 @@ def test_a_run_on_synthetic_clouds_saves_a_model_that_finds_cloud_and_shadow(
     assert model.spec.licence == "CC0-1.0" and "synthetic" in model.spec.training_data
     assert any("rounds" in note for note in model.spec.notes)
     unseen = SyntheticClouds([(surface(96, 7), RGBN)], n=1, size=64, seed=99)[0]
-    probs = model.predict_proba(unseen["image"], {})
+    probs = model.predict_proba(unseen["image"], ModelContext())
     truth = unseen["mask_canonical"]
     cloud_truth, cloud_pred = np.isin(truth, (1, 2)), np.isin(probs.argmax(0), (1, 2))
     assert np.mean(cloud_truth == cloud_pred) > 0.85

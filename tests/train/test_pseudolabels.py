@@ -12,9 +12,9 @@ import pytest
 
 from s2clouds.datasets.base import SAMPLE_KEYS
 from s2clouds.datasets.chips import ChipFolders
-from s2clouds.errors import DatasetError, ModelError
+from s2clouds.errors import DatasetError, ModelError, UnknownNameError
 from s2clouds.labels import CLEAR, CLOUD_SHADOW, NODATA, THICK_CLOUD, THIN_CLOUD
-from s2clouds.models.base import N_CLASSES, CloudModel
+from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
 from s2clouds.train.pseudolabels import (
     PseudoLabelled,
     agree_with_reference,
@@ -63,7 +63,7 @@ def test_fake_maskers_are_cloud_models() -> None:
 
 
 def test_label_is_theirs_where_they_agree_else_ignored() -> None:
-    mask = pseudo_label(image(), BANDS, {"resolution": 10.0}, [TableModel(A), TableModel(B)])
+    mask = pseudo_label(image(), BANDS, ModelContext(resolution=10.0), [TableModel(A), TableModel(B)])
     expected = np.array(
         [
             [CLEAR, THICK_CLOUD, THIN_CLOUD, CLOUD_SHADOW],  # thick+thin is cloud: thick
@@ -112,7 +112,7 @@ def test_majority_rule_with_three_maskers() -> None:
 def test_one_masker_or_unknown_names_are_refused() -> None:
     with pytest.raises(ModelError, match="at least two maskers"):
         pseudo_label(image(), BANDS, None, [TableModel(A)])
-    with pytest.raises(ModelError, match="unknown model"):
+    with pytest.raises(UnknownNameError, match="unknown model"):
         pseudo_label(image(), BANDS, None, ["no-such-model", TableModel(A)])
     with pytest.raises(DatasetError, match="one plane per band"):
         pseudo_label(image()[:3], BANDS, None, [TableModel(A), TableModel(B)])
@@ -122,7 +122,7 @@ def test_registered_names_run_through_the_registry() -> None:
     """The physical model by name, twice: it always agrees with itself."""
     rng = np.random.default_rng(0)
     data = rng.uniform(0.02, 0.4, (4, 32, 32)).astype(np.float32)
-    mask = pseudo_label(data, BANDS, {"resolution": 10.0}, ["physical", "physical"])
+    mask = pseudo_label(data, BANDS, ModelContext(resolution=10.0), ["physical", "physical"])
     assert mask.shape == (32, 32) and not np.any(mask == NODATA)
 
 

@@ -18,7 +18,8 @@ pytest.importorskip("onnx")
 
 from s2clouds.datasets.base import CloudDataset, Sample  # noqa: E402
 from s2clouds.datasets.registry import open_dataset  # noqa: E402
-from s2clouds.errors import BandError, DatasetError, ModelError, OutputError  # noqa: E402
+from s2clouds.errors import BandError, DatasetError, ModelError, OutputError, UnknownNameError  # noqa: E402
+from s2clouds.models.base import ModelContext  # noqa: E402
 from s2clouds.models.onnx_model import OnnxModel  # noqa: E402
 from s2clouds.train import loop  # noqa: E402
 from s2clouds.train.architectures import (  # noqa: E402
@@ -290,7 +291,7 @@ def test_tiny_training_run_is_seeded_resumable_and_exports(
     assert model.spec == result.spec and model.spec.sha256 is not None
     assert (model.name, model.spec.licence) == ("toy-clouds", "CC0-1.0")
     image, _ = sample_arrays(ToyClouds(seed=9)[0], RGBN)
-    probs = model.predict_proba(image, {})
+    probs = model.predict_proba(image, ModelContext())
     np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-3)
 
 
@@ -313,5 +314,5 @@ def test_training_on_cloudsen12_fixture_files(
 
 
 def test_unknown_architecture_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="tiny-unet"):
+    with pytest.raises(UnknownNameError, match="tiny-unet"):
         train(ToyClouds(), TrainConfig(architecture="resnet", epochs=1), out_dir=tmp_path)

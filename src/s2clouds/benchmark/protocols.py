@@ -64,6 +64,7 @@ from s2clouds.labels import (
 )
 from s2clouds.labels.landcover import LCCS_LAND_USE as _LCCS_LU
 from s2clouds.labels.landcover import LCCS_LAND_USE_EVALUATION_MERGE
+from s2clouds.registry import Registry
 
 Row = dict[str, Any]
 _COUNT_COLUMN = re.compile(r"^n_(\d+)_(\d+)$")
@@ -873,17 +874,17 @@ class Sen12msLandCoverProtocol(Protocol):
 
 
 # --------------------------------------------------------------------------- registry
-PROTOCOLS: dict[str, type[Protocol]] = {
-    p.name: p
-    for p in (
-        CloudSEN12Protocol,
-        CloudMaskCatalogueProtocol,
-        SpatioTemporalProtocol,
-        FalseCloudProtocol,
-        Sen12msLandCoverProtocol,
-    )
-}
-_ALIASES = {
+#: protocol classes by name (and alias: ``catalogue`` -> ``cmc``, ...)
+PROTOCOLS: Registry[type[Protocol]] = Registry("benchmark protocol")
+for _protocol in (
+    CloudSEN12Protocol,
+    CloudMaskCatalogueProtocol,
+    SpatioTemporalProtocol,
+    FalseCloudProtocol,
+    Sen12msLandCoverProtocol,
+):
+    PROTOCOLS.register(_protocol.name, _protocol)
+for _alias, _name in {
     "cloud_mask_catalogue": "cmc",
     "catalogue": "cmc",
     "temporal": "spatiotemporal",
@@ -891,18 +892,14 @@ _ALIASES = {
     "landcover": "sen12ms",
     "false_clouds": "false_cloud",
     "clear": "false_cloud",
-}
+}.items():
+    PROTOCOLS.alias(_alias, _name)
 
 
 def get_protocol(name: str, **options: Any) -> Protocol:
-    """A fresh protocol by name (or alias), with its constructor ``options``."""
-    key = name.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in PROTOCOLS:
-        raise BenchmarkError(
-            f"unknown benchmark protocol {name!r}; choose one of {', '.join(PROTOCOLS)}"
-        )
-    return PROTOCOLS[key](**options)
+    """A fresh protocol by name (or alias), with its constructor ``options``
+    (:class:`~s2clouds.errors.UnknownNameError` for an unknown name)."""
+    return PROTOCOLS[name](**options)
 
 
 def protocol_from_rows(rows: Sequence[Mapping[str, Any]]) -> Protocol:
@@ -914,8 +911,4 @@ def protocol_from_rows(rows: Sequence[Mapping[str, Any]]) -> Protocol:
         raise BenchmarkError(
             f"per-image rows mix protocols {sorted(names)}; write one CSV per protocol"
         )
-    name = names.pop()
-    key = _ALIASES.get(name, name)
-    if key not in PROTOCOLS:
-        raise BenchmarkError(f"rows name unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}")
-    return PROTOCOLS[key].from_rows(rows)
+    return PROTOCOLS[names.pop()].from_rows(rows)

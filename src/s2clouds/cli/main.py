@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 import sys
@@ -13,6 +12,7 @@ import click
 
 from s2clouds import __version__
 from s2clouds.errors import S2CloudsError, one_line
+from s2clouds.registry import Registry, load_attribute
 
 #: environment variable: import LightGBM without scikit-learn (see s2clouds.models.pixel)
 LIGHTGBM_WITHOUT_SKLEARN = "S2CLOUDS_LIGHTGBM_WITHOUT_SKLEARN"
@@ -20,7 +20,7 @@ LIGHTGBM_WITHOUT_SKLEARN = "S2CLOUDS_LIGHTGBM_WITHOUT_SKLEARN"
 GDAL_CACHE_MB = "256"
 
 #: subcommand name -> (module, attribute, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+_COMMANDS: dict[str, tuple[str, str, str]] = {
     "predict": ("s2clouds.cli.predict", "predict", "Predict cloud and shadow masks for scenes."),
     "search": (
         "s2clouds.cli.search",
@@ -55,6 +55,12 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: the subcommands by name: (module, attribute, one-line help), imported when run
+SUBCOMMANDS: Registry[tuple[str, str, str]] = Registry("command")
+for _name, _command in _COMMANDS.items():
+    SUBCOMMANDS.register(_name, _command)
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use, keeping ``--help`` fast."""
 
@@ -62,11 +68,10 @@ class LazyGroup(click.Group):
         return [name for name in SUBCOMMANDS if self._available(name)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in SUBCOMMANDS:
+        if cmd_name not in SUBCOMMANDS.names():  # exact names only, as click's own groups
             return None
         module_name, attr, _ = SUBCOMMANDS[cmd_name]
-        module = importlib.import_module(module_name)
-        command: click.Command = getattr(module, attr)
+        command: click.Command = load_attribute(f"{module_name}:{attr}")
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

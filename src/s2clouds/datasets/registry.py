@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
@@ -13,9 +12,25 @@ import numpy as np
 from s2clouds.datasets.base import CloudDataset, require_path
 from s2clouds.errors import DatasetError
 from s2clouds.labels import CANONICAL_CLASSES, NODATA
+from s2clouds.registry import Registry
 
-#: short name -> "module:ClassName"; detection tries them in this order
-DATASETS: dict[str, str] = {
+#: entry-point group of third-party dataset readers: each names a :class:`CloudDataset`
+#: subclass (docs/plugins.md); detection tries them after the built-in readers
+DATASET_ENTRY_POINTS = "s2clouds.datasets"
+
+
+def _reader_class(kind: str, loaded: Any) -> type[CloudDataset]:
+    """``loaded`` when it is a :class:`CloudDataset` subclass (a lazy entry or plugin)."""
+    if not (isinstance(loaded, type) and issubclass(loaded, CloudDataset)):
+        raise TypeError(f"expected a CloudDataset subclass, got {loaded!r}")
+    return loaded
+
+
+#: short name -> reader class, imported on first use; detection tries them in this order
+DATASETS: Registry[type[CloudDataset]] = Registry(
+    "dataset kind", group=DATASET_ENTRY_POINTS, adapt=_reader_class
+)
+for _kind, _target in {
     "cloudsen12": "s2clouds.datasets.cloudsen12:CloudSEN12",
     "cmc": "s2clouds.datasets.cmc:CloudMaskCatalogue",
     "temporal": "s2clouds.datasets.temporal:TemporalCloudDataset",
@@ -26,22 +41,14 @@ DATASETS: dict[str, str] = {
     "sen12mscr-release": "s2clouds.datasets.sen12mscr_release:SEN12MSCRRelease",
     "sen12mscr-ts-release": "s2clouds.datasets.sen12mscrts_release:SEN12MSCRTSRelease",
     "oncloudn": "s2clouds.datasets.oncloudn:OnCloudN",
-}
-
-
-def _import_class(kind: str) -> type[CloudDataset]:
-    """The reader class of ``kind`` (its module is imported on first use)."""
-    module_name, _, attr = DATASETS[kind].partition(":")
-    cls: type[CloudDataset] = getattr(importlib.import_module(module_name), attr)
-    return cls
+}.items():
+    DATASETS.register_lazy(_kind, _target)
 
 
 def dataset_class(kind: str) -> type[CloudDataset]:
-    """The reader class for a short name such as ``"cloudsen12"`` or ``"cmc"``."""
-    key = kind.strip().lower()
-    if key not in DATASETS:
-        raise DatasetError(f"unknown dataset kind {kind!r}; use one of {', '.join(DATASETS)}")
-    return _import_class(key)
+    """The reader class for a short name such as ``"cloudsen12"`` or ``"cmc"``
+    (:class:`~s2clouds.errors.UnknownNameError` listing the known ones)."""
+    return DATASETS[kind]
 
 
 def detect_dataset(path: str | Path) -> str:
@@ -50,8 +57,8 @@ def detect_dataset(path: str | Path) -> str:
     Raises :class:`DatasetError` when none matches.
     """
     folder = require_path(path, "dataset folder")
-    for kind in DATASETS:
-        if _import_class(kind).detect(folder):
+    for kind, cls in DATASETS.items():
+        if cls.detect(folder):
             return kind
     raise DatasetError(
         f"{folder} does not look like any known dataset ({', '.join(DATASETS)}); check the "

@@ -17,7 +17,7 @@ from s2clouds.io.scene import Scene
 from s2clouds.io.sun import SunAngles
 from s2clouds.io.tiling import blend_tiles
 from s2clouds.labels.schemes import NODATA
-from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
+from s2clouds.models.base import N_CLASSES, RUN_TILE, CloudModel, ModelContext
 from s2clouds.models.cache import cached_model
 from s2clouds.models.registry import get_model
 from s2clouds.models.shadow_geometry import keep_shadow_within
@@ -50,7 +50,8 @@ def predict_array(
     """Class probabilities (4, H, W) float32 for reflectance (C, H, W) in ``model.bands`` order.
 
     Models with a fixed input size (``tile_size`` not None) run on overlapping tiles blended
-    with feathered weights; others see the whole array at once.
+    with feathered weights (of ``tile`` pixels when it is :data:`RUN_TILE`); others see the
+    whole array at once.
     """
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -59,7 +60,7 @@ def predict_array(
     tile_size = model.tile_size
     if tile_size is None:
         return run(image).astype(np.float32, copy=False)
-    size = int(tile_size or tile)
+    size = int(tile) if tile_size == RUN_TILE else int(tile_size)
     return blend_tiles(image, run, N_CLASSES, tile=size, overlap=min(overlap, size // 4))
 
 

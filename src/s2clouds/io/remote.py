@@ -21,7 +21,6 @@ may also come from the environment variable :data:`SIGN_ENV` (``S2CLOUDS_SIGN``)
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -35,7 +34,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
 
-from s2clouds.errors import RemoteReadError, SceneFormatError
+from s2clouds.errors import RemoteReadError, S2CloudsError, SceneFormatError
+from s2clouds.registry import Registry, load_attribute
 
 #: URL schemes read remotely, and the GDAL virtual file system of each
 REMOTE_SCHEMES = {"http": "/vsicurl/", "https": "/vsicurl/", "s3": "/vsis3/"}
@@ -62,6 +62,22 @@ SIGN_ENV = "S2CLOUDS_SIGN"
 SIGNER_ENTRY_POINTS = "s2clouds.signers"
 #: built-in signing hooks by name
 BUILTIN_SIGNERS = {"planetary-computer": "s2clouds.io.remote:sign_planetary_computer"}
+
+
+def _signer(name: str, loaded: Any) -> Callable[[str], str]:
+    """``loaded`` when it is a function (a signing hook takes and returns an href)."""
+    if not callable(loaded):
+        raise TypeError(f"{loaded!r} is not callable; name a function")
+    hook: Callable[[str], str] = loaded
+    return hook
+
+
+#: signing hooks by name: the built-in ones, then the entry points of SIGNER_ENTRY_POINTS
+SIGNERS: Registry[Callable[[str], str]] = Registry(
+    "signing hook", group=SIGNER_ENTRY_POINTS, adapt=_signer
+)
+for _name, _target in BUILTIN_SIGNERS.items():
+    SIGNERS.register_lazy(_name, _target)
 #: Planetary Computer SAS token endpoint (``{endpoint}/{account}/{container}``); the
 #: environment variable ``S2CLOUDS_PC_SAS_URL`` replaces it (a mirror, or a test server)
 PC_SAS_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
@@ -106,29 +122,14 @@ def resolve_signer(name: str) -> Callable[[str], str]:
     ``name`` is a key of :data:`BUILTIN_SIGNERS`, ``module:function`` or an entry point of
     :data:`SIGNER_ENTRY_POINTS`; :class:`RemoteReadError` when it cannot be loaded.
     """
-    target = BUILTIN_SIGNERS.get(name, name)
     try:
-        if ":" in target:
-            module_name, _, attr = target.partition(":")
-            found: Any = importlib.import_module(module_name)
-            for part in attr.split("."):
-                found = getattr(found, part)
-        else:
-            from importlib.metadata import entry_points
-
-            matches = entry_points(group=SIGNER_ENTRY_POINTS, name=target)
-            if not matches:
-                raise LookupError(f"no entry point {target!r} in group {SIGNER_ENTRY_POINTS}")
-            found = next(iter(matches)).load()
-    except (ImportError, AttributeError, LookupError, ValueError) as exc:
-        builtin = ", ".join(BUILTIN_SIGNERS)
+        found = _signer(name, load_attribute(name)) if ":" in name else SIGNERS[name]
+    except (ImportError, AttributeError, ValueError, TypeError, S2CloudsError) as exc:
         raise RemoteReadError(
             f"cannot load the signing hook {name!r} ({type(exc).__name__}: {exc}); give "
             f"module:function importable on every worker, an entry point of "
-            f"{SIGNER_ENTRY_POINTS}, or a built-in name ({builtin})"
+            f"{SIGNER_ENTRY_POINTS}, or a built-in name ({', '.join(BUILTIN_SIGNERS)})"
         ) from exc
-    if not callable(found):
-        raise RemoteReadError(f"signing hook {name!r} is not callable; name a function")
     return found
 
 

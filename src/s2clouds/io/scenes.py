@@ -1,17 +1,21 @@
 """Open any supported input as a :class:`~s2clouds.io.scene.Scene`: :func:`read_scene`.
 
-One opener for every format: a ``.SAFE`` folder or zip (:mod:`s2clouds.io.safe`), a STAC item
-JSON whose assets are local files (:mod:`s2clouds.io.stac`), a multi-band GeoTIFF/COG, a folder
-of single-band files named by band, or a NumPy array. The scene types live in
+Each format is an opener (:class:`SceneOpener`, registered in :data:`OPENERS`, asked in order):
+a ``.SAFE`` folder or zip (:mod:`s2clouds.io.safe`), a STAC item JSON whose assets are local or
+remote files (:mod:`s2clouds.io.stac`), a multi-band GeoTIFF/COG, a folder of single-band
+files named by band, a NumPy array or an ``xarray.DataArray``; packages add formats through
+the ``s2clouds.openers`` entry points (docs/plugins.md). The scene types live in
 :mod:`s2clouds.io.scene`, which the format readers import; nothing imports this module back.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -26,6 +30,7 @@ from s2clouds.io.scene import Scene
 from s2clouds.io.stac import looks_like_stac_item, read_stac_item
 from s2clouds.io.sun import SunAngles, sun_angles_from_tags
 from s2clouds.radiometry import Radiometry
+from s2clouds.registry import Registry
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -192,6 +197,216 @@ def scene_from_array(
     )
 
 
+@dataclass(frozen=True)
+class OpenRequest:
+    """What :func:`read_scene` was asked, as every opener receives it: ``bands`` (names in
+    file order for GeoTIFFs and arrays, a selection for products and folders),
+    ``resolution`` (metres of the output grid; None: the finest band's), ``scale``
+    (``"dn"``/``"reflectance"``; None: guessed), ``level`` (``"L1C"``/``"L2A"``),
+    ``pixel_size`` (metres per pixel of an array) and ``sign`` (the signing hook of remote
+    assets, see :mod:`s2clouds.io.remote`)."""
+
+    bands: Sequence[str] | None = None
+    resolution: float | None = None
+    scale: str | None = None
+    level: str | None = None
+    pixel_size: float | None = None
+    sign: str | None = None
+
+
+@runtime_checkable
+class SceneOpener(Protocol):
+    """One input format (as xarray's backend entry points): ``description`` names it in
+    messages; ``guess_can_open(source)`` says, cheaply and without raising, whether the format
+    is ``source``'s (by type, suffix or name: nothing is read); ``open(source, request)``
+    makes the :class:`Scene` (reading headers only)."""
+
+    description: str
+
+    def guess_can_open(self, source: Any) -> bool: ...
+
+    def open(self, source: Any, request: OpenRequest) -> Scene: ...
+
+
+def _existing_path(source: Any) -> Path | None:
+    """``source`` as a path when it is a str or path-like that exists, else None."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    path = Path(source)
+    return path if path.exists() else None
+
+
+def _check_path_request(path: Path, request: OpenRequest, resolutions: bool = True) -> None:
+    """Refuse what a georeferenced file cannot take: ``pixel_size`` (arrays only), and with
+    ``resolutions`` an output grid other than 10, 20 or 60 m."""
+    if request.pixel_size is not None:
+        raise SceneFormatError(
+            f"pixel_size is for array inputs; {path} has its own georeference (use "
+            "resolution to choose the output grid)"
+        )
+    if resolutions and request.resolution is not None and request.resolution not in (10, 20, 60):
+        raise SceneFormatError(f"resolution must be 10, 20 or 60 m, not {request.resolution}")
+
+
+class DataArrayOpener:
+    """An ``xarray.DataArray`` with a band dimension and a CRS (odc-stac, stackstac,
+    rioxarray), read on the grid of its coordinates (see :mod:`s2clouds.io.dataarray`)."""
+
+    description = "an xarray DataArray with a band dimension and a CRS"
+
+    def guess_can_open(self, source: Any) -> bool:
+        from s2clouds.io.dataarray import is_dataarray
+
+        return is_dataarray(source)
+
+    def open(self, source: Any, request: OpenRequest) -> Scene:
+        from s2clouds.io.dataarray import dataarray_raster
+
+        if request.pixel_size is not None or request.resolution is not None:
+            raise SceneFormatError(
+                "a DataArray is read on the grid of its coordinates; leave resolution and "
+                "pixel_size out (resample it with rioxarray first)"
+            )
+        raster = dataarray_raster(source, bands=request.bands, scale=request.scale)
+        return scene_from_array(
+            raster.values, raster.names, scale=raster.scale, crs=raster.crs,
+            transform=raster.transform, nodata=raster.nodata, level=request.level,
+        )
+
+
+class ArrayOpener:
+    """A (C, H, W) NumPy array with its band names; never resampled, so ``resolution`` (the
+    output grid) must be None or its ``pixel_size`` (metres, default 10)."""
+
+    description = "a (C, H, W) NumPy array with bands=[...]"
+
+    def guess_can_open(self, source: Any) -> bool:
+        return isinstance(source, np.ndarray)
+
+    def open(self, source: Any, request: OpenRequest) -> Scene:
+        if request.bands is None:
+            raise BandError(
+                "an array input needs its band names, e.g. bands=['B02','B03','B04','B08']"
+            )
+        size = request.pixel_size or 10.0
+        resolution = request.resolution
+        if resolution is not None and resolution != size:
+            raise SceneFormatError(
+                f"an array is not resampled: its output grid is its pixel size ({size:g} m), "
+                f"not {resolution:g} m; give pixel_size={resolution:g} if its pixels are "
+                f"{resolution:g} m"
+            )
+        return scene_from_array(
+            source, request.bands, scale=request.scale or "reflectance", resolution=size,
+            level=request.level,
+        )
+
+
+class StacItemOpener:
+    """A STAC item ``.json`` whose band assets are local or remote (http/https/s3) files
+    (:mod:`s2clouds.io.stac`); ``resolution`` may be any the item's bands allow."""
+
+    description = "a STAC item .json"
+
+    def guess_can_open(self, source: Any) -> bool:
+        return _existing_path(source) is not None and looks_like_stac_item(source)
+
+    def open(self, source: Any, request: OpenRequest) -> Scene:
+        path = Path(source)
+        _check_path_request(path, request, resolutions=False)
+        return read_stac_item(
+            path, bands=request.bands, resolution=request.resolution, scale=request.scale,
+            level=request.level, sign=request.sign,
+        )
+
+
+class SafeOpener:
+    """A Sentinel-2 ``.SAFE`` folder or zip (:mod:`s2clouds.io.safe`), by its name."""
+
+    description = "a .SAFE folder or .zip"
+
+    def guess_can_open(self, source: Any) -> bool:
+        path = _existing_path(source)
+        if path is None:
+            return False
+        name = path.name.upper()
+        return (
+            name.endswith(".SAFE")
+            or name.endswith(".SAFE.ZIP")
+            or (name.endswith(".ZIP") and name.startswith("S2"))
+        )
+
+    def open(self, source: Any, request: OpenRequest) -> Scene:
+        path = Path(source)
+        _check_path_request(path, request)
+        scene = read_safe(path, resolution=request.resolution, level=request.level)
+        return scene.select(request.bands) if request.bands else scene
+
+
+class BandFolderOpener:
+    """A folder of single-band rasters named by band (:func:`read_band_folder`)."""
+
+    description = "a folder of band files (B02.tif, B03.tif, ...)"
+
+    def guess_can_open(self, source: Any) -> bool:
+        path = _existing_path(source)
+        return path is not None and path.is_dir()
+
+    def open(self, source: Any, request: OpenRequest) -> Scene:
+        path = Path(source)
+        _check_path_request(path, request)
+        scene = read_band_folder(
+            path, resolution=request.resolution, scale=request.scale, level=request.level
+        )
+        return scene.select(request.bands) if request.bands else scene
+
+
+class GeoTiffOpener:
+    """A multi-band GeoTIFF/COG or other raster file (:data:`RASTER_SUFFIXES`), by suffix
+    (:func:`read_geotiff`)."""
+
+    description = f"a multi-band GeoTIFF/COG ({', '.join(RASTER_SUFFIXES)})"
+
+    def guess_can_open(self, source: Any) -> bool:
+        path = _existing_path(source)
+        return path is not None and path.is_file() and path.suffix.lower() in RASTER_SUFFIXES
+
+    def open(self, source: Any, request: OpenRequest) -> Scene:
+        path = Path(source)
+        _check_path_request(path, request)
+        return read_geotiff(
+            path, bands=request.bands, resolution=request.resolution, scale=request.scale,
+            level=request.level,
+        )
+
+
+#: entry-point group of third-party input formats: each names a :class:`SceneOpener` (or a
+#: class of one, made without arguments); they are asked after the built-in formats
+OPENER_ENTRY_POINTS = "s2clouds.openers"
+
+
+def _opener(name: str, loaded: Any) -> SceneOpener:
+    """The opener an entry point ``name`` loads (a class is instantiated)."""
+    opener = loaded() if isinstance(loaded, type) else loaded
+    if not isinstance(opener, SceneOpener):
+        raise TypeError(
+            f"expected a scene opener (description, guess_can_open, open), got {opener!r}"
+        )
+    return opener
+
+
+#: the input formats, asked in this order by :func:`read_scene`
+OPENERS: Registry[SceneOpener] = Registry(
+    "input format", group=OPENER_ENTRY_POINTS, adapt=_opener
+)
+OPENERS.register("dataarray", DataArrayOpener())
+OPENERS.register("array", ArrayOpener())
+OPENERS.register("stac", StacItemOpener())
+OPENERS.register("safe", SafeOpener())
+OPENERS.register("band-folder", BandFolderOpener())
+OPENERS.register("geotiff", GeoTiffOpener())
+
+
 def read_scene(
     source: str | Path | np.ndarray | xr.DataArray,
     *,
@@ -216,80 +431,18 @@ def read_scene(
     ``xarray.DataArray`` with a band dimension and a CRS (odc-stac, stackstac, rioxarray) is
     read on the grid of its coordinates (see :mod:`s2clouds.io.dataarray`; ``bands``
     overrides its band coordinate; never resampled).
+
+    Each format is an opener of :data:`OPENERS` (plugins: the ``s2clouds.openers`` entry
+    points); the first whose ``guess_can_open`` accepts ``source`` opens it.
+    :class:`SceneFormatError` when the input is missing or none does, listing every format.
     """
-    from s2clouds.io.dataarray import dataarray_raster, is_dataarray
-
-    if is_dataarray(source):
-        if pixel_size is not None or resolution is not None:
-            raise SceneFormatError(
-                "a DataArray is read on the grid of its coordinates; leave resolution and "
-                "pixel_size out (resample it with rioxarray first)"
-            )
-        raster = dataarray_raster(source, bands=bands, scale=scale)
-        return scene_from_array(
-            raster.values, raster.names, scale=raster.scale, crs=raster.crs,
-            transform=raster.transform, nodata=raster.nodata, level=level,
-        )
-    if isinstance(source, np.ndarray):
-        return _array_scene(source, bands, scale, level, resolution, pixel_size)
-    if pixel_size is not None:
-        raise SceneFormatError(
-            f"pixel_size is for array inputs; {source} has its own georeference (use "
-            "resolution to choose the output grid)"
-        )
-    path = Path(source)
-    if not path.exists():
-        raise SceneFormatError(f"input not found: {path}")
-    check_regular_file(path)
-    if looks_like_stac_item(path):
-        return read_stac_item(
-            path, bands=bands, resolution=resolution, scale=scale, level=level, sign=sign
-        )
-    if resolution is not None and resolution not in (10, 20, 60):
-        raise SceneFormatError(f"resolution must be 10, 20 or 60 m, not {resolution}")
-    if _is_safe(path):
-        scene = read_safe(path, resolution=resolution, level=level)
-        return scene.select(bands) if bands else scene
-    if path.is_dir():
-        scene = read_band_folder(path, resolution=resolution, scale=scale, level=level)
-        return scene.select(bands) if bands else scene
-    if path.suffix.lower() in RASTER_SUFFIXES:
-        return read_geotiff(path, bands=bands, resolution=resolution, scale=scale, level=level)
-    raise SceneFormatError(
-        f"unknown input format: {path}. Give a .SAFE folder or .zip, a GeoTIFF/COG, or a folder "
-        "of band files (B02.tif, B03.tif, ...)"
-    )
-
-
-def _array_scene(
-    array: np.ndarray,
-    bands: Sequence[str] | None,
-    scale: str | None,
-    level: str | None,
-    resolution: float | None,
-    pixel_size: float | None,
-) -> Scene:
-    """:func:`read_scene` of a (C, H, W) array: never resampled, so ``resolution`` (the output
-    grid) must be None or its ``pixel_size`` (metres, default 10)."""
-    if bands is None:
-        raise BandError("an array input needs its band names, e.g. bands=['B02','B03','B04','B08']")
-    size = pixel_size or 10.0
-    if resolution is not None and resolution != size:
-        raise SceneFormatError(
-            f"an array is not resampled: its output grid is its pixel size ({size:g} m), not "
-            f"{resolution:g} m; give pixel_size={resolution:g} if its pixels are {resolution:g} m"
-        )
-    return scene_from_array(
-        array, bands, scale=scale or "reflectance", resolution=size, level=level
-    )
-
-
-def _is_safe(path: Path) -> bool:
-    name = path.name.upper()
-    return (
-        name.endswith(".SAFE")
-        or name.endswith(".SAFE.ZIP")
-        or (name.endswith(".ZIP") and name.startswith("S2"))
-    )
-
-
+    request = OpenRequest(bands, resolution, scale, level, pixel_size, sign)
+    if isinstance(source, (str, os.PathLike)):
+        check_regular_file(source if isinstance(source, str) else Path(source))
+    for opener in OPENERS.values():
+        if opener.guess_can_open(source):
+            return opener.open(source, request)
+    if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
+        raise SceneFormatError(f"input not found: {Path(source)}")
+    formats = "; ".join(f"{o.description} ({name})" for name, o in OPENERS.items())
+    raise SceneFormatError(f"unknown input format: {source}. Give one of: {formats}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from s2clouds.errors import ModelError
 from s2clouds.labels.schemes import CANONICAL_CLASSES
 
 if TYPE_CHECKING:
@@ -23,18 +25,26 @@ SunAngleEstimator = Callable[[np.ndarray, float], tuple[float, float]]
 ShadowReachMapper = Callable[[np.ndarray, float, "ModelContext"], np.ndarray]
 
 
+#: metres per pixel a model assumes when the context does not say (``resolution`` None)
+ASSUMED_RESOLUTION_M = 10.0
+
+#: ``CloudModel.tile_size`` of a model that runs on tiles of the run's ``tile`` option (its
+#: edge is the caller's choice, e.g. ``s2clouds predict --tile``)
+RUN_TILE = 0
+
+
 @dataclass(frozen=True)
-class ModelContext(Mapping[str, Any]):
+class ModelContext:
     """The facts about a scene that models may use, built by one constructor per source:
     :meth:`of_scene` (inference), :meth:`of_meta` (dataset samples), or directly for arrays.
 
     ``resolution``: metres per pixel of the image the model sees; ``level``: ``"L1C"``,
     ``"L2A"``; ``sun_zenith``/``sun_azimuth``: degrees. None: unknown (models then assume
-    their own default, e.g. 10 m). ``scene_shadow_reach``: True when the engine constrains
+    their own default, e.g. :data:`ASSUMED_RESOLUTION_M`). ``scene_shadow_reach``: True when the engine constrains
     shadow with a map of the whole scene (:meth:`CloudModel.overview_shadow_reach`), so the
     model must not do it again within a window.
-    It reads like a read-only dict too (``context["resolution"]``, ``context.get(...)``) that
-    holds only the known facts: an unknown one is absent, as in a plain dict.
+    Facts are read as attributes only (``context.resolution``), so that a misspelt one fails
+    type checking; :meth:`known` gives the known facts as a dict.
     """
 
     resolution: float | None = None
@@ -65,32 +75,22 @@ class ModelContext(Mapping[str, Any]):
             return float(meta[key]) if meta.get(key) is not None else None
 
         return cls(
-            resolution=float(meta.get("resolution") or 10.0),
+            resolution=float(meta.get("resolution") or ASSUMED_RESOLUTION_M),
             level=meta.get("level"),
             sun_zenith=number("sun_zenith"),
             sun_azimuth=number("sun_azimuth"),
         )
 
-    def __getitem__(self, key: str) -> Any:
-        value = getattr(self, key) if key in CONTEXT_FIELDS else None
-        if value is None:  # unknown facts are absent, so .get(key, default) gives the default
-            raise KeyError(key)
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return (key for key in CONTEXT_FIELDS if getattr(self, key) is not None)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
+    def known(self) -> dict[str, Any]:
+        """The known facts (those not None) by name, in field order."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
 
 
-#: the facts a :class:`ModelContext` can hold
-CONTEXT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(ModelContext))
-
-
-@runtime_checkable
-class CloudModel(Protocol):
-    """Anything that maps a reflectance stack to canonical class probabilities.
+class CloudModel(ABC):
+    """Base class of the cloud models: maps a reflectance stack to canonical class
+    probabilities. Models subclass it for the defaults of the optional members; a model
+    that does not (duck-typed) needs only what :class:`SupportsCloudModel` lists, and
+    :func:`as_cloud_model` gives it the defaults.
 
     Every model has:
 
@@ -101,8 +101,7 @@ class CloudModel(Protocol):
     ``context`` is the scene's :class:`ModelContext` (resolution, level, sun angles).
     ``halo``: pixels of context the model needs around a window at 10 m.
 
-    Optional members have defaults here; models subclass :class:`CloudModel` to inherit them
-    and override what they need:
+    Optional members, with their defaults here:
 
     ``required_halo(context)``: pixels of context around a window for this scene (default
     ``halo``): the radius of the model's receptive field, so that a pixel's result does not
@@ -111,7 +110,8 @@ class CloudModel(Protocol):
     multiples of this (default 1), so that the model's internal grids (pooling, block means,
     sampled cells) fall on the same scene pixels whatever the block.
     ``tile_size``: the fixed input edge in pixels the engine cuts blocks into (overlapping,
-    feathered tiles); None (the default): the model takes any size; 0: the run's tile option.
+    feathered tiles); None (the default): the model takes any size; :data:`RUN_TILE`: the
+    run's tile option.
     ``estimate_sun_angles``: a :data:`SunAngleEstimator`, called once per scene on an
     overview when the scene has no sun angles; None (the default): the model needs none.
     ``internal_factor(context)``: the model first averages its input over factor x factor
@@ -120,23 +120,30 @@ class CloudModel(Protocol):
     ``overview_shadow_reach``: None (the default), or for models that keep shadow only
     where a cloud can cast it, a :data:`ShadowReachMapper` that the engine calls once on an
     overview of a large scene; it then applies the map itself and sets
-    ``context["scene_shadow_reach"]`` (no shadow halo per window).
+    ``context.scene_shadow_reach`` (no shadow halo per window).
     """
 
-    estimate_sun_angles: SunAngleEstimator | None = None
-    overview_shadow_reach: ShadowReachMapper | None = None
-
     @property
+    @abstractmethod
     def name(self) -> str: ...
 
     @property
+    @abstractmethod
     def bands(self) -> tuple[str, ...]: ...
 
     @property
+    @abstractmethod
     def halo(self) -> int: ...
 
     @property
     def tile_size(self) -> int | None:
+        return None
+
+    #: a class attribute, so that a model may define it as a method
+    estimate_sun_angles: SunAngleEstimator | None = None
+
+    @property
+    def overview_shadow_reach(self) -> ShadowReachMapper | None:
         return None
 
     def required_halo(self, context: ModelContext) -> int:
@@ -148,4 +155,87 @@ class CloudModel(Protocol):
     def internal_factor(self, context: ModelContext) -> int:
         return 1
 
+    @abstractmethod
     def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray: ...
+
+
+@runtime_checkable
+class SupportsCloudModel(Protocol):
+    """What a duck-typed model must have (``isinstance`` checks the names only): ``name``,
+    ``bands``, ``halo`` and ``predict_proba`` as on :class:`CloudModel`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def bands(self) -> tuple[str, ...]: ...
+
+    @property
+    def halo(self) -> int: ...
+
+    def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class DuckModel(CloudModel):
+    """A duck-typed ``model`` as a :class:`CloudModel`: its members where it has them, the
+    defaults of :class:`CloudModel` where not."""
+
+    model: SupportsCloudModel
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "estimate_sun_angles", getattr(self.model, "estimate_sun_angles", None)
+        )
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return tuple(self.model.bands)
+
+    @property
+    def halo(self) -> int:
+        return self.model.halo
+
+    @property
+    def tile_size(self) -> int | None:
+        size: int | None = getattr(self.model, "tile_size", None)
+        return size
+
+    @property
+    def overview_shadow_reach(self) -> ShadowReachMapper | None:
+        mapper: ShadowReachMapper | None = getattr(self.model, "overview_shadow_reach", None)
+        return mapper
+
+    def required_halo(self, context: ModelContext) -> int:
+        method = getattr(self.model, "required_halo", None)
+        return int(method(context)) if method is not None else self.halo
+
+    def required_alignment(self, context: ModelContext) -> int:
+        method = getattr(self.model, "required_alignment", None)
+        return int(method(context)) if method is not None else 1
+
+    def internal_factor(self, context: ModelContext) -> int:
+        method = getattr(self.model, "internal_factor", None)
+        return int(method(context)) if method is not None else 1
+
+    def predict_proba(self, image: np.ndarray, context: ModelContext) -> np.ndarray:
+        return self.model.predict_proba(image, context)
+
+
+def as_cloud_model(model: CloudModel | SupportsCloudModel) -> CloudModel:
+    """``model`` when it is a :class:`CloudModel`, else a :class:`DuckModel` around it
+    (:class:`~s2clouds.errors.ModelError` when it lacks a member of
+    :class:`SupportsCloudModel`)."""
+    if isinstance(model, CloudModel):
+        return model
+    if not isinstance(model, SupportsCloudModel):
+        missing = [m for m in ("name", "bands", "halo", "predict_proba") if not hasattr(model, m)]
+        raise ModelError(
+            f"{type(model).__name__} is not a cloud model: it lacks {', '.join(missing)} "
+            "(subclass s2clouds.models.base.CloudModel)"
+        )
+    return DuckModel(model)

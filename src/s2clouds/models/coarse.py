@@ -20,9 +20,9 @@ NATIVE_SUFFIX = "@native"
 
 def resolution_factor(model_resolution: float, context: ModelContext) -> int:
     """How many input pixels (along each axis) make one pixel of a model that runs at
-    ``model_resolution`` metres: that over ``context["resolution"]``, rounded; 1 when the
+    ``model_resolution`` metres: that over ``context.resolution``, rounded; 1 when the
     input is not at least 1.5 times finer or its resolution is unknown."""
-    resolution = context.get("resolution")
+    resolution = context.resolution
     if not resolution or model_resolution < 1.5 * float(resolution):
         return 1
     return max(1, int(round(model_resolution / float(resolution))))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from s2clouds.models.base import CloudModel
+from s2clouds.models.base import CloudModel, SupportsCloudModel
 from s2clouds.models.weights import WeightSpec, spec_summary
 
 
@@ -20,7 +20,8 @@ class ModelInfo:
     """
 
     name: str
-    factory: Callable[[Sequence[str]], CloudModel]
+    #: a model that does not subclass CloudModel gets its defaults (see as_cloud_model)
+    factory: Callable[[Sequence[str]], CloudModel | SupportsCloudModel]
     bands: tuple[str, ...]
     description: str
     notes: tuple[str, ...] = field(default_factory=tuple)

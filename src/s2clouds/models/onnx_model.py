@@ -108,7 +108,7 @@ def load_spec(path: str | Path) -> WeightSpec:
     return read_sidecar(onnx_path)
 
 
-class OnnxModel(ShadowGeometry, SpecModel):  # type: ignore[override]
+class OnnxModel(ShadowGeometry, SpecModel):
     """A :class:`~s2clouds.models.base.CloudModel` over an exported ONNX network.
 
     ``path``: the ``.onnx`` file; ``spec``: its weight spec (default: read from the sidecar
@@ -153,7 +153,7 @@ class OnnxModel(ShadowGeometry, SpecModel):  # type: ignore[override]
 
     def internal_factor(self, context: ModelContext) -> int:
         """Input pixels per network pixel: the spec's resolution over the input's
-        (``context["resolution"]``), rounded; 1 when ``native``, when the input is not at
+        (``context.resolution``), rounded; 1 when ``native``, when the input is not at
         least 1.5 times finer, or when its resolution is unknown."""
         return 1 if self.native else resolution_factor(self.spec.resolution, context)
 

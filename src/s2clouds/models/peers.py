@@ -32,7 +32,7 @@ import numpy as np
 from s2clouds.bands import RGBN_BANDS, canonical_band_names
 from s2clouds.errors import BandError, ModelError
 from s2clouds.io.tiling import blend_tiles
-from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
+from s2clouds.models.base import ASSUMED_RESOLUTION_M, N_CLASSES, CloudModel, ModelContext
 from s2clouds.models.coarse import NATIVE_SUFFIX, predict_on_blocks, resolution_factor
 
 PEERS_INSTALL_HINT = 'pip install "s2clouds[peers]"'
@@ -76,8 +76,8 @@ def import_peer(module: str, package: str) -> ModuleType:
 
 
 def processing_level(context: ModelContext, default: str | None) -> str | None:
-    """``context["level"]`` as ``"l1c"``/``"l2a"``; ``default`` when the scene does not say."""
-    level = context.get("level")
+    """``context.level`` as ``"l1c"``/``"l2a"``; ``default`` when the scene does not say."""
+    level = context.level
     if level is None:
         return default
     key = str(level).strip().upper().replace("-", "").replace("_", "").replace(" ", "")
@@ -133,7 +133,7 @@ class S2CloudlessModel(CloudModel):
     * level: L1C top-of-atmosphere reflectance (DN / 10000, with the processing-baseline 04.00
       offset removed, as the s2clouds readers return it). A context ``level`` of L2A raises
       :class:`ModelError`; an unknown level (None) is taken as L1C;
-    * resolution: any (``context["resolution"]``, metres, default 10). The image is
+    * resolution: any (``context.resolution``, metres, default 10). The image is
       block-averaged by ``factor = round(160 / resolution)`` (16 at 10 m, 8 at 20 m, 3 at
       60 m) to about 160 m, classified there, and the probabilities are interpolated back
       bilinearly to the input grid. NaN pixels are left out of the block means (and are
@@ -174,11 +174,11 @@ class S2CloudlessModel(CloudModel):
         return cls()
 
     def factor(self, context: ModelContext) -> int:
-        """Block-averaging factor that brings ``context["resolution"]`` to about 160 m (1
+        """Block-averaging factor that brings ``context.resolution`` to about 160 m (1
         when ``native``)."""
         if self.native:
             return 1
-        resolution = float(context.get("resolution") or 10.0)
+        resolution = float(context.resolution or ASSUMED_RESOLUTION_M)
         return max(1, round(S2CLOUDLESS_RESOLUTION / resolution))
 
     def required_halo(self, context: ModelContext) -> int:
@@ -319,7 +319,7 @@ class UkisCsmaskModel(CloudModel):
     * bands: ``B02 B03 B04 B08`` (4-band network) or ``B02 B03 B04 B08 B11 B12`` (6-band
       network, chosen by :meth:`for_bands` whenever B11 and B12 are available);
     * reflectance 0-1 (L1C TOA or L2A surface reflectance); NaN (no data) is fed as 0;
-    * level: ``context["level"]`` picks the L1C or the L2A network; when the scene does not
+    * level: ``context.level`` picks the L1C or the L2A network; when the scene does not
       say, ``default_level`` is used (``"l2a"``: e.g. the On Cloud N chips are L2A);
     * resolution: about 30 m, as ukis-csmask's documentation recommends: the image is
       block-averaged by ``round(30 / resolution)`` (3 at 10 m, 2 at 20 m), classified there

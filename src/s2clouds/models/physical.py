@@ -26,7 +26,7 @@ uses NIR alone (below 0.16) where SWIR is absent.
 Thick and thin cloud: the scores cannot tell them apart, so all cloud is reported as thick
 cloud (class 1) and the thin-cloud probability is zero. Say so when comparing thin cloud.
 
-Sun angles: from the scene metadata (``context["sun_zenith"]``/``["sun_azimuth"]``). When
+Sun angles: from the scene metadata (``context.sun_zenith``/``.sun_azimuth``). When
 unknown, the azimuth is estimated from the image: the direction (of 16) in which the projected
 clouds cover the most dark pixels, at a nominal zenith of 35 degrees. The inference engine does
 this once per scene on an overview (:meth:`PhysicalModel.estimate_sun_angles`); a bare
@@ -45,7 +45,7 @@ from scipy import ndimage
 from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError
 from s2clouds.labels.change import shift_mask
-from s2clouds.models.base import CloudModel, ModelContext
+from s2clouds.models.base import ASSUMED_RESOLUTION_M, CloudModel, ModelContext
 from s2clouds.models.pixel_features import normalised_difference
 from s2clouds.resample import box_mean
 
@@ -178,8 +178,10 @@ class PhysicalModel(CloudModel):
 
     def required_halo(self, context: ModelContext) -> int:
         """Pixels of context needed around a tile so that shadows of clouds outside it appear."""
-        zenith = context.get("sun_zenith") or NOMINAL_ZENITH
-        resolution = float(context.get("resolution", 10.0))
+        zenith = context.sun_zenith or NOMINAL_ZENITH
+        resolution = float(
+            context.resolution if context.resolution is not None else ASSUMED_RESOLUTION_M
+        )
         return (
             int(
                 math.ceil(
@@ -197,13 +199,15 @@ class PhysicalModel(CloudModel):
                 f"the physical model expects {len(self.bands)} bands ({', '.join(self.bands)}) "
                 f"as (C, H, W); got shape {image.shape}"
             )
-        resolution = float(context.get("resolution", 10.0))
+        resolution = float(
+            context.resolution if context.resolution is not None else ASSUMED_RESOLUTION_M
+        )
         score = self.cloud_score(image, resolution)
         p_cloud = 1.0 / (1.0 + np.exp(-(score - self.threshold) / 0.03))
         cloud = score >= self.threshold
         dark = self.darkness(image)
-        azimuth = context.get("sun_azimuth")
-        zenith = context.get("sun_zenith")
+        azimuth = context.sun_azimuth
+        zenith = context.sun_zenith
         if azimuth is None or zenith is None:
             azimuth, zenith = self.estimate_azimuth(cloud, dark > 0.5, resolution), NOMINAL_ZENITH
         zone = self.project(cloud, self.shadow_offsets(zenith, azimuth, resolution))

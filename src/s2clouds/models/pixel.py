@@ -136,7 +136,7 @@ def _load_booster(path: Path, sha256: str | None) -> Any:
         ) from exc
 
 
-class PixelModel(ShadowGeometry, SpecModel):  # type: ignore[override]
+class PixelModel(ShadowGeometry, SpecModel):
     """A :class:`~s2clouds.models.base.CloudModel` over a LightGBM booster.
 
     ``booster``: a trained ``lightgbm.Booster`` with 4 classes (canonical order) over the
@@ -209,7 +209,7 @@ class PixelModel(ShadowGeometry, SpecModel):  # type: ignore[override]
 
     def internal_factor(self, context: ModelContext) -> int:
         """How many input pixels make one model pixel: the spec's resolution over the
-        input's (``context["resolution"]``, metres), rounded; 1 when the input is as coarse
+        input's (``context.resolution``, metres), rounded; 1 when the input is as coarse
         as the model or its resolution is unknown."""
         return resolution_factor(self.spec.resolution, context)
 

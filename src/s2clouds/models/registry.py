@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from s2clouds.bands import L1C_BANDS, L2A_BANDS, RGBN_BANDS, SWIR6_BANDS, SWIR10_BANDS
 from s2clouds.errors import ModelError
-from s2clouds.models.base import CloudModel
+from s2clouds.models.base import CloudModel, as_cloud_model
 from s2clouds.models.info import ModelInfo
+from s2clouds.registry import Registry
 
-_REGISTRY: dict[str, ModelInfo] = {}
+#: entry-point group of third-party models: each names a :class:`ModelInfo`, or a function
+#: of no arguments that returns one (docs/plugins.md)
+MODEL_ENTRY_POINTS = "s2clouds.models"
 #: the default: the shipped model that uses the most of the input's bands (AUTO_CHOICES)
 DEFAULT_MODEL = "auto"
 
@@ -81,42 +86,48 @@ def resolve_model_name(name: str, available_bands: Sequence[str], level: str | N
     return choose_model(available_bands, level).model if name == DEFAULT_MODEL else name
 
 
-def register(info: ModelInfo) -> ModelInfo:
-    """Add a model to the registry (names are unique)."""
-    if info.name in _REGISTRY:
-        raise ModelError(f"model {info.name!r} is registered twice")
-    _REGISTRY[info.name] = info
-    return info
+def _plugin_model(name: str, loaded: Any) -> ModelInfo:
+    """The :class:`ModelInfo` an entry point ``name`` loads (or that its function returns),
+    under the entry point's name."""
+    info = loaded if isinstance(loaded, ModelInfo) else loaded()
+    if not isinstance(info, ModelInfo):
+        raise TypeError(f"expected a ModelInfo (or a function returning one), got {info!r}")
+    return info if info.name == name else dataclasses.replace(info, name=name)
 
 
-def _ensure_builtin() -> None:
-    if _REGISTRY:
-        return
-    from s2clouds.models import builtin  # noqa: F401  (registers the built-in models)
+MODELS: Registry[ModelInfo] = Registry(
+    "model",
+    builtins="s2clouds.models.builtin",  # registers the shipped models on first lookup
+    group=MODEL_ENTRY_POINTS,
+    adapt=_plugin_model,
+    hint="(or give the path to a saved model: .onnx, .lgbm)",
+)
+
+
+def register(info: ModelInfo, *, replace: bool = False) -> ModelInfo:
+    """Add a model to the registry under ``info.name`` (a taken name is refused unless
+    ``replace``)."""
+    return MODELS.register(info.name, info, replace=replace)
 
 
 def list_models() -> list[ModelInfo]:
-    """Every registered model."""
-    _ensure_builtin()
-    return list(_REGISTRY.values())
+    """Every registered model (built-in, then plugins)."""
+    return MODELS.values()
 
 
 def get_model_info(name: str) -> ModelInfo:
     """The registered model ``name``, or the saved model at ``name`` when it is a path to an
-    exported ``.onnx`` network or a ``.lgbm`` pixel model (with its ``.json`` spec beside)."""
-    _ensure_builtin()
-    if name in _REGISTRY:
-        return _REGISTRY[name]
+    exported ``.onnx`` network or a ``.lgbm`` pixel model (with its ``.json`` spec beside).
+    :class:`~s2clouds.errors.UnknownNameError` for other names."""
+    if name in MODELS:
+        return MODELS[name]
     suffix = Path(name).suffix.lower()
     if suffix in MODEL_FILE_KINDS:
         path = Path(name).expanduser()
         if not path.is_file():
             raise ModelError(f"model file {path} not found; check the path")
         return model_file_info(path, name=name)  # the model reports the path as its name
-    raise ModelError(
-        f"unknown model {name!r}; available: {', '.join(_REGISTRY)} "
-        f"(or give the path to a saved model: {', '.join(MODEL_FILE_KINDS)})"
-    )
+    raise MODELS.unknown(name)
 
 
 #: model file suffix -> module and function that build its registry entry (imported on use)
@@ -137,7 +148,8 @@ def get_model(
     name: str, available_bands: Sequence[str], level: str | None = None
 ) -> CloudModel:
     """Build model ``name`` for a scene that has ``available_bands`` at processing ``level``
-    (``"auto"`` picks the shipped model for those bands and level: :func:`choose_model`)."""
-    return get_model_info(resolve_model_name(name, available_bands, level)).factory(
-        available_bands
-    )
+    (``"auto"`` picks the shipped model for those bands and level: :func:`choose_model`).
+    A duck-typed model (a plugin's) gets the defaults of :class:`CloudModel`
+    (:func:`~s2clouds.models.base.as_cloud_model`)."""
+    info = get_model_info(resolve_model_name(name, available_bands, level))
+    return as_cloud_model(info.factory(available_bands))

@@ -16,7 +16,6 @@ mask can cast its shadow:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -92,9 +91,9 @@ def keep_shadow_within(probs: np.ndarray, reach: np.ndarray) -> np.ndarray:
     return probs
 
 
-def sun_from_context(context: Mapping[str, object]) -> tuple[float, float] | None:
+def sun_from_context(context: ModelContext) -> tuple[float, float] | None:
     """(zenith, azimuth) degrees from a model context, or None when either is missing."""
-    zenith, azimuth = context.get("sun_zenith"), context.get("sun_azimuth")
+    zenith, azimuth = context.sun_zenith, context.sun_azimuth
     if isinstance(zenith, int | float) and isinstance(azimuth, int | float):
         return float(zenith), float(azimuth)
     return None
@@ -103,7 +102,7 @@ def sun_from_context(context: Mapping[str, object]) -> tuple[float, float] | Non
 class ShadowGeometry:
     """What a model backed by a weight spec gains when its spec sets ``shadow_reach_m``:
     shadow kept only where a cloud of its own mask can cast it, per window or from a map of
-    the whole scene made by the engine (``context["scene_shadow_reach"]``). Mixed into
+    the whole scene made by the engine (``context.scene_shadow_reach``). Mixed into
     :class:`~s2clouds.models.pixel.PixelModel` and :class:`~s2clouds.models.onnx_model.OnnxModel`;
     a spec without a reach leaves every method a no-op."""
 
@@ -116,9 +115,9 @@ class ShadowGeometry:
     def shadow_halo(self, context: ModelContext) -> int:
         """Input pixels a cloud beyond the window may cast shadow from (0 without a reach,
         or when the engine applies a scene-level reach map)."""
-        if self.spec.shadow_reach_m <= 0 or context.get("scene_shadow_reach"):
+        if self.spec.shadow_reach_m <= 0 or context.scene_shadow_reach:
             return 0
-        resolution = float(context.get("resolution") or self.spec.resolution)
+        resolution = float(context.resolution or self.spec.resolution)
         factor = self.internal_factor(context)
         return int(math.ceil(self.spec.shadow_reach_m / resolution)) + CONTEXT_PX * factor
 
@@ -127,10 +126,10 @@ class ShadowGeometry:
     ) -> np.ndarray:
         """``probs`` (4, h, w) on a grid ``factor`` x the input's pixel size, with shadow
         that no cloud can cast moved to clear when the spec sets a shadow reach (unless the
-        engine applies a scene-level reach map: ``context["scene_shadow_reach"]``)."""
-        if self.spec.shadow_reach_m <= 0 or context.get("scene_shadow_reach"):
+        engine applies a scene-level reach map: ``context.scene_shadow_reach``)."""
+        if self.spec.shadow_reach_m <= 0 or context.scene_shadow_reach:
             return probs
-        resolution = float(context.get("resolution") or self.spec.resolution / factor) * factor
+        resolution = float(context.resolution or self.spec.resolution / factor) * factor
         return constrain_shadow(
             probs, resolution, self.spec.shadow_reach_m, sun_from_context(context)
         )

@@ -6,7 +6,8 @@ Only good observations are used; pixels without one are NaN. The stack is in can
 (:mod:`s2clouds.mosaic.inputs`) and every tie goes to the earliest observation in it, so the
 result does not depend on the order of the inputs.
 
-Rules are registered by name (:data:`RULES`, :func:`register_rule`), with what they need:
+Rules are registered by name (:data:`RULES`, :func:`register_rule`), with what they need;
+:func:`merge` calls the registered rule's function (no rule is named in the code that runs it):
 
 ``best``      the observation of highest quality (its whole spectrum, bit for bit)
 ``medoid``    the observation closest (Euclidean, over bands) to the per-band median of the
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from s2clouds.errors import S2CloudsError
+from s2clouds.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,14 @@ class Rule:
     description: str = ""
 
 
-RULES: dict[str, Rule] = {}
+#: the merge rules by name (:func:`register_rule`)
+RULES: Registry[Rule] = Registry("merge method", hint="(percentile takes :P, P from 0 to 100)")
 
 
-def register_rule(rule: Rule) -> Rule:
-    """Add (or replace) a merge rule; ``s2clouds composite --method NAME`` then runs it."""
-    RULES[rule.name] = rule
-    return rule
+def register_rule(rule: Rule, *, replace: bool = False) -> Rule:
+    """Add a merge rule (a taken name is refused unless ``replace``);
+    ``s2clouds composite --method NAME`` then runs it."""
+    return RULES.register(rule.name, rule, replace=replace)
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,7 @@ class Method:
 
 
 def get_rule(name: str) -> Rule:
-    if name not in RULES:
-        raise S2CloudsError(f"unknown --method {name!r}; use {method_names()}")
+    """The rule ``name`` (:class:`~s2clouds.errors.UnknownNameError` listing the known)."""
     return RULES[name]
 
 
@@ -114,8 +116,9 @@ def parse_method(text: str) -> Method:
     text = text.strip().lower()
     name, colon, argument = text.partition(":")
     if name not in RULES:
-        raise S2CloudsError(f"unknown --method {text!r}; use {method_names()}")
+        raise RULES.unknown(text)
     rule = RULES[name]
+    name = rule.name
     if not rule.parameter:
         if colon:
             raise S2CloudsError(f"--method {text}: {name} takes no parameter")

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from s2clouds.errors import ModelError
+from s2clouds.registry import Registry
 
 #: distance (m) from a cloud or shadow beyond which the distance factor is 1
 DISTANCE_CAP_M = 300.0
@@ -73,7 +73,8 @@ class Scorer:
     scene_map: SceneMap | None = None
 
 
-_SCORERS: dict[str, Scorer] = {}
+#: the scorers by name (:func:`register_scorer`)
+SCORERS: Registry[Scorer] = Registry("quality scorer")
 
 
 def register_scorer(
@@ -84,21 +85,21 @@ def register_scorer(
     uses_distance: bool = False,
     description: str = "",
     scene_map: SceneMap | None = None,
+    replace: bool = False,
 ) -> Scorer:
-    """Add (or replace) the scorer ``name``."""
+    """Add the scorer ``name`` (a taken name is refused unless ``replace``)."""
     scorer = Scorer(name, function, needs_probabilities, uses_distance, description, scene_map)
-    _SCORERS[name] = scorer
-    return scorer
+    return SCORERS.register(name, scorer, replace=replace)
 
 
 def get_scorer(name: str) -> Scorer:
-    if name not in _SCORERS:
-        raise ModelError(f"unknown quality scorer {name!r}; available: {', '.join(_SCORERS)}")
-    return _SCORERS[name]
+    """The scorer ``name`` (:class:`~s2clouds.errors.UnknownNameError` listing the known)."""
+    return SCORERS[name]
 
 
 def list_scorers() -> list[Scorer]:
-    return list(_SCORERS.values())
+    """Every registered scorer, in registration order."""
+    return SCORERS.values()
 
 
 def flagged_distance(flag: np.ndarray, pixel_size: float, cap: float) -> np.ndarray:

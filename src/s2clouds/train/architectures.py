@@ -30,6 +30,7 @@ from s2clouds.errors import ModelError
 from s2clouds.io.write import atomic_path
 from s2clouds.models.base import N_CLASSES
 from s2clouds.models.weights import WeightSpec
+from s2clouds.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -131,33 +132,32 @@ def build_unet_mobilenetv2(in_channels: int) -> nn.Module:
     return model
 
 
-ARCHITECTURES: dict[str, Architecture] = {
-    a.name: a
-    for a in (
-        Architecture(
-            "unet-mobilenetv2",
-            build_unet_mobilenetv2,
-            size_multiple=32,
-            halo=64,
-            tile_size=1024,
-            description="U-Net with a MobileNetV2 encoder (CloudSEN12 UnetMobV2), 6.6 M params",
-        ),
-        Architecture(
-            "tiny-unet",
-            build_tiny_unet,
-            size_multiple=16,
-            halo=32,
-            tile_size=2048,
-            description="3-level separable U-Net (16-32-64 channels, 20 k params), fast on CPUs",
-        ),
-    )
-}
+#: the trainable networks by name
+ARCHITECTURES: Registry[Architecture] = Registry("architecture")
+for _architecture in (
+    Architecture(
+        "unet-mobilenetv2",
+        build_unet_mobilenetv2,
+        size_multiple=32,
+        halo=64,
+        tile_size=1024,
+        description="U-Net with a MobileNetV2 encoder (CloudSEN12 UnetMobV2), 6.6 M params",
+    ),
+    Architecture(
+        "tiny-unet",
+        build_tiny_unet,
+        size_multiple=16,
+        halo=32,
+        tile_size=2048,
+        description="3-level separable U-Net (16-32-64 channels, 20 k params), fast on CPUs",
+    ),
+):
+    ARCHITECTURES.register(_architecture.name, _architecture)
 
 
 def get_architecture(name: str) -> Architecture:
-    """The architecture called ``name`` (:class:`ModelError` listing the known ones)."""
-    if name not in ARCHITECTURES:
-        raise ModelError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
+    """The architecture called ``name`` (:class:`~s2clouds.errors.UnknownNameError` listing
+    the known ones)."""
     return ARCHITECTURES[name]
 
 

@@ -265,7 +265,7 @@ class PseudoLabelled(CloudDataset):
             "maskers": masker_names(self.maskers),
             "rule": self.rule,
             "min_confidence": self.min_confidence,
-            "context": {k: context[k] for k in sorted(context)},
+            "context": dict(sorted(context.known().items())),
         }
         digest = hashlib.sha1(json.dumps(settings, default=str).encode())
         digest.update(np.ascontiguousarray(image).tobytes())
