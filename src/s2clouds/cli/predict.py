@@ -9,11 +9,13 @@ import click
 
 from s2clouds.cli.options import (
     bands_option,
+    cluster_options,
     level_option,
     quiet_option,
     resolution_option,
     scale_option,
 )
+from s2clouds.cli.params import with_flags
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,7 +50,8 @@ if TYPE_CHECKING:
 @click.option(
     "--model",
     default=None,
-    help="Model name (see 's2clouds models'); default: s2clouds-tiny-rgbn (learned, needs B02, B03, B04, B08).",
+    help="Model name (see 's2clouds models'); default: auto (the shipped model for the "
+    "input's bands and level).",
 )
 @click.option(
     "--probabilities", is_flag=True, help="Also write per-class probabilities (<OUT>.proba.tif)."
@@ -80,23 +83,9 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Several inputs: redo scenes whose masks exist (default: skip them).",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Local Dask workers. Default: one per CPU core when there is more than one window; "
-    "0: run in this process.",
-)
-@click.option("--threads", is_flag=True, help="Local workers are threads, not processes.")
+@cluster_options
 @click.option(
     "--no-dashboard", is_flag=True, help="Do not serve the local cluster's Dask dashboard."
-)
-@click.option(
-    "--scheduler",
-    default=None,
-    metavar="tcp://HOST:PORT",
-    help="Use a running Dask scheduler (default: $S2CLOUDS_SCHEDULER, else a local cluster). "
-    "Workers must see the input files at the same paths.",
 )
 @click.option(
     "--sign",
@@ -260,7 +249,7 @@ def _run_batch(
 def _print_summary(result: BatchResult, say: Say) -> None:
     for record in result.records:
         if record.status == "failed":
-            click.secho(f"failed: {record.input}: {record.error}", fg="red", err=True)
+            click.secho(f"failed: {record.input}: {with_flags(record.error)}", fg="red", err=True)
         elif record.status == "done":
             say(
                 f"done: {record.output} ({record.seconds:.1f} s, cloud {record.cloud_percent:.1f}%, "

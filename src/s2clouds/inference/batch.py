@@ -30,6 +30,7 @@ from s2clouds.inference.distributed import ClusterOptions
 from s2clouds.inference.engine import SceneJob, make_job
 from s2clouds.inference.options import PredictOptions
 from s2clouds.inference.outputs import (
+    QUICKLOOK_OUTPUT,
     RUN_LOG,
     check_scene_outputs,
     is_finished,
@@ -173,7 +174,7 @@ def refuse_outputs_over_inputs(
     outputs: dict[str, Path | None] = {}
     for job in jobs:
         for label, path in planned_outputs(job.output, options.output).items():
-            if path is not None and label != "the quicklook (--quicklook)":
+            if path is not None and label != QUICKLOOK_OUTPUT:
                 outputs[f"{label} of {job.scene.product_id}"] = path
     check_outputs(outputs, read)
 

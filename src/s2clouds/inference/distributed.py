@@ -114,13 +114,14 @@ def connect_scheduler(address: str, timeout: float) -> Iterator[Any]:
     ``timeout`` seconds (an HTTP server, a closed port)."""
     from distributed import Client
 
-    hint = f"start it (dask scheduler) or unset --scheduler / ${SCHEDULER_ENV}"
+    hint = f"start it (dask scheduler) or unset scheduler= / ${SCHEDULER_ENV}"
     if "://" not in address and re.fullmatch(r"[\w.\-]+:\d+", address):
         address = f"tcp://{address}"  # HOST:PORT, as Dask takes it
     if not address.startswith(SCHEDULER_SCHEMES) or ":" not in address.split("://", 1)[1]:
         raise ClusterError(
-            f"--scheduler {address!r} is not the address of a Dask scheduler "
-            f"(tcp://HOST:PORT or tls://HOST:PORT); {hint}"
+            f"scheduler={address!r} is not the address of a Dask scheduler "
+            f"(tcp://HOST:PORT or tls://HOST:PORT); {hint}",
+            param="scheduler",
         )
     try:
         identity = asyncio.run(_identity(address, timeout))
@@ -163,7 +164,7 @@ def local_workers(requested: int | None) -> int:
         return cores
     if requested > cores:
         warnings.warn(
-            f"--workers {requested} is more than the {cores} CPU core(s) here; using {cores} "
+            f"workers={requested} is more than the {cores} CPU core(s) here; using {cores} "
             "local workers",
             stacklevel=3,
         )
@@ -213,7 +214,7 @@ def temporary_security() -> Any:
     except ImportError as exc:  # the cryptography package is missing
         raise ClusterError(
             "a local Dask cluster needs the cryptography package for its TLS certificates: "
-            f"{INSTALL_HINT}, or run with --workers 0"
+            f"{INSTALL_HINT}, or run with workers=0"
         ) from exc
 
 
@@ -359,7 +360,7 @@ def cluster_error(exc: BaseException, what: str) -> BaseException:
     return ClusterError(
         f"{what} did not finish on the cluster ({type(exc).__name__}: "
         f"{one_line(str(exc))[:300]}); check the workers' memory and logs, or use a smaller "
-        "--block"
+        "block="
     )
 
 

@@ -75,8 +75,9 @@ def predict_scene(
     whole = scene  # every band: the quicklook is true colour whatever bands the model reads
     if options.output.quicklook is not None and not set(TRUE_COLOUR_BANDS) <= set(whole.bands):
         raise BandError(
-            f"{whole.product_id}: the quicklook (--quicklook) needs B02, B03 and B04; the input "
-            f"has {', '.join(whole.bands)}. Leave --quicklook out"
+            f"{whole.product_id}: the quicklook (quicklook=) needs B02, B03 and B04; the input "
+            f"has {', '.join(whole.bands)}. Leave quicklook= out",
+            param="quicklook",
         )
     scene, model = prepare_scene(scene, options.run)
     job = make_job(

@@ -182,7 +182,7 @@ def open_series(
         require_series_bands(
             bands,
             f"{first.product_id} is one; give multispectral scenes with SWIR, or predict the "
-            "dates one by one without --series",
+            "dates one by one without series=True",
         )
     target = first.grid
     dates = []

@@ -31,7 +31,7 @@ def translate_raster(
     from rasterio.windows import Window as RioWindow
 
     check_regular_file(source)
-    check_outputs({"the output (-o)": output}, [source])
+    check_outputs({"the output (output=)": output}, [source])
     src_scheme, dst_scheme = get_scheme(from_scheme), get_scheme(to_scheme)
     try:
         ds = rasterio.open(source)

@@ -91,13 +91,19 @@ class CompositeOptions:
         """Refuse a quality threshold outside 0-1 and a distance cap that is negative, NaN or
         infinite (NaN would keep no observation and leave every pixel empty)."""
         if not 0.0 <= self.min_quality <= 1.0:  # also refuses NaN
-            raise OptionError(f"--min-quality {self.min_quality!r} is not a number from 0 to 1")
+            raise OptionError(
+                f"min_quality={self.min_quality!r} is not a number from 0 to 1",
+                param="min_quality",
+            )
         if not (math.isfinite(self.distance_cap) and self.distance_cap >= 0):
             raise OptionError(
-                f"--distance-cap {self.distance_cap!r} is not a finite number of metres >= 0"
+                f"distance_cap={self.distance_cap!r} is not a finite number of metres >= 0",
+                param="distance_cap",
             )
         if not self.block >= 1:
-            raise OptionError(f"--block {self.block!r} must be a positive number of pixels")
+            raise OptionError(
+                f"block={self.block!r} must be a positive number of pixels", param="block"
+            )
 
 
 @dataclass(frozen=True)
@@ -520,7 +526,7 @@ def run_composite(
     output = Path(output)
     if output.suffix.lower() not in COMPOSITE_SUFFIXES:
         raise OutputError(
-            f"-o {output}: the composite is a GeoTIFF; give a path ending in .tif "
+            f"output={output}: the composite is a GeoTIFF; give a path ending in .tif "
             "(OUT.json, OUT.info.tif and OUT.png are written beside it)"
         )
     paths = output_paths(output)
@@ -560,7 +566,7 @@ def _refuse_overwriting_inputs(paths: dict[str, Path], inputs: Sequence[str | No
     """Refuse outputs (the composite, its info raster, quicklook and summary) that are one
     of the inputs or a file they are read from (any link to it): OutputError."""
     labels = {
-        "composite": "the composite (-o)",
+        "composite": "the composite (output=)",
         "info": "the info raster (OUT.info.tif)",
         "quicklook": "the quicklook (OUT.png)",
         "summary": "the summary (OUT.json)",

@@ -134,8 +134,8 @@ def open_acquisitions(
             reason = f"{path} lacks band(s) {', '.join(missing)} (it has {', '.join(scene.bands)})"
             if not drop_incomplete:
                 raise BandError(
-                    f"{reason}; give --bands with the bands every input has, or "
-                    "--drop-incomplete to leave it out"
+                    f"{reason}; give bands= with the bands every input has, or "
+                    "drop_incomplete=True to leave it out"
                 )
             warnings.warn(f"left out: {reason}", stacklevel=2)
             rejected.append(Rejected(path, reason))

@@ -1,0 +1,83 @@
+"""Library parameters -> command-line flags, for library errors and warnings shown here.
+
+The library's messages name its parameters (``quicklook=``, ``bands=B02,B03``,
+``overwrite=True``) and errors carry the parameter at fault (``S2CloudsError.param``), as
+``click.BadParameter(param_hint=...)`` does; this table says which flag sets each one, so
+that the command line's message names the flag the user typed.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: library parameter as messages name it (``name=``, or ``name=VALUE`` for boolean flags)
+#: -> the flag that sets it; one table for every command
+PARAM_FLAGS: dict[str, str] = {
+    "bands": "--bands",
+    "block": "--block",
+    "bounds": "--bounds",
+    "distance_cap": "--distance-cap",
+    "drop_incomplete=True": "--drop-incomplete",
+    "grid": "--grid",
+    "kind": "--kind",
+    "level": "--level",
+    "licence": "--licence",
+    "like": "--like",
+    "max_pixels": "--max-pixels",
+    "method": "--method",
+    "min_quality": "--min-quality",
+    "model": "--model",
+    "model_path": "--save-model",
+    "opset": "--opset",
+    "out_path": "-o",
+    "output": "-o",
+    "overwrite=True": "--overwrite",
+    "probabilities": "--probabilities",
+    "protocol": "--protocol",
+    "quicklook": "--quicklook",
+    "resume=False": "--no-resume",
+    "scale": "--scale",
+    "scheduler": "--scheduler",
+    "scheme": "--scheme",
+    "series=True": "--series",
+    "sign": "--sign",
+    "workers": "--workers",
+}
+
+#: a parameter named in a message: ``name=`` (not part of a longer name, nor a ``-O
+#: KEY=VALUE`` reader option), the longest names first
+_NAMED = re.compile(
+    r"(?<!-O )(?<![\w.-])("
+    + "|".join(
+        re.escape(k if "=" in k else f"{k}=") for k in sorted(PARAM_FLAGS, key=len, reverse=True)
+    )
+    + ")"
+)
+#: what may follow a bare ``name=`` when it names the option rather than give it a value
+_NO_VALUE = set(" \t),;./")
+
+
+def flag_for(param: str | None) -> str | None:
+    """The flag that sets library parameter ``param`` (None when the command line has none)."""
+    return PARAM_FLAGS.get(param) if param else None
+
+
+def with_flags(message: str, param: str | None = None) -> str:
+    """``message`` with every parameter it names replaced by its flag (``quicklook=`` ->
+    ``--quicklook``, ``scale=dn`` -> ``--scale dn``, ``overwrite=True`` -> ``--overwrite``);
+    when ``param`` has a flag that the message does not name, the flag leads it
+    (``--grid: ...``)."""
+
+    def flag(match: re.Match[str]) -> str:
+        named = match[1]
+        if named in PARAM_FLAGS:  # a boolean flag: ``overwrite=True``
+            return PARAM_FLAGS[named]
+        end = match.end()
+        takes_value = end < len(message) and message[end] not in _NO_VALUE
+        return PARAM_FLAGS[named[:-1]] + (" " if takes_value else "")
+
+    text = _NAMED.sub(flag, message)
+    leading = flag_for(param)
+    if leading is not None and not re.search(rf"(?<![\w-]){re.escape(leading)}(?![\w-])", text):
+        text = f"{leading}: {text}"
+    return text
