@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from s2clouds.bands import canonical_band_names
-from s2clouds.errors import BandError, CRSMismatchError, OutputError, S2CloudsError
+from s2clouds.errors import (
+    BandError,
+    CRSMismatchError,
+    OutputError,
+    S2CloudsError,
+    ShapeMismatchError,
+)
 from s2clouds.inference.options import PredictOptions
 from s2clouds.inference.outputs import check_scene_outputs, mask_name
 from s2clouds.inference.sink import SceneSink
@@ -137,14 +143,15 @@ def date_days(scenes: Sequence[Scene]) -> list[float] | None:
 
 def grid_offset(grid: Grid, target: Grid, where: str, first: str) -> tuple[int, int]:
     """(rows, cols) of ``grid``'s corner on ``target`` (same CRS and resolution), to the
-    nearest pixel; :class:`CRSMismatchError` when they differ in CRS or do not overlap."""
+    nearest pixel; :class:`CRSMismatchError` when they differ in CRS or do not overlap,
+    :class:`ShapeMismatchError` for arrays (no georeference) of another size."""
     if grid.crs != target.crs:
         raise CRSMismatchError(
             f"{where} is in {grid.crs}, the first date {first} in {target.crs}; a series must "
             "share one CRS: reproject the dates onto one grid first (e.g. gdalwarp -t_srs)"
         )
     if grid.crs is None and grid.shape != target.shape:
-        raise CRSMismatchError(
+        raise ShapeMismatchError(
             f"{where} is {grid.shape} px and {first} {target.shape} px, and arrays have no "
             "georeference to align them by: give arrays of one size"
         )
