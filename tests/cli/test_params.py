@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import logging
 import pickle
 import re
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 import s2clouds
 from s2clouds.cli.main import SUBCOMMANDS, main
-from s2clouds.cli.params import PARAM_FLAGS, with_flags
+from s2clouds.cli.params import PARAM_FLAGS, library_reports, with_flags
 from s2clouds.errors import OptionError, S2CloudsError, detached
 
 PACKAGE = Path(s2clouds.__file__).parent
@@ -128,3 +129,47 @@ def test_cli_error_names_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "error: --bounds 1, 0, 0, 1: west must be < east" in err
+
+
+def test_library_is_silent_and_the_cli_shows_its_reports(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logger = logging.getLogger("s2clouds.mosaic.composite")
+    logger.info("left out: a.tif: give bands= with the bands every input has")
+    assert capsys.readouterr() == ("", "")  # no handler: the library says nothing
+    with library_reports(quiet=False):
+        logger.info("resuming: %d of %d windows already done", 3, 9)
+        logger.info("left out: a.tif: give bands= with the bands every input has")
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "resuming: 3 of 9 windows already done",
+        "left out: a.tif: give --bands with the bands every input has",
+    ]
+    with library_reports(quiet=True):
+        logger.info("not shown")
+    assert capsys.readouterr().out == ""
+    assert not logging.getLogger("s2clouds").handlers  # nothing left behind
+
+
+def test_composite_command_prints_what_the_library_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A composite that leaves an input out says so on stdout, as it did with ``announce``."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    paths = []
+    for name, x0 in (("near.tif", 500_000.0), ("far.tif", 900_000.0)):
+        path = tmp_path / f"2020-01-0{len(paths) + 1}_{name}"
+        profile = {"driver": "GTiff", "width": 32, "height": 32, "count": 4, "dtype": "uint16",
+                   "crs": "EPSG:32633", "transform": from_origin(x0, 5_000_000.0, 10, 10)}
+        with rasterio.open(path, "w", **profile) as ds:
+            ds.write(np.full((4, 32, 32), 1500, np.uint16))
+            ds.descriptions = ("B02", "B03", "B04", "B08")
+        paths.append(str(path))
+    out = tmp_path / "c.tif"
+    main(["composite", *paths, "-o", str(out), "--score", "sen12ms", "--workers", "0",
+          "--bounds", "500000,4999680,500320,5000000", "--drop-incomplete", "--no-quicklook"])
+    stdout = capsys.readouterr().out
+    assert "left out: " in stdout and "far.tif" in stdout and out.exists()

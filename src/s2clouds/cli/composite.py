@@ -14,7 +14,7 @@ from s2clouds.cli.options import (
     quiet_option,
     scale_option,
 )
-from s2clouds.cli.params import with_flags
+from s2clouds.cli.params import library_reports, with_flags
 from s2clouds.io.limits import MAX_OUTPUT_PIXELS
 from s2clouds.mosaic.composite import CompositeOptions
 
@@ -210,7 +210,8 @@ def composite(
     )
     cluster = ClusterOptions(scheduler=scheduler, workers=workers, processes=not threads)
     say = (lambda _: None) if quiet else click.echo
-    result = run_composite(inputs, output, options, cluster=cluster, announce=say)
+    with library_reports(quiet):
+        result = run_composite(inputs, output, options, cluster=cluster)
     summary = result.summary_data
     used = summary["inputs"]
     say(

@@ -8,7 +8,12 @@ that the command line's message names the flag the user typed.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
+from collections.abc import Iterator
+
+import click
 
 #: library parameter as messages name it (``name=``, or ``name=VALUE`` for boolean flags)
 #: -> the flag that sets it; one table for every command
@@ -81,3 +86,36 @@ def with_flags(message: str, param: str | None = None) -> str:
     if leading is not None and not re.search(rf"(?<![\w-]){re.escape(leading)}(?![\w-])", text):
         text = f"{leading}: {text}"
     return text
+
+
+class _EchoHandler(logging.Handler):
+    """Log records as the command line's plain lines (flags for parameters): INFO on
+    stdout, warnings and worse as ``warning: ...`` on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = with_flags(record.getMessage())
+            if record.levelno >= logging.WARNING:
+                click.secho(f"warning: {message}", fg="yellow", err=True)
+            else:
+                click.echo(message)
+        except Exception:  # a broken pipe or a bad format: logging's own report
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def library_reports(quiet: bool) -> Iterator[None]:
+    """While a command runs, show what the library reports (the ``s2clouds`` loggers' INFO
+    records) as lines of its output; ``quiet``: warnings only. The library alone is silent."""
+    logger = logging.getLogger("s2clouds")
+    handler = _EchoHandler(logging.INFO)
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -15,7 +15,7 @@ from s2clouds.cli.options import (
     resolution_option,
     scale_option,
 )
-from s2clouds.cli.params import with_flags
+from s2clouds.cli.params import library_reports, with_flags
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -180,18 +180,19 @@ def predict(
         retries=retries,
     )
     say: Say = _silent if quiet else click.echo
-    if series:
-        from s2clouds.cli.series import run_series
+    with library_reports(quiet):
+        if series:
+            from s2clouds.cli.series import run_series
 
-        run_series(inputs, output, options, quicklook=quicklook, say=say)
-    elif batch:
-        if quicklook is not None:
-            raise click.UsageError("--quicklook writes one PNG; give it with a single input")
-        if output.suffix.lower() in (".tif", ".tiff"):
-            raise click.UsageError(f"several inputs need an output folder for -o, not {output}")
-        _run_batch(inputs, output, options, cluster, say=say)
-    else:
-        _run_single(inputs[0], output, options, cluster, say=say)
+            run_series(inputs, output, options, quicklook=quicklook, say=say)
+        elif batch:
+            if quicklook is not None:
+                raise click.UsageError("--quicklook writes one PNG; give it with a single input")
+            if output.suffix.lower() in (".tif", ".tiff"):
+                raise click.UsageError(f"several inputs need an output folder for -o, not {output}")
+            _run_batch(inputs, output, options, cluster, say=say)
+        else:
+            _run_single(inputs[0], output, options, cluster, say=say)
 
 
 def _silent(_: str) -> None:
@@ -211,7 +212,7 @@ def _run_single(
 ) -> None:
     from s2clouds.inference.predict import predict
 
-    result = predict(source, output, options, cluster=cluster, announce=say)
+    result = predict(source, output, options, cluster=cluster)
     _print_result(result, say)
 
 
@@ -240,7 +241,7 @@ def _run_batch(
 ) -> None:
     from s2clouds.inference.batch import run_batch
 
-    result = run_batch(inputs, outdir, options, cluster=cluster, announce=say)
+    result = run_batch(inputs, outdir, options, cluster=cluster)
     _print_summary(result, say)
     if not result.ok:
         raise SystemExit(result.exit_code)
@@ -249,7 +250,8 @@ def _run_batch(
 def _print_summary(result: BatchResult, say: Say) -> None:
     for record in result.records:
         if record.status == "failed":
-            click.secho(f"failed: {record.input}: {with_flags(record.error)}", fg="red", err=True)
+            error = with_flags(record.error or "")
+            click.secho(f"failed: {record.input}: {error}", fg="red", err=True)
         elif record.status == "done":
             say(
                 f"done: {record.output} ({record.seconds:.1f} s, cloud {record.cloud_percent:.1f}%, "

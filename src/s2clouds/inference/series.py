@@ -20,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ from s2clouds.models.series import (
 )
 from s2clouds.models.shadow_geometry import keep_shadow_within, sun_from_context
 
+#: what a series run reports (its dates and grid): silent unless a handler is set
+logger = logging.getLogger(__name__)
 #: the summary of a series run, in its output folder
 SERIES_SUMMARY = "series_summary.json"
 #: largest window edge (px) of a series run: memory grows with window^2 x dates
@@ -251,14 +254,13 @@ def predict_series(
     outdir: str | Path,
     options: PredictOptions | None = None,
     rules: SeriesRules | None = None,
-    *,
-    announce: Callable[[str], None] = lambda _: None,
 ) -> SeriesResult:
     """Predict every date of ``sources`` (one place) with the evidence of the others and write
     one mask per date into ``outdir`` (and probabilities when ``options.output`` asks), plus
     :data:`SERIES_SUMMARY`. Windows of at most :data:`SERIES_BLOCK` px (``options.run.block``
-    when smaller) are computed in this process. Errors are raised before any output when
-    inputs do not fit together (bands, CRS, no overlap)."""
+    when smaller) are computed in this process; the dates, grid, model and window size are
+    logged (INFO). Errors are raised before any output when inputs do not fit together
+    (bands, CRS, no overlap)."""
     options = options or PredictOptions()
     rules = rules or SeriesRules()
     start = time.perf_counter()
@@ -279,8 +281,8 @@ def predict_series(
     halo = rules.context_px if len(dates) > 1 else 0
     counts_single = np.zeros((len(dates), 256), np.int64)
     refined_px = np.zeros(len(dates), np.int64)
-    announce(f"{len(dates)} date(s) on a {grid.height} x {grid.width} px grid, model "
-             f"{model.name}, windows of {block} px")
+    logger.info("%d date(s) on a %d x %d px grid, model %s, windows of %d px",
+                len(dates), grid.height, grid.width, model.name, block)
     sinks = [
         SceneSink(replace(d.scene, grid=grid), model.name, out, options.output)
         for d, out in zip(dates, outputs, strict=True)
