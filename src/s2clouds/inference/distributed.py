@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from s2clouds._optional import install_hint, require
 from s2clouds.errors import ClusterError, one_line
 from s2clouds.inference.engine import Event, JobFailed, JobStarted, SceneJob, WindowDone
 from s2clouds.inference.options import RunOptions
@@ -47,7 +48,7 @@ from s2clouds.io.scene import Scene
 from s2clouds.resources import MODEL_THREADS_ENV, cpu_cores
 
 SCHEDULER_ENV = "S2CLOUDS_SCHEDULER"
-INSTALL_HINT = 'pip install "s2clouds[distributed]"'
+INSTALL_HINT = install_hint("distributed")
 LOOPBACK = "127.0.0.1"
 #: schemes of the addresses a Dask scheduler listens on
 SCHEDULER_SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
@@ -89,7 +90,8 @@ def scheduler_address(options: ClusterOptions) -> str | None:
 
 def _require_distributed() -> None:
     if importlib.util.find_spec("distributed") is None:
-        raise ClusterError(f"running on a Dask cluster needs dask.distributed: {INSTALL_HINT}")
+        require("distributed", "distributed", purpose="running on a Dask cluster",
+                error=ClusterError)
 
 
 @contextlib.contextmanager

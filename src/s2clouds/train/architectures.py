@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from s2clouds._optional import require
 from s2clouds.errors import ModelError
 from s2clouds.io.write import atomic_path
 from s2clouds.models.base import N_CLASSES
@@ -118,13 +119,9 @@ def build_tiny_unet(in_channels: int) -> nn.Module:
 # ------------------------------------------------------------------------ unet-mobilenetv2
 def build_unet_mobilenetv2(in_channels: int) -> nn.Module:
     """CloudSEN12's UnetMobV2: smp ``Unet("mobilenet_v2")``, random init (never downloads)."""
-    try:
-        import segmentation_models_pytorch as smp
-    except ImportError as exc:
-        raise ModelError(
-            f"unet-mobilenetv2 needs segmentation-models-pytorch ({exc}); install the training "
-            'extra: pip install "s2clouds[train]"'
-        ) from exc
+    smp = require(
+        "segmentation_models_pytorch", "train", purpose="unet-mobilenetv2", error=ModelError
+    )
     model: nn.Module = smp.Unet(
         "mobilenet_v2", encoder_weights=None, in_channels=in_channels, classes=N_CLASSES
     )
