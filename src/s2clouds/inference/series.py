@@ -50,10 +50,10 @@ from s2clouds.inference.window import (
     with_shadow_reach,
     with_sun_angles,
 )
+from s2clouds.io.dates import acquisition_date
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.scene import Scene
 from s2clouds.io.scenes import read_scene
-from s2clouds.io.solar import parse_date
 from s2clouds.io.write import atomic_path
 from s2clouds.labels.schemes import NODATA
 from s2clouds.models.base import CloudModel, ModelContext
@@ -132,12 +132,11 @@ class SeriesResult:
 
 
 def date_days(scenes: Sequence[Scene]) -> list[float] | None:
-    """Day numbers (from the first) of acquisition dates in the scenes' product ids or file
-    names (``YYYY-MM-DD`` or ``YYYYMMDD``); None unless every scene has one."""
+    """Day numbers (from the first) of the scenes' acquisition dates
+    (:func:`~s2clouds.io.dates.acquisition_date`); None unless every scene has one."""
     days: list[dt.date] = []
     for scene in scenes:
-        names = (scene.product_id, Path(str(scene.meta.get("path", ""))).name)
-        found = next((d for d in map(parse_date, names) if d is not None), None)
+        found = acquisition_date(scene)
         if found is None:
             return None
         days.append(found)

@@ -15,7 +15,7 @@ from s2clouds.io.grid import CoarseMask, Window
 from s2clouds.io.scene import Scene, SunAngles, approximate_overviews
 from s2clouds.io.tiling import blend_tiles
 from s2clouds.labels.schemes import NODATA
-from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
+from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext, fill_clear
 from s2clouds.models.cache import cached_model
 from s2clouds.models.registry import get_model
 from s2clouds.models.shadow_geometry import keep_shadow_within
@@ -155,9 +155,7 @@ def coarse_probabilities(
     seen = replace(context, resolution=scene.grid.metres_per_pixel * factor)
     coarse = predict_array(model, image, seen, tile=run.tile, overlap=run.overlap)
     probs = upsample_bilinear(coarse, factor, window.shape)
-    probs[:, ~valid] = 0.0
-    probs[0, ~valid] = 1.0
-    return probs, valid
+    return fill_clear(probs, ~valid), valid
 
 
 def predict_blocks(

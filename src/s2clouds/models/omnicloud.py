@@ -29,7 +29,7 @@ import numpy as np
 
 from s2clouds._optional import install_hint
 from s2clouds.errors import BandError, ModelError
-from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
+from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext, fill_clear
 from s2clouds.models.peers import check_stack, import_peer, missing_bands
 
 #: environment variable: the folder holding OmniCloudMask's weight files
@@ -162,7 +162,5 @@ class OmniCloudMaskModel(CloudModel):
         total = out.sum(axis=0)  # its blended patches sum to 1 only to about 0.5 %
         out /= np.where(total > 0, total, 1.0)
         nodata = ~np.all(image > 0, axis=0)  # NaN or 0 in a band: no data for the package
-        out[:, nodata] = 0.0
-        out[0, nodata] = 1.0
-        return out
+        return fill_clear(out, nodata)
 

@@ -27,7 +27,7 @@ import numpy as np
 from s2clouds._optional import install_hint, require
 from s2clouds.errors import ModelError
 from s2clouds.io.write import atomic_path
-from s2clouds.models.base import N_CLASSES, ModelContext, ShadowReachMapper
+from s2clouds.models.base import N_CLASSES, ModelContext, ShadowReachMapper, fill_clear
 from s2clouds.models.coarse import predict_on_blocks, resolution_factor
 from s2clouds.models.pixel_features import (
     check_feature_bands,
@@ -284,8 +284,7 @@ class PixelModel(SpecModel):
             probs /= weight[None]
             return probs
         probs[:, covered] /= weight[covered]
-        probs[:, ~covered] = 0.0
-        probs[0, ~covered] = 1.0
+        fill_clear(probs, ~covered)
         orphans = valid & ~covered
         if np.any(orphans):
             stack = self.features(image)
