@@ -171,6 +171,7 @@ ALL_BANDS = [
 ]
 
 
+@pytest.mark.slow  # about 190 s on a shared machine (a UnetMobV2 export, predict and benchmark)
 def test_published_unetmobv2_checkpoint_exports_then_predicts_and_benchmarks(
     maker: Callable[[str], ModuleType], tmp_path: Path
 ) -> None:

@@ -92,7 +92,9 @@ def test_every_mapped_flag_is_an_option_of_the_command_line() -> None:
         ("the quicklook (quicklook=) needs B04; leave quicklook= out",
          "the quicklook (--quicklook) needs B04; leave --quicklook out"),
         ("declare the scale (scale=dn|reflectance)", "declare the scale (--scale dn|reflectance)"),
-        ("grid='x' is not CRS,RESOLUTION", "--grid 'x' is not CRS,RESOLUTION"),
+        ("grid=EPSG:1,x is not CRS,RESOLUTION", "--grid EPSG:1,x is not CRS,RESOLUTION"),
+        # a Python value is the library's own example, not a flag's
+        ("give bands=['B02', 'B03'] or level='L1C'", "give bands=['B02', 'B03'] or level='L1C'"),
         ("pass overwrite=True to replace it", "pass --overwrite to replace it"),
         ("start afresh with resume=False", "start afresh with --no-resume"),
         ("check bounds=/grid=/like=", "check --bounds/--grid/--like"),
@@ -108,7 +110,7 @@ def test_messages_show_flags(message: str, shown: str) -> None:
 
 def test_the_parameter_at_fault_leads_when_the_message_does_not_name_it() -> None:
     assert with_flags("inf is not a resolution", "grid") == "--grid: inf is not a resolution"
-    assert with_flags("grid='x' is bad", "grid") == "--grid 'x' is bad"
+    assert with_flags("grid=x is bad", "grid") == "--grid x is bad"
     assert with_flags("no flag for this", "not_an_option") == "no flag for this"
 
 
@@ -173,3 +175,16 @@ def test_composite_command_prints_what_the_library_reports(
           "--bounds", "500000,4999680,500320,5000000", "--drop-incomplete", "--no-quicklook"])
     stdout = capsys.readouterr().out
     assert "left out: " in stdout and "far.tif" in stdout and out.exists()
+
+
+def test_predict_and_composite_share_the_cluster_options() -> None:
+    from s2clouds.cli.composite import composite
+    from s2clouds.cli.predict import predict
+
+    def cluster(command: click.Command) -> dict[str, str | None]:
+        names = ("workers", "threads", "scheduler")
+        return {p.name: getattr(p, "help", None) for p in command.params if p.name in names}
+
+    assert cluster(predict) == cluster(composite) and len(cluster(predict)) == 3
+    model_help = next(p for p in predict.params if p.name == "model").help or ""
+    assert "default: auto" in model_help

@@ -230,6 +230,7 @@ class Interrupted(Exception):
     """Stands for a run killed after its second epoch was saved."""
 
 
+@pytest.mark.slow  # 10-45 s: a seeded run, its resume and export
 def test_tiny_training_run_is_seeded_resumable_and_exports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -60,6 +60,9 @@ _NAMED = re.compile(
 )
 #: what may follow a bare ``name=`` when it names the option rather than give it a value
 _NO_VALUE = set(" \t),;./")
+#: what starts a Python value (``bands=['B02']``, ``level='L1C'``): an example of the
+#: library's own call, left as it is
+_PYTHON_VALUE = set("'\"[({")
 
 
 def flag_for(param: str | None) -> str | None:
@@ -78,8 +81,10 @@ def with_flags(message: str, param: str | None = None) -> str:
         if named in PARAM_FLAGS:  # a boolean flag: ``overwrite=True``
             return PARAM_FLAGS[named]
         end = match.end()
-        takes_value = end < len(message) and message[end] not in _NO_VALUE
-        return PARAM_FLAGS[named[:-1]] + (" " if takes_value else "")
+        following = message[end] if end < len(message) else " "
+        if following in _PYTHON_VALUE:
+            return named
+        return PARAM_FLAGS[named[:-1]] + ("" if following in _NO_VALUE else " ")
 
     text = _NAMED.sub(flag, message)
     leading = flag_for(param)

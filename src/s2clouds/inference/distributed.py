@@ -121,7 +121,7 @@ def connect_scheduler(address: str, timeout: float) -> Iterator[Any]:
         address = f"tcp://{address}"  # HOST:PORT, as Dask takes it
     if not address.startswith(SCHEDULER_SCHEMES) or ":" not in address.split("://", 1)[1]:
         raise ClusterError(
-            f"scheduler={address!r} is not the address of a Dask scheduler "
+            f"scheduler={address} is not the address of a Dask scheduler "
             f"(tcp://HOST:PORT or tls://HOST:PORT); {hint}",
             param="scheduler",
         )

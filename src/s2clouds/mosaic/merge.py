@@ -98,7 +98,7 @@ class Method:
 
 def get_rule(name: str) -> Rule:
     if name not in RULES:
-        raise OptionError(f"unknown method={name!r}; use {method_names()}", param="method")
+        raise OptionError(f"unknown method={name}; use {method_names()}", param="method")
     return RULES[name]
 
 
@@ -114,7 +114,7 @@ def parse_method(text: str) -> Method:
     text = text.strip().lower()
     name, colon, argument = text.partition(":")
     if name not in RULES:
-        raise OptionError(f"unknown method={text!r}; use {method_names()}", param="method")
+        raise OptionError(f"unknown method={text}; use {method_names()}", param="method")
     rule = RULES[name]
     if not rule.parameter:
         if colon:
