@@ -89,8 +89,10 @@ def test_every_mapped_flag_is_an_option_of_the_command_line() -> None:
 @pytest.mark.parametrize(
     ("message", "shown"),
     [
-        ("the quicklook (quicklook=) needs B04; leave quicklook= out",
-         "the quicklook (--quicklook) needs B04; leave --quicklook out"),
+        (
+            "the quicklook (quicklook=) needs B04; leave quicklook= out",
+            "the quicklook (--quicklook) needs B04; leave --quicklook out",
+        ),
         ("declare the scale (scale=dn|reflectance)", "declare the scale (--scale dn|reflectance)"),
         ("grid=EPSG:1,x is not CRS,RESOLUTION", "--grid EPSG:1,x is not CRS,RESOLUTION"),
         # a Python value is the library's own example, not a flag's
@@ -126,8 +128,18 @@ def test_cli_error_names_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[
     """A bad --bounds is refused by the library (OptionError, param "bounds"); the command
     line's one line names the flag."""
     with pytest.raises(SystemExit) as info:
-        main(["composite", str(tmp_path / "a.tif"), "-o", str(tmp_path / "c.tif"),
-              "--bounds", "1,0,0,1", "--workers", "0"])
+        main(
+            [
+                "composite",
+                str(tmp_path / "a.tif"),
+                "-o",
+                str(tmp_path / "c.tif"),
+                "--bounds",
+                "1,0,0,1",
+                "--workers",
+                "0",
+            ]
+        )
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "error: --bounds 1, 0, 0, 1: west must be < east" in err
@@ -164,15 +176,36 @@ def test_composite_command_prints_what_the_library_reports(
     paths = []
     for name, x0 in (("near.tif", 500_000.0), ("far.tif", 900_000.0)):
         path = tmp_path / f"2020-01-0{len(paths) + 1}_{name}"
-        profile = {"driver": "GTiff", "width": 32, "height": 32, "count": 4, "dtype": "uint16",
-                   "crs": "EPSG:32633", "transform": from_origin(x0, 5_000_000.0, 10, 10)}
+        profile = {
+            "driver": "GTiff",
+            "width": 32,
+            "height": 32,
+            "count": 4,
+            "dtype": "uint16",
+            "crs": "EPSG:32633",
+            "transform": from_origin(x0, 5_000_000.0, 10, 10),
+        }
         with rasterio.open(path, "w", **profile) as ds:
             ds.write(np.full((4, 32, 32), 1500, np.uint16))
             ds.descriptions = ("B02", "B03", "B04", "B08")
         paths.append(str(path))
     out = tmp_path / "c.tif"
-    main(["composite", *paths, "-o", str(out), "--score", "sen12ms", "--workers", "0",
-          "--bounds", "500000,4999680,500320,5000000", "--drop-incomplete", "--no-quicklook"])
+    main(
+        [
+            "composite",
+            *paths,
+            "-o",
+            str(out),
+            "--score",
+            "sen12ms",
+            "--workers",
+            "0",
+            "--bounds",
+            "500000,4999680,500320,5000000",
+            "--drop-incomplete",
+            "--no-quicklook",
+        ]
+    )
     stdout = capsys.readouterr().out
     assert "left out: " in stdout and "far.tif" in stdout and out.exists()
 

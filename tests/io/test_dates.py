@@ -16,8 +16,15 @@ from s2clouds.io.scenes import read_scene
 
 
 def _tif(path: Path, **tags: str) -> Path:
-    profile = {"driver": "GTiff", "width": 8, "height": 8, "count": 4, "dtype": "uint16",
-               "crs": "EPSG:32633", "transform": from_origin(500_000, 5_000_000, 10, 10)}
+    profile = {
+        "driver": "GTiff",
+        "width": 8,
+        "height": 8,
+        "count": 4,
+        "dtype": "uint16",
+        "crs": "EPSG:32633",
+        "transform": from_origin(500_000, 5_000_000, 10, 10),
+    }
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(np.full((4, 8, 8), 1200, np.uint16))
         ds.descriptions = ("B02", "B03", "B04", "B08")
