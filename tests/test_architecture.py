@@ -15,6 +15,7 @@ PACKAGE = Path(s2clouds.__file__).parent
 #: layer and those below it
 LAYERS: dict[str, int] = {
     "errors": 0,
+    "_optional": 0,
     "resources": 0,
     "bands": 0,
     "radiometry": 0,

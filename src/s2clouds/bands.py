@@ -130,7 +130,7 @@ def band_indices(available: Sequence[str], wanted: Sequence[str]) -> list[int]:
     if missing:
         raise BandError(
             f"missing band(s) {', '.join(missing)}; the input has {', '.join(avail) or 'none'}. "
-            "Give the bands by name (e.g. --bands B02,B03,B04,B08) or choose a model that "
+            "Give the bands by name (e.g. bands=B02,B03,B04,B08) or choose a model that "
             "needs fewer bands"
         )
     return [avail.index(b) for b in want]

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 
 class S2CloudsError(Exception):
-    """Root of every error s2clouds raises on purpose."""
+    """Root of every error s2clouds raises on purpose.
+
+    Messages name the library's parameters (``quicklook=``, ``bands=B02,B03``), never the
+    command line's flags; ``param`` is the name of the parameter whose value was at fault,
+    when there is one. The command line maps both to its flags (``s2clouds.cli.params``).
+    """
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        super().__init__(*args)
+        self.param = param
 
 
 class BandError(S2CloudsError, ValueError):
@@ -34,7 +43,11 @@ class SearchError(S2CloudsError):
 
 
 class CRSMismatchError(S2CloudsError, ValueError):
-    """Inputs that must share a grid do not."""
+    """Inputs that must share a grid (CRS, transform, extent) do not."""
+
+
+class ShapeMismatchError(S2CloudsError, ValueError):
+    """Arrays that must have one shape (prediction and truth, a mask and its image) do not."""
 
 
 class OutputError(S2CloudsError):
@@ -54,10 +67,11 @@ class BenchmarkError(S2CloudsError, ValueError):
 
 
 class OptionError(S2CloudsError, ValueError):
-    """An option's value is not a finite number, or outside its range."""
+    """An option's value is malformed (not ``CRS,RESOLUTION``, an unknown method), not a
+    finite number, or outside its range; ``param`` names the option."""
 
 
-class UnknownNameError(S2CloudsError, LookupError):
+class UnknownNameError(OptionError, LookupError):
     """A name is in none of a registry's entries (model, dataset kind, protocol, scorer,
     merge method, architecture, input format, signing hook); the message lists the known
     names (see :class:`s2clouds.registry.Registry`)."""
@@ -84,9 +98,11 @@ def detached(exc: S2CloudsError) -> S2CloudsError:
     ``Exception`` instead. Raise the copy outside the ``except`` block that caught ``exc``.
     """
     try:
-        return type(exc)(*exc.args)
+        copy = type(exc)(*exc.args)
     except TypeError:  # a subclass with another signature: keep the message
-        return S2CloudsError(str(exc))
+        copy = S2CloudsError(str(exc))
+    copy.param = getattr(exc, "param", None)
+    return copy
 
 
 def one_line(message: str) -> str:

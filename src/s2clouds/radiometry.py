@@ -159,7 +159,7 @@ def check_bands(reflectance: np.ndarray, bands: Sequence[str], *, strict: bool =
         elif median < LOWEST_MEDIAN:
             problem = (
                 f"has median reflectance {median:.4g}, but reflectance is not negative: the "
-                "scale or the offsets are wrong. Declare the right scale (--scale dn|reflectance)"
+                "scale or the offsets are wrong. Declare the right scale (scale=dn|reflectance)"
             )
         if problem is not None:
             _complain(f"band {band} {problem}", strict)
@@ -187,7 +187,7 @@ def check_level(reflectance: np.ndarray, bands: Sequence[str], level: str | None
         raise RadiometryError(
             f"the input is declared L1C (top-of-atmosphere), but {dark:.0%} of its B02 pixels "
             f"are darker than {L1C_BLUE_FLOOR}, below the atmosphere's own path reflectance: "
-            "this is surface reflectance (L2A). Declare the level L2A (--level L2A), or give "
+            "this is surface reflectance (L2A). Declare the level L2A (level=L2A), or give "
             "the L1C product"
         )
 
@@ -219,17 +219,17 @@ def check_reflectance(reflectance: np.ndarray, *, strict: bool = True) -> None:
     if median > 100:
         problem = (
             f"median value {median:.4g} looks like unscaled digital numbers; declare the input "
-            "as DN (e.g. --scale dn) so it is divided by 10000, with the baseline offset"
+            "as DN (e.g. scale=dn) so it is divided by 10000, with the baseline offset"
         )
     elif median > 3:
         problem = (
             f"median value {median:.4g} is far above reflectance (0-1); the data may be in "
-            "percent or scaled twice. Declare the right scale (--scale dn|reflectance)"
+            "percent or scaled twice. Declare the right scale (scale=dn|reflectance)"
         )
     elif 0 < abs(median) < TINY_MEDIAN:
         problem = (
             f"median value {median:.3g} is tiny; the data looks divided by 10000 twice. "
-            "Declare it as reflectance (--scale reflectance)"
+            "Declare it as reflectance (scale=reflectance)"
         )
     if problem is not None:
         _complain(problem, strict)

@@ -183,15 +183,17 @@ class Registry(Generic[T]):
                 warnings.warn(str(exc), stacklevel=3)
         return found
 
-    def unknown(self, name: str) -> UnknownNameError:
-        """The error for the unknown ``name``: what is known, and a close match."""
+    def unknown(self, name: str, *, param: str | None = None) -> UnknownNameError:
+        """The error for the unknown ``name``: what is known, and a close match; ``param``:
+        the parameter that gave the name (the command line names its flag)."""
         known = self.names()
         close = difflib.get_close_matches(normalise(name), [normalise(k) for k in known], n=1)
         suggestion = f" (did you mean {self._entries[close[0]].name!r}?)" if close else ""
         hint = f" {self.hint}" if self.hint else ""
         return UnknownNameError(
             f"unknown {self.kind} {name!r}; available: {', '.join(known) or 'none'}"
-            f"{suggestion}{hint}"
+            f"{suggestion}{hint}",
+            param=param,
         )
 
     # ------------------------------------------------------------------ plugins

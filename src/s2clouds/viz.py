@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from s2clouds._optional import require
 from s2clouds.bands import band_indices, canonical_band_name
 from s2clouds.errors import BandError, LabelSchemeError, S2CloudsError
 from s2clouds.labels.schemes import CANONICAL_CLASSES, CANONICAL_COLOURS, NODATA
@@ -119,12 +120,7 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray
 
 def require_matplotlib() -> None:
     """Raise :class:`S2CloudsError` saying how to install matplotlib when it is missing."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as exc:
-        raise S2CloudsError(
-            "plotting needs matplotlib; install it with: pip install 's2clouds[plot]'"
-        ) from exc
+    require("matplotlib", "plot", purpose="plotting")
 
 
 def _has_true_colour(bands: Sequence[str]) -> bool:

@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import confusion_matrix
 
 from s2clouds.benchmark.confusion import BenchmarkError, ConfusionMatrix, PerImageConfusion
-from s2clouds.errors import CRSMismatchError, LabelSchemeError, S2CloudsError
+from s2clouds.errors import LabelSchemeError, S2CloudsError, ShapeMismatchError
 
 
 def random_labels(rng: np.random.Generator, shape: tuple[int, ...], n: int) -> np.ndarray:
@@ -103,9 +103,9 @@ def test_invalid_pixels_with_bad_values_are_not_reported() -> None:
 
 
 def test_input_errors_are_s2clouds_errors() -> None:
-    with pytest.raises(CRSMismatchError, match="one grid"):
+    with pytest.raises(ShapeMismatchError, match="one grid"):
         ConfusionMatrix(4).update(np.zeros((2, 3), np.uint8), np.zeros((3, 2), np.uint8))
-    with pytest.raises(CRSMismatchError, match="valid mask"):
+    with pytest.raises(ShapeMismatchError, match="valid mask"):
         ConfusionMatrix(4).update(np.zeros(3, np.uint8), np.zeros(3, np.uint8), np.ones(2, bool))
     with pytest.raises(LabelSchemeError, match="integer"):
         ConfusionMatrix(4).update(np.zeros(3), np.zeros(3))

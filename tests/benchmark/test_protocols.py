@@ -24,7 +24,7 @@ from s2clouds.benchmark.protocols import (
     FalseCloudProtocol,
     published_median_boa,
 )
-from s2clouds.errors import CRSMismatchError, LabelSchemeError, UnknownNameError
+from s2clouds.errors import LabelSchemeError, ShapeMismatchError, UnknownNameError
 from s2clouds.labels import CLEAR, CLOUD_SHADOW, NODATA, THICK_CLOUD, THIN_CLOUD, to_canonical
 
 C, K, N, S = CLEAR, THICK_CLOUD, THIN_CLOUD, CLOUD_SHADOW
@@ -221,7 +221,7 @@ def test_spatiotemporal_scores_only_the_centre_six_by_six() -> None:
     series = np.zeros((3, 42, 42), dtype=np.uint8)
     protocol.update("series", series, np.array([C, K, C], dtype=np.uint8))
     assert protocol.confusion("series").counts[K, C] == 36
-    with pytest.raises(CRSMismatchError, match="centre"):
+    with pytest.raises(ShapeMismatchError, match="centre"):
         protocol.update("m", np.zeros((4, 4), np.uint8), np.uint8(0))
 
 

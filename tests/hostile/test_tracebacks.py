@@ -213,7 +213,7 @@ def test_damaged_resume_parts_are_recomputed_never_unpickled(
     main([*args, "-o", str(reference)])
     out = tmp_path / "run" / "c.tif"
     out.parent.mkdir()
-    plan, _ = plan_composite(list(map(str, scenes)), options, announce=lambda _: None)
+    plan, _ = plan_composite(list(map(str, scenes)), options)
     store = PartStore(out, plan, options.block)
     store.folder.mkdir()
     tripwire = tmp_path / "unpickled"

@@ -39,7 +39,7 @@ def test_multiband_geotiff_names_and_angles(tmp_path: Path, maker) -> None:
     assert scene.bands == tuple(RGBN)
     assert scene.angles is not None and scene.angles.sun_azimuth == 150.0
     unnamed = maker("geotiff").write_multiband(tmp_path / "u.tif", RGBN, named=False)
-    with pytest.raises(BandError, match="give them with --bands"):
+    with pytest.raises(BandError, match="give them with bands="):
         read_scene(unnamed)
     assert read_scene(unnamed, bands=["blue", "green", "red", "nir"]).bands == tuple(RGBN)
     with pytest.raises(BandError, match="has 4 bands but 3"):

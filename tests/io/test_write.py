@@ -40,7 +40,7 @@ def test_unwritable_destinations(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="does not exist"):
         write_mask(tmp_path / "nope" / "m.tif", np.zeros(GRID.shape, np.uint8), GRID)
     (tmp_path / "m.tif").write_text("old")
-    with pytest.raises(OutputError, match="--overwrite"):
+    with pytest.raises(OutputError, match="overwrite=True"):
         write_mask(tmp_path / "m.tif", np.zeros(GRID.shape, np.uint8), GRID, overwrite=False)
 
 

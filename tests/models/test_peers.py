@@ -91,7 +91,7 @@ def test_threshold_to_half_is_monotone_and_moves_the_threshold() -> None:
 
 def test_missing_peer_package_says_how_to_install() -> None:
     with pytest.raises(ModelError, match=r'pip install "s2clouds\[peers\]"'):
-        import_peer("s2clouds_no_such_peer_module", "no-such-peer")
+        import_peer("s2clouds_no_such_peer_module")
 
 
 def test_registered_with_their_band_needs() -> None:

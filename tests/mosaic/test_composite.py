@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import warnings
 from pathlib import Path
 
@@ -30,7 +31,7 @@ FAST = CompositeOptions(scorer="test-blue", block=16, progress=False)
 
 def _run(inputs, out: Path, **changes):
     options = CompositeOptions(**{**FAST.__dict__, **changes})
-    return run_composite([str(p) for p in inputs], out, options, announce=lambda _: None)
+    return run_composite([str(p) for p in inputs], out, options)
 
 
 def _read(path: Path) -> np.ndarray:
@@ -269,7 +270,10 @@ def test_unreadable_input_is_reported_and_the_others_go_on(
 
 
 def test_interrupted_run_leaves_nothing_and_resumes(
-    series: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    series: list[Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     import s2clouds.mosaic.composite as composite
 
@@ -290,10 +294,10 @@ def test_interrupted_run_leaves_nothing_and_resumes(
     parts = list(tmp_path.glob(".c.tif.parts-*"))
     assert len(parts) == 1 and len(list(parts[0].glob("*.npz"))) == 3
     monkeypatch.setattr(composite, "composite_window", real)
-    messages: list[str] = []
     options = CompositeOptions(**FAST.__dict__)
-    run_composite([str(p) for p in series], out, options, announce=messages.append)
-    assert any("resuming: 3 of 9 windows" in m for m in messages)
+    with caplog.at_level(logging.INFO, logger="s2clouds.mosaic.composite"):
+        run_composite([str(p) for p in series], out, options)
+    assert any("resuming: 3 of 9 windows" in r.getMessage() for r in caplog.records)
     assert not list(tmp_path.glob(".c.tif.parts-*"))
     fresh = tmp_path / "fresh.tif"
     _run(series, fresh)
@@ -314,7 +318,7 @@ def test_dask_cluster_gives_the_serial_result(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = run_composite(
-            [str(p) for p in series], out, options, cluster=cluster, announce=lambda _: None
+            [str(p) for p in series], out, options, cluster=cluster
         )
     assert "Dask" in result.engine
     assert np.array_equal(_read(out), _read(serial))
@@ -327,7 +331,7 @@ def test_default_model_and_scorer(tmp_path: Path) -> None:
     out = tmp_path / "c.tif"
     options = CompositeOptions(block=64, progress=False)
     summary = run_composite(
-        [str(p) for p in paths], out, options, announce=lambda _: None
+        [str(p) for p in paths], out, options
     ).summary_data
     assert summary["model"] == "s2clouds-pixel-rgbn" and summary["scorer"] == "probability"
     result, stack = _read(out), _stack(paths)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from s2clouds.errors import RegistryError, S2CloudsError, UnknownNameError
+from s2clouds.errors import OptionError, RegistryError, S2CloudsError, UnknownNameError
 from s2clouds.mosaic.merge import (
     RULES,
     Method,
@@ -94,8 +94,9 @@ def test_parse_method() -> None:
     assert parse_method("percentile:25") == Method("percentile", 25.0)
     assert str(parse_method("MEDIAN")) == "median"
     for bad in ("percentile:101", "mode", "percentile:x"):
-        with pytest.raises(S2CloudsError):
+        with pytest.raises(OptionError) as info:
             parse_method(bad)
+        assert info.value.param == "method"
 
 
 def test_ranked_picks_the_good_observation_of_the_best_ranked_image() -> None:
@@ -122,7 +123,7 @@ def test_rules_are_a_registry() -> None:
     assert {"best", "medoid", "ranked", "median", "percentile", "mean"} <= set(RULES)
     assert RULES["ranked"].ranks_images and RULES["ranked"].picks_one
     assert parse_method("ranked") == Method("ranked") and Method("ranked").ranks_images
-    with pytest.raises(S2CloudsError, match="takes no parameter"):
+    with pytest.raises(OptionError, match="takes no parameter"):
         parse_method("ranked:3")
     with pytest.raises(UnknownNameError, match="available: best, medoid, ranked, median, perc"):
         parse_method("mode")

@@ -62,7 +62,7 @@ def test_result_does_not_depend_on_the_block(series: list[Path], tmp_path: Path)
     for block in (16, 64):
         out = tmp_path / f"b{block}.tif"
         options = CompositeOptions(scorer="sen12ms", block=block, progress=False, distance_cap=0)
-        run_composite([str(p) for p in series], out, options, announce=lambda _: None)
+        run_composite([str(p) for p in series], out, options)
         with rasterio.open(out) as ds:
             outs.append(ds.read())
     assert np.array_equal(outs[0], outs[1])
@@ -107,7 +107,6 @@ def test_sen12ms_composite_avoids_shadow_and_is_window_independent(tmp_path: Pat
             [str(p) for p in paths], out,
             CompositeOptions(method="best", scorer="sen12ms", block=block, progress=False,
                              quicklook=False),
-            announce=lambda _: None,
         )
         with rasterio.open(out) as ds:
             outs.append(ds.read())

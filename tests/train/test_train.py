@@ -231,6 +231,7 @@ class Interrupted(Exception):
     """Stands for a run killed after its second epoch was saved."""
 
 
+@pytest.mark.slow  # 10-45 s: a seeded run, its resume and export
 def test_tiny_training_run_is_seeded_resumable_and_exports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -280,7 +281,7 @@ def test_tiny_training_run_is_seeded_resumable_and_exports(
     best_epoch = max(rows, key=lambda r: float(r["score"]))["epoch"]
     assert checkpoint["epoch"] == int(best_epoch)
 
-    with pytest.raises(OutputError, match="no-resume"):
+    with pytest.raises(OutputError, match="resume=False"):
         train(ToyClouds(), replace(config, bands=BANDS), out_dir=run, **options)
 
     result = export_onnx(

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from s2clouds.errors import BenchmarkError, CRSMismatchError, LabelSchemeError
+from s2clouds.errors import BenchmarkError, LabelSchemeError, ShapeMismatchError
 
 #: default pixels per chunk (4 Mi pixels: ~40 MB of temporaries on the fast path)
 DEFAULT_CHUNK = 1 << 22
@@ -117,12 +117,12 @@ class ConfusionMatrix:
     @staticmethod
     def _check_shapes(p: np.ndarray, t: np.ndarray, v: np.ndarray | None) -> None:
         if p.shape != t.shape:
-            raise CRSMismatchError(
+            raise ShapeMismatchError(
                 f"prediction {p.shape} and truth {t.shape} differ in shape; "
                 "resample or crop them onto one grid first"
             )
         if v is not None and v.shape != t.shape:
-            raise CRSMismatchError(
+            raise ShapeMismatchError(
                 f"valid mask {v.shape} does not match truth {t.shape}; pass one flag per pixel"
             )
 

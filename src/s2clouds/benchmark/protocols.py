@@ -51,7 +51,7 @@ from s2clouds.benchmark.metrics import (
     reduce_images,
     users_accuracy,
 )
-from s2clouds.errors import CRSMismatchError, LabelSchemeError
+from s2clouds.errors import LabelSchemeError, ShapeMismatchError
 from s2clouds.labels import (
     CANONICAL_CLASSES,
     CLEAR,
@@ -194,7 +194,7 @@ def _parse_tasks(value: Any) -> tuple[str, ...]:
 def centre_window(size: int, centre: int) -> slice:
     """Slice of the ``centre`` middle pixels of an axis of ``size`` (offset floored)."""
     if size < centre:
-        raise CRSMismatchError(
+        raise ShapeMismatchError(
             f"an axis of {size} pixels is smaller than the {centre}-pixel centre window; "
             "pass the full patch (42 x 42 for the spatio-temporal dataset)"
         )
@@ -664,7 +664,7 @@ class SpatioTemporalProtocol(Protocol):
         self, pred: np.ndarray, truth: np.ndarray, valid: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         if pred.ndim < 2:
-            raise CRSMismatchError(f"prediction must be (..., H, W), got shape {pred.shape}")
+            raise ShapeMismatchError(f"prediction must be (..., H, W), got shape {pred.shape}")
         pred = self._crop(pred)
         truth = self._centre_or_broadcast(truth, pred.shape)
         if valid is not None:
@@ -677,7 +677,7 @@ class SpatioTemporalProtocol(Protocol):
         if array.shape == shape[:-2]:
             return np.broadcast_to(array[..., None, None], shape)
         if array.ndim < 2:
-            raise CRSMismatchError(
+            raise ShapeMismatchError(
                 f"labels of shape {array.shape} match neither one label per timestamp "
                 f"{shape[:-2]} nor a patch (..., H, W)"
             )

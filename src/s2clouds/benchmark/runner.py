@@ -98,7 +98,7 @@ def make_protocol(name: str, maskers: Sequence[Masker]) -> Protocol:
         raise BenchmarkError(
             "the SEN12MS land-cover protocol scores land-cover maps, not cloud masks: run "
             "'s2clouds landcover benchmark', or score cloud maskers on SEN12MS's cloud-free "
-            "patches with --protocol false_cloud"
+            "patches with protocol=false_cloud"
         )
     if isinstance(scorer, CloudSEN12Protocol):
         for masker in maskers:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from s2clouds._optional import install_hint
 from s2clouds.cli.options import (
     bands_option,
     level_option,
@@ -170,7 +171,7 @@ def serve(project: Path, port: int, host: str) -> None:
     except ImportError as exc:  # the app extra is missing
         raise click.ClickException(
             f"the annotation app needs the 'app' extra ({exc.name} is missing): "
-            "pip install 's2clouds[app]'"
+            f"{install_hint('app')}"
         ) from exc
     from s2clouds.app.project import load_project
 

@@ -9,15 +9,47 @@ import click
 from s2clouds.cli.options import (
     FiniteFloatRange,
     bands_option,
+    cluster_options,
     level_option,
     quiet_option,
     scale_option,
 )
+from s2clouds.cli.params import library_reports, with_flags
 from s2clouds.io.limits import MAX_OUTPUT_PIXELS
 from s2clouds.mosaic.composite import CompositeOptions
 
 #: the library's defaults, shown by --help
 DEFAULTS = CompositeOptions()
+
+
+def parse_grid(
+    ctx: click.Context, param: click.Parameter, text: str | None
+) -> tuple[str, float] | None:
+    """``--grid EPSG:32633,10`` -> (``"EPSG:32633"``, 10.0); the library checks the value."""
+    if not text:
+        return None
+    crs, sep, res = text.rpartition(",")
+    try:
+        resolution = float(res)
+    except ValueError:
+        sep = ""
+    if not sep or not crs:
+        raise click.BadParameter(f"{text!r} is not CRS,RESOLUTION (e.g. EPSG:32633,10)")
+    return crs, resolution
+
+
+def parse_bounds(
+    ctx: click.Context, param: click.Parameter, text: str | None
+) -> tuple[float, float, float, float] | None:
+    """``--bounds W,S,E,N`` -> four floats; the library checks that they are finite and
+    ordered."""
+    if not text:
+        return None
+    try:
+        west, south, east, north = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is not W,S,E,N (four numbers)") from exc
+    return west, south, east, north
 
 
 @click.command("composite")
@@ -38,7 +70,8 @@ DEFAULTS = CompositeOptions()
 )
 @click.option(
     "--grid",
-    "grid_text",
+    "grid",
+    callback=parse_grid,
     default=None,
     metavar="CRS,RES",
     help="Target CRS and resolution, e.g. EPSG:32633,10 (default: the first input's CRS at "
@@ -50,7 +83,13 @@ DEFAULTS = CompositeOptions()
     default=None,
     help="Copy the grid (CRS, transform, size) of this raster.",
 )
-@click.option("--bounds", default=None, metavar="W,S,E,N", help="Target extent in the target CRS.")
+@click.option(
+    "--bounds",
+    callback=parse_bounds,
+    default=None,
+    metavar="W,S,E,N",
+    help="Target extent in the target CRS.",
+)
 @bands_option
 @level_option
 @scale_option
@@ -94,20 +133,7 @@ DEFAULTS = CompositeOptions()
     show_default=True,
     help="Window edge (px); memory grows with block^2 x number of inputs.",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Local Dask workers (default: one per core when there is more than one window; "
-    "0: in this process).",
-)
-@click.option("--threads", is_flag=True, help="Local workers are threads, not processes.")
-@click.option(
-    "--scheduler",
-    default=None,
-    metavar="tcp://HOST:PORT",
-    help="Use a running Dask scheduler (default: $S2CLOUDS_SCHEDULER, else a local cluster).",
-)
+@cluster_options
 @click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
@@ -123,9 +149,9 @@ def composite(
     inputs: tuple[str, ...],
     output: Path,
     method: str,
-    grid_text: str | None,
+    grid: tuple[str, float] | None,
     like: Path | None,
-    bounds: str | None,
+    bounds: tuple[float, float, float, float] | None,
     bands: tuple[str, ...] | None,
     level: str | None,
     scale: str | None,
@@ -155,15 +181,15 @@ def composite(
     from s2clouds.inference.distributed import ClusterOptions
     from s2clouds.mosaic.composite import run_composite
     from s2clouds.mosaic.merge import parse_method
-    from s2clouds.mosaic.warp import GridRequest, parse_bounds, parse_grid
+    from s2clouds.mosaic.warp import GridRequest
 
     parse_method(method)  # refuse a bad method before opening anything
-    crs, resolution = parse_grid(grid_text) if grid_text else (None, None)
+    crs, resolution = grid if grid else (None, None)
     request = GridRequest(
         crs=crs,
         resolution=resolution,
         like=str(like) if like else None,
-        bounds=parse_bounds(bounds) if bounds else None,
+        bounds=bounds,
         max_pixels=max_pixels,
     )
     options = CompositeOptions(
@@ -184,7 +210,8 @@ def composite(
     )
     cluster = ClusterOptions(scheduler=scheduler, workers=workers, processes=not threads)
     say = (lambda _: None) if quiet else click.echo
-    result = run_composite(inputs, output, options, cluster=cluster, announce=say)
+    with library_reports(quiet):
+        result = run_composite(inputs, output, options, cluster=cluster)
     summary = result.summary_data
     used = summary["inputs"]
     say(
@@ -199,7 +226,7 @@ def composite(
         if entry["failed_windows"]:
             click.secho(
                 f"warning: {entry['path']} could not be read in {entry['failed_windows']} of "
-                f"{summary['windows']} windows (left out there): {entry['error']}",
+                f"{summary['windows']} windows (left out there): {with_flags(entry['error'])}",
                 fg="yellow",
                 err=True,
             )

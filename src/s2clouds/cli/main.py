@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from s2clouds import __version__
+from s2clouds.cli.params import with_flags
 from s2clouds.errors import S2CloudsError, one_line
 from s2clouds.registry import Registry, load_attribute
 
@@ -101,8 +102,9 @@ def main(argv: list[str] | None = None) -> Any:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning
             return cli.main(args=argv, prog_name="s2clouds", standalone_mode=False)
-    except S2CloudsError as exc:
-        click.secho(f"error: {one_line(str(exc))}", fg="red", err=True)
+    except S2CloudsError as exc:  # its message names parameters: show the flags instead
+        message = with_flags(one_line(str(exc)), getattr(exc, "param", None))
+        click.secho(f"error: {message}", fg="red", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
@@ -118,7 +120,7 @@ def _one_line_warning(
     message: Warning | str, category: type[Warning], *_: Any, **__: Any
 ) -> None:
     """Warnings as one ``warning: ...`` line on stderr (no file name, line or source)."""
-    click.secho(f"warning: {one_line(str(message))}", fg="yellow", err=True)
+    click.secho(f"warning: {with_flags(one_line(str(message)))}", fg="yellow", err=True)
 
 
 if __name__ == "__main__":

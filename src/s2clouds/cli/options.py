@@ -72,6 +72,31 @@ kind_option = click.option(
     default=None,
     help="Dataset reader; detected from the folder layout when omitted.",
 )
+_workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Local Dask workers. Default: one per CPU core when there is more than one window; "
+    "0: run in this process.",
+)
+_threads_option = click.option(
+    "--threads", is_flag=True, help="Local workers are threads, not processes."
+)
+_scheduler_option = click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Use a running Dask scheduler (default: $S2CLOUDS_SCHEDULER, else a local cluster). "
+    "Workers must see the input files at the same paths.",
+)
+
+
+def cluster_options(command: F) -> F:
+    """``--workers``, ``--threads`` and ``--scheduler`` (parameters ``workers``, ``threads``,
+    ``scheduler``): where the windows of ``predict`` and ``composite`` run."""
+    return _workers_option(_threads_option(_scheduler_option(command)))
+
+
 #: examples shown in the help of -O
 READER_EXAMPLES = "e.g. -O split=train,val -O level=L2A -O label=none -O tags=forest,!thin"
 

@@ -9,11 +9,13 @@ import click
 
 from s2clouds.cli.options import (
     bands_option,
+    cluster_options,
     level_option,
     quiet_option,
     resolution_option,
     scale_option,
 )
+from s2clouds.cli.params import library_reports, with_flags
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,7 +50,8 @@ if TYPE_CHECKING:
 @click.option(
     "--model",
     default=None,
-    help="Model name (see 's2clouds models'); default: s2clouds-tiny-rgbn (learned, needs B02, B03, B04, B08).",
+    help="Model name (see 's2clouds models'); default: auto (the shipped model for the "
+    "input's bands and level).",
 )
 @click.option(
     "--probabilities", is_flag=True, help="Also write per-class probabilities (<OUT>.proba.tif)."
@@ -80,23 +83,9 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Several inputs: redo scenes whose masks exist (default: skip them).",
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Local Dask workers. Default: one per CPU core when there is more than one window; "
-    "0: run in this process.",
-)
-@click.option("--threads", is_flag=True, help="Local workers are threads, not processes.")
+@cluster_options
 @click.option(
     "--no-dashboard", is_flag=True, help="Do not serve the local cluster's Dask dashboard."
-)
-@click.option(
-    "--scheduler",
-    default=None,
-    metavar="tcp://HOST:PORT",
-    help="Use a running Dask scheduler (default: $S2CLOUDS_SCHEDULER, else a local cluster). "
-    "Workers must see the input files at the same paths.",
 )
 @click.option(
     "--sign",
@@ -191,18 +180,19 @@ def predict(
         retries=retries,
     )
     say: Say = _silent if quiet else click.echo
-    if series:
-        from s2clouds.cli.series import run_series
+    with library_reports(quiet):
+        if series:
+            from s2clouds.cli.series import run_series
 
-        run_series(inputs, output, options, quicklook=quicklook, say=say)
-    elif batch:
-        if quicklook is not None:
-            raise click.UsageError("--quicklook writes one PNG; give it with a single input")
-        if output.suffix.lower() in (".tif", ".tiff"):
-            raise click.UsageError(f"several inputs need an output folder for -o, not {output}")
-        _run_batch(inputs, output, options, cluster, say=say)
-    else:
-        _run_single(inputs[0], output, options, cluster, say=say)
+            run_series(inputs, output, options, quicklook=quicklook, say=say)
+        elif batch:
+            if quicklook is not None:
+                raise click.UsageError("--quicklook writes one PNG; give it with a single input")
+            if output.suffix.lower() in (".tif", ".tiff"):
+                raise click.UsageError(f"several inputs need an output folder for -o, not {output}")
+            _run_batch(inputs, output, options, cluster, say=say)
+        else:
+            _run_single(inputs[0], output, options, cluster, say=say)
 
 
 def _silent(_: str) -> None:
@@ -222,7 +212,7 @@ def _run_single(
 ) -> None:
     from s2clouds.inference.predict import predict
 
-    result = predict(source, output, options, cluster=cluster, announce=say)
+    result = predict(source, output, options, cluster=cluster)
     _print_result(result, say)
 
 
@@ -251,7 +241,7 @@ def _run_batch(
 ) -> None:
     from s2clouds.inference.batch import run_batch
 
-    result = run_batch(inputs, outdir, options, cluster=cluster, announce=say)
+    result = run_batch(inputs, outdir, options, cluster=cluster)
     _print_summary(result, say)
     if not result.ok:
         raise SystemExit(result.exit_code)
@@ -260,7 +250,8 @@ def _run_batch(
 def _print_summary(result: BatchResult, say: Say) -> None:
     for record in result.records:
         if record.status == "failed":
-            click.secho(f"failed: {record.input}: {record.error}", fg="red", err=True)
+            error = with_flags(record.error or "")
+            click.secho(f"failed: {record.input}: {error}", fg="red", err=True)
         elif record.status == "done":
             say(
                 f"done: {record.output} ({record.seconds:.1f} s, cloud {record.cloud_percent:.1f}%, "

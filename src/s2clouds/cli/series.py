@@ -32,7 +32,7 @@ def run_series(
         raise click.UsageError(f"--series writes one mask per date into a folder, not {outdir}")
     # a series is one job: its masks are replaced on a re-run
     options = replace(options, output=replace(options.output, overwrite=True))
-    result = predict_series(inputs, outdir, options, announce=say)
+    result = predict_series(inputs, outdir, options)
     for record in result.dates:
         single, series = record.single, record.series
         say(

@@ -62,7 +62,7 @@ def detect_dataset(path: str | Path) -> str:
             return kind
     raise DatasetError(
         f"{folder} does not look like any known dataset ({', '.join(DATASETS)}); check the "
-        "path (give the dataset's root folder) or name the kind explicitly (--kind)"
+        "path (give the dataset's root folder) or name the kind explicitly (kind=)"
     )
 
 

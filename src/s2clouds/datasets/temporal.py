@@ -40,6 +40,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from s2clouds._optional import require
 from s2clouds.datasets.base import CloudDataset, Sample, require_path
 from s2clouds.datasets.tfrecord import (
     FeatureValue,
@@ -111,14 +112,8 @@ def _explicit_files(paths: Sequence[Path | str]) -> list[_SeriesFile]:
 
 
 def _import_py7zr() -> Any:
-    try:
-        import py7zr
-    except ImportError as exc:
-        raise DatasetError(
-            "reading .7z archives needs py7zr: pip install 'py7zr>=0.20' "
-            "(or extract the archives with 7-Zip and point the reader at the files)"
-        ) from exc
-    return py7zr
+    """py7zr, or :class:`DatasetError` (the archives may be extracted with 7-Zip instead)."""
+    return require("py7zr", "datasets", purpose="reading .7z archives", error=DatasetError)
 
 
 class _StopExtraction(Exception):

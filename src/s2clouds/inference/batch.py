@@ -17,8 +17,9 @@ seconds and cloud/shadow percentages.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from s2clouds.inference.distributed import ClusterOptions
 from s2clouds.inference.engine import SceneJob, make_job
 from s2clouds.inference.options import PredictOptions
 from s2clouds.inference.outputs import (
+    QUICKLOOK_OUTPUT,
     RUN_LOG,
     check_scene_outputs,
     is_finished,
@@ -43,6 +45,9 @@ from s2clouds.inference.window import prepare_scene
 from s2clouds.io.paths import check_outputs
 from s2clouds.io.scenes import read_scene
 from s2clouds.io.write import check_writable
+
+#: what a batch reports (its engine): silent unless a handler is set
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,15 +78,14 @@ def run_batch(
     options: PredictOptions | None = None,
     *,
     cluster: ClusterOptions | None = None,
-    announce: Callable[[str], None] = lambda _: None,
 ) -> BatchResult:
     """Predict every input into ``outdir`` (created if missing) as ``<product_id>_cloudmask.tif``.
 
     Scenes whose outputs are complete are redone when ``options.output.overwrite``, else
     skipped; an unfinished scene (e.g. a mask without the probabilities now asked for) is
     always completed, replacing what it has. ``cluster`` chooses the engine (see
-    :func:`~s2clouds.inference.predict.wants_cluster`; None: this process). ``announce``
-    receives one line naming the engine (and the Dask dashboard link when there is one).
+    :func:`~s2clouds.inference.predict.wants_cluster`; None: this process). One line naming
+    the engine (and the Dask dashboard link when there is one) is logged (INFO).
     Failures are recorded, never raised, except for an output folder that cannot be created
     and a quicklook (:class:`~s2clouds.errors.OutputError`: it is written for one scene only).
     """
@@ -121,7 +125,7 @@ def run_batch(
     with open_engine(cluster, jobs) as engine:
         run["engine"] = engine.description
         link = f"; dashboard {engine.dashboard_link}" if engine.dashboard_link else ""
-        announce(f"{len(jobs)} scene(s) to predict on {engine.description}{link}")
+        logger.info("%d scene(s) to predict on %s%s", len(jobs), engine.description, link)
         log()
         try:
             # outputs of unfinished scenes are replaced (finished ones were planned out)
@@ -173,7 +177,7 @@ def refuse_outputs_over_inputs(
     outputs: dict[str, Path | None] = {}
     for job in jobs:
         for label, path in planned_outputs(job.output, options.output).items():
-            if path is not None and label != "the quicklook (--quicklook)":
+            if path is not None and label != QUICKLOOK_OUTPUT:
                 outputs[f"{label} of {job.scene.product_id}"] = path
     check_outputs(outputs, read)
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from s2clouds._optional import install_hint, require
 from s2clouds.errors import ClusterError, one_line
 from s2clouds.inference.engine import Event, JobFailed, JobStarted, SceneJob, WindowDone
 from s2clouds.inference.options import RunOptions
@@ -47,7 +48,7 @@ from s2clouds.io.scene import Scene
 from s2clouds.resources import MODEL_THREADS_ENV, cpu_cores
 
 SCHEDULER_ENV = "S2CLOUDS_SCHEDULER"
-INSTALL_HINT = 'pip install "s2clouds[distributed]"'
+INSTALL_HINT = install_hint("distributed")
 LOOPBACK = "127.0.0.1"
 #: schemes of the addresses a Dask scheduler listens on
 SCHEDULER_SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
@@ -89,7 +90,8 @@ def scheduler_address(options: ClusterOptions) -> str | None:
 
 def _require_distributed() -> None:
     if importlib.util.find_spec("distributed") is None:
-        raise ClusterError(f"running on a Dask cluster needs dask.distributed: {INSTALL_HINT}")
+        require("distributed", "distributed", purpose="running on a Dask cluster",
+                error=ClusterError)
 
 
 @contextlib.contextmanager
@@ -114,13 +116,14 @@ def connect_scheduler(address: str, timeout: float) -> Iterator[Any]:
     ``timeout`` seconds (an HTTP server, a closed port)."""
     from distributed import Client
 
-    hint = f"start it (dask scheduler) or unset --scheduler / ${SCHEDULER_ENV}"
+    hint = f"start it (dask scheduler) or unset scheduler= / ${SCHEDULER_ENV}"
     if "://" not in address and re.fullmatch(r"[\w.\-]+:\d+", address):
         address = f"tcp://{address}"  # HOST:PORT, as Dask takes it
     if not address.startswith(SCHEDULER_SCHEMES) or ":" not in address.split("://", 1)[1]:
         raise ClusterError(
-            f"--scheduler {address!r} is not the address of a Dask scheduler "
-            f"(tcp://HOST:PORT or tls://HOST:PORT); {hint}"
+            f"scheduler={address} is not the address of a Dask scheduler "
+            f"(tcp://HOST:PORT or tls://HOST:PORT); {hint}",
+            param="scheduler",
         )
     try:
         identity = asyncio.run(_identity(address, timeout))
@@ -163,7 +166,7 @@ def local_workers(requested: int | None) -> int:
         return cores
     if requested > cores:
         warnings.warn(
-            f"--workers {requested} is more than the {cores} CPU core(s) here; using {cores} "
+            f"workers={requested} is more than the {cores} CPU core(s) here; using {cores} "
             "local workers",
             stacklevel=3,
         )
@@ -213,7 +216,7 @@ def temporary_security() -> Any:
     except ImportError as exc:  # the cryptography package is missing
         raise ClusterError(
             "a local Dask cluster needs the cryptography package for its TLS certificates: "
-            f"{INSTALL_HINT}, or run with --workers 0"
+            f"{INSTALL_HINT}, or run with workers=0"
         ) from exc
 
 
@@ -359,7 +362,7 @@ def cluster_error(exc: BaseException, what: str) -> BaseException:
     return ClusterError(
         f"{what} did not finish on the cluster ({type(exc).__name__}: "
         f"{one_line(str(exc))[:300]}); check the workers' memory and logs, or use a smaller "
-        "--block"
+        "block="
     )
 
 

@@ -19,7 +19,9 @@ PROBA_SUFFIX = ".proba.tif"
 #: a batch's run log, in its output folder
 RUN_LOG = "s2clouds_run.json"
 #: how errors name the mask output
-MASK_OUTPUT = "the mask (-o)"
+MASK_OUTPUT = "the mask (output=)"
+#: how errors name the quicklook output
+QUICKLOOK_OUTPUT = "the quicklook (quicklook=)"
 UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._+-]")
 
 
@@ -48,10 +50,10 @@ def planned_outputs(output: Path, options: OutputOptions) -> dict[str, Path | No
     """The files a prediction writes, by how errors name them (None: not written)."""
     return {
         MASK_OUTPUT: output,
-        "the probabilities (--probabilities, named after -o)": (
+        "the probabilities (probabilities=, named after output=)": (
             probabilities_path(output) if options.probabilities else None
         ),
-        "the quicklook (--quicklook)": options.quicklook,
+        QUICKLOOK_OUTPUT: options.quicklook,
     }
 
 

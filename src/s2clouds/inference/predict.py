@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-from collections.abc import Callable, Iterator, Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, overload
 
@@ -32,6 +33,9 @@ from s2clouds.viz import TRUE_COLOUR_BANDS
 
 if TYPE_CHECKING:
     import xarray as xr
+
+#: what a prediction reports (the Dask dashboard link): silent unless a handler is set
+logger = logging.getLogger(__name__)
 
 
 def wants_cluster(cluster: ClusterOptions | None, n_windows: int) -> bool:
@@ -61,12 +65,11 @@ def predict_scene(
     options: PredictOptions | None = None,
     *,
     cluster: ClusterOptions | None = None,
-    announce: Callable[[str], None] = lambda _: None,
 ) -> PredictionResult:
     """Predict an opened scene and write the mask COG (and probabilities/quicklook).
 
     The windows are computed in this process unless ``cluster`` asks for Dask (see
-    :func:`wants_cluster`); ``announce`` receives the Dask dashboard link when there is one.
+    :func:`wants_cluster`); the Dask dashboard link, when there is one, is logged (INFO).
     Errors are raised, and nothing appears at ``output`` after one.
     """
     options = options or PredictOptions()
@@ -75,8 +78,9 @@ def predict_scene(
     whole = scene  # every band: the quicklook is true colour whatever bands the model reads
     if options.output.quicklook is not None and not set(TRUE_COLOUR_BANDS) <= set(whole.bands):
         raise BandError(
-            f"{whole.product_id}: the quicklook (--quicklook) needs B02, B03 and B04; the input "
-            f"has {', '.join(whole.bands)}. Leave --quicklook out"
+            f"{whole.product_id}: the quicklook (quicklook=) needs B02, B03 and B04; the input "
+            f"has {', '.join(whole.bands)}. Leave quicklook= out",
+            param="quicklook",
         )
     scene, model = prepare_scene(scene, options.run)
     job = make_job(
@@ -86,7 +90,9 @@ def predict_scene(
     record = SceneRecord(input=source, output=str(output))
     with open_engine(cluster, [job]) as engine:
         if engine.dashboard_link:
-            announce(f"{len(job.windows)} windows on {engine.description}: {engine.dashboard_link}")
+            logger.info(
+                "%d windows on %s: %s", len(job.windows), engine.description, engine.dashboard_link
+            )
         run_jobs([job], [record], engine, options)
     if record.exception is not None:
         raise record.exception
@@ -106,7 +112,6 @@ def predict(
     options: PredictOptions | None = None,
     *,
     cluster: ClusterOptions | None = None,
-    announce: Callable[[str], None] = ...,
 ) -> xr.DataArray: ...
 
 
@@ -117,7 +122,6 @@ def predict(
     options: PredictOptions | None = None,
     *,
     cluster: ClusterOptions | None = None,
-    announce: Callable[[str], None] = ...,
 ) -> PredictionResult: ...
 
 
@@ -127,7 +131,6 @@ def predict(
     options: PredictOptions | None = None,
     *,
     cluster: ClusterOptions | None = None,
-    announce: Callable[[str], None] = lambda _: None,
 ) -> PredictionResult | xr.DataArray:
     """Open ``source`` (see :func:`~s2clouds.io.scenes.read_scene`) as ``options.read`` says
     and predict its mask (see
@@ -142,10 +145,10 @@ def predict(
     options = options or PredictOptions()
     scene = read_scene(source, **options.read.as_kwargs())
     if is_dataarray(source):
-        return _predict_dataarray(source, scene, output, options, cluster, announce)
+        return _predict_dataarray(source, scene, output, options, cluster)
     if output is None:
         raise OutputError("give the output path of the mask (only a DataArray input needs none)")
-    return predict_scene(scene, output, options, cluster=cluster, announce=announce)
+    return predict_scene(scene, output, options, cluster=cluster)
 
 
 def _predict_dataarray(
@@ -154,7 +157,6 @@ def _predict_dataarray(
     output: str | Path | None,
     options: PredictOptions,
     cluster: ClusterOptions | None,
-    announce: Callable[[str], None],
 ) -> xr.DataArray:
     """Predict ``scene`` (read from ``source``) into ``output`` or a temporary COG and return
     the mask as a DataArray on ``source``'s coordinates."""
@@ -166,7 +168,7 @@ def _predict_dataarray(
 
     with tempfile.TemporaryDirectory(prefix="s2clouds-xr-") as tmp:
         target = Path(output) if output is not None else Path(tmp) / "mask.tif"
-        result = predict_scene(scene, target, options, cluster=cluster, announce=announce)
+        result = predict_scene(scene, target, options, cluster=cluster)
         with rasterio.open(result.output) as ds:
             mask = ds.read(1)
     attrs = {

@@ -20,8 +20,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,13 @@ from typing import Any
 import numpy as np
 
 from s2clouds.bands import canonical_band_names
-from s2clouds.errors import BandError, CRSMismatchError, OutputError, S2CloudsError
+from s2clouds.errors import (
+    BandError,
+    CRSMismatchError,
+    OutputError,
+    S2CloudsError,
+    ShapeMismatchError,
+)
 from s2clouds.inference.options import PredictOptions
 from s2clouds.inference.outputs import check_scene_outputs, mask_name
 from s2clouds.inference.sink import SceneSink
@@ -43,10 +50,10 @@ from s2clouds.inference.window import (
     with_shadow_reach,
     with_sun_angles,
 )
+from s2clouds.io.dates import acquisition_date
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.scene import Scene
 from s2clouds.io.scenes import read_scene
-from s2clouds.io.solar import parse_date
 from s2clouds.io.write import atomic_path
 from s2clouds.labels.schemes import NODATA
 from s2clouds.models.base import CloudModel, ModelContext
@@ -59,6 +66,8 @@ from s2clouds.models.series import (
 )
 from s2clouds.models.shadow_geometry import keep_shadow_within, sun_from_context
 
+#: what a series run reports (its dates and grid): silent unless a handler is set
+logger = logging.getLogger(__name__)
 #: the summary of a series run, in its output folder
 SERIES_SUMMARY = "series_summary.json"
 #: largest window edge (px) of a series run: memory grows with window^2 x dates
@@ -123,12 +132,11 @@ class SeriesResult:
 
 
 def date_days(scenes: Sequence[Scene]) -> list[float] | None:
-    """Day numbers (from the first) of acquisition dates in the scenes' product ids or file
-    names (``YYYY-MM-DD`` or ``YYYYMMDD``); None unless every scene has one."""
+    """Day numbers (from the first) of the scenes' acquisition dates
+    (:func:`~s2clouds.io.dates.acquisition_date`); None unless every scene has one."""
     days: list[dt.date] = []
     for scene in scenes:
-        names = (scene.product_id, Path(str(scene.meta.get("path", ""))).name)
-        found = next((d for d in map(parse_date, names) if d is not None), None)
+        found = acquisition_date(scene)
         if found is None:
             return None
         days.append(found)
@@ -137,14 +145,15 @@ def date_days(scenes: Sequence[Scene]) -> list[float] | None:
 
 def grid_offset(grid: Grid, target: Grid, where: str, first: str) -> tuple[int, int]:
     """(rows, cols) of ``grid``'s corner on ``target`` (same CRS and resolution), to the
-    nearest pixel; :class:`CRSMismatchError` when they differ in CRS or do not overlap."""
+    nearest pixel; :class:`CRSMismatchError` when they differ in CRS or do not overlap,
+    :class:`ShapeMismatchError` for arrays (no georeference) of another size."""
     if grid.crs != target.crs:
         raise CRSMismatchError(
             f"{where} is in {grid.crs}, the first date {first} in {target.crs}; a series must "
             "share one CRS: reproject the dates onto one grid first (e.g. gdalwarp -t_srs)"
         )
     if grid.crs is None and grid.shape != target.shape:
-        raise CRSMismatchError(
+        raise ShapeMismatchError(
             f"{where} is {grid.shape} px and {first} {target.shape} px, and arrays have no "
             "georeference to align them by: give arrays of one size"
         )
@@ -182,7 +191,7 @@ def open_series(
         require_series_bands(
             bands,
             f"{first.product_id} is one; give multispectral scenes with SWIR, or predict the "
-            "dates one by one without --series",
+            "dates one by one without series=True",
         )
     target = first.grid
     dates = []
@@ -244,14 +253,13 @@ def predict_series(
     outdir: str | Path,
     options: PredictOptions | None = None,
     rules: SeriesRules | None = None,
-    *,
-    announce: Callable[[str], None] = lambda _: None,
 ) -> SeriesResult:
     """Predict every date of ``sources`` (one place) with the evidence of the others and write
     one mask per date into ``outdir`` (and probabilities when ``options.output`` asks), plus
     :data:`SERIES_SUMMARY`. Windows of at most :data:`SERIES_BLOCK` px (``options.run.block``
-    when smaller) are computed in this process. Errors are raised before any output when
-    inputs do not fit together (bands, CRS, no overlap)."""
+    when smaller) are computed in this process; the dates, grid, model and window size are
+    logged (INFO). Errors are raised before any output when inputs do not fit together
+    (bands, CRS, no overlap)."""
     options = options or PredictOptions()
     rules = rules or SeriesRules()
     start = time.perf_counter()
@@ -272,8 +280,8 @@ def predict_series(
     halo = rules.context_px if len(dates) > 1 else 0
     counts_single = np.zeros((len(dates), 256), np.int64)
     refined_px = np.zeros(len(dates), np.int64)
-    announce(f"{len(dates)} date(s) on a {grid.height} x {grid.width} px grid, model "
-             f"{model.name}, windows of {block} px")
+    logger.info("%d date(s) on a %d x %d px grid, model %s, windows of %d px",
+                len(dates), grid.height, grid.width, model.name, block)
     sinks = [
         SceneSink(replace(d.scene, grid=grid), model.name, out, options.output)
         for d, out in zip(dates, outputs, strict=True)

@@ -17,7 +17,7 @@ from s2clouds.io.scene import Scene
 from s2clouds.io.sun import SunAngles
 from s2clouds.io.tiling import blend_tiles
 from s2clouds.labels.schemes import NODATA
-from s2clouds.models.base import N_CLASSES, RUN_TILE, CloudModel, ModelContext
+from s2clouds.models.base import N_CLASSES, RUN_TILE, CloudModel, ModelContext, fill_clear
 from s2clouds.models.cache import cached_model
 from s2clouds.models.registry import get_model
 from s2clouds.models.shadow_geometry import keep_shadow_within
@@ -158,9 +158,7 @@ def coarse_probabilities(
     seen = replace(context, resolution=scene.grid.metres_per_pixel * factor)
     coarse = predict_array(model, image, seen, tile=run.tile, overlap=run.overlap)
     probs = upsample_bilinear(coarse, factor, window.shape)
-    probs[:, ~valid] = 0.0
-    probs[0, ~valid] = 1.0
-    return probs, valid
+    return fill_clear(probs, ~valid), valid
 
 
 def predict_blocks(

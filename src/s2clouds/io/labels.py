@@ -30,7 +30,7 @@ def translate_raster(
     import rasterio
 
     check_regular_file(source)
-    check_outputs({"the output (-o)": output}, [source])
+    check_outputs({"the output (output=)": output}, [source])
     src_scheme, dst_scheme = get_scheme(from_scheme), get_scheme(to_scheme)
     try:
         ds = rasterio.open(source)

@@ -95,6 +95,6 @@ def check_grid_size(height: float, width: float, limit: int, what: str) -> None:
     if pixels > limit:
         raise SceneFormatError(
             f"{what} gives a grid of {width:.4g} x {height:.4g} = {pixels:.3g} pixels, above "
-            f"the limit of {limit:.3g}; give smaller --bounds or a coarser --grid, leave out "
-            "inputs far from the others, or raise the limit with --max-pixels"
+            f"the limit of {limit:.3g}; give smaller bounds= or a coarser grid=, leave out "
+            "inputs far from the others, or raise the limit with max_pixels="
         )

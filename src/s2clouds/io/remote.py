@@ -243,10 +243,10 @@ def remote_error(href: str, exc: BaseException, sign: str | None = None) -> Remo
     elif code in (401, 403):
         hint = (
             "the server refused access: the signature may have expired or be wrong (check "
-            "the --sign hook)"
+            "the sign= hook)"
             if sign
-            else "the server refused access: a signed URL may be needed (give --sign, e.g. "
-            "--sign planetary-computer)"
+            else "the server refused access: a signed URL may be needed (give sign=, e.g. "
+            "sign=planetary-computer)"
         )
     elif code == 404:
         hint = "the file is not at that URL: the item may be outdated, search again"

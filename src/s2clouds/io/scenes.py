@@ -64,8 +64,8 @@ def _default_radiometry(infos: Sequence[RasterInfo], scale: str | None) -> Radio
         raise RadiometryError(
             f"{', '.join(eight_bit)}: 8-bit values, not Sentinel-2 "
             "digital numbers (uint16, 0-10000 for reflectance 0-1): an 8-bit export loses the "
-            "radiometry the models need. Give the original uint16 or float bands, or --scale "
-            "dn|reflectance if you know how its values were made"
+            "radiometry the models need. Give the original uint16 or float bands, or "
+            "scale=dn|reflectance if you know how its values were made"
         )
     floats = [Path(i.path).name for i in infos if np.dtype(i.dtype).kind == "f"]
     integers = [Path(i.path).name for i in infos if np.dtype(i.dtype).kind != "f"]
@@ -73,7 +73,7 @@ def _default_radiometry(infos: Sequence[RasterInfo], scale: str | None) -> Radio
         raise RadiometryError(
             f"{Path(infos[0].path).parent}: floating-point bands ({', '.join(floats)}) and "
             f"integer bands ({', '.join(integers)}) are not scaled alike; convert them to one "
-            "data type (e.g. uint16 DN), or give --scale"
+            "data type (e.g. uint16 DN), or give scale="
         )
     return Radiometry(kind="reflectance" if floats else "dn")
 
@@ -130,8 +130,9 @@ def read_geotiff(
             single = _band_from_filename(path) if count == 1 else None
             if single is None:
                 raise BandError(
-                    f"{path} has {count} bands without names; give them with --bands "
-                    "(e.g. --bands B02,B03,B04,B08)"
+                    f"{path} has {count} bands without names; give them with bands= "
+                    "(e.g. bands=B02,B03,B04,B08)",
+                    param="bands",
                 )
             descriptions = (single,)
         bands = [str(d) for d in descriptions]

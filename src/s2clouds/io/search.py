@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from s2clouds._optional import require
 from s2clouds.errors import SearchError
 from s2clouds.io.stac import item_properties
 from s2clouds.io.write import atomic_path
@@ -192,14 +193,10 @@ def one_per_acquisition(items: Iterable[dict[str, Any]]) -> tuple[list[dict[str,
 
 
 def _client(query: SearchQuery) -> Any:
-    try:
-        from pystac_client import Client
-        from pystac_client.stac_api_io import StacApiIO
-        from urllib3.util.retry import Retry
-    except ImportError as exc:
-        raise SearchError(
-            "s2clouds search needs pystac-client: pip install 's2clouds[search]'"
-        ) from exc
+    require("pystac_client", "search", purpose="s2clouds search", error=SearchError)
+    from pystac_client import Client
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3.util.retry import Retry
     retry = Retry(
         total=query.retries,
         backoff_factor=0.5,

@@ -290,7 +290,7 @@ def item_radiometry(
     if len(scales) > 1:
         raise SceneFormatError(
             f"band assets have different raster:bands scales {sorted(scales)}; s2clouds needs one "
-            "quantification value per scene (fix the item or give --scale)"
+            "quantification value per scene (fix the item or give scale=)"
         )
     applied = offset_applied(properties)
     baseline = properties.get("s2:processing_baseline")
@@ -328,7 +328,7 @@ def _checked_radiometry(
         reason = str(exc) if isinstance(exc, RadiometryError) else f"{type(exc).__name__}: {exc}"
         raise SceneFormatError(
             f"{path}: the raster:bands scale and offset do not give reflectance ({reason}); "
-            "fix them in the item, or give --scale reflectance for reflectance files"
+            "fix them in the item, or give scale=reflectance for reflectance files"
         ) from exc
 
 
@@ -336,7 +336,7 @@ def _check_level(path: Path, given: str | None, found: str | None) -> str | None
     given = given.upper() if given else None
     if given and found and given != found:
         raise SceneFormatError(
-            f"{path} is a {found} item but level {given} was given; drop --level or fix it"
+            f"{path} is a {found} item but level {given} was given; drop level= or fix it"
         )
     return given or found
 

@@ -64,10 +64,10 @@ def check_writable(path: Path, *, overwrite: bool = True) -> None:
     if not folder.is_dir():
         raise OutputError(f"output folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK):
-        raise OutputError(f"output folder {folder} is not writable; choose another -o path")
+        raise OutputError(f"output folder {folder} is not writable; choose another path for output=")
     check_regular_target(path)
     if path.exists() and not overwrite:
-        raise OutputError(f"{path} exists; pass --overwrite to replace it")
+        raise OutputError(f"{path} exists; pass overwrite=True to replace it")
     name_bytes = len(os.fsencode(path.name))
     if name_bytes + len(os.fsencode(HOST)) + TEMPORARY_NAME_EXTRA > MAX_NAME_BYTES:
         raise OutputError(
@@ -109,8 +109,8 @@ def write_failure(path: Path, exc: BaseException) -> OutputError:
             cause = errno.ENOSPC
             reason = f"{reason}; the disk is full ({shutil.disk_usage(folder).free} bytes free)"
     hint = {
-        errno.ENOSPC: "free space on that disk or choose another -o path",
-        errno.EDQUOT: "free space within your quota or choose another -o path",
+        errno.ENOSPC: "free space on that disk or choose another path for output=",
+        errno.EDQUOT: "free space within your quota or choose another path for output=",
         errno.EFBIG: "the file is larger than this file system or process may write",
         errno.ENAMETOOLONG: "choose a shorter file name",
     }.get(cause or -1, "check the output folder and try again")

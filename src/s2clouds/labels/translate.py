@@ -45,7 +45,7 @@ def _refuse_unmapped(values: np.ndarray, mapped: np.ndarray, scheme: LabelScheme
         found = np.unique(values[bad])[:10]
         raise LabelSchemeError(
             f"values {found.tolist()} are not part of the {scheme.name!r} scheme "
-            f"(it defines {sorted(scheme.classes)}); check --from, or pass unknown='nodata'"
+            f"(it defines {sorted(scheme.classes)}); check the scheme they are given in, or pass unknown='nodata'"
         )
 
 

@@ -17,6 +17,15 @@ if TYPE_CHECKING:
 
 N_CLASSES = len(CANONICAL_CLASSES)  # 4: clear, thick cloud, thin cloud, cloud shadow
 
+
+def fill_clear(probs: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """``probs`` (K, H, W) float with every pixel of ``where`` (H, W) bool set to certain
+    clear (1 for class 0, 0 for the others), in place: what every model gives no-data
+    pixels. Returns ``probs``."""
+    probs[:, where] = 0.0
+    probs[0, where] = 1.0
+    return probs
+
 #: ``(overview (C, h, w) float32 reflectance in model band order, metres per overview pixel)``
 #: -> ``(sun zenith, sun azimuth)`` in degrees
 SunAngleEstimator = Callable[[np.ndarray, float], tuple[float, float]]

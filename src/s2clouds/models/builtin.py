@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from s2clouds._optional import install_hint
 from s2clouds.models.base import CloudModel
 from s2clouds.models.cdfcnn import PAPER, VARIANTS, cdfcnn_model
 from s2clouds.models.coarse import NATIVE_SUFFIX
@@ -86,7 +87,7 @@ register_with_native(
         notes=(
             "no cloud shadow class and no thin/thick split: all cloud is reported as thick",
             "refuses L2A input",
-            'needs the optional peer tools: pip install "s2clouds[peers]"',
+            f"needs the optional peer tools: {install_hint('peers')}",
         ),
         licence="CC BY-SA 4.0 (s2cloudless code and model)",
         predicts_shadow=False,
@@ -110,7 +111,7 @@ register_with_native(
         notes=(
             "thick and thin cloud are not separated: all cloud is reported as thick cloud",
             "an unknown level is treated as L2A",
-            'needs the optional peer tools: pip install "s2clouds[peers]"',
+            f"needs the optional peer tools: {install_hint('peers')}",
         ),
         licence="Apache-2.0",
     ),
@@ -165,7 +166,7 @@ register(
         notes=(
             f"s2clouds downloads no weights: put OmniCloudMask's weight files in a folder and "
             f"set {WEIGHTS_ENV} to it (the error names the files)",
-            'needs the omnicloudmask package (torch): pip install "s2clouds[omnicloudmask]"',
+            f"needs the omnicloudmask package (torch): {install_hint('omnicloudmask')}",
         ),
         licence="MIT (OmniCloudMask code and weights)",
     )

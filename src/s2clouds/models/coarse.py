@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from s2clouds.models.base import ModelContext
+from s2clouds.models.base import ModelContext, fill_clear
 from s2clouds.resample import block_mean, upsample_bilinear
 
 #: model-name suffix of a peer run at the input's resolution instead of its operating point
@@ -48,6 +48,5 @@ def predict_on_blocks(
     probs = upsample_bilinear(coarse, factor, image.shape[1:])
     missing = ~np.all(np.isfinite(image), axis=0)
     if missing.any():
-        probs[:, missing] = 0.0
-        probs[0, missing] = 1.0
+        fill_clear(probs, missing)
     return probs

@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from s2clouds._optional import install_hint, require
 from s2clouds.errors import ModelError
 
-KERAS_INSTALL_HINT = 'pip install "s2clouds[peers]" (h5py reads Keras HDF5 files)'
+KERAS_INSTALL_HINT = f"{install_hint('peers')} (h5py reads Keras HDF5 files)"
 #: Keras activations and the ONNX op of each ("linear": none)
 ACTIVATIONS = {"linear": None, "relu": "Relu", "sigmoid": "Sigmoid"}
 #: the one channel axis of a channels-last Keras tensor, as Keras writes it
@@ -62,11 +63,7 @@ class KerasGraph:
 
 
 def _import_h5py() -> Any:
-    try:
-        import h5py
-    except ImportError as exc:
-        raise ModelError(f"reading Keras HDF5 files needs h5py ({exc}); {KERAS_INSTALL_HINT}") from exc
-    return h5py
+    return require("h5py", "peers", purpose="reading Keras HDF5 files", error=ModelError)
 
 
 def read_keras_hdf5(path: str | Path) -> KerasGraph:

@@ -27,14 +27,15 @@ from typing import Any
 
 import numpy as np
 
+from s2clouds._optional import install_hint
 from s2clouds.errors import BandError, ModelError
-from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
+from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext, fill_clear
 from s2clouds.models.peers import check_stack, import_peer, missing_bands
 
 #: environment variable: the folder holding OmniCloudMask's weight files
 WEIGHTS_ENV = "S2CLOUDS_OMNICLOUDMASK_WEIGHTS"
 OCM_BANDS = ("B04", "B03", "B08")  # red, green, NIR: its input order
-OCM_INSTALL_HINT = 'pip install "s2clouds[omnicloudmask]"'
+OCM_INSTALL_HINT = install_hint("omnicloudmask")
 OCM_PATCH, OCM_OVERLAP = 1000, 300  # px: its own defaults
 OCM_MIN_SIZE = 50  # px: smaller inputs are padded with no data (its soft minimum)
 #: a weight file this small is a failed download (the package's own test)
@@ -91,7 +92,7 @@ def local_weights(folder: str | None = None) -> list[OcmWeights]:
 def _networks(weights: tuple[OcmWeights, ...]) -> list[Any]:
     """The ensemble's torch networks on the CPU (built once per set of files)."""
     utils = import_peer("omnicloudmask.model_utils", "omnicloudmask")
-    torch = import_peer("torch", "torch")
+    torch = import_peer("torch", "omnicloudmask")
     networks = []
     for w in weights:
         try:
@@ -161,7 +162,5 @@ class OmniCloudMaskModel(CloudModel):
         total = out.sum(axis=0)  # its blended patches sum to 1 only to about 0.5 %
         out /= np.where(total > 0, total, 1.0)
         nodata = ~np.all(image > 0, axis=0)  # NaN or 0 in a band: no data for the package
-        out[:, nodata] = 0.0
-        out[0, nodata] = 1.0
-        return out
+        return fill_clear(out, nodata)
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from s2clouds._optional import install_hint, require
 from s2clouds.errors import ModelError
 from s2clouds.io.write import atomic_path
 from s2clouds.models.base import N_CLASSES, ModelContext
@@ -43,18 +44,11 @@ from s2clouds.resources import model_threads, user_cache_dir
 if TYPE_CHECKING:
     from s2clouds.models.info import ModelInfo
 
-ONNX_INSTALL_HINT = 'pip install "s2clouds[onnx]"'
+ONNX_INSTALL_HINT = install_hint("onnx")
 
 
 def _import_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise ModelError(
-            f"running ONNX models needs onnxruntime, which is not installed ({exc}); "
-            f"install it with: {ONNX_INSTALL_HINT}"
-        ) from exc
-    return onnxruntime
+    return require("onnxruntime", "onnx", purpose="running ONNX models", error=ModelError)
 
 
 @functools.lru_cache(maxsize=8)

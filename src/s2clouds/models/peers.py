@@ -19,7 +19,6 @@ cloud, cloud shadow); neither separates thin from thick cloud, so all cloud is t
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,13 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from s2clouds._optional import install_hint, require
 from s2clouds.bands import RGBN_BANDS, canonical_band_names
 from s2clouds.errors import BandError, ModelError
 from s2clouds.io.tiling import blend_tiles
 from s2clouds.models.base import ASSUMED_RESOLUTION_M, N_CLASSES, CloudModel, ModelContext
 from s2clouds.models.coarse import NATIVE_SUFFIX, predict_on_blocks, resolution_factor
 
-PEERS_INSTALL_HINT = 'pip install "s2clouds[peers]"'
+PEERS_INSTALL_HINT = install_hint("peers")
 
 #: the 10 bands of s2cloudless's ``all_bands=False`` input, in its order (``MODEL_BANDS``)
 S2CLOUDLESS_BANDS = ("B01", "B02", "B04", "B05", "B08", "B8A", "B09", "B10", "B11", "B12")
@@ -64,15 +64,10 @@ _LEVELS = {"L1C": "l1c", "L2A": "l2a", "LEVEL1C": "l1c", "LEVEL2A": "l2a"}
 
 
 # --------------------------------------------------------------------------- shared helpers
-def import_peer(module: str, package: str) -> ModuleType:
-    """Import optional peer ``module`` or raise :class:`ModelError` saying how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ModelError(
-            f"this model needs the {package!r} package, which is not installed ({exc}); "
-            f"install the peer tools with: {PEERS_INSTALL_HINT}"
-        ) from exc
+def import_peer(module: str, extra: str = "peers") -> ModuleType:
+    """Import optional peer ``module`` or raise :class:`ModelError` saying how to install it
+    (the ``extra`` of s2clouds that brings it)."""
+    return require(module, extra, purpose="this model", error=ModelError)
 
 
 def processing_level(context: ModelContext, default: str | None) -> str | None:
@@ -113,7 +108,7 @@ def binary_probabilities(p_cloud: np.ndarray) -> np.ndarray:
 @functools.cache
 def _s2cloudless_detector(average_over: int, dilation_size: int) -> Any:
     """One ``S2PixelCloudDetector`` per setting (loading the LightGBM booster is slow)."""
-    module = import_peer("s2cloudless", "s2cloudless")
+    module = import_peer("s2cloudless")
     return module.S2PixelCloudDetector(
         threshold=S2CLOUDLESS_THRESHOLD,
         average_over=average_over,
@@ -267,7 +262,7 @@ class UkisSpec:
 @functools.cache
 def ukis_spec(n_bands: int, level: str) -> UkisSpec:
     """Read the metadata of ukis-csmask's ``model_{4|6}b_{l1c|l2a}`` network."""
-    package = import_peer("ukis_csmask", "ukis-csmask")
+    package = import_peer("ukis_csmask")
     path = Path(str(package.__file__)).parent / f"model_{n_bands}b_{level}.onnx"
     try:
         meta = json.loads(path.with_suffix(".json").read_text())
@@ -284,7 +279,7 @@ def ukis_spec(n_bands: int, level: str) -> UkisSpec:
 @functools.cache
 def _ukis_session(onnx_path: Path) -> Any:
     """An onnxruntime session for a ukis-csmask network (created once per file)."""
-    ort = import_peer("onnxruntime", "onnxruntime")
+    ort = import_peer("onnxruntime", "onnx")
     return ort.InferenceSession(str(onnx_path), providers=ort.get_available_providers())
 
 

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from s2clouds._optional import install_hint, require
 from s2clouds.errors import ModelError
 from s2clouds.io.write import atomic_path
-from s2clouds.models.base import N_CLASSES, ModelContext
+from s2clouds.models.base import N_CLASSES, ModelContext, fill_clear
 from s2clouds.models.coarse import predict_on_blocks, resolution_factor
 from s2clouds.models.pixel_features import (
     check_feature_bands,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 
 PIXEL_ARCHITECTURE = "lightgbm-pixel"
 PIXEL_SUFFIX = ".lgbm"
-PIXEL_INSTALL_HINT = 'pip install "lightgbm>=4.0" (a core dependency of s2clouds)'
+PIXEL_INSTALL_HINT = install_hint("pixel")  # LightGBM is a core dependency: a reinstall
 #: pixels per call of the booster (bounds the (N, F) feature matrix in memory)
 PREDICT_CHUNK = 1 << 18
 #: LightGBM's prediction early stopping: a pixel stops going through further trees once one
@@ -69,26 +70,19 @@ LIGHTGBM_EXTRAS = ("sklearn", "pandas", "pyarrow", "datatable", "dask")
 
 def import_lightgbm() -> Any:
     """The ``lightgbm`` module, or :class:`ModelError` with the install command."""
-    try:
-        quick = os.environ.get(WITHOUT_SKLEARN_ENV) == "1"
-        if quick and "lightgbm" not in sys.modules:
-            # hidden for this import only (None in sys.modules is an ImportError); a later
-            # import of any of them works as usual
-            hidden = [name for name in LIGHTGBM_EXTRAS if name not in sys.modules]
+    quick = os.environ.get(WITHOUT_SKLEARN_ENV) == "1"
+    if quick and "lightgbm" not in sys.modules:
+        # hidden for this import only (None in sys.modules is an ImportError); a later
+        # import of any of them works as usual
+        hidden = [name for name in LIGHTGBM_EXTRAS if name not in sys.modules]
+        for name in hidden:
+            sys.modules[name] = None  # type: ignore[assignment]
+        try:
+            return require("lightgbm", "pixel", purpose="the pixel model", error=ModelError)
+        finally:
             for name in hidden:
-                sys.modules[name] = None  # type: ignore[assignment]
-            try:
-                import lightgbm
-            finally:
-                for name in hidden:
-                    del sys.modules[name]
-        import lightgbm
-    except ImportError as exc:
-        raise ModelError(
-            f"the pixel model needs LightGBM, which is not installed ({exc}); install it "
-            f"with: {PIXEL_INSTALL_HINT}"
-        ) from exc
-    return lightgbm
+                del sys.modules[name]
+    return require("lightgbm", "pixel", purpose="the pixel model", error=ModelError)
 
 
 def pixel_spec(
@@ -248,8 +242,7 @@ class PixelModel(ShadowGeometry, SpecModel):
             probs /= weight[None]
             return probs
         probs[:, covered] /= weight[covered]
-        probs[:, ~covered] = 0.0
-        probs[0, ~covered] = 1.0
+        fill_clear(probs, ~covered)
         orphans = valid & ~covered
         if np.any(orphans):
             stack = self.features(image)

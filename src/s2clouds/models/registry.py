@@ -67,7 +67,7 @@ def choose_model(available_bands: Sequence[str], level: str | None = None) -> Au
         warnings.warn(
             "the input is declared L2A but holds the cirrus band B10, which L2A products do "
             "not have: B10 is left out and the 12-band model is used. If the data is L1C, "
-            "declare it with --level L1C",
+            "declare it with level=L1C",
             stacklevel=2,
         )
     for choice in AUTO_CHOICES:
@@ -76,7 +76,7 @@ def choose_model(available_bands: Sequence[str], level: str | None = None) -> Au
     needs = "; ".join(f"{c.model}: {', '.join(c.bands)}" for c in AUTO_CHOICES)
     raise BandError(
         f"no model fits an input with the bands {', '.join(sorted(have)) or 'none'}; "
-        f"each model needs at least: {needs}. Give more bands, or choose a model with --model "
+        f"each model needs at least: {needs}. Give more bands, or choose a model with model= "
         "(the physical model needs B02, B03, B04 and B08)"
     )
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -57,7 +58,10 @@ from s2clouds.mosaic.warp import GridRequest, check_overlap, on_grid, target_gri
 from s2clouds.radiometry import to_reflectance
 from s2clouds.viz import TRUE_COLOUR_BANDS
 
-#: what ``-o`` may end with: the composite is a GeoTIFF (COG)
+#: what a composite run reports (inputs left out, resumed windows, the cluster): silent
+#: unless a handler is set
+logger = logging.getLogger(__name__)
+#: what the output may end with: the composite is a GeoTIFF (COG)
 COMPOSITE_SUFFIXES = (".tif", ".tiff")
 QUALITY_SCALE = 10000
 #: pixels of context every scorer gets around a window (the SEN12MS score's smoothing needs 6)
@@ -91,13 +95,19 @@ class CompositeOptions:
         """Refuse a quality threshold outside 0-1 and a distance cap that is negative, NaN or
         infinite (NaN would keep no observation and leave every pixel empty)."""
         if not 0.0 <= self.min_quality <= 1.0:  # also refuses NaN
-            raise OptionError(f"--min-quality {self.min_quality!r} is not a number from 0 to 1")
+            raise OptionError(
+                f"min_quality={self.min_quality!r} is not a number from 0 to 1",
+                param="min_quality",
+            )
         if not (math.isfinite(self.distance_cap) and self.distance_cap >= 0):
             raise OptionError(
-                f"--distance-cap {self.distance_cap!r} is not a finite number of metres >= 0"
+                f"distance_cap={self.distance_cap!r} is not a finite number of metres >= 0",
+                param="distance_cap",
             )
         if not self.block >= 1:
-            raise OptionError(f"--block {self.block!r} must be a positive number of pixels")
+            raise OptionError(
+                f"block={self.block!r} must be a positive number of pixels", param="block"
+            )
 
 
 @dataclass(frozen=True)
@@ -160,10 +170,10 @@ def _output_type(acquisitions: Sequence[Acquisition]) -> tuple[bool, str, float 
 
 
 def plan_composite(
-    inputs: Sequence[str], options: CompositeOptions, *, announce: Callable[[str], None] = print
+    inputs: Sequence[str], options: CompositeOptions
 ) -> tuple[CompositePlan, list[Rejected]]:
     """Open, order, check and grid the inputs; resolve model and scorer. Raises before any
-    output is written when nothing can be composited."""
+    output is written when nothing can be composited; inputs left out are logged (INFO)."""
     from s2clouds.inference.window import with_shadow_reach, with_sun_angles
     from s2clouds.models.cache import cached_model
     from s2clouds.models.registry import resolve_model_name
@@ -188,7 +198,7 @@ def plan_composite(
         warnings.warn(f"left out: {item.reason}", stacklevel=2)
     rejected += no_overlap
     for item in rejected:
-        announce(f"left out: {item.path}: {item.reason}")
+        logger.info("left out: %s: %s", item.path, item.reason)
     bands = acquisitions[0].scene.bands
     scenes = [on_grid(a.scene, grid, options.resampling) for a in acquisitions]
     model_name = None
@@ -504,18 +514,18 @@ def run_composite(
     options: CompositeOptions,
     *,
     cluster: Any = None,
-    announce: Callable[[str], None] = print,
 ) -> CompositeResult:
     """Compute the composite of ``inputs`` into ``output`` (see the module docstring).
 
     ``cluster``: :class:`~s2clouds.inference.distributed.ClusterOptions` (None or
-    ``workers=0``: in this process).
+    ``workers=0``: in this process). Inputs left out, a resumed run and the cluster used are
+    logged (INFO).
     """
     started = time.perf_counter()
     output = Path(output)
     if output.suffix.lower() not in COMPOSITE_SUFFIXES:
         raise OutputError(
-            f"-o {output}: the composite is a GeoTIFF; give a path ending in .tif "
+            f"output={output}: the composite is a GeoTIFF; give a path ending in .tif "
             "(OUT.json, OUT.info.tif and OUT.png are written beside it)"
         )
     paths = output_paths(output)
@@ -523,19 +533,20 @@ def run_composite(
         check_writable(target)
     given = expand_composite_inputs(inputs)
     _refuse_overwriting_inputs(paths, [*given, options.grid.like])
-    plan, rejected = plan_composite(inputs, options, announce=announce)
+    plan, rejected = plan_composite(inputs, options)
     read = [*given, *plan.paths, *(r.path for r in rejected), options.grid.like]
     _refuse_overwriting_inputs(paths, [*read, *(f for s in plan.scenes for f in s.input_files())])
     windows = list(plan.grid.windows(options.block))
     if plan.method.ranks_images:
-        plan = rank_inputs(plan, windows, options, cluster, announce)
+        plan = rank_inputs(plan, windows, options, cluster, logger.info)
     store = PartStore(output, plan, options.block)
     if not options.resume:
         store.remove()
     todo = [w for w in windows if store.load(w) is None]
     if len(todo) < len(windows):
-        announce(f"resuming: {len(windows) - len(todo)} of {len(windows)} windows already done")
-    engine = _compute(plan, todo, store, options, cluster, announce)
+        done = len(windows) - len(todo)
+        logger.info("resuming: %d of %d windows already done", done, len(windows))
+    engine = _compute(plan, todo, store, options, cluster, logger.info)
     summary = _write_outputs(plan, windows, store, paths, rejected, options)
     store.remove()
     seconds = time.perf_counter() - started
@@ -555,7 +566,7 @@ def _refuse_overwriting_inputs(paths: dict[str, Path], inputs: Sequence[str | No
     """Refuse outputs (the composite, its info raster, quicklook and summary) that are one
     of the inputs or a file they are read from (any link to it): OutputError."""
     labels = {
-        "composite": "the composite (-o)",
+        "composite": "the composite (output=)",
         "info": "the info raster (OUT.info.tif)",
         "quicklook": "the quicklook (OUT.png)",
         "summary": "the summary (OUT.json)",

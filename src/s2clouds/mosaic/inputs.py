@@ -21,13 +21,9 @@ from pathlib import Path
 from s2clouds.bands import canonical_band_names
 from s2clouds.errors import BandError, S2CloudsError, SceneFormatError
 from s2clouds.inference.inputs import expand_inputs
+from s2clouds.io.dates import acquisition_date
 from s2clouds.io.scene import Scene
 from s2clouds.io.scenes import RASTER_SUFFIXES
-from s2clouds.io.solar import parse_date
-from s2clouds.io.stac import item_properties, load_item
-
-#: raster tags that hold the acquisition time
-_DATE_TAGS = ("ACQUISITION_DATE", "DATATAKE_SENSING_START", "SENSING_TIME", "TIFFTAG_DATETIME")
 
 
 @dataclass(frozen=True)
@@ -76,29 +72,6 @@ def expand_composite_inputs(arguments: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def acquisition_date(path: str, scene: Scene) -> dt.date | None:
-    """The acquisition date from the STAC item (``properties.datetime``), raster tags, the
-    product id or the file name, in that order."""
-    if path.lower().endswith(".json"):
-        try:
-            props = item_properties(load_item(Path(path)))
-        except S2CloudsError:
-            props = {}
-        stamp = props.get("datetime") or props.get("start_datetime")
-        if stamp and (date := parse_date(str(stamp))):
-            return date
-    first = next((s for s in scene.sources if s.files()), None)
-    if first is not None:
-        try:
-            tags = first.tags()
-        except SceneFormatError:
-            tags = {}
-        for tag in _DATE_TAGS:
-            if tag in tags and (date := parse_date(tags[tag].replace(":", "-", 2))):
-                return date
-    return parse_date(scene.product_id) or parse_date(Path(path).name)
-
-
 def open_acquisitions(
     paths: Sequence[str],
     *,
@@ -134,14 +107,14 @@ def open_acquisitions(
             reason = f"{path} lacks band(s) {', '.join(missing)} (it has {', '.join(scene.bands)})"
             if not drop_incomplete:
                 raise BandError(
-                    f"{reason}; give --bands with the bands every input has, or "
-                    "--drop-incomplete to leave it out"
+                    f"{reason}; give bands= with the bands every input has, or "
+                    "drop_incomplete=True to leave it out"
                 )
             warnings.warn(f"left out: {reason}", stacklevel=2)
             rejected.append(Rejected(path, reason))
             continue
         selected = scene.select(wanted)
-        acquisitions.append(Acquisition(path, selected, acquisition_date(path, selected)))
+        acquisitions.append(Acquisition(path, selected, acquisition_date(selected, path)))
     if not acquisitions:
         raise BandError(f"no input has all of the bands {', '.join(wanted)}")
     return sorted(acquisitions, key=lambda a: a.key), rejected

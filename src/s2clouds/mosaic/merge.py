@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from s2clouds.errors import S2CloudsError
+from s2clouds.errors import OptionError, S2CloudsError
 from s2clouds.registry import Registry
 
 
@@ -116,19 +116,21 @@ def parse_method(text: str) -> Method:
     text = text.strip().lower()
     name, colon, argument = text.partition(":")
     if name not in RULES:
-        raise RULES.unknown(text)
+        raise RULES.unknown(text, param="method")
     rule = RULES[name]
     name = rule.name
     if not rule.parameter:
         if colon:
-            raise S2CloudsError(f"--method {text}: {name} takes no parameter")
+            raise OptionError(f"method={text}: {name} takes no parameter", param="method")
         return Method(name, rule.default)
     try:
         p = float(argument) if colon else rule.default
     except ValueError:
         p = -1.0
     if not 0 <= p <= 100:
-        raise S2CloudsError(f"--method {text}: the {rule.parameter} must be from 0 to 100")
+        raise OptionError(
+            f"method={text}: the {rule.parameter} must be from 0 to 100", param="method"
+        )
     return Method(name, p)
 
 

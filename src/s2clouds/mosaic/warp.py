@@ -3,8 +3,9 @@
 Default grid: the first acquisition's CRS (in canonical order) at the finest input resolution
 (converted into that CRS), covering the union of the inputs' footprints, with its pixel
 corners on the first input's pixel corners when that input is in the same CRS and resolution
-(so it is not resampled at all). ``--grid EPSG:32633,10`` chooses CRS and resolution, ``--like
-REF.tif`` copies a raster's grid, ``--bounds W,S,E,N`` (in the target CRS) clips the extent.
+(so it is not resampled at all). A :class:`GridRequest` chooses CRS and resolution
+(``crs="EPSG:32633", resolution=10``), copies a raster's grid (``like="REF.tif"``) or clips
+the extent (``bounds=(W, S, E, N)`` in the target CRS).
 
 :class:`WarpedBand` reads one band of a file onto any grid: a plain windowed read when the
 file's pixels are the grid's pixels (same CRS and resolution, whole-pixel offset), else a
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from s2clouds.errors import CRSMismatchError, SceneFormatError
+from s2clouds.errors import CRSMismatchError, OptionError, SceneFormatError
 from s2clouds.io.bands import BandSource, RasterBand
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.headers import raster_info
@@ -42,8 +43,10 @@ Bounds = tuple[float, float, float, float]
 @dataclass(frozen=True)
 class GridRequest:
     """How the user asked for the target grid (all optional): ``crs`` and ``resolution``
-    (``--grid``), ``like`` (a raster whose grid is copied), ``bounds`` (W, S, E, N in the
-    target CRS); ``max_pixels``: the largest grid made (``--max-pixels``)."""
+    (CRS units per pixel), ``like`` (a raster whose grid is copied), ``bounds`` (W, S, E, N in
+    the target CRS); ``max_pixels``: the largest grid made. A resolution that is not a
+    positive finite number, or bounds that are not finite with W < E and S < N, raise
+    :class:`~s2clouds.errors.OptionError`."""
 
     crs: str | None = None
     resolution: float | None = None
@@ -51,30 +54,29 @@ class GridRequest:
     bounds: Bounds | None = None
     max_pixels: int = MAX_OUTPUT_PIXELS
 
-
-def parse_grid(text: str) -> tuple[str, float]:
-    """``EPSG:32633,10`` -> (``"EPSG:32633"``, 10.0)."""
-    crs, sep, res = text.rpartition(",")
-    try:
-        resolution = float(res)
-    except ValueError:
-        resolution = -1.0
-    if not sep or not crs or not (resolution > 0 and math.isfinite(resolution)):
-        raise SceneFormatError(f"--grid {text!r} is not CRS,RESOLUTION (e.g. EPSG:32633,10)")
-    return crs, resolution
+    def __post_init__(self) -> None:
+        res = self.resolution
+        if res is not None and not (math.isfinite(res) and res > 0):
+            raise OptionError(
+                f"the grid's resolution {res!r} is not a positive number of CRS units per pixel",
+                param="grid",
+            )
+        if self.bounds is not None:
+            check_bounds(self.bounds)
 
 
-def parse_bounds(text: str) -> Bounds:
-    """``W,S,E,N`` -> four floats, W < E and S < N."""
-    try:
-        west, south, east, north = (float(v) for v in text.split(","))
-    except ValueError as exc:
-        raise SceneFormatError(f"--bounds {text!r} is not W,S,E,N (four numbers)") from exc
-    if not all(math.isfinite(v) for v in (west, south, east, north)):
-        raise SceneFormatError(f"--bounds {text!r}: every bound must be a finite number")
+def check_bounds(bounds: Bounds) -> None:
+    """Refuse ``bounds`` (W, S, E, N) that are not finite, or not W < E and S < N:
+    :class:`~s2clouds.errors.OptionError` naming ``bounds=``."""
+    west, south, east, north = bounds
+    if not all(math.isfinite(v) for v in bounds):
+        raise OptionError(
+            f"bounds={_fmt(bounds)}: every bound must be a finite number", param="bounds"
+        )
     if not (west < east and south < north):
-        raise SceneFormatError(f"--bounds {text!r}: west must be < east and south < north")
-    return west, south, east, north
+        raise OptionError(
+            f"bounds={_fmt(bounds)}: west must be < east and south < north", param="bounds"
+        )
 
 
 def grid_bounds(grid: Grid) -> Bounds:
@@ -114,11 +116,12 @@ def target_grid(acquisitions: Sequence[Acquisition], request: GridRequest) -> Gr
     if request.like is not None:
         grid = raster_info(request.like).grid
         if request.bounds is not None or request.crs is not None:
-            raise SceneFormatError(
-                "--like copies a whole grid; do not combine it with --grid or --bounds"
+            raise OptionError(
+                "like= copies a whole grid; do not combine it with grid= or bounds=",
+                param="like",
             )
-        check_grid_size(grid.height, grid.width, request.max_pixels, f"--like {request.like}")
-        check_pixel_size(grid, f"--like {request.like}")
+        check_grid_size(grid.height, grid.width, request.max_pixels, f"like={request.like}")
+        check_pixel_size(grid, f"like={request.like}")
         return grid
     first = acquisitions[0].scene.grid
     crs = request.crs if request.crs is not None else first.crs
@@ -128,11 +131,11 @@ def target_grid(acquisitions: Sequence[Acquisition], request: GridRequest) -> Gr
         try:
             crs = CRS.from_user_input(crs)
         except Exception as exc:  # rasterio's CRSError
-            raise SceneFormatError(f"unknown CRS {request.crs!r}: {exc}") from exc
+            raise OptionError(f"unknown CRS {request.crs!r}: {exc}", param="grid") from exc
     resolution = request.resolution or min(resolution_in(a.scene, crs) for a in acquisitions)
     if request.bounds is not None:
         west, south, east, north = request.bounds
-        what = f"--bounds {_fmt(request.bounds)}"
+        what = f"bounds={_fmt(request.bounds)}"
     else:
         prints = [footprint(a.scene, crs) for a in acquisitions]
         west, south = min(p[0] for p in prints), min(p[1] for p in prints)
@@ -140,7 +143,7 @@ def target_grid(acquisitions: Sequence[Acquisition], request: GridRequest) -> Gr
         what = f"the union of the {len(prints)} inputs' footprints"
         check_union_cover(prints, (west, south, east, north), crs)
     if request.resolution is not None:
-        what += f" at --grid resolution {resolution:g}"
+        what += f" at resolution {resolution:g} (grid=)"
     height, width = (north - south) / resolution, (east - west) / resolution
     check_grid_size(height, width, request.max_pixels, what)
     # pixel corners on the first input's corners when it is on this CRS and resolution
@@ -163,7 +166,7 @@ def target_grid(acquisitions: Sequence[Acquisition], request: GridRequest) -> Gr
 def check_union_cover(prints: Sequence[Bounds], union: Bounds, crs: Any) -> None:
     """Refuse a union of footprints that the footprints cover less than
     :data:`~s2clouds.io.limits.MIN_UNION_COVER` of (inputs far apart, on two continents):
-    its windows would be nearly all empty. ``--bounds`` chooses the extent instead."""
+    its windows would be nearly all empty. ``bounds`` chooses the extent instead."""
     area = (union[2] - union[0]) * (union[3] - union[1])
     covered = sum((p[2] - p[0]) * (p[3] - p[1]) for p in prints)
     if area > 0 and covered < MIN_UNION_COVER * area:
@@ -171,7 +174,7 @@ def check_union_cover(prints: Sequence[Bounds], union: Bounds, crs: Any) -> None
             f"the {len(prints)} inputs are far apart: together they cover "
             f"{100 * covered / area:.2g} % of their union ({_fmt(union)} in {crs}), which "
             "would be nearly all empty windows; composite each area on its own, or give "
-            "--bounds of the extent you want"
+            "bounds= of the extent you want"
         )
 
 
@@ -191,14 +194,14 @@ def check_overlap(
         )
         if not drop:
             raise CRSMismatchError(
-                f"{reason}; give --bounds or --grid that cover it, or --drop-incomplete to "
+                f"{reason}; give bounds= or grid= that cover it, or drop_incomplete=True to "
                 "leave it out"
             )
         rejected.append(Rejected(acq.path, reason))
     if not keep:
         raise CRSMismatchError(
             f"no input overlaps the target grid (bounds {_fmt(target)} in {grid.crs}); check "
-            "--bounds/--grid/--like"
+            "bounds=/grid=/like="
         )
     return keep, rejected
 

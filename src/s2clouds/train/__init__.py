@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from s2clouds._optional import install_hint, require
 from s2clouds.errors import ModelError
 
 #: public name -> module that defines it
@@ -41,20 +42,14 @@ _EXPORTS = {
 }
 #: modules that run without torch
 _TORCH_FREE = {"s2clouds.train.pixel"}
-TRAIN_INSTALL_HINT = 'pip install "s2clouds[train]"'
+TRAIN_INSTALL_HINT = install_hint("train")
 
 __all__ = sorted(_EXPORTS)
 
 
 def require_torch() -> None:
     """Raise :class:`ModelError` with the install command when torch is missing."""
-    try:
-        importlib.import_module("torch")
-    except ImportError as exc:
-        raise ModelError(
-            f"training and export need PyTorch ({exc}); install the training extra: "
-            f"{TRAIN_INSTALL_HINT}"
-        ) from exc
+    require("torch", "train", purpose="training and export", error=ModelError)
 
 
 def __getattr__(name: str) -> Any:

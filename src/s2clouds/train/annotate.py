@@ -138,9 +138,9 @@ def annotate(
     """
     options = options or PredictOptions()
     scene = read_scene(source, **options.read.as_kwargs())
-    model_files = {"the model (--save-model)": Path(model_path) if model_path else None}
+    model_files = {"the model (model_path=)": Path(model_path) if model_path else None}
     if model_path:
-        model_files["the model's spec (--save-model, .json)"] = sidecar_path(model_path)
+        model_files["the model's spec (model_path=, .json)"] = sidecar_path(model_path)
     check_scene_outputs(scene, Path(output), options.output, inputs=[scribbles], extra=model_files)
     labels = read_scribbles(scribbles, scene.grid, scheme)
     config = scribble_config(bands, PixelTrainConfig(rounds=rounds))

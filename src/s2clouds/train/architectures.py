@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from s2clouds._optional import require
 from s2clouds.errors import ModelError
 from s2clouds.io.write import atomic_path
 from s2clouds.models.base import N_CLASSES
@@ -119,13 +120,9 @@ def build_tiny_unet(in_channels: int) -> nn.Module:
 # ------------------------------------------------------------------------ unet-mobilenetv2
 def build_unet_mobilenetv2(in_channels: int) -> nn.Module:
     """CloudSEN12's UnetMobV2: smp ``Unet("mobilenet_v2")``, random init (never downloads)."""
-    try:
-        import segmentation_models_pytorch as smp
-    except ImportError as exc:
-        raise ModelError(
-            f"unet-mobilenetv2 needs segmentation-models-pytorch ({exc}); install the training "
-            'extra: pip install "s2clouds[train]"'
-        ) from exc
+    smp = require(
+        "segmentation_models_pytorch", "train", purpose="unet-mobilenetv2", error=ModelError
+    )
     model: nn.Module = smp.Unet(
         "mobilenet_v2", encoder_weights=None, in_channels=in_channels, classes=N_CLASSES
     )
@@ -314,7 +311,7 @@ def load_torchscript(path: Path, n_bands: int, size: int) -> nn.Module:
     except Exception as exc:
         raise ModelError(
             f"{path}: the TorchScript network does not run on {n_bands} bands "
-            f"({_first_line(exc)}); give --bands as many and in the order it was trained on"
+            f"({_first_line(exc)}); give bands= as many and in the order it was trained on"
         ) from exc
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
     if not isinstance(out, torch.Tensor) or out.ndim != 4 or tuple(out.shape[2:]) != (size, size):
@@ -326,7 +323,7 @@ def load_torchscript(path: Path, n_bands: int, size: int) -> nn.Module:
         raise ModelError(
             f"{path}: the TorchScript network scores {out.shape[1]} classes per pixel; "
             f"s2clouds exports networks with {N_CLASSES} (clear, thick cloud, thin cloud, "
-            "shadow, in the order of --scheme)"
+            "shadow, in the order of scheme=)"
         )
     sums = out.sum(dim=1)
     if out.min() >= 0 and out.max() <= 1 and torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
@@ -386,14 +383,14 @@ def read_trained(path: Path, fix: str, keys: Sequence[str] = ("spec", "model_sta
     if is_torchscript(path):
         raise ModelError(
             f"{path} is a TorchScript model, not an s2clouds training checkpoint; export it "
-            "with 's2clouds export FILE --bands ... --licence ...' (its bands in input order)"
+            "with 's2clouds export' (its bands= in input order, and its licence=)"
         )
     checkpoint = load_checkpoint_file(path, fix)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(
             f"{path} is not an s2clouds training checkpoint (best.pt / last.pt written by "
-            "'s2clouds train'); export a published CloudSEN12 .ckpt with 's2clouds export CKPT "
-            "--bands ... --licence ...'"
+            "'s2clouds train'); export a published CloudSEN12 .ckpt with 's2clouds export' "
+            "(its bands=, and its licence=)"
         )
     missing = [key for key in keys if key not in checkpoint]
     if missing:

@@ -115,8 +115,9 @@ def load_published(
     built from ``published``."""
     if not published.licence.strip():
         raise ModelError(
-            "say under which licence the checkpoint's weights are published (--licence); "
-            "the spec records it"
+            "say under which licence the checkpoint's weights are published (licence=); "
+            "the spec records it",
+            param="licence",
         )
     n = len(published.bands)
     mean = published.mean if published.mean is not None else (0.0,) * n
@@ -212,7 +213,7 @@ def export_graph(model: nn.Module, spec: WeightSpec, path: Path, opset: int) -> 
                 "a TorchScript model scripted with loops or data-dependent branches cannot be "
                 "exported; a traced one (torch.jit.trace) can"
                 if scripted
-                else "try another opset (--opset)"
+                else "try another opset (opset=)"
             )
             raise ModelError(f"torch cannot export this network to ONNX ({reason}); {hint}") from exc
 
@@ -287,7 +288,7 @@ def export_onnx(
         raise OutputError(f"the output {out} must end in .onnx")
     if not out.parent.is_dir():
         raise OutputError(f"output folder {out.parent} does not exist; create it first")
-    outputs = {"the model (-o)": out, "its spec (-o, .json)": sidecar_path(out)}
+    outputs = {"the model (out_path=)": out, "its spec (out_path=, .json)": sidecar_path(out)}
     check_outputs(outputs, [checkpoint])
     if published is not None:
         model, spec = load_published(checkpoint, published)
@@ -312,7 +313,7 @@ def export_onnx(
         if max_diff > EXPORT_TOLERANCE:
             raise ModelError(
                 f"the exported graph differs from torch by {max_diff:.2e} in probability "
-                f"(tolerance {EXPORT_TOLERANCE:g}); try another opset (--opset)"
+                f"(tolerance {EXPORT_TOLERANCE:g}); try another opset (opset=)"
             )
         quant_diff = None
         if quantize:

@@ -249,7 +249,7 @@ def check_resumable(checkpoint: dict[str, Any], config: TrainConfig, path: Path)
         if theirs != ours:
             raise OutputError(
                 f"{path} belongs to a run with {key} {theirs}, not {ours}; choose another "
-                "output folder or start afresh with resume=False (--no-resume)"
+                "output folder or start afresh with resume=False"
             )
 
 
@@ -408,7 +408,7 @@ def start_or_resume(
     """The run state from ``out/last.pt`` when resuming, else a fresh one."""
     last = out / LAST
     if resume and last.is_file():
-        fix = "delete it to start again, or start afresh with --no-resume"
+        fix = "delete it to start again, or start afresh with resume=False"
         checkpoint = read_trained(last, fix, RESUME_KEYS)
         check_resumable(checkpoint, config, last)
         state = build_state(config, WeightSpec.from_dict(checkpoint["spec"]))
