@@ -194,7 +194,7 @@ def predict(
     if series:
         from s2clouds.cli.series import run_series
 
-        run_series(inputs, output, options, quicklook=quicklook, say=say)
+        run_series(inputs, output, options, quicklook=quicklook, say=say, cluster=cluster)
     elif batch:
         if quicklook is not None:
             raise click.UsageError("--quicklook writes one PNG; give it with a single input")
