@@ -154,9 +154,13 @@ def grid_offset(grid: Grid, target: Grid, where: str, first: str) -> tuple[int, 
             f"{where} is {grid.shape} px and {first} {target.shape} px, and arrays have no "
             "georeference to align them by: give arrays of one size"
         )
-    res = target.resolution
-    cols = round((grid.transform.c - target.transform.c) / res)
-    rows = round((target.transform.f - grid.transform.f) / res)
+    offset = grid.offset_on(target, exact=False)
+    if offset is None:
+        raise CRSMismatchError(
+            f"{where} is rotated or {first} is; a series needs north-up grids: warp the "
+            "dates onto one grid first (e.g. gdalwarp)"
+        )
+    rows, cols = offset
     if rows >= target.height or cols >= target.width or rows + grid.height <= 0 \
             or cols + grid.width <= 0:
         raise CRSMismatchError(
