@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     type=click.IntRange(min=64),
     default=1024,
     show_default=True,
-    help="Window edge (px) processed at once; bounds memory.",
+    help="Window edge (px) processed at once; bounds memory (--series: fixed 256 px windows).",
 )
 @click.option(
     "--exact-reads",
