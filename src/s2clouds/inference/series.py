@@ -208,8 +208,8 @@ def open_series(
         scene = with_sun_angles(scene, model)
         if max(scene.grid.shape) > SERIES_BLOCK:
             # where this date's clouds can cast shadow, mapped once: the windows then read
-            # no 2.5 km halo each (a scene in one window of the largest size needs no map;
-            # the choice does not depend on --block, so neither do the masks)
+            # no 2.5 km halo each (a scene in one window needs no map; the choice does not
+            # depend on --block, so neither do the masks)
             reach = with_shadow_reach(scene.select(model.bands), model, 0).priors
             scene = replace(scene, priors=reach)
         dates.append(Dated(scene, ModelContext.of_scene(scene), offset))

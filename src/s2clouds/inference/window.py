@@ -118,6 +118,13 @@ def predict_window(
     pieces = model_pieces(scene, model, window, run, context)
     if len(pieces) == 1:
         return _predict_piece(scene, model, window, run, context, reader)
+    region = full_read_window(scene, model, window, run, context) if reader is None else None
+    if region is not None:  # the pieces' halos overlap: read the pixels once
+        pixels = scene.read(region)
+
+        def reader(part: Window) -> np.ndarray:
+            return pixels[(slice(None), *part.within(region))]
+
     mask = np.empty(window.shape, np.uint8)
     probs = np.empty((N_CLASSES, *window.shape), np.float32)
     for piece in pieces:
