@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from s2clouds.inference.engine import make_job  # noqa: E402
 from s2clouds.inference.options import PredictOptions, RunOptions  # noqa: E402
 from s2clouds.inference.outputs import RUN_LOG  # noqa: E402
 from s2clouds.inference.records import SceneRecord  # noqa: E402
-from s2clouds.inference.sink import run_jobs  # noqa: E402
+from s2clouds.inference.sink import run_jobs, scene_outputs  # noqa: E402
 from s2clouds.inference.window import prepare_scene  # noqa: E402
 from s2clouds.io.scenes import read_scene  # noqa: E402
 
@@ -112,7 +113,7 @@ def test_a_lost_worker_is_a_one_line_cluster_error(tmp_path: Path, maker) -> Non
     options = PredictOptions(run=RunOptions(block=64), progress=False)
     path = maker("geotiff").write_multiband(tmp_path / "s0.tif", RGBN, size=64)
     scene, model = prepare_scene(read_scene(path), options.run)
-    job = make_job(0, scene, model, tmp_path / "out.tif", options.run.block)
+    job = make_job(0, scene, model, tmp_path / "out.tif", options.run)
     record = SceneRecord(input=str(path))
 
     def kill_worker(*_: object) -> None:
@@ -124,7 +125,8 @@ def test_a_lost_worker_is_a_one_line_cluster_error(tmp_path: Path, maker) -> Non
         ) as c,
         Client(c) as client,
     ):
-        run_jobs([job], [record], DaskEngine(client, window_fn=kill_worker), options)
+        killing = replace(job.job(), task=kill_worker)
+        run_jobs([killing], scene_outputs([job], [record], options.output), DaskEngine(client))
     assert isinstance(record.exception, ClusterError)
     assert record.error is not None and "\n" not in record.error
     assert "s0.tif" in record.error and "KilledWorker" in record.error

@@ -2,6 +2,7 @@
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,13 @@ from distributed import Client, LocalCluster  # noqa: E402
 
 from s2clouds.cli.main import main  # noqa: E402
 from s2clouds.inference.distributed import ClusterOptions, DaskEngine  # noqa: E402
-from s2clouds.inference.engine import make_job  # noqa: E402
+from s2clouds.inference.engine import make_job, scene_window  # noqa: E402
 from s2clouds.inference.options import OutputOptions, PredictOptions, RunOptions  # noqa: E402
 from s2clouds.inference.outputs import RUN_LOG  # noqa: E402
 from s2clouds.inference.predict import predict  # noqa: E402
 from s2clouds.inference.records import SceneRecord  # noqa: E402
-from s2clouds.inference.sink import run_jobs  # noqa: E402
-from s2clouds.inference.window import compute_window, prepare_scene  # noqa: E402
+from s2clouds.inference.sink import run_jobs, scene_outputs  # noqa: E402
+from s2clouds.inference.window import prepare_scene  # noqa: E402
 from s2clouds.io.scenes import read_scene  # noqa: E402
 
 RGBN = ["B02", "B03", "B04", "B08"]
@@ -111,25 +112,26 @@ def dying_window_task(marker: Path):
     """A window task that kills its worker process the first time it sees a window past the
     first row (``marker`` records that it happened). A closure, so workers get it by value."""
 
-    def window_fn(scene, model_name, window, run, probabilities):
+    def task(plan, window):
         if window.row > 0 and not marker.exists():
             marker.write_text(str(os.getpid()))
             os._exit(1)
-        return compute_window(scene, model_name, window, run, probabilities)
+        return scene_window(plan, window)
 
-    return window_fn
+    return task
 
 
 def test_a_worker_dying_mid_run_does_not_lose_windows(client, tmp_path: Path, maker) -> None:
     path = maker("geotiff").write_multiband(tmp_path / "scene.tif", RGBN, size=192)
     predict(path, tmp_path / "reference.tif", OPTIONS)
     scene, model = prepare_scene(read_scene(path), OPTIONS.run)
-    job = make_job(0, scene, model, tmp_path / "survivor.tif", OPTIONS.run.block, probabilities=True)
+    job = make_job(0, scene, model, tmp_path / "survivor.tif", OPTIONS.run, probabilities=True)
     marker = tmp_path / "worker-died"
     workers_before = set(client.scheduler_info()["workers"])
-    engine = DaskEngine(client, max_in_flight=4, window_fn=dying_window_task(marker))
+    engine = DaskEngine(client, max_in_flight=4)
     record = SceneRecord(input=str(path))
-    run_jobs([job], [record], engine, OPTIONS)
+    dying = replace(job.job(), task=dying_window_task(marker))
+    run_jobs([dying], scene_outputs([job], [record], OPTIONS.output), engine)
     assert marker.exists(), "the worker was never killed"
     assert int(marker.read_text()) != os.getpid()  # it was a worker process, not this one
     assert record.status == "done", record.error
@@ -148,18 +150,19 @@ def test_a_window_that_always_kills_its_worker_fails_only_its_scene(
     for i, size in enumerate((128, 64)):  # s0: 4 windows, s1: 1 window
         path = make.write_multiband(tmp_path / f"s{i}.tif", RGBN, size=size)
         scene, model = prepare_scene(read_scene(path), OPTIONS.run)
-        jobs.append(make_job(i, scene, model, tmp_path / f"out{i}.tif", OPTIONS.run.block, probabilities=True))
+        jobs.append(make_job(i, scene, model, tmp_path / f"out{i}.tif", OPTIONS.run, probabilities=True))
         records.append(SceneRecord(input=str(path)))
 
-    def poison_first_scene(scene, model_name, window, run, probabilities):
-        if scene.product_id == "s0":
+    def poison_first_scene(plan, window):
+        if plan.scene.product_id == "s0":
             os._exit(1)  # every try of this scene's windows kills its worker
-        return compute_window(scene, model_name, window, run, probabilities)
+        return scene_window(plan, window)
 
     # two windows in flight: s1 is submitted once s0 has failed, so no worker death hits it
     # (windows queued on a worker that dies count that death too, see the engine's notes)
-    engine = DaskEngine(client, max_in_flight=2, window_fn=poison_first_scene)
-    run_jobs(jobs, records, engine, OPTIONS)
+    engine = DaskEngine(client, max_in_flight=2)
+    poisoned = [replace(job.job(), task=poison_first_scene) for job in jobs]
+    run_jobs(poisoned, scene_outputs(jobs, records, OPTIONS.output), engine)
     assert records[0].status == "failed" and "KilledWorker" in (records[0].error or "")
     assert records[1].status == "done" and (tmp_path / "out1.tif").exists()
     assert not (tmp_path / "out0.tif").exists()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from s2clouds.inference.options import RunOptions
-from s2clouds.inference.window import predict_array, predict_blocks
+from s2clouds.inference.window import predict_array, predict_window
 from s2clouds.io.scenes import scene_from_array
 from s2clouds.io.tiling import blend_tiles, feather_weights, tile_grid, tile_starts
 from s2clouds.models.base import CloudModel, ModelContext
@@ -54,9 +54,8 @@ def test_blocks_reassemble_the_scene(block: int) -> None:
     image[:, :3] = np.nan  # no-data rows
     scene = scene_from_array(image, PixelModel.bands)
     out = np.zeros((150, 130), np.uint8)
-    for window, mask, probs in predict_blocks(
-        scene, PixelModel(), RunOptions(block=block)
-    ):
+    for window in scene.grid.windows(block):
+        mask, probs = predict_window(scene, PixelModel(), window, RunOptions(block=block))
         out[window.slices] = mask
         valid = mask != 255
         np.testing.assert_allclose(probs.sum(axis=0)[valid], 1.0, atol=1e-5)

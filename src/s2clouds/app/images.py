@@ -391,23 +391,67 @@ def with_stride(model: Any, pixels: int) -> Any:
     return PixelModel(model.booster, replace(model.spec, stride=stride, halo=halo))
 
 
+@dataclass(frozen=True)
+class _ProposalPlan:
+    """What :func:`_proposal_window` needs: an in-memory scene and a model (this process)."""
+
+    scene: Scene
+    model: Any
+    run: Any
+
+
+def _proposal_window(plan: _ProposalPlan, window: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Mask (h, w) uint8 and probabilities (4, h, w) float32 of one block of the image."""
+    from s2clouds.inference.window import predict_window
+
+    return predict_window(plan.scene, plan.model, window, plan.run)
+
+
+class _ProposalSink:
+    """Whole-image mask and top-1 minus top-2 probability margin, filled block by block."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:
+        self.mask = np.full(shape, NODATA, np.uint8)
+        self.margin = np.zeros(shape, np.float32)
+        self.error: BaseException | None = None
+
+    def open(self) -> None:
+        pass
+
+    def add(self, window: Any, result: tuple[np.ndarray, np.ndarray]) -> None:
+        block, probs = result
+        self.mask[window.slices] = block
+        ordered = np.sort(probs, axis=0)
+        self.margin[window.slices] = ordered[-1] - ordered[-2]
+
+    def close(self, seconds: float) -> None:
+        pass
+
+    def fail(self, error: BaseException, seconds: float) -> None:
+        self.error = error
+
+    def drop(self, seconds: float) -> None:
+        pass
+
+
 def blockwise_proposal(
     scene: Scene, model: Any, scribbles: np.ndarray, scribbled: dict[int, int], start: float
 ) -> Proposal:
-    """``model``'s mask and confidence over ``scene``, block by block with its halo."""
+    """``model``'s mask and confidence over ``scene``, block by block with its halo (one job
+    of the engine every driver uses, in this process: the scene and model are in memory)."""
+    from s2clouds.inference.engine import Job, SerialEngine
     from s2clouds.inference.options import RunOptions
-    from s2clouds.inference.window import predict_blocks
+    from s2clouds.inference.sink import run_jobs
 
-    height, width = scene.grid.shape
-    mask = np.full((height, width), NODATA, np.uint8)
-    margin = np.zeros((height, width), np.float32)
-    for window, block, probs in predict_blocks(scene, model, RunOptions(block=BLOCK)):
-        mask[window.slices] = block
-        ordered = np.sort(probs, axis=0)
-        margin[window.slices] = ordered[-1] - ordered[-2]
-    confidence = np.clip(margin * 255 + 0.5, 0, 255).astype(np.uint8)
-    region = least_certain_region(margin, scribbles, mask != NODATA)
-    return Proposal(mask, confidence, region, scribbled, time.perf_counter() - start)
+    plan = _ProposalPlan(scene, model, RunOptions(block=BLOCK))
+    job = Job(0, _proposal_window, plan, tuple(scene.grid.windows(BLOCK)), name="the proposal")
+    sink = _ProposalSink(scene.grid.shape)
+    run_jobs([job], [sink], SerialEngine())
+    if sink.error is not None:
+        raise sink.error
+    confidence = np.clip(sink.margin * 255 + 0.5, 0, 255).astype(np.uint8)
+    region = least_certain_region(sink.margin, scribbles, sink.mask != NODATA)
+    return Proposal(sink.mask, confidence, region, scribbled, time.perf_counter() - start)
 
 
 def model_proposal(image: LoadedImage) -> Proposal:

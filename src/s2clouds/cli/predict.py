@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     type=click.IntRange(min=64),
     default=1024,
     show_default=True,
-    help="Window edge (px) processed at once; bounds memory.",
+    help="Window edge (px) processed at once; bounds memory (--series: fixed 256 px windows).",
 )
 @click.option(
     "--exact-reads",
@@ -184,7 +184,7 @@ def predict(
         if series:
             from s2clouds.cli.series import run_series
 
-            run_series(inputs, output, options, quicklook=quicklook, say=say)
+            run_series(inputs, output, options, quicklook=quicklook, say=say, cluster=cluster)
         elif batch:
             if quicklook is not None:
                 raise click.UsageError("--quicklook writes one PNG; give it with a single input")

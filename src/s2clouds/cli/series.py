@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from s2clouds.inference.distributed import ClusterOptions
     from s2clouds.inference.options import PredictOptions
 
 
@@ -21,6 +22,7 @@ def run_series(
     *,
     quicklook: Path | None,
     say: Callable[[str], None],
+    cluster: ClusterOptions | None = None,
 ) -> None:
     """Predict ``inputs`` as one series into the folder ``outdir`` and print per date the
     cloud and shadow shares, single-date and series."""
@@ -32,7 +34,7 @@ def run_series(
         raise click.UsageError(f"--series writes one mask per date into a folder, not {outdir}")
     # a series is one job: its masks are replaced on a re-run
     options = replace(options, output=replace(options.output, overwrite=True))
-    result = predict_series(inputs, outdir, options)
+    result = predict_series(inputs, outdir, options, cluster=cluster)
     for record in result.dates:
         single, series = record.single, record.series
         say(

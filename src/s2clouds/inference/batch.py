@@ -27,7 +27,7 @@ from typing import Any
 
 from s2clouds import __version__
 from s2clouds.errors import OutputError
-from s2clouds.inference.distributed import ClusterOptions
+from s2clouds.inference.distributed import ClusterOptions, open_engine
 from s2clouds.inference.engine import SceneJob, make_job
 from s2clouds.inference.options import PredictOptions
 from s2clouds.inference.outputs import (
@@ -38,9 +38,8 @@ from s2clouds.inference.outputs import (
     mask_name,
     planned_outputs,
 )
-from s2clouds.inference.predict import open_engine
 from s2clouds.inference.records import SceneRecord, read_run_log, write_run_log
-from s2clouds.inference.sink import run_jobs
+from s2clouds.inference.sink import run_scenes
 from s2clouds.inference.window import prepare_scene
 from s2clouds.io.paths import check_outputs
 from s2clouds.io.scenes import read_scene
@@ -84,7 +83,7 @@ def run_batch(
     Scenes whose outputs are complete are redone when ``options.output.overwrite``, else
     skipped; an unfinished scene (e.g. a mask without the probabilities now asked for) is
     always completed, replacing what it has. ``cluster`` chooses the engine (see
-    :func:`~s2clouds.inference.predict.wants_cluster`; None: this process). One line naming
+    :func:`~s2clouds.inference.distributed.wants_cluster`; None: this process). One line naming
     the engine (and the Dask dashboard link when there is one) is logged (INFO).
     Failures are recorded, never raised, except for an output folder that cannot be created
     and a quicklook (:class:`~s2clouds.errors.OutputError`: it is written for one scene only).
@@ -122,7 +121,7 @@ def run_batch(
         run["seconds"] = round(time.perf_counter() - start, 3)
         return write_run_log(outdir, records, run)
 
-    with open_engine(cluster, jobs) as engine:
+    with open_engine(cluster, sum(len(job.windows) for job in jobs)) as engine:
         run["engine"] = engine.description
         link = f"; dashboard {engine.dashboard_link}" if engine.dashboard_link else ""
         logger.info("%d scene(s) to predict on %s%s", len(jobs), engine.description, link)
@@ -130,7 +129,7 @@ def run_batch(
         try:
             # outputs of unfinished scenes are replaced (finished ones were planned out)
             writing = replace(options, output=replace(options.output, overwrite=True))
-            run_jobs(jobs, job_records, engine, writing, on_scene_end=log)
+            run_scenes(jobs, job_records, engine, writing, on_scene_end=log)
         finally:
             path = log()
     return BatchResult(records, path, run["engine"], time.perf_counter() - start)
@@ -162,7 +161,7 @@ def _plan_record(
         record.seconds = round(time.perf_counter() - t0, 3)
         return None
     probabilities = options.output.probabilities
-    job = make_job(next_index, scene, model, output, options.run.block, probabilities=probabilities)
+    job = make_job(next_index, scene, model, output, options.run, probabilities=probabilities)
     record.windows = len(job.windows)
     return job
 

@@ -1,11 +1,12 @@
-"""Windows of scenes on a Dask cluster: a local one by default, or a running scheduler.
+"""Windows of jobs on a Dask cluster: a local one by default, or a running scheduler.
 
-:class:`DaskEngine` submits one task per output window (the scene, whose sources are small
-frozen dataclasses holding file paths, the model name, the window and the options; never
-pixel arrays), keeps at most ``max_in_flight`` windows submitted, and hands each result back
-to the client as it completes (``distributed.as_completed``), where
-:func:`~s2clouds.inference.sink.run_jobs` writes it. Client memory is therefore bounded by
-``max_in_flight`` windows, worker memory by one window per thread.
+:class:`DaskEngine` submits one task per window of a job (the job's task, its plan, whose
+scenes are small frozen dataclasses holding file paths, and the window; never pixel arrays),
+keeps at most ``max_in_flight`` windows submitted, and hands each result back to the client
+as it completes (``distributed.as_completed``), where :func:`~s2clouds.inference.sink.run_jobs`
+hands it to the job's sink. Client memory is therefore bounded by ``max_in_flight`` windows,
+worker memory by one window per thread. :func:`open_engine` chooses the engine of every
+driver (predict, batch, series, composite).
 
 Fault tolerance comes from Dask: a task whose worker dies is rescheduled on another worker
 (up to ``distributed.scheduler.allowed-failures`` times), and a task that raises is retried
@@ -32,19 +33,22 @@ import os
 import re
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from s2clouds._optional import install_hint, require
 from s2clouds.errors import ClusterError, one_line
-from s2clouds.inference.engine import Event, JobFailed, JobStarted, SceneJob, WindowDone
-from s2clouds.inference.options import RunOptions
-from s2clouds.inference.window import compute_window
+from s2clouds.inference.engine import (
+    Engine,
+    Event,
+    Job,
+    JobFailed,
+    JobStarted,
+    SerialEngine,
+    WindowDone,
+)
 from s2clouds.io.grid import Window
-from s2clouds.io.scene import Scene
 from s2clouds.resources import MODEL_THREADS_ENV, cpu_cores
 
 SCHEDULER_ENV = "S2CLOUDS_SCHEDULER"
@@ -52,11 +56,6 @@ INSTALL_HINT = install_hint("distributed")
 LOOPBACK = "127.0.0.1"
 #: schemes of the addresses a Dask scheduler listens on
 SCHEDULER_SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
-
-WindowFunction = Callable[
-    [Scene, str, Window, RunOptions, bool], tuple[np.ndarray, np.ndarray | None]
-]
-
 
 @dataclass(frozen=True)
 class ClusterOptions:
@@ -242,12 +241,9 @@ def dashboard_link(client: Any, options: ClusterOptions) -> str | None:
 
 
 class DaskEngine:
-    """Computes job windows on a Dask cluster through ``client`` (see the module docstring).
-
-    ``window_fn`` is the task run per window (default
-    :func:`~s2clouds.inference.window.compute_window`); it must be importable or picklable by
-    value on the workers.
-    """
+    """Runs the window tasks of jobs on a Dask cluster through ``client`` (see the module
+    docstring). Each job's task must be importable or picklable by value on the workers,
+    and its ``cluster_plan`` picklable."""
 
     def __init__(
         self,
@@ -257,15 +253,15 @@ class DaskEngine:
         max_in_flight: int | None = None,
         description: str = "Dask cluster",
         dashboard_link: str | None = None,
-        window_fn: WindowFunction = compute_window,
     ) -> None:
-        self.client, self.retries, self.window_fn = client, retries, window_fn
+        self.client, self.retries = client, retries
         threads = sum(client.nthreads().values()) or 1
         self.max_in_flight = max(2, max_in_flight or 2 * threads)
         self.description, self.dashboard_link = description, dashboard_link
         self._cancelled: set[int] = set()
         self._futures: dict[Any, tuple[int, Window]] = {}
-        self._scenes: dict[int, str] = {}
+        self._names: dict[int, str] = {}
+        self._plans: dict[int, Any] = {}
 
     def cancel(self, job: int) -> None:
         """Drop the job's windows still queued or running; their results are ignored."""
@@ -274,52 +270,60 @@ class DaskEngine:
         if doomed:
             self.client.cancel(doomed)
 
-    def run(self, jobs: Sequence[SceneJob], run: RunOptions) -> Iterator[Event]:
+    def run(self, jobs: Sequence[Job]) -> Iterator[Event]:
         """Submit windows in job order, ``max_in_flight`` at a time; yield results as they
         complete (any order within and across jobs)."""
         from distributed import as_completed
 
-        self._scenes.update({job.index: _scene_name(job) for job in jobs})
+        self._names.update({job.index: job.name for job in jobs})
         pending = ((job, window) for job in jobs for window in job.windows)
         started: set[int] = set()
         completed = as_completed()
         try:
-            yield from self._refill(pending, started, completed, run)
+            yield from self._refill(pending, started, completed)
             while self._futures:
                 future = next(completed)
                 job, window = self._futures.pop(future)
                 if job not in self._cancelled:
                     yield self._event(future, job, window)
                 future.release()
-                yield from self._refill(pending, started, completed, run)
+                yield from self._refill(pending, started, completed)
         finally:  # interrupted or abandoned: stop what is still queued on the cluster
             if self._futures:
                 self.client.cancel(list(self._futures))
                 self._futures.clear()
+            self._plans.clear()
 
     def _event(self, future: Any, job: int, window: Window) -> Event:
         """The result of a completed window. A result whose worker died before it was fetched
         is recomputed by Dask, and ``result()`` waits for it; an error fails the job."""
         try:
-            mask, probs = future.result()
+            result = future.result()
         except (Exception, asyncio.CancelledError) as exc:  # its error, KilledWorker, cancelled
             self.cancel(job)
             return JobFailed(job, self._cluster_error(exc, job, window))
-        return WindowDone(job, window, mask, probs)
+        return WindowDone(job, window, result)
 
     def _cluster_error(self, exc: BaseException, job: int, window: Window) -> BaseException:
         """``exc`` as the client should see it: library errors (and other errors raised by
         the task) as they are, a worker lost or a task cancelled as a one-line
-        :class:`ClusterError` that names the scene and the window."""
-        scene = self._scenes.get(job, "the scene")
-        return cluster_error(exc, f"window at row {window.row}, column {window.col} of {scene}")
+        :class:`ClusterError` that names the job and the window."""
+        name = self._names.get(job, "the job")
+        return cluster_error(exc, f"window at row {window.row}, column {window.col} of {name}")
+
+    def _plan(self, job: Job) -> Any:
+        """The plan the job's tasks get: itself, or a future of it on every worker when the
+        job asks for a broadcast (scattered once, when the job starts)."""
+        if not job.broadcast:
+            return job.cluster_plan
+        if job.index not in self._plans:
+            self._plans[job.index] = self.client.scatter(
+                job.cluster_plan, broadcast=True, hash=False
+            )
+        return self._plans[job.index]
 
     def _refill(
-        self,
-        pending: Iterator[tuple[SceneJob, Window]],
-        started: set[int],
-        completed: Any,
-        run: RunOptions,
+        self, pending: Iterator[tuple[Job, Window]], started: set[int], completed: Any
     ) -> Iterator[Event]:
         """Submit windows until ``max_in_flight`` are out; announce jobs as they start."""
         token = uuid.uuid4().hex[:8]
@@ -334,23 +338,22 @@ class DaskEngine:
                 started.add(job.index)
                 yield JobStarted(job.index)
             future = self.client.submit(
-                self.window_fn,
-                job.scene,
-                job.model_name,
+                job.task,
+                self._plan(job),
                 window,
-                run,
-                job.probabilities,
-                key=f"s2clouds-{job.scene.product_id}-r{window.row}-c{window.col}-{token}",
+                key=f"s2clouds-{_key_name(job)}-r{window.row}-c{window.col}-{token}",
                 retries=self.retries,
                 priority=-job.index,
+                pure=False,
             )
             self._futures[future] = (job.index, window)
             completed.add(future)
 
 
-def _scene_name(job: SceneJob) -> str:
-    """The scene as errors name it: its input path when known, else its product id."""
-    return str(job.scene.meta.get("path") or job.scene.product_id)
+def _key_name(job: Job) -> str:
+    """The job's name as a part of Dask task keys (its file name, no separators)."""
+    name = job.name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or f"job{job.index}"
+    return re.sub(r"[^\w.\-]+", "_", name)[:80]
 
 
 def cluster_error(exc: BaseException, what: str) -> BaseException:
@@ -375,9 +378,7 @@ def _from_the_cluster(exc: BaseException) -> bool:
 
 
 @contextlib.contextmanager
-def dask_engine(
-    options: ClusterOptions, *, window_fn: WindowFunction = compute_window
-) -> Iterator[DaskEngine]:
+def dask_engine(options: ClusterOptions) -> Iterator[DaskEngine]:
     """A :class:`DaskEngine` on the cluster that ``options`` names (closed on exit)."""
     with connect(options) as (client, description):
         yield DaskEngine(
@@ -386,5 +387,26 @@ def dask_engine(
             max_in_flight=options.max_in_flight,
             description=description,
             dashboard_link=dashboard_link(client, options),
-            window_fn=window_fn,
         )
+
+
+def wants_cluster(cluster: ClusterOptions | None, n_windows: int) -> bool:
+    """Whether to use Dask: a scheduler is named, or workers are wanted and there is work to
+    share (more than one window) and ``distributed`` is installed (``workers=None``: auto)."""
+    if cluster is None or cluster.workers == 0:
+        return False
+    if scheduler_address(cluster) is not None or cluster.workers is not None:
+        return True
+    return n_windows > 1 and importlib.util.find_spec("distributed") is not None
+
+
+@contextlib.contextmanager
+def open_engine(cluster: ClusterOptions | None, n_windows: int) -> Iterator[Engine]:
+    """The engine of every driver for ``n_windows`` windows of work: a Dask engine when
+    :func:`wants_cluster`, else a :class:`~s2clouds.inference.engine.SerialEngine`."""
+    if wants_cluster(cluster, n_windows):
+        assert cluster is not None
+        with dask_engine(cluster) as engine:
+            yield engine
+    else:
+        yield SerialEngine()

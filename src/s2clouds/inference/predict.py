@@ -1,31 +1,29 @@
-"""Predict canonical cloud/shadow masks for one scene: the one driver of every prediction.
+"""Predict canonical cloud/shadow masks for one scene.
 
 A single scene is a batch of one job (see :mod:`s2clouds.inference.batch` for many): the
 scene is opened (headers only), its outputs checked, its model built, and its windows handed
 to an engine: :class:`~s2clouds.inference.engine.SerialEngine` in this process by default, or
 a Dask cluster (:mod:`s2clouds.inference.distributed`). The client writes each window as it
-arrives (:func:`~s2clouds.inference.sink.run_jobs`), so memory grows with the block size,
-not with the scene.
+arrives (:func:`~s2clouds.inference.sink.run_scenes` over
+:func:`~s2clouds.inference.sink.run_jobs`, the client loop of every driver), so memory grows
+with the block size, not with the scene.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import logging
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
 from s2clouds.errors import BandError, OutputError
-from s2clouds.inference.distributed import ClusterOptions, dask_engine, scheduler_address
-from s2clouds.inference.engine import Engine, SceneJob, SerialEngine, make_job
+from s2clouds.inference.distributed import ClusterOptions, open_engine
+from s2clouds.inference.engine import make_job
 from s2clouds.inference.options import PredictOptions
 from s2clouds.inference.outputs import check_scene_outputs
 from s2clouds.inference.records import PredictionResult, SceneRecord
-from s2clouds.inference.sink import run_jobs
+from s2clouds.inference.sink import run_scenes
 from s2clouds.inference.window import prepare_scene
 from s2clouds.io.scene import Scene
 from s2clouds.io.scenes import read_scene
@@ -38,27 +36,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def wants_cluster(cluster: ClusterOptions | None, n_windows: int) -> bool:
-    """Whether to use Dask: a scheduler is named, or workers are wanted and there is work to
-    share (more than one window) and ``distributed`` is installed (``workers=None``: auto)."""
-    if cluster is None or cluster.workers == 0:
-        return False
-    if scheduler_address(cluster) is not None or cluster.workers is not None:
-        return True
-    return n_windows > 1 and importlib.util.find_spec("distributed") is not None
-
-
-@contextlib.contextmanager
-def open_engine(cluster: ClusterOptions | None, jobs: Sequence[SceneJob]) -> Iterator[Engine]:
-    """The engine for ``jobs``: a Dask engine when :func:`wants_cluster`, else serial."""
-    if wants_cluster(cluster, sum(len(j.windows) for j in jobs)):
-        assert cluster is not None
-        with dask_engine(cluster) as engine:
-            yield engine
-    else:
-        yield SerialEngine()
-
-
 def predict_scene(
     scene: Scene,
     output: str | Path,
@@ -69,7 +46,8 @@ def predict_scene(
     """Predict an opened scene and write the mask COG (and probabilities/quicklook).
 
     The windows are computed in this process unless ``cluster`` asks for Dask (see
-    :func:`wants_cluster`); the Dask dashboard link, when there is one, is logged (INFO).
+    :func:`~s2clouds.inference.distributed.wants_cluster`); the Dask dashboard link, when there
+    is one, is logged (INFO).
     Errors are raised, and nothing appears at ``output`` after one.
     """
     options = options or PredictOptions()
@@ -83,17 +61,15 @@ def predict_scene(
             param="quicklook",
         )
     scene, model = prepare_scene(scene, options.run)
-    job = make_job(
-        0, scene, model, output, options.run.block, probabilities=options.output.probabilities
-    )
+    job = make_job(0, scene, model, output, options.run, probabilities=options.output.probabilities)
     source = str(scene.meta.get("path") or scene.product_id)
     record = SceneRecord(input=source, output=str(output))
-    with open_engine(cluster, [job]) as engine:
+    with open_engine(cluster, len(job.windows)) as engine:
         if engine.dashboard_link:
             logger.info(
                 "%d windows on %s: %s", len(job.windows), engine.description, engine.dashboard_link
             )
-        run_jobs([job], [record], engine, options)
+        run_scenes([job], [record], engine, options)
     if record.exception is not None:
         raise record.exception
     if record.result is None:

@@ -2,8 +2,10 @@
 
 :func:`predict_series` opens every input (paths, STAC items, arrays as
 :func:`~s2clouds.io.scenes.read_scene` reads them), puts them on the first input's grid, and
-goes over that grid window by window (window x dates in memory, never whole scenes x dates):
-the single-date model gives each date's probabilities, then
+goes over that grid window by window (window x dates in memory, never whole scenes x dates;
+windows of :data:`SERIES_BLOCK` px, run by the engine of every driver, in this process or on
+Dask): the single-date model gives each date's probabilities (as
+:func:`~s2clouds.inference.window.predict_window` computes them for ``predict``), then
 :func:`~s2clouds.models.series.refine_series` refines them with the other dates. One mask per
 date is written into the output folder, named as a batch names them
 (``<product_id>_cloudmask.tif``), plus ``series_summary.json`` (per date: cloud and shadow
@@ -36,15 +38,17 @@ from s2clouds.errors import (
     OutputError,
     S2CloudsError,
     ShapeMismatchError,
+    detached,
 )
-from s2clouds.inference.options import PredictOptions
+from s2clouds.inference.distributed import ClusterOptions, open_engine
+from s2clouds.inference.engine import Job
+from s2clouds.inference.options import PredictOptions, RunOptions
 from s2clouds.inference.outputs import check_scene_outputs, mask_name
-from s2clouds.inference.sink import SceneSink
+from s2clouds.inference.sink import SceneSink, run_jobs
 from s2clouds.inference.window import (
     expand_window,
-    model_alignment,
-    model_halo,
-    predict_array,
+    full_read_window,
+    predict_window,
     probabilities_to_mask,
     probability_percent,
     with_shadow_reach,
@@ -56,7 +60,8 @@ from s2clouds.io.scene import Scene
 from s2clouds.io.scenes import read_scene
 from s2clouds.io.write import atomic_path
 from s2clouds.labels.schemes import NODATA
-from s2clouds.models.base import CloudModel, ModelContext
+from s2clouds.models.base import N_CLASSES, CloudModel, ModelContext
+from s2clouds.models.cache import cached_model
 from s2clouds.models.registry import get_model
 from s2clouds.models.series import (
     SERIES_BANDS,
@@ -64,13 +69,16 @@ from s2clouds.models.series import (
     refine_series,
     require_series_bands,
 )
-from s2clouds.models.shadow_geometry import keep_shadow_within, sun_from_context
+from s2clouds.models.shadow_geometry import sun_from_context
 
 #: what a series run reports (its dates and grid): silent unless a handler is set
 logger = logging.getLogger(__name__)
 #: the summary of a series run, in its output folder
 SERIES_SUMMARY = "series_summary.json"
-#: largest window edge (px) of a series run: memory grows with window^2 x dates
+#: window edge (px) of a series run, on a grid anchored at the first date's corner: memory
+#: grows with window^2 x dates. The refinement makes some decisions per window (each date's
+#: radiometric offset from its reference, the direction its clouds cast shadow in), so the
+#: windows are fixed, whatever ``--block`` says: masks never depend on it
 SERIES_BLOCK = 256
 
 
@@ -83,29 +91,22 @@ class Dated:
     context: ModelContext
     offset: tuple[int, int]
 
-    def read(self, window: Window) -> np.ndarray:
-        """Reflectance (C, h, w) of ``window`` of the series grid, NaN outside this date."""
+    def on_own_grid(self, window: Window) -> Window | None:
+        """The part of ``window`` of the series grid that this date covers, on the date's own
+        grid, or None when it covers none of it."""
         rows, cols = self.offset
         height, width = self.scene.grid.shape
-        out = np.full((len(self.scene.bands), window.height, window.width), np.nan, np.float32)
         top, left = max(window.row - rows, 0), max(window.col - cols, 0)
         bottom = min(window.row + window.height - rows, height)
         right = min(window.col + window.width - cols, width)
-        if bottom > top and right > left:
-            inner = Window(top, left, bottom - top, right - left)
-            r0, c0 = top + rows - window.row, left + cols - window.col
-            out[:, r0 : r0 + inner.height, c0 : c0 + inner.width] = self.scene.read(inner)
-        return out
-
-    def shadow_reach(self, window: Window) -> np.ndarray | None:
-        """(h, w) bool: where this date's clouds can cast shadow over ``window`` of the series
-        grid (its scene's map, shifted by the offset), or None without a map."""
-        reach = self.scene.priors.get("shadow_reach")
-        if reach is None:
+        if bottom <= top or right <= left:
             return None
+        return Window(top, left, bottom - top, right - left)
+
+    def placement(self, own: Window) -> Window:
+        """Window ``own`` of the date's grid on the series grid."""
         rows, cols = self.offset
-        shifted = Window(window.row - rows, window.col - cols, window.height, window.width)
-        return np.asarray(reach.window(shifted))
+        return Window(own.row + rows, own.col + cols, own.height, own.width)
 
 
 @dataclass
@@ -157,9 +158,13 @@ def grid_offset(grid: Grid, target: Grid, where: str, first: str) -> tuple[int, 
             f"{where} is {grid.shape} px and {first} {target.shape} px, and arrays have no "
             "georeference to align them by: give arrays of one size"
         )
-    res = target.resolution
-    cols = round((grid.transform.c - target.transform.c) / res)
-    rows = round((target.transform.f - grid.transform.f) / res)
+    offset = grid.offset_on(target, exact=False)
+    if offset is None:
+        raise CRSMismatchError(
+            f"{where} is rotated or {first} is; a series needs north-up grids: warp the "
+            "dates onto one grid first (e.g. gdalwarp)"
+        )
+    rows, cols = offset
     if rows >= target.height or cols >= target.width or rows + grid.height <= 0 \
             or cols + grid.width <= 0:
         raise CRSMismatchError(
@@ -167,11 +172,6 @@ def grid_offset(grid: Grid, target: Grid, where: str, first: str) -> tuple[int, 
             f"a {target.height} x {target.width} px grid); give scenes of one place"
         )
     return rows, cols
-
-
-def series_block(options: PredictOptions) -> int:
-    """Window edge (px) of a series run: ``--block``, at most :data:`SERIES_BLOCK`."""
-    return min(options.run.block, SERIES_BLOCK)
 
 
 def open_series(
@@ -210,9 +210,10 @@ def open_series(
                              first.product_id)
         scene.check_radiometry()
         scene = with_sun_angles(scene, model)
-        if max(scene.grid.shape) > series_block(options):
+        if max(scene.grid.shape) > SERIES_BLOCK:
             # where this date's clouds can cast shadow, mapped once: the windows then read
-            # no 2.5 km halo each (a scene in one window needs no map)
+            # no 2.5 km halo each (a scene in one window needs no map; the choice does not
+            # depend on --block, so neither do the masks)
             reach = with_shadow_reach(scene.select(model.bands), model, 0).priors
             scene = replace(scene, priors=reach)
         dates.append(Dated(scene, ModelContext.of_scene(scene), offset))
@@ -248,18 +249,142 @@ def _shares(counts: np.ndarray) -> dict[str, float]:
     }
 
 
+@dataclass(frozen=True)
+class SeriesPlan:
+    """What :func:`series_window` needs (picklable: scenes hold file paths; on a cluster
+    ``model`` is the model's name, built once per worker)."""
+
+    dates: tuple[Dated, ...]
+    model: CloudModel | str = field(repr=False)
+    model_bands: tuple[str, ...]
+    names: tuple[str, ...]
+    rules: SeriesRules
+    run: RunOptions
+    sun: tuple[tuple[float, float] | None, ...]
+    resolution: float
+    days: tuple[float, ...] | None
+    probabilities: bool = False
+
+    @property
+    def grid(self) -> Grid:
+        """The series grid: the first date's."""
+        return self.dates[0].scene.grid
+
+    @property
+    def halo(self) -> int:
+        """Pixels around a window that decide the series refinement of it."""
+        return self.rules.context_px if len(self.dates) > 1 else 0
+
+
+@dataclass
+class SeriesWindow:
+    """One window of every date: masks (T, h, w) uint8, probabilities (T, 4, h, w) uint8
+    percent or None, single-date mask counts (T, 256) int64 and refined pixels (T,) int64."""
+
+    masks: np.ndarray
+    probs: np.ndarray | None
+    single: np.ndarray
+    refined: np.ndarray
+
+
+def series_window(plan: SeriesPlan, window: Window) -> SeriesWindow:
+    """One window of the series grid for every date (the unit of work of every engine):
+    each date's single-date probabilities (as :func:`~s2clouds.inference.window.predict_window`
+    computes them), refined with the other dates. Library errors are
+    :func:`~s2clouds.errors.detached` so that they cross a Dask cluster intact."""
+    try:
+        return _series_window(plan, window)
+    except S2CloudsError as exc:
+        error = detached(exc)
+    raise error
+
+
+def _series_window(plan: SeriesPlan, window: Window) -> SeriesWindow:
+    model = (
+        cached_model(plan.model, plan.model_bands) if isinstance(plan.model, str) else plan.model
+    )
+    outer = expand_window(window, plan.halo, *plan.grid.shape)
+    dated = [_date_window(d, model, outer, plan.run) for d in plan.dates]
+    image_stack = np.stack([image for image, _ in dated])
+    prob_stack = np.stack([probs for _, probs in dated])
+    refined = refine_series(image_stack, prob_stack, plan.names, plan.rules,
+                            resolution=plan.resolution, sun=list(plan.sun),
+                            days=None if plan.days is None else list(plan.days))
+    core = (slice(None), *window.within(outer))
+    n = len(plan.dates)
+    masks = np.empty((n, *window.shape), np.uint8)
+    percent = np.empty((n, 4, *window.shape), np.uint8) if plan.probabilities else None
+    single = np.zeros((n, 256), np.int64)
+    for t in range(n):
+        image = image_stack[t][core]
+        single[t] = np.bincount(
+            probabilities_to_mask(prob_stack[t][core], image).ravel(), minlength=256
+        )
+        probs = refined.probs[t][core]
+        masks[t] = probabilities_to_mask(probs, image)
+        if percent is not None:
+            percent[t] = probability_percent(probs, masks[t])
+    counted = refined.refined[core].sum(axis=(1, 2)).astype(np.int64)
+    return SeriesWindow(masks, percent, single, counted)
+
+
+class SeriesOutput:
+    """The sink of a series job: one :class:`SceneSink` per date, the single-date counts,
+    the refined pixels, and the error that failed the job (None)."""
+
+    def __init__(
+        self, dates: Sequence[Dated], outputs: Sequence[Path], model: str, options: PredictOptions
+    ) -> None:
+        grid = dates[0].scene.grid
+        self.sinks = [
+            SceneSink(replace(d.scene, grid=grid), model, out, options.output)
+            for d, out in zip(dates, outputs, strict=True)
+        ]
+        self.single = np.zeros((len(dates), 256), np.int64)
+        self.refined = np.zeros(len(dates), np.int64)
+        self.error: BaseException | None = None
+        self._stack = contextlib.ExitStack()
+
+    def open(self) -> None:
+        with contextlib.ExitStack() as stack:
+            for sink in self.sinks:
+                stack.enter_context(sink)
+            self._stack = stack.pop_all()
+
+    def add(self, window: Window, result: SeriesWindow) -> None:
+        self.single += result.single
+        self.refined += result.refined
+        for t, sink in enumerate(self.sinks):
+            sink.add(window, result.masks[t], None if result.probs is None else result.probs[t])
+
+    def close(self, seconds: float) -> None:
+        self._stack.close()
+
+    def fail(self, error: BaseException, seconds: float) -> None:
+        """Nothing appears at any date's output."""
+        self.error = error
+        with contextlib.suppress(Exception):
+            self._stack.__exit__(type(error), error, error.__traceback__)
+
+    def drop(self, seconds: float) -> None:
+        self.fail(OutputError("the run was interrupted"), seconds)
+
+
 def predict_series(
     sources: Sequence[str | Path | np.ndarray],
     outdir: str | Path,
     options: PredictOptions | None = None,
     rules: SeriesRules | None = None,
+    *,
+    cluster: ClusterOptions | None = None,
 ) -> SeriesResult:
     """Predict every date of ``sources`` (one place) with the evidence of the others and write
     one mask per date into ``outdir`` (and probabilities when ``options.output`` asks), plus
-    :data:`SERIES_SUMMARY`. Windows of at most :data:`SERIES_BLOCK` px (``options.run.block``
-    when smaller) are computed in this process; the dates, grid, model and window size are
-    logged (INFO). Errors are raised before any output when inputs do not fit together
-    (bands, CRS, no overlap)."""
+    :data:`SERIES_SUMMARY`. Windows of :data:`SERIES_BLOCK` px (whatever
+    ``options.run.block`` says) are computed by the engine ``cluster`` chooses (see
+    :func:`~s2clouds.inference.distributed.wants_cluster`; None: this process). Errors are
+    raised before any output when inputs do not fit together (bands, CRS, no overlap). The
+    dates, grid, model, window size and engine are logged (INFO)."""
     options = options or PredictOptions()
     rules = rules or SeriesRules()
     start = time.perf_counter()
@@ -272,80 +397,75 @@ def predict_series(
     outputs = _series_outputs(dates, outdir, options)
     days = date_days([d.scene for d in dates])
     grid = dates[0].scene.grid
-    block = series_block(options)
-    model_idx = list(range(len(model.bands)))
-    names = canonical_band_names(bands)
-    sun = [sun_from_context(d.context) for d in dates]
-    resolution = float(dates[0].context.resolution or 10.0)
-    halo = rules.context_px if len(dates) > 1 else 0
-    counts_single = np.zeros((len(dates), 256), np.int64)
-    refined_px = np.zeros(len(dates), np.int64)
-    logger.info("%d date(s) on a %d x %d px grid, model %s, windows of %d px",
-                len(dates), grid.height, grid.width, model.name, block)
-    sinks = [
-        SceneSink(replace(d.scene, grid=grid), model.name, out, options.output)
-        for d, out in zip(dates, outputs, strict=True)
-    ]
-    with contextlib.ExitStack() as stack:
-        for sink in sinks:
-            stack.enter_context(sink)
-        for window in grid.windows(block):
-            outer = expand_window(window, halo, *grid.shape)
-            images, probs = [], []
-            for d in dates:
-                image, p = _date_window(d, model, model_idx, outer, grid, options)
-                images.append(image)
-                probs.append(p)
-            image_stack, prob_stack = np.stack(images), np.stack(probs)
-            refined = refine_series(image_stack, prob_stack, names, rules,
-                                    resolution=resolution, sun=sun, days=days)
-            core = window.within(outer)
-            refined_px += refined.refined[(slice(None), *core)].sum(axis=(1, 2))
-            for t, sink in enumerate(sinks):
-                image = image_stack[t][(slice(None), *core)]
-                single = probabilities_to_mask(prob_stack[t][(slice(None), *core)], image)
-                counts_single[t] += np.bincount(single.ravel(), minlength=256)
-                p = refined.probs[t][(slice(None), *core)]
-                mask = probabilities_to_mask(p, image)
-                sink.add(window, mask, probability_percent(p, mask)
-                         if options.output.probabilities else None)
+    block = SERIES_BLOCK
+    plan = SeriesPlan(
+        dates=tuple(dates),
+        model=model,
+        model_bands=model.bands,
+        names=tuple(canonical_band_names(bands)),
+        rules=rules,
+        run=options.run,
+        sun=tuple(sun_from_context(d.context) for d in dates),
+        resolution=float(dates[0].context.resolution or 10.0),
+        days=None if days is None else tuple(days),
+        probabilities=options.output.probabilities,
+    )
+    windows = tuple(grid.windows(block))
+    job = Job(0, series_window, plan, windows, name=f"series of {len(dates)} dates",
+              remote=replace(plan, model=model.name), label="series windows")
+    sink = SeriesOutput(dates, outputs, model.name, options)
+    with open_engine(cluster, len(windows)) as engine:
+        logger.info("%d date(s) on a %d x %d px grid, model %s, windows of %d px on %s",
+                    len(dates), grid.height, grid.width, model.name, block, engine.description)
+        run_jobs([job], [sink], engine, progress=options.progress)
+    if sink.error is not None:
+        raise sink.error
     seconds = time.perf_counter() - start
     records = []
-    for t, (d, sink, source) in enumerate(zip(dates, sinks, sources, strict=True)):
-        series_counts = sink.counts
+    for t, (d, scene_sink, source) in enumerate(zip(dates, sink.sinks, sources, strict=True)):
         records.append(SeriesDateRecord(
             input=str(source) if not isinstance(source, np.ndarray) else f"array {t}",
             product_id=d.scene.product_id,
-            output=str(sink.output),
+            output=str(scene_sink.output),
             day=days[t] if days is not None else None,
-            single=_shares(counts_single[t]),
-            series=_shares(series_counts),
-            refined_percent=round(100 * float(refined_px[t]) / (grid.height * grid.width), 3),
+            single=_shares(sink.single[t]),
+            series=_shares(scene_sink.counts),
+            refined_percent=round(100 * float(sink.refined[t]) / (grid.height * grid.width), 3),
         ))
     summary = _write_summary(outdir, records, model.name, seconds, days is not None)
     return SeriesResult(records, summary, model.name, seconds)
 
 
 def _date_window(
-    date: Dated,
-    model: CloudModel,
-    model_idx: list[int],
-    window: Window,
-    grid: Grid,
-    options: PredictOptions,
+    date: Dated, model: CloudModel, window: Window, run: RunOptions
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Reflectance (C, h, w) of ``window`` and the single-date probabilities (4, h, w), the
-    model run with its halo of context (as :func:`~s2clouds.inference.window.predict_window`)."""
-    halo, alignment = model_halo(model, date.context), model_alignment(model, date.context)
-    outer = expand_window(window, halo, grid.height, grid.width, alignment)
-    image = date.read(outer)
-    probs = predict_array(model, np.ascontiguousarray(image[model_idx]), date.context,
-                          tile=options.run.tile, overlap=options.run.overlap)
-    core = (slice(None), *window.within(outer))
-    image, probs = image[core], probs[core]
-    reach = date.shadow_reach(window)
-    if reach is not None:
-        keep_shadow_within(probs, reach)
+    """Reflectance (C, h, w) of ``window`` of the series grid (NaN outside the date) and the
+    date's single-date probabilities (4, h, w) there: those of
+    :func:`~s2clouds.inference.window.predict_window` on the date's own grid (clear where
+    the date has no data). The pixels are read once, for the model and the series."""
+    scene = date.scene
+    n_bands = len(scene.bands)
+    image = np.full((n_bands, *window.shape), np.nan, np.float32)
+    probs = np.zeros((N_CLASSES, *window.shape), np.float32)
+    probs[0] = 1.0
+    own = date.on_own_grid(window)
+    if own is not None:
+        model_scene = scene.select(model.bands)
+        placed = (slice(None), *date.placement(own).within(window))
+        region = full_read_window(model_scene, model, own, run, date.context)
+        if region is None:  # the model reads overviews: the series reads the window itself
+            image[placed] = scene.read(own)
+            reader = None
+        else:
+            pixels = scene.read(region)
+            image[placed] = pixels[(slice(None), *own.within(region))]
+            model_idx = [scene.bands.index(b) for b in model_scene.bands]
+
+            def reader(part: Window) -> np.ndarray:
+                return np.ascontiguousarray(pixels[model_idx][(slice(None), *part.within(region))])
+
+        _, probs[placed] = predict_window(model_scene, model, own, run, date.context,
+                                          reader=reader)
     missing = ~np.all(np.isfinite(image), axis=0)
     probs[:, missing] = 0.0
     probs[0, missing] = 1.0

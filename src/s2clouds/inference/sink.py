@@ -1,5 +1,6 @@
-"""The client side of a run: each scene's writers, progress bars, and :func:`run_jobs`,
-which writes the windows of scene jobs as an engine reports them."""
+"""The client side of a run: :func:`run_jobs`, which hands the windows of any jobs to their
+sinks as an engine reports them, progress bars, and the sinks of scenes (:class:`SceneSink`
+writes one scene's windows; :class:`SceneOutput` is a scene job's sink)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from s2clouds.errors import OutputError
-from s2clouds.inference.engine import Engine, JobFailed, JobStarted, SceneJob, WindowDone
+from s2clouds.inference.engine import (
+    Engine,
+    Job,
+    JobFailed,
+    JobStarted,
+    SceneJob,
+    WindowDone,
+)
 from s2clouds.inference.options import OutputOptions, PredictOptions
 from s2clouds.inference.outputs import probabilities_path
 from s2clouds.inference.records import PredictionResult, SceneRecord
@@ -120,53 +128,115 @@ def window_progress(enabled: bool) -> Any:
     )
 
 
-class _OpenScenes:
-    """The client side of running jobs: writers of scenes in progress, progress bars."""
+class JobSink(Protocol):
+    """Where the results of one job's windows go, on the client (see :func:`run_jobs`)."""
 
-    def __init__(self, jobs: Sequence[SceneJob], records: Sequence[SceneRecord], progress: Any):
-        self.jobs, self.records, self.progress = jobs, records, progress
-        self.sinks: dict[int, SceneSink] = {}
+    def open(self) -> None:
+        """The job has started: open the outputs."""
+
+    def add(self, window: Window, result: Any) -> None:
+        """One window's result (windows arrive in any order)."""
+
+    def close(self, seconds: float) -> None:
+        """Every window has arrived (``seconds`` since the job started): finish the outputs."""
+
+    def fail(self, error: BaseException, seconds: float) -> None:
+        """The job failed: drop its partial outputs and keep why."""
+
+    def drop(self, seconds: float) -> None:
+        """The run was interrupted before the job finished: drop its partial outputs."""
+
+
+class SceneOutput:
+    """The sink of a scene job: its :class:`SceneSink` and its :class:`SceneRecord`, which
+    ends done (with the :class:`PredictionResult`), failed, or pending (interrupted)."""
+
+    def __init__(self, job: SceneJob, record: SceneRecord, options: OutputOptions) -> None:
+        self.job, self.record, self.options = job, record, options
+        self.sink: SceneSink | None = None
+
+    def open(self) -> None:
+        sink = SceneSink(self.job.scene, self.job.model_name, self.job.output, self.options)
+        self.sink = sink.__enter__()
+
+    def add(self, window: Window, result: Any) -> None:
+        assert self.sink is not None
+        mask, probs = result
+        self.sink.add(window, mask, probs)
+
+    def close(self, seconds: float) -> None:
+        assert self.sink is not None
+        sink, self.sink = self.sink, None
+        sink.__exit__(None, None, None)
+        self.record.succeed(sink.result(seconds))
+
+    def fail(self, error: BaseException, seconds: float) -> None:
+        """Nothing appears at the scene's outputs; the record says why."""
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            with contextlib.suppress(Exception):
+                sink.__exit__(type(error), error, error.__traceback__)
+        self.record.fail(error)
+        self.record.seconds = round(seconds, 3)
+
+    def drop(self, seconds: float) -> None:
+        self.fail(OutputError("the run was interrupted"), seconds)
+        self.record.status, self.record.error = "pending", None
+
+
+def scene_outputs(
+    jobs: Sequence[SceneJob], records: Sequence[SceneRecord], options: OutputOptions
+) -> list[SceneOutput]:
+    """The sinks of scene ``jobs``: ``records[i]`` belongs to ``jobs[i]``."""
+    return [SceneOutput(job, record, options) for job, record in zip(jobs, records, strict=True)]
+
+
+class _Running:
+    """The client side of running jobs: sinks of jobs in progress, progress bars."""
+
+    def __init__(self, jobs: Sequence[Job], sinks: Sequence[JobSink], progress: Any):
+        self.jobs = {job.index: job for job in jobs}
+        self.sinks = {job.index: sink for job, sink in zip(jobs, sinks, strict=True)}
+        self.progress = progress
+        self.open: set[int] = set()
         self.received: dict[int, int] = {}
         self.started: dict[int, float] = {}
         self.bars: dict[int, Any] = {}
         self.overall = progress.add_task("scenes", total=len(jobs)) if len(jobs) > 1 else None
 
-    def start(self, index: int, options: OutputOptions) -> None:
+    def start(self, index: int) -> None:
         job = self.jobs[index]
         self.started[index] = time.perf_counter()
-        sink = SceneSink(job.scene, job.model_name, job.output, options)
-        self.sinks[index] = sink.__enter__()
+        self.sinks[index].open()
+        self.open.add(index)
         self.received[index] = 0
-        description = f"{job.scene.product_id} windows"
-        self.bars[index] = self.progress.add_task(description, total=len(job.windows))
+        self.bars[index] = self.progress.add_task(job.description, total=len(job.windows))
 
     def add(self, event: WindowDone) -> bool:
-        """Write a window; True when it was the scene's last one (the scene is then finished)."""
-        self.sinks[event.job].add(event.window, event.mask, event.probs)
+        """Hand a window to its sink; True when it was the job's last one (it is then
+        finished)."""
+        self.sinks[event.job].add(event.window, event.result)
         self.received[event.job] += 1
         self.progress.advance(self.bars[event.job])
         if self.received[event.job] < len(self.jobs[event.job].windows):
             return False
-        sink = self.sinks.pop(event.job)
-        sink.__exit__(None, None, None)
-        seconds = time.perf_counter() - self.started[event.job]
-        self.records[event.job].succeed(sink.result(seconds))
+        self.open.discard(event.job)
+        self.sinks[event.job].close(self._seconds(event.job))
         self._close_bar(event.job)
         return True
 
-    def abort(self, index: int, exc: BaseException) -> None:
-        """Drop the scene's partial output (nothing appears at its path) and record why."""
-        sink = self.sinks.pop(index, None)
-        if sink is not None:
-            with contextlib.suppress(Exception):
-                sink.__exit__(type(exc), exc, exc.__traceback__)
-        record = self.records[index]
-        record.fail(exc)
-        record.seconds = round(
-            time.perf_counter() - self.started.get(index, time.perf_counter()), 3
-        )
+    def abort(self, index: int, exc: BaseException | None) -> None:
+        """Drop the job's partial output: failed with ``exc``, or interrupted (None)."""
+        self.open.discard(index)
+        if exc is None:
+            self.sinks[index].drop(self._seconds(index))
+        else:
+            self.sinks[index].fail(exc, self._seconds(index))
         if index in self.bars:
             self._close_bar(index)
+
+    def _seconds(self, index: int) -> float:
+        return time.perf_counter() - self.started.get(index, time.perf_counter())
 
     def _close_bar(self, index: int) -> None:
         self.progress.remove_task(self.bars.pop(index))
@@ -175,6 +245,40 @@ class _OpenScenes:
 
 
 def run_jobs(
+    jobs: Sequence[Job],
+    sinks: Sequence[JobSink],
+    engine: Engine,
+    *,
+    progress: bool = False,
+    on_job_end: Callable[[], object] = lambda: None,
+) -> None:
+    """Run ``jobs`` on ``engine``, handing each window's result to the job's sink
+    (``sinks[i]`` belongs to ``jobs[i]``) as it arrives: the one client loop of every driver.
+
+    ``on_job_end`` is called after each job ends (e.g. to rewrite the run log). A failed job
+    (its task raised, or its sink did) fails only itself. On an interrupt, the sinks of
+    unfinished jobs are dropped. ``progress``: show progress bars.
+    """
+    with window_progress(progress) as bars:
+        running = _Running(jobs, sinks, bars)
+        try:
+            for event in engine.run(jobs):
+                if isinstance(event, JobStarted):
+                    _guarded(running, engine, event.job, partial(running.start, event.job))
+                elif isinstance(event, JobFailed):
+                    if event.job in running.open:
+                        running.abort(event.job, event.error)
+                        on_job_end()
+                elif event.job in running.open and _guarded(
+                    running, engine, event.job, partial(running.add, event)
+                ):
+                    on_job_end()
+        finally:
+            for index in list(running.open):
+                running.abort(index, None)
+
+
+def run_scenes(
     jobs: Sequence[SceneJob],
     records: Sequence[SceneRecord],
     engine: Engine,
@@ -182,37 +286,23 @@ def run_jobs(
     *,
     on_scene_end: Callable[[], object] = lambda: None,
 ) -> None:
-    """Run ``jobs`` on ``engine``, writing each scene as its windows arrive.
-
-    ``records[i]`` belongs to ``jobs[i]`` and is updated to done or failed; ``on_scene_end`` is
-    called after each scene ends (e.g. to rewrite the run log). On an interrupt, the outputs of
-    unfinished scenes are removed and their records stay ``pending``.
-    """
-    with window_progress(options.progress) as progress:
-        scenes = _OpenScenes(jobs, records, progress)
-        try:
-            for event in engine.run(jobs, options.run):
-                if isinstance(event, JobStarted):
-                    start = partial(scenes.start, event.job, options.output)
-                    _guarded(scenes, engine, event.job, start)
-                elif isinstance(event, JobFailed):
-                    scenes.abort(event.job, event.error)
-                    on_scene_end()
-                elif event.job in scenes.sinks and _guarded(
-                    scenes, engine, event.job, partial(scenes.add, event)
-                ):
-                    on_scene_end()
-        finally:
-            for index in list(scenes.sinks):
-                scenes.abort(index, OutputError("the run was interrupted"))
-                records[index].status, records[index].error = "pending", None
+    """Run scene ``jobs`` on ``engine`` (see :func:`run_jobs`), writing each scene as its
+    windows arrive; ``records[i]`` belongs to ``jobs[i]`` and is updated to done or failed
+    (pending when the run is interrupted)."""
+    run_jobs(
+        [job.job() for job in jobs],
+        scene_outputs(jobs, records, options.output),
+        engine,
+        progress=options.progress,
+        on_job_end=on_scene_end,
+    )
 
 
-def _guarded(scenes: _OpenScenes, engine: Engine, index: int, step: Callable[[], Any]) -> Any:
-    """Run a client-side step of a scene; a failure (e.g. disk full) fails only that scene."""
+def _guarded(running: _Running, engine: Engine, index: int, step: Callable[[], Any]) -> Any:
+    """Run a client-side step of a job; a failure (e.g. disk full) fails only that job."""
     try:
         return step()
-    except Exception as exc:  # one scene's output failing must not stop the batch
+    except Exception as exc:  # one job's output failing must not stop the others
         engine.cancel(index)
-        scenes.abort(index, exc)
+        running.abort(index, exc)
         return True

@@ -4,7 +4,7 @@ class probabilities into the canonical mask. This is the unit of work of every e
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -101,20 +101,58 @@ def predict_window(
     window: Window,
     run: RunOptions,
     context: ModelContext | None = None,
+    *,
+    reader: Callable[[Window], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mask (h, w) uint8 and probabilities (4, h, w) float32 of one output ``window``.
 
     The window is read with the model's halo of context around it (clamped to the scene), so
     the result does not depend on which other windows are computed, or where: this is the unit
-    of work that the engines (in-process or on a Dask cluster) distribute.
+    of work that the engines (in-process or on a Dask cluster) distribute. A window too large
+    for one model call (a model with a fixed ``tile_size``) is computed in pieces that are
+    (see :func:`model_pieces`), so that no model call is cut into tiles whose seams would
+    depend on the block.
+
+    ``reader``: reflectance (C, h, w) of the scene's windows at its own resolution, for a
+    caller that has read them already (it must cover :func:`full_read_window`); default
+    ``scene.read``.
     """
     context = ModelContext.of_scene(scene) if context is None else context
+    pieces = model_pieces(scene, model, window, run, context)
+    if len(pieces) == 1:
+        return _predict_piece(scene, model, window, run, context, reader)
+    region = full_read_window(scene, model, window, run, context) if reader is None else None
+    if region is not None:  # the pieces' halos overlap: read the pixels once
+        pixels = scene.read(region)
+
+        def reader(part: Window) -> np.ndarray:
+            return pixels[(slice(None), *part.within(region))]
+
+    mask = np.empty(window.shape, np.uint8)
+    probs = np.empty((N_CLASSES, *window.shape), np.float32)
+    for piece in pieces:
+        core = piece.within(window)
+        mask[core], probs[(slice(None), *core)] = _predict_piece(
+            scene, model, piece, run, context, reader
+        )
+    return mask, probs
+
+
+def _predict_piece(
+    scene: Scene,
+    model: CloudModel,
+    window: Window,
+    run: RunOptions,
+    context: ModelContext,
+    reader: Callable[[Window], np.ndarray] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`predict_window` of a window that the model sees in one call."""
     height, width = scene.grid.shape
     halo, alignment = model_halo(model, context), model_alignment(model, context)
     outer = expand_window(window, halo, height, width, alignment)
     factor = read_factor(scene, model, context, exact=run.exact_reads)
     if factor == 1:
-        image = scene.read(outer)
+        image = scene.read(outer) if reader is None else reader(outer)
         probs = predict_array(model, image, context, tile=run.tile, overlap=run.overlap)
         valid = np.all(np.isfinite(image), axis=0)
     elif run.exact_reads:
@@ -127,6 +165,62 @@ def predict_window(
     if "shadow_reach" in scene.priors:
         keep_shadow_within(probs, scene.priors["shadow_reach"].window(window))
     return mask_where_valid(probs, valid), probs
+
+
+def full_read_window(
+    scene: Scene,
+    model: CloudModel,
+    window: Window,
+    run: RunOptions,
+    context: ModelContext | None = None,
+) -> Window | None:
+    """The window of the scene that :func:`predict_window` reads at the scene's own
+    resolution for ``window`` (the window with the model's halo), or None when it reads
+    overviews instead: a caller that needs those pixels too reads them once and passes a
+    ``reader``."""
+    context = ModelContext.of_scene(scene) if context is None else context
+    if read_factor(scene, model, context, exact=run.exact_reads) != 1:
+        return None
+    halo, alignment = model_halo(model, context), model_alignment(model, context)
+    return expand_window(window, halo, *scene.grid.shape, alignment)
+
+
+def model_pieces(
+    scene: Scene, model: CloudModel, window: Window, run: RunOptions, context: ModelContext
+) -> list[Window]:
+    """``window`` cut into pieces that, each with the model's halo, fit one model call:
+    ``[window]`` when it fits already, when the model takes any size (``tile_size`` None),
+    or when its halo leaves no room (then the call is tiled, see :func:`predict_array`).
+
+    A model call cut into feathered tiles depends on where the tiles start, and a pixel
+    model constrains shadow within each tile: masks would change with ``--block``. Pieces
+    that fit are each computed as the whole scene would be."""
+    tile_size = model.tile_size
+    if tile_size is None:
+        return [window]
+    factor = read_factor(scene, model, context, exact=run.exact_reads)
+    halo, alignment = model_halo(model, context), model_alignment(model, context)
+    limit = int(tile_size or run.tile)  # model pixels per call, a side
+
+    def fits(piece: Window) -> bool:
+        outer = expand_window(piece, halo, *scene.grid.shape, alignment)
+        seen = outer if factor == 1 else outer.coarsened(factor)
+        return max(seen.shape) <= limit
+
+    if fits(window):
+        return [window]
+    # a piece of `edge` px with its halo, its alignment and a partial coarse pixel each side
+    edge = (limit - 2) * factor - 2 * halo - alignment
+    edge -= edge % alignment
+    if edge < alignment:
+        return [window]
+    pieces = [
+        Window(row, col, min(edge, window.row + window.height - row),
+               min(edge, window.col + window.width - col))
+        for row in range(window.row, window.row + window.height, edge)
+        for col in range(window.col, window.col + window.width, edge)
+    ]
+    return pieces if all(map(fits, pieces)) else [window]
 
 
 def read_factor(
@@ -159,16 +253,6 @@ def coarse_probabilities(
     coarse = predict_array(model, image, seen, tile=run.tile, overlap=run.overlap)
     probs = upsample_bilinear(coarse, factor, window.shape)
     return fill_clear(probs, ~valid), valid
-
-
-def predict_blocks(
-    scene: Scene, model: CloudModel, run: RunOptions
-) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
-    """Yield ``(window, mask (h, w) uint8, probabilities (4, h, w) float32)`` per output block."""
-    context = ModelContext.of_scene(scene)
-    for window in scene.grid.windows(run.block):
-        mask, probs = predict_window(scene, model, window, run, context)
-        yield window, mask, probs
 
 
 def prepare_scene(scene: Scene, run: RunOptions) -> tuple[Scene, CloudModel]:

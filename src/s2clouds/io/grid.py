@@ -153,6 +153,23 @@ class Grid:
         new = Affine(t.a / factor, t.b, t.c, t.d, t.e / factor, t.f)
         return Grid(self.crs, new, covering(self.height, factor), covering(self.width, factor))
 
+    def offset_on(self, target: Grid, *, exact: bool = True) -> tuple[int, int] | None:
+        """(rows, cols) of this grid's upper-left corner on the pixels of ``target``: the one
+        way s2clouds puts a grid on another (a band file on a composite's grid, a date on a
+        series' grid). None when they differ in CRS or either is rotated; with ``exact``
+        also unless both have the same pixel size and the corner lies on a pixel corner of
+        ``target`` (to 1e-6 px), so that a window of ``target`` is a plain window of this
+        grid. Without it, the nearest pixel (for grids brought to one resolution first)."""
+        t, g = self.transform, target.transform
+        if self.crs != target.crs or t.b or t.d or g.b or g.d:
+            return None
+        cols, rows = (t.c - g.c) / g.a, (t.f - g.f) / g.e
+        if exact:
+            same = math.isclose(t.a, g.a, rel_tol=1e-9) and math.isclose(t.e, g.e, rel_tol=1e-9)
+            if not same or abs(cols - round(cols)) > 1e-6 or abs(rows - round(rows)) > 1e-6:
+                return None
+        return round(rows), round(cols)
+
     def windows(self, size: int) -> Iterator[Window]:
         """Non-overlapping windows of at most ``size`` x ``size`` covering the grid, row-major."""
         for row in range(0, self.height, size):

@@ -2,9 +2,9 @@
 
 :func:`plan_composite` opens every input (headers only), puts them in canonical order, chooses
 the target grid and the masker; :func:`composite_window` computes one window of the target
-grid from every acquisition (read onto the grid, score, merge): the unit of work, run in this
-process or on a Dask cluster (a local one by default, ``--scheduler`` for a running one), as
-batch prediction does. Memory is bounded by the window size times the number of inputs.
+grid from every acquisition (read onto the grid once, mask, score, merge): the unit of work,
+run by the engine of every driver (:func:`~s2clouds.inference.sink.run_jobs`), in this
+process or on a Dask cluster (a local one by default, ``--scheduler`` for a running one). Memory is bounded by the window size times the number of inputs.
 
 Each finished window is saved in a parts folder beside the output (``.<name>.parts-<hash>``,
 the hash of everything that defines the result), so a run that is interrupted resumes with
@@ -39,10 +39,10 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -61,6 +61,9 @@ from s2clouds.viz import TRUE_COLOUR_BANDS
 #: what a composite run reports (inputs left out, resumed windows, the cluster): silent
 #: unless a handler is set
 logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from s2clouds.inference.engine import Engine
+
 #: what the output may end with: the composite is a GeoTIFF (COG)
 COMPOSITE_SUFFIXES = (".tif", ".tiff")
 QUALITY_SCALE = 10000
@@ -245,9 +248,12 @@ def plan_composite(
 # ------------------------------------------------------------------------------- window
 def observation(plan: CompositePlan, index: int, window: Window) -> tuple[np.ndarray, np.ndarray]:
     """Values (C, h, w) float32 in output units (NaN = no data) and quality (h, w) float32
-    (NaN where not valid) of acquisition ``index`` in ``window``."""
+    (NaN where not valid) of acquisition ``index`` in ``window``.
+
+    The input is read once for the scorer and the masker: the window with the scorer's halo,
+    grown by the masker's own halo (see :func:`~s2clouds.inference.window.full_read_window`)."""
     from s2clouds.inference.options import RunOptions
-    from s2clouds.inference.window import expand_window, predict_window
+    from s2clouds.inference.window import expand_window, full_read_window, predict_window
     from s2clouds.models.cache import cached_model
 
     scene, grid = plan.scenes[index], plan.grid
@@ -255,13 +261,23 @@ def observation(plan: CompositePlan, index: int, window: Window) -> tuple[np.nda
     # (for its own filters), so that the result does not depend on where windows are cut
     halo = max(SCORER_HALO, math.ceil(plan.distance_cap / plan.pixel_size_m))
     outer = expand_window(window, halo, grid.height, grid.width)
-    raw = np.stack([s.read(grid, outer) for s in scene.sources])
-    reflectance = to_reflectance(raw, plan.bands, scene.radiometry, nodata=None)
-    probs = None
+    model, run, region = None, None, outer
     if plan.model is not None:
         model = cached_model(plan.model, plan.bands)
         run = RunOptions(model=plan.model, block=max(outer.height, outer.width))
-        _, probs = predict_window(scene.select(model.bands), model, outer, run)
+        region = full_read_window(scene.select(model.bands), model, outer, run) or outer
+    raw = np.stack([s.read(grid, region) for s in scene.sources])
+    read = to_reflectance(raw, plan.bands, scene.radiometry, nodata=None)
+    probs = None
+    if model is not None and run is not None:
+        model_idx = [plan.bands.index(b) for b in model.bands]
+
+        def reader(part: Window) -> np.ndarray:
+            return np.ascontiguousarray(read[model_idx][(slice(None), *part.within(region))])
+
+        _, probs = predict_window(scene.select(model.bands), model, outer, run, reader=reader)
+    mine = (slice(None), *outer.within(region))
+    raw, reflectance = raw[mine], read[mine]
     scorer = get_scorer(plan.scorer)
     kwargs: dict[str, Any] = {"bands": plan.bands, "pixel_size": plan.pixel_size_m}
     if scorer.uses_distance:
@@ -448,53 +464,28 @@ def fingerprint(plan: CompositePlan, block: int) -> str:
 Task = Callable[[CompositePlan, Window], Any]
 
 
-def _serial(plan: CompositePlan, windows: Sequence[Window], task: Task) -> Iterator[Any]:
-    for window in windows:
-        yield task(plan, window)
+class _Collected:
+    """The sink of a composite pass: hands each window's result to ``consume``; keeps the
+    error that failed the pass (raised by :func:`_run_windows`)."""
 
+    def __init__(self, consume: Callable[[Any], None]) -> None:
+        self.consume = consume
+        self.error: BaseException | None = None
 
-def _dask(
-    client: Any, plan: CompositePlan, windows: Sequence[Window], retries: int, task: Task
-) -> Iterator[Any]:
-    from distributed import as_completed
+    def open(self) -> None:
+        pass
 
-    from s2clouds.inference.distributed import cluster_error
+    def add(self, window: Window, result: Any) -> None:
+        self.consume(result)
 
-    threads = sum(client.nthreads().values()) or 1
-    limit = max(2, 2 * threads)
-    plan_future = client.scatter(plan, broadcast=True)
-    pending = iter(windows)
-    completed = as_completed()
-    futures: set[Any] = set()
+    def close(self, seconds: float) -> None:
+        pass
 
-    def refill() -> None:
-        while len(futures) < limit and (window := next(pending, None)) is not None:
-            future = client.submit(
-                task,
-                plan_future,
-                window,
-                retries=retries,
-                pure=False,
-                key=f"s2clouds-{task.__name__}-r{window.row}-c{window.col}-{os.urandom(4).hex()}",
-            )
-            futures.add(future)
-            completed.add(future)
+    def fail(self, error: BaseException, seconds: float) -> None:
+        self.error = error
 
-    try:
-        refill()
-        while futures:
-            future = next(completed)
-            futures.discard(future)
-            try:
-                result = future.result()
-            except Exception as exc:  # a lost worker: one line, like predict's engine
-                raise cluster_error(exc, "a composite window") from exc
-            future.release()
-            yield result
-            refill()
-    finally:
-        if futures:
-            client.cancel(list(futures))
+    def drop(self, seconds: float) -> None:
+        pass  # saved parts stay for the next run to resume from
 
 
 # ----------------------------------------------------------------------------------- run
@@ -537,16 +528,21 @@ def run_composite(
     read = [*given, *plan.paths, *(r.path for r in rejected), options.grid.like]
     _refuse_overwriting_inputs(paths, [*read, *(f for s in plan.scenes for f in s.input_files())])
     windows = list(plan.grid.windows(options.block))
-    if plan.method.ranks_images:
-        plan = rank_inputs(plan, windows, options, cluster, logger.info)
-    store = PartStore(output, plan, options.block)
-    if not options.resume:
-        store.remove()
-    todo = [w for w in windows if store.load(w) is None]
-    if len(todo) < len(windows):
-        done = len(windows) - len(todo)
-        logger.info("resuming: %d of %d windows already done", done, len(windows))
-    engine = _compute(plan, todo, store, options, cluster, logger.info)
+    from s2clouds.inference.distributed import open_engine
+
+    with open_engine(cluster, len(windows)) as engine:
+        if plan.method.ranks_images:
+            plan = rank_inputs(plan, windows, options, engine, logger.info)
+        store = PartStore(output, plan, options.block)
+        if not options.resume:
+            store.remove()
+        todo = [w for w in windows if store.load(w) is None]
+        if len(todo) < len(windows):
+            logger.info("resuming: %d of %d windows already done", len(windows) - len(todo),
+                        len(windows))
+        _run_windows(engine, plan, todo, composite_window, store.save, "composite windows",
+                     options, logger.info)
+        where = engine.description
     summary = _write_outputs(plan, windows, store, paths, rejected, options)
     store.remove()
     seconds = time.perf_counter() - started
@@ -558,7 +554,7 @@ def run_composite(
         summary=paths["summary"],
         summary_data=summary,
         seconds=seconds,
-        engine=engine,
+        engine=where,
     )
 
 
@@ -578,7 +574,7 @@ def rank_inputs(
     plan: CompositePlan,
     windows: Sequence[Window],
     options: CompositeOptions,
-    cluster: Any,
+    engine: Engine,
     announce: Callable[[str], None],
 ) -> CompositePlan:
     """``plan`` with each input's image rank (:func:`~s2clouds.mosaic.merge.rank_images`):
@@ -591,58 +587,35 @@ def rank_inputs(
         clear[:] += counts[0]
         valid[:] += counts[1]
 
-    _run_windows(plan, windows, count_window, add, "ranking windows", options, cluster,
-                 announce)
+    _run_windows(engine, plan, windows, count_window, add, "ranking windows", options, announce)
     return replace(plan, ranks=rank_images(clear.tolist(), valid.tolist()))
 
 
-def _compute(
-    plan: CompositePlan,
-    todo: Sequence[Window],
-    store: PartStore,
-    options: CompositeOptions,
-    cluster: Any,
-    announce: Callable[[str], None],
-) -> str:
-    return _run_windows(plan, todo, composite_window, store.save, "composite windows", options,
-                        cluster, announce)
-
-
 def _run_windows(
+    engine: Engine,
     plan: CompositePlan,
     todo: Sequence[Window],
     task: Task,
     consume: Callable[[Any], None],
     label: str,
     options: CompositeOptions,
-    cluster: Any,
     announce: Callable[[str], None],
-) -> str:
-    """Run ``task(plan, window)`` for every window of ``todo`` in this process or on Dask and
-    hand each result to ``consume`` as it arrives; returns where it ran."""
-    from s2clouds.inference.distributed import scheduler_address
-    from s2clouds.inference.sink import window_progress
+) -> None:
+    """Run ``task(plan, window)`` for every window of ``todo`` on ``engine`` (one job, its
+    plan sent once to every worker) and hand each result to ``consume`` as it arrives; the
+    first error is raised."""
+    from s2clouds.inference.engine import Job, SerialEngine
+    from s2clouds.inference.sink import run_jobs
 
-    in_process = (
-        cluster is None
-        or cluster.workers == 0
-        or (cluster.workers is None and scheduler_address(cluster) is None and len(todo) <= 1)
-    )
-    with window_progress(options.progress) as progress:
-        bar = progress.add_task(label, total=len(todo))
-        if in_process or not todo:
-            for result in _serial(plan, todo, task):
-                consume(result)
-                progress.advance(bar)
-            return "this process (no cluster)"
-        from s2clouds.inference.distributed import connect
-
-        with connect(cluster) as (client, description):
-            announce(f"{label}: {len(todo)} on {description}")
-            for result in _dask(client, plan, todo, cluster.retries, task):
-                consume(result)
-                progress.advance(bar)
-            return description
+    if not todo:
+        return
+    if not isinstance(engine, SerialEngine):
+        announce(f"{label}: {len(todo)} on {engine.description}")
+    job = Job(0, task, plan, tuple(todo), name="the composite", label=label, broadcast=True)
+    sink = _Collected(consume)
+    run_jobs([job], [sink], engine, progress=options.progress)
+    if sink.error is not None:
+        raise sink.error
 
 
 def _write_outputs(

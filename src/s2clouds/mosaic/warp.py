@@ -315,16 +315,9 @@ def _outside(ds: Any, src: Window) -> np.ndarray:
 
 def _aligned_offset(ds: Any, grid: Grid) -> tuple[int, int] | None:
     """(rows, cols) from the grid's origin to the file's when the file's pixels are the grid's
-    pixels (same CRS and resolution, whole-pixel offset, north up); else None."""
-    t, g = ds.transform, grid.transform
-    if ds.crs != grid.crs or t.b or t.d or g.b or g.d:
-        return None
-    if not (math.isclose(t.a, g.a, rel_tol=1e-9) and math.isclose(t.e, g.e, rel_tol=1e-9)):
-        return None
-    cols, rows = (g.c - t.c) / t.a, (g.f - t.f) / t.e
-    if abs(cols - round(cols)) > 1e-6 or abs(rows - round(rows)) > 1e-6:
-        return None
-    return round(rows), round(cols)
+    pixels (same CRS and resolution, whole-pixel offset, north up); else None (see
+    :meth:`~s2clouds.io.grid.Grid.offset_on`)."""
+    return grid.offset_on(Grid(ds.crs, ds.transform, ds.height, ds.width))
 
 
 def on_grid(scene: Scene, grid: Grid, resampling: str = "bilinear") -> Scene:
