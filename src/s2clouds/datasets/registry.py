@@ -17,6 +17,7 @@ from s2clouds.labels import CANONICAL_CLASSES, NODATA
 #: short name -> "module:ClassName"; detection tries them in this order
 DATASETS: dict[str, str] = {
     "cloudsen12": "s2clouds.datasets.cloudsen12:CloudSEN12",
+    "cloudsen12-taco": "s2clouds.datasets.cloudsen12_taco:CloudSEN12Taco",
     "cmc": "s2clouds.datasets.cmc:CloudMaskCatalogue",
     "temporal": "s2clouds.datasets.temporal:TemporalCloudDataset",
     "sen12ms": "s2clouds.datasets.sen12ms:SEN12MS",
