@@ -494,9 +494,15 @@ class CloudSEN12Taco(CloudDataset):
             layers = {n: self._layer(extra_items, n) for n in self.layer_names}
         image = dn.astype(np.float32) * np.float32(REFLECTANCE_SCALE)
         if self.crop:
+            from rasterio.windows import Window
+            from rasterio.windows import transform as window_transform
+
             image, mask, canonical = image[:, rows, cols], mask[rows, cols], canonical[rows, cols]
             layers = {k: v[rows, cols] for k, v in layers.items()}
-            transform = transform * transform.translation(cols.start, rows.start)
+            transform = window_transform(
+                Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start),
+                transform,
+            )
         sample: Sample = {
             "image": image,
             "mask": mask,
