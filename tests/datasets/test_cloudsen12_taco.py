@@ -143,7 +143,9 @@ def test_extra_layers_are_matched_by_patch_id(make, root: Path) -> None:
         np.testing.assert_array_equal(layers["lc10"], make.extra_layer(index, "lc10"))
         score = make.extra_layer(index, "cloudmask_cloudscore_cs_v1")
         np.testing.assert_array_equal(layers["cloudscore_cs_v1"], score)
-        np.testing.assert_array_equal(layers["cloudscore_cs_v1_cloud"], (score < 0.6).astype(np.uint8))
+        np.testing.assert_array_equal(
+            layers["cloudscore_cs_v1_cloud"], (score < 0.6).astype(np.uint8)
+        )
 
 
 def test_cloudscore_mask_thresholds_and_missing_values() -> None:

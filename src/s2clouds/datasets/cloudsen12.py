@@ -391,7 +391,9 @@ def read_metadata(folder: Path, n: int) -> list[dict[str, Any]] | None:
     if not path.is_file():
         return None
     with path.open(newline="", encoding="utf-8") as handle:
-        rows = [{k: _csv_value(v or "") for k, v in row.items() if k} for row in csv.DictReader(handle)]
+        rows = [
+            {k: _csv_value(v or "") for k, v in row.items() if k} for row in csv.DictReader(handle)
+        ]
     if len(rows) != n:
         raise DatasetError(
             f"{path} has {len(rows)} rows but the split holds {n} patches; the table belongs "
@@ -529,7 +531,9 @@ class CloudSEN12(CloudDataset):
             )
         wanted = set(rois)
         kept = [
-            (s, i) for s, i in self._index if str((self.metadata[s] or [])[i].get("roi_id")) in wanted
+            (s, i)
+            for s, i in self._index
+            if str((self.metadata[s] or [])[i].get("roi_id")) in wanted
         ]
         if not kept:
             raise DatasetError(

@@ -48,7 +48,9 @@ from s2clouds.datasets.base import CloudDataset, Sample, as_names, require_path
 from s2clouds.errors import BandError, DatasetError
 from s2clouds.labels import NODATA, to_canonical
 
-INSTALL_HINT = "pip install 's2clouds[cloudsen12-taco]' (tacoreader>=0.5,<1.0; 2.x cannot read these files)"
+INSTALL_HINT = (
+    "pip install 's2clouds[cloudsen12-taco]' (tacoreader>=0.5,<1.0; 2.x cannot read these files)"
+)
 MAGIC = b"WX"
 TORTILLA_MAGIC = b"#y"
 HEADER_BYTES = 42
@@ -91,7 +93,12 @@ LAYER_ALIASES: dict[str, str] = {
 }
 CLOUDSCORE_LAYERS = ("cloudscore_cs_v1", "cloudscore_cs_cdf_v1")
 #: metadata columns that describe storage, not the patch
-_STORAGE_COLUMNS = ("internal:subfile", "tortilla:offset", "tortilla:length", "tortilla:file_format")
+_STORAGE_COLUMNS = (
+    "internal:subfile",
+    "tortilla:offset",
+    "tortilla:length",
+    "tortilla:file_format",
+)
 
 
 def import_tacoreader() -> Any:
@@ -99,7 +106,9 @@ def import_tacoreader() -> Any:
     try:
         import tacoreader
     except ImportError as exc:
-        raise DatasetError(f"reading CloudSEN12 TACO files needs tacoreader: {INSTALL_HINT}") from exc
+        raise DatasetError(
+            f"reading CloudSEN12 TACO files needs tacoreader: {INSTALL_HINT}"
+        ) from exc
     return tacoreader
 
 
@@ -124,7 +133,9 @@ def check_part(path: Path) -> None:
     if len(header) < HEADER_BYTES:
         raise DatasetError(f"{path} is truncated ({size} bytes, shorter than its header)")
     ends = {
-        "metadata table": sum(int.from_bytes(header[a:b], "little") for a, b in ((2, 10), (10, 18))),
+        "metadata table": sum(
+            int.from_bytes(header[a:b], "little") for a, b in ((2, 10), (10, 18))
+        ),
         "collection": sum(int.from_bytes(header[a:b], "little") for a, b in ((26, 34), (34, 42))),
     }
     for what, end in ends.items():
@@ -192,7 +203,9 @@ def _load_table(tacoreader: Any, parts: Sequence[Path]) -> Any:
         try:
             tables.append(tacoreader.load(str(part)))
         except (ValueError, OSError) as exc:
-            raise DatasetError(f"{part}: not a readable TACO part ({exc}); download it again") from exc
+            raise DatasetError(
+                f"{part}: not a readable TACO part ({exc}); download it again"
+            ) from exc
     table = tables[0] if len(tables) == 1 else type(tables[0])(pd.concat(tables, ignore_index=True))
     return table.reset_index(drop=True)
 
@@ -400,7 +413,9 @@ class CloudSEN12Taco(CloudDataset):
             items = table.read(index)
         except (ValueError, OSError) as exc:
             raise DatasetError(f"patch {index} of {self.root} cannot be read ({exc})") from exc
-        return {str(k): str(p) for k, p in zip(items[ID_COLUMN], items["internal:subfile"], strict=True)}
+        return {
+            str(k): str(p) for k, p in zip(items[ID_COLUMN], items["internal:subfile"], strict=True)
+        }
 
     def _image_item(self, items: Mapping[str, str]) -> str:
         name = f"s2{self.level.lower()}"

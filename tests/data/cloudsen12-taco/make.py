@@ -35,10 +35,34 @@ CRS = "EPSG:32610"
 
 #: one dict per patch: its metadata columns (names as in the published table)
 ROWS: tuple[dict[str, object], ...] = (
-    {"id": "ROI_0001__20190414", "roi_id": "ROI_0001", "label_type": "high", "split": "test", "real": 13},
-    {"id": "ROI_0002__20200727", "roi_id": "ROI_0002", "label_type": "high", "split": "test", "real": 29},
-    {"id": "ROI_0003__20191013", "roi_id": "ROI_0003", "label_type": "scribble", "split": "train", "real": 13},
-    {"id": "ROI_0001__20200220", "roi_id": "ROI_0001", "label_type": "nolabel", "split": "validation", "real": 13},
+    {
+        "id": "ROI_0001__20190414",
+        "roi_id": "ROI_0001",
+        "label_type": "high",
+        "split": "test",
+        "real": 13,
+    },
+    {
+        "id": "ROI_0002__20200727",
+        "roi_id": "ROI_0002",
+        "label_type": "high",
+        "split": "test",
+        "real": 29,
+    },
+    {
+        "id": "ROI_0003__20191013",
+        "roi_id": "ROI_0003",
+        "label_type": "scribble",
+        "split": "train",
+        "real": 13,
+    },
+    {
+        "id": "ROI_0001__20200220",
+        "roi_id": "ROI_0001",
+        "label_type": "nolabel",
+        "split": "validation",
+        "real": 13,
+    },
 )
 #: stored canvas for each real size (509 -> 512 and 2000 -> 2048 in the real dataset)
 CANVAS = {13: 16, 29: 32}
@@ -215,7 +239,10 @@ def _collection(flavour: str) -> object:
         dataset_version="1.1.2",
         description=f"Miniature of the CloudSEN12 {flavour} TACO parts for the s2clouds tests",
         licenses=["cc0-1.0"],
-        extent={"spatial": [[-180.0, -90.0, 180.0, 90.0]], "temporal": [["2018-01-01T00:00:00Z", "2021-01-01T00:00:00Z"]]},
+        extent={
+            "spatial": [[-180.0, -90.0, 180.0, 90.0]],
+            "temporal": [["2018-01-01T00:00:00Z", "2021-01-01T00:00:00Z"]],
+        },
         providers=[{"name": "s2clouds tests", "roles": ["processor"]}],
         task="semantic-segmentation",
     )
@@ -235,7 +262,9 @@ def _write_part(root: Path, work: Path, flavour: str, parts: int) -> None:
         else:
             level = flavour.upper()
             bands = L1C if level == "L1C" else L2A
-            image = _write_tif(work / f"{index}_{flavour}.tif", image_dn(index, level), index, bands)
+            image = _write_tif(
+                work / f"{index}_{flavour}.tif", image_dn(index, level), index, bands
+            )
             label = _write_tif(work / f"{index}_{flavour}_target.tif", target(index), index)
             items = [(f"s2{flavour}", image), ("target", label)]
         patches.append(_patch_sample(index, _sample_tortilla(work, index, items)))

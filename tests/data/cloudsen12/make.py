@@ -90,7 +90,7 @@ def elevation(index: int) -> np.ndarray:
 
 
 #: the header of the release's metadata.csv (CloudSEN12-high / -nolabel on the hub)
-METADATA_COLUMNS = (
+METADATA_HEADER = (
     "index,annotator_name,roi_id,s2_id_gee,s2_id,s2_date,s2_sen2cor_version,s2_fmask_version,"
     "s2_cloudless_version,s2_reflectance_conversion_correction,s2_aot_retrieval_accuracy,"
     "s2_water_vapour_retrieval_accuracy,s2_view_off_nadir,s2_view_sun_azimuth,"
@@ -99,9 +99,14 @@ METADATA_COLUMNS = (
     "s1_slc_processing_software_version,s1_radar_coverage,land_cover,label_type,"
     "cloud_coverage,test,difficulty,proj_epsg,proj_geometry,proj_shape,proj_centroid,"
     "proj_transform,test_sr"
-).split(",")
+)
+METADATA_COLUMNS = METADATA_HEADER.split(",")
 #: roi_id, land_cover and cloud_coverage of the test patches (two patches share a ROI)
-TEST_METADATA = (("ROI_0530", 10, "cloud-free"), ("ROI_0533", 40, "mid-cloudy"), ("ROI_0530", 10, "cloudy"))
+TEST_METADATA = (
+    ("ROI_0530", 10, "cloud-free"),
+    ("ROI_0533", 40, "mid-cloudy"),
+    ("ROI_0530", 10, "cloudy"),
+)
 
 
 def metadata_row(index: int) -> dict[str, object]:
