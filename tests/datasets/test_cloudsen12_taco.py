@@ -220,3 +220,47 @@ def test_missing_tacoreader_names_the_install_command(monkeypatch) -> None:
     monkeypatch.setattr(builtins, "__import__", no_tacoreader)
     with pytest.raises(DatasetError, match=r"pip install 's2clouds\[cloudsen12-taco\]'"):
         import_tacoreader()
+
+
+# -- command line ------------------------------------------------------------------------------
+def test_cli_info_on_one_part_and_benchmark_on_the_folder(root: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from s2clouds.cli.main import cli
+
+    part = root / "cloudsen12-l1c.0000.part.taco"
+    info = CliRunner().invoke(cli, ["datasets", "info", str(part), "-O", "label=high"])
+    assert info.exit_code == 0, info.output
+    assert "cloudsen12-taco" in info.output and "does not look like" not in info.output
+    report = tmp_path / "report"
+    bench = CliRunner().invoke(
+        cli,
+        [
+            "benchmark",
+            str(root),
+            "--models",
+            "layer:unetmobv2_v2,layer:sensei_v2,layer:unetmobv2_v1",
+            "--split",
+            "test",
+            "-O",
+            "size=13",
+            "--report",
+            str(report),
+            "--quiet",
+        ],
+    )
+    assert bench.exit_code == 0, bench.output
+    summary = (report / "summary.csv").read_text()
+    assert "layer:sensei_v2" in summary and "0.92" in summary  # the paper's UnetMobV2 (V1)
+
+
+def test_cli_truncated_part_is_one_line_and_exit_2(root: Path, capsys) -> None:
+    from s2clouds.cli.main import main
+
+    part = root / "cloudsen12-l1c.0000.part.taco"
+    part.write_bytes(part.read_bytes()[:300])
+    with pytest.raises(SystemExit) as stop:
+        main(["datasets", "info", str(root)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "cloudsen12-l1c.0000.part.taco is truncated" in err and "Traceback" not in err
