@@ -17,6 +17,12 @@ def test_every_reader_names_its_protocol_and_its_layers(kind: str) -> None:
     if kind == "cloudsen12":
         assert options == {"split": ["test"]}
         assert Masker.parse("layer:fmask", reader).layer is not None
+    elif kind == "cloudsen12-taco":  # the extra part's masks
+        assert options == {"split": ["test"]}
+        assert Masker.parse("layer:unetmobv2_v2", reader).layer == "unetmobv2_v2"
+        assert reader.benchmark_options(["test"], ["cloudscore_cs"])["layers"] == [
+            "cloudscore_cs_v1_cloud"
+        ]
     elif kind == "sen12ms":  # S2 against a canonical mask, no S1
         assert options == {"canonical": True, "with_s1": False}
     else:

@@ -75,12 +75,12 @@ def test_image_is_scaled_int16_of_every_band_in_catalogue_order(make, root: Path
     assert sample["image"].shape == (13, 512, 512) and sample["image"].dtype == np.float32
     for c, band in enumerate(make.L1C):
         np.testing.assert_array_equal(sample["image"][c], make.band_dn("test", 1, band) * SCALE)
-    assert sample["meta"] == {
+    assert {
         "split": "test",
         "index": 1,
         "level": "L1C",
         "label": "LABEL_manual_hq",
-    }
+    }.items() <= sample["meta"].items()  # and the metadata.csv columns (tested below)
     assert sample["crs"] is None and sample["transform"] is None
 
 
@@ -396,3 +396,46 @@ def test_registry_detects_and_opens(root: Path, tmp_path: Path) -> None:
         open_dataset(root, kind="landsat")
     with pytest.raises(DatasetError, match="its options are"):
         open_dataset(root, kind="cloudsen12", colour="red")
+
+
+# -- metadata.csv ----------------------------------------------------------------------------
+def test_metadata_csv_columns_go_into_meta(make, root: Path) -> None:
+    dataset = CloudSEN12(root, split="test")
+    for i in range(len(dataset)):
+        meta = dataset[i]["meta"]
+        row = make.metadata_row(i)
+        assert meta["roi_id"] == row["roi_id"] and meta["land_cover"] == row["land_cover"]
+        assert meta["cloud_coverage"] == row["cloud_coverage"]
+        assert meta["s2_view_sun_azimuth"] == pytest.approx(row["s2_view_sun_azimuth"])
+        assert meta["difficulty"] is None  # an empty cell
+        assert meta["index"] == i and meta["metadata_index"] == row["index"]  # no clash
+        assert meta["split"] == "test" and meta["label"] == "LABEL_manual_hq"
+    assert dataset.metadata_row("test", 0)["proj_epsg"] == 32610
+
+
+def test_splits_without_metadata_csv_keep_the_plain_meta(root: Path) -> None:
+    meta = CloudSEN12(root, split="val", level="L2A")[0]["meta"]
+    assert set(meta) == {"split", "index", "level", "label"}
+
+
+def test_roi_filter_keeps_the_patches_of_those_rois(make, root: Path) -> None:
+    dataset = CloudSEN12(root, split="test", roi="ROI_0530")
+    expected = [i for i in range(3) if make.metadata_row(i)["roi_id"] == "ROI_0530"]
+    assert dataset.index() == [("test", i) for i in expected]
+    assert [dataset[k]["meta"]["roi_id"] for k in range(len(dataset))] == ["ROI_0530"] * 2
+    assert len(CloudSEN12(root, split="test", roi=["ROI_0530", "ROI_0533"])) == 3
+    with pytest.raises(DatasetError, match="no patch of the selected splits has roi_id"):
+        CloudSEN12(root, split="test", roi="ROI_9999")
+    with pytest.raises(DatasetError, match="metadata.csv"):
+        CloudSEN12(root, split=["val", "test"], level="L1C", roi="ROI_0530")
+
+
+def test_metadata_csv_of_another_length_is_refused(make, root: Path) -> None:
+    make.write_metadata(root / "test" / "metadata.csv", 2)
+    with pytest.raises(DatasetError, match="has 2 rows but the split holds 3 patches"):
+        CloudSEN12(root, split="test")
+
+
+def test_roi_option_from_the_command_line_reader_options(root: Path) -> None:
+    dataset = open_dataset(root, kind="cloudsen12", split="test", roi="ROI_0533")
+    assert len(dataset) == 1 and dataset[0]["meta"]["cloud_coverage"] == "mid-cloudy"

@@ -21,11 +21,15 @@ TESTS = Path(__file__).parent.parent
 #: readers whose samples are time series: (T, C, H, W) images, (T, H, W) masks
 TIME_SERIES = {"temporal"}
 CANONICAL_VALUES = {*CANONICAL_CLASSES, NODATA}
+#: readers that need an optional package: kind -> module
+OPTIONAL_PACKAGES = {"cloudsen12-taco": "tacoreader"}
 
 
 @pytest.fixture(params=list(DATASETS))
 def written(request, maker, tmp_path: Path) -> tuple[str, Path]:
     kind = request.param
+    if kind in OPTIONAL_PACKAGES:
+        pytest.importorskip(OPTIONAL_PACKAGES[kind])
     assert (TESTS / "data" / kind / "make.py").is_file(), f"no fixture writer for {kind}"
     root = tmp_path / kind
     maker(kind).write(root)

@@ -131,8 +131,13 @@ class PublishedScores:
 
 
 CLOUDSEN12_PUBLISHED: tuple[PublishedScores, ...] = (
+    # the paper's UnetMobV2 is the model released as V1 (the TACO extra part's unetmobv2_v1)
     PublishedScores(
-        "UnetMobV2", ("unetmobv2", "unetmobilenetv2", "cloudsen12"), 0.920, 0.890, 0.913
+        "UnetMobV2",
+        ("unetmobv2", "unetmobilenetv2", "cloudsen12", "unetmobv2v1"),
+        0.920,
+        0.890,
+        0.913,
     ),
     PublishedScores("Fmask", ("fmask",), 0.841, 0.722, 0.809),
     PublishedScores("KappaMask L1C", ("kappamaskl1c", "kappamask"), 0.822, 0.738, 0.812),

@@ -30,11 +30,18 @@ Patch counts and stored dtypes (decided from file sizes, nothing else is recorde
   divided by 1024 (1 opaque, 2 cirrus, 3 both): they are read back as 1024, 2048 and 3072
   (``mask`` int16, see :func:`widen_narrow_label`). An int8 QA60 patch whose interior holds
   other values is refused with :class:`DatasetError` when read.
+
+Patch metadata: a split folder may hold the release's ``metadata.csv`` (one row per patch, in
+patch order; columns such as ``roi_id``, ``s2_id``, ``land_cover``, ``label_type``,
+``cloud_coverage``, ``difficulty``, ``proj_epsg``, ``proj_transform``). Its columns go into
+each sample's ``meta`` (numbers as numbers, empty cells as None); ``roi=`` keeps the patches
+of some ROIs. A table whose row count differs from the split's patch count is refused.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -364,6 +371,48 @@ def _resolve_label(name: str | None) -> tuple[str, str] | None:
     return key, scheme
 
 
+METADATA_FILE = "metadata.csv"
+
+
+def _csv_value(text: str) -> Any:
+    """A ``metadata.csv`` cell: int, float, None for an empty cell, else the text."""
+    if text == "":
+        return None
+    for kind in (int, float):
+        with contextlib.suppress(ValueError):
+            return kind(text)
+    return text
+
+
+def read_metadata(folder: Path, n: int) -> list[dict[str, Any]] | None:
+    """Rows of ``folder/metadata.csv`` (one per patch, in patch order), None when there is no
+    such file; :class:`DatasetError` when it does not hold ``n`` rows."""
+    path = folder / METADATA_FILE
+    if not path.is_file():
+        return None
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = [
+            {k: _csv_value(v or "") for k, v in row.items() if k} for row in csv.DictReader(handle)
+        ]
+    if len(rows) != n:
+        raise DatasetError(
+            f"{path} has {len(rows)} rows but the split holds {n} patches; the table belongs "
+            "to another download or is incomplete: download it again"
+        )
+    return rows
+
+
+def _merge_metadata(meta: dict[str, Any], row: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``meta`` with the patch's ``metadata.csv`` columns (``metadata_<name>`` where a column
+    would replace one of the reader's own keys, e.g. the table's ``index``)."""
+    if row is None:
+        return meta
+    merged = dict(meta)
+    for key, value in row.items():
+        merged[f"metadata_{key}" if key in meta else key] = value
+    return merged
+
+
 def present_level(present: Mapping[str, Mapping[str, Path]]) -> str:
     """``L1C`` when every split of ``present`` (split -> layer key -> file) has L1C band
     files, else ``L2A`` when every split has L2A ones, else ``L1C`` (whose absence the band
@@ -398,7 +447,10 @@ class CloudSEN12(CloudDataset):
     not define become 255; ``valid`` (H, W) bool, interior pixels with a defined label.
     For ``manual_sc`` (scribbles) any value outside 0-3 is an unlabelled pixel: it stays as
     stored in ``mask``, becomes 255 in ``mask_canonical`` and False in ``valid``.
-    ``meta``: ``split``, ``index`` (within the split), ``level``, ``label``.
+    ``meta``: ``split``, ``index`` (within the split), ``level``, ``label``, and the patch's
+    ``metadata.csv`` columns when the split folder has that table (``roi_id``, ``land_cover``,
+    ``cloud_coverage``, ...). ``roi``: one ``roi_id`` or a list; keeps only their patches
+    (needs ``metadata.csv``).
 
     Each file is opened once, lazily, as an ``np.memmap`` and kept; a sample reads only its
     own patch. Pickling (e.g. into DataLoader workers) drops the open memmaps.
@@ -439,6 +491,7 @@ class CloudSEN12(CloudDataset):
         layers: str | Sequence[str] = (),
         canonical: bool = True,
         crop: bool = False,
+        roi: str | Sequence[str] | None = None,
     ) -> None:
         self.root = require_path(root, "CloudSEN12 root folder")
         folders = {
@@ -459,11 +512,40 @@ class CloudSEN12(CloudDataset):
         self.splits: dict[str, SplitFiles] = {}
         for s, folder in folders.items():
             self.splits[s] = _check_split(folder, present[s], requested)
+        self.metadata = {s: read_metadata(f.folder, f.n) for s, f in self.splits.items()}
         self._index: list[tuple[str, int]] = [
             (s, i) for s, files in self.splits.items() for i in range(files.n)
         ]
+        if roi is not None:
+            self._index = self._select_rois(as_names(roi))
         self._memmaps: dict[tuple[str, str], np.memmap] = {}
         self._interior = self._interior_mask()
+
+    def _select_rois(self, rois: Sequence[str]) -> list[tuple[str, int]]:
+        """The samples whose ``metadata.csv`` ``roi_id`` is one of ``rois``."""
+        lacking = [s for s, rows in self.metadata.items() if rows is None]
+        if lacking:
+            raise DatasetError(
+                f"roi= needs the release's {METADATA_FILE}, which "
+                f"{', '.join(str(self.splits[s].folder) for s in lacking)} lack(s); download it"
+            )
+        wanted = set(rois)
+        kept = [
+            (s, i)
+            for s, i in self._index
+            if str((self.metadata[s] or [])[i].get("roi_id")) in wanted
+        ]
+        if not kept:
+            raise DatasetError(
+                f"no patch of the selected splits has roi_id {', '.join(sorted(wanted))}; "
+                f"check the ROI names (e.g. ROI_0530) in {METADATA_FILE}"
+            )
+        return kept
+
+    def metadata_row(self, split: str, i: int) -> dict[str, Any] | None:
+        """The ``metadata.csv`` row of patch ``i`` of ``split``, None without the table."""
+        rows = self.metadata.get(split)
+        return dict(rows[i]) if rows is not None else None
 
     @property
     def label_key(self) -> str | None:
@@ -658,7 +740,10 @@ class CloudSEN12(CloudDataset):
             "bands": self.bands,
             "crs": None,
             "transform": None,
-            "meta": {"split": split, "index": i, "level": self.level, "label": self.label_key},
+            "meta": _merge_metadata(
+                {"split": split, "index": i, "level": self.level, "label": self.label_key},
+                self.metadata_row(split, i),
+            ),
         }
         if self.canonical:
             sample["mask_canonical"] = canonical

@@ -32,6 +32,7 @@ DATASETS: Registry[type[CloudDataset]] = Registry(
 )
 for _kind, _target in {
     "cloudsen12": "s2clouds.datasets.cloudsen12:CloudSEN12",
+    "cloudsen12-taco": "s2clouds.datasets.cloudsen12_taco:CloudSEN12Taco",
     "cmc": "s2clouds.datasets.cmc:CloudMaskCatalogue",
     "temporal": "s2clouds.datasets.temporal:TemporalCloudDataset",
     "sen12ms": "s2clouds.datasets.sen12ms:SEN12MS",

@@ -9,6 +9,8 @@ dtypes of the dataset card. The folders deliberately mix the spellings found in 
   LABEL_QA60 stored as int16 (the card says int8, which cannot hold its flags)
 - ``val`` (1 patch): L1C and L2A B02, B03, B04, B08 and manual_hq
 - ``train`` (2 patches): only L2A B02, B03, B04, B08 and manual_hq (a partial download)
+- ``test/metadata.csv``: the release's per-patch table (the published header, one row per
+  patch in patch order); the other splits have none
 
 Pixel values are deterministic functions (below) so tests can compare exactly. The pad (row and
 column 0, rows and columns 510-511) holds 0 in every layer.
@@ -16,6 +18,7 @@ column 0, rows and columns 510-511) holds 0 in every layer.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +89,57 @@ def elevation(index: int) -> np.ndarray:
     return _pad((100 * index + COLS).astype(np.int16))
 
 
+#: the header of the release's metadata.csv (CloudSEN12-high / -nolabel on the hub)
+METADATA_HEADER = (
+    "index,annotator_name,roi_id,s2_id_gee,s2_id,s2_date,s2_sen2cor_version,s2_fmask_version,"
+    "s2_cloudless_version,s2_reflectance_conversion_correction,s2_aot_retrieval_accuracy,"
+    "s2_water_vapour_retrieval_accuracy,s2_view_off_nadir,s2_view_sun_azimuth,"
+    "s2_view_sun_elevation,s1_id,s1_date,s1_grd_post_processing_software_name,"
+    "s1_grd_post_processing_software_version,s1_slc_processing_facility_name,"
+    "s1_slc_processing_software_version,s1_radar_coverage,land_cover,label_type,"
+    "cloud_coverage,test,difficulty,proj_epsg,proj_geometry,proj_shape,proj_centroid,"
+    "proj_transform,test_sr"
+)
+METADATA_COLUMNS = METADATA_HEADER.split(",")
+#: roi_id, land_cover and cloud_coverage of the test patches (two patches share a ROI)
+TEST_METADATA = (
+    ("ROI_0530", 10, "cloud-free"),
+    ("ROI_0533", 40, "mid-cloudy"),
+    ("ROI_0530", 10, "cloudy"),
+)
+
+
+def metadata_row(index: int) -> dict[str, object]:
+    """One row of test/metadata.csv, in the published columns (empty cells where unknown)."""
+    roi, land_cover, coverage = TEST_METADATA[index % len(TEST_METADATA)]
+    row: dict[str, object] = dict.fromkeys(METADATA_COLUMNS, "")
+    row.update(
+        index=20000 + index,
+        annotator_name="CESAR",
+        roi_id=roi,
+        s2_id=f"S2A_MSIL1C_2019041{index}T191919_N0207_R099_T10VFJ_20190414T211515",
+        s2_date=f"2019-04-1{index}T19:28:43Z",
+        s2_view_sun_azimuth=168.95 + index,
+        land_cover=land_cover,
+        label_type="high",
+        cloud_coverage=coverage,
+        test=1,
+        proj_epsg=32610,
+        proj_shape=509,
+        proj_transform="10, 0, 663300, 0, -10, 6375870",
+    )
+    return row
+
+
+def write_metadata(path: Path, n: int) -> None:
+    """The release's metadata.csv for ``n`` patches."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=METADATA_COLUMNS)
+        writer.writeheader()
+        for index in range(n):
+            writer.writerow(metadata_row(index))
+
+
 def _pad(array: np.ndarray) -> np.ndarray:
     out = np.zeros_like(array)
     out[INTERIOR, INTERIOR] = array[INTERIOR, INTERIOR]
@@ -113,6 +167,7 @@ def _write_split(folder: Path, split: str, n: int) -> None:
         write_layer(folder / "manual_sc.dat", [manual_sc(i) for i in ids])
         write_layer(folder / "LABEL_fmask.dat", [fmask(i) for i in ids])
         write_layer(folder / "LABEL_QA60.dat", [qa60(i) for i in ids])
+        write_metadata(folder / "metadata.csv", n)
     else:
         write_layer(folder / "manual_hq.dat", [manual_hq(split, i) for i in ids])
     if split == "val":
