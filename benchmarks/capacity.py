@@ -30,9 +30,20 @@ NAME = "s2clouds-pixel-l1c13"
 
 def build(rounds: int, leaves: int, out: Path) -> Path:
     subprocess.run(
-        [sys.executable, str(HERE.parent / "scripts" / "build_pixel_models.py"), "--models", NAME,
-         "--rounds", str(rounds), "--leaves", str(leaves), "--out", str(out)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            str(HERE.parent / "scripts" / "build_pixel_models.py"),
+            "--models",
+            NAME,
+            "--rounds",
+            str(rounds),
+            "--leaves",
+            str(leaves),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
     )
     return out / f"{NAME}.lgbm"
 
@@ -45,9 +56,15 @@ def main() -> None:
     clear = [i for i in clear_images(DATA, False) if "B10" in i.bands]
     labelled = list(labelled_images(DATA))
     image = real_scene(args.size)
-    peer = args.size**2 / 1e6 / time_model("ukis-csmask@native", image, ("B02", "B03", "B04", "B08"), 2)
-    print(f"{'rounds x leaves':16s} {'MB':>5s} {'false cloud %':>13s} {'false shadow %':>14s} "
-          f"{'cloud F1':>8s} {'shadow F1':>9s} {'thin F1':>7s} {'MP/s':>6s} {'vs ukis':>7s}")
+    peer = (
+        args.size**2
+        / 1e6
+        / time_model("ukis-csmask@native", image, ("B02", "B03", "B04", "B08"), 2)
+    )
+    print(
+        f"{'rounds x leaves':16s} {'MB':>5s} {'false cloud %':>13s} {'false shadow %':>14s} "
+        f"{'cloud F1':>8s} {'shadow F1':>9s} {'thin F1':>7s} {'MP/s':>6s} {'vs ukis':>7s}"
+    )
     for size in args.sizes.split(","):
         rounds, leaves = (int(v) for v in size.split("x"))
         with tempfile.TemporaryDirectory() as tmp:
@@ -57,10 +74,12 @@ def main() -> None:
             totals = [sum(d[model][k] for d in rates.values()) for k in range(3)]
             scores = agreement([model], labelled)[model]
             speed = args.size**2 / 1e6 / time_model(model, image, L1C_BANDS, 2)
-            print(f"{size:16s} {path.stat().st_size / 1e6:5.2f} "
-                  f"{100 * totals[0] / totals[2]:13.2f} {100 * totals[1] / totals[2]:14.2f} "
-                  f"{scores['cloud F1']:8.3f} {scores['shadow F1']:9.3f} {scores['thin F1']:7.3f} "
-                  f"{speed:6.2f} {speed / peer:6.1f}x")
+            print(
+                f"{size:16s} {path.stat().st_size / 1e6:5.2f} "
+                f"{100 * totals[0] / totals[2]:13.2f} {100 * totals[1] / totals[2]:14.2f} "
+                f"{scores['cloud F1']:8.3f} {scores['shadow F1']:9.3f} {scores['thin F1']:7.3f} "
+                f"{speed:6.2f} {speed / peer:6.1f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -299,8 +299,19 @@ SCORERS = ("probability", "sen12ms")
 def _composite(files: list[Path], out: Path, method: str, scorer: str) -> dict[str, float]:
     run_child(
         CHILD_COMPOSITE,
-        ["composite", *map(str, files), "-o", str(out), "--workers", "0", "--method", method,
-         "--score", scorer, "--quiet"],
+        [
+            "composite",
+            *map(str, files),
+            "-o",
+            str(out),
+            "--workers",
+            "0",
+            "--method",
+            method,
+            "--score",
+            scorer,
+            "--quiet",
+        ],
     )
     summary = json.loads(out.with_suffix(".json").read_text())
     return {**residual_cloud(out), "no_clear": summary["share_without_clear_observation"]}
@@ -339,17 +350,23 @@ def methods_side_by_side(args: argparse.Namespace) -> None:
         f"\nMethods side by side: {folder.name}, {len(files)} dates; residual cloud = share of "
         "valid composite pixels an independent masker calls cloud"
     )
-    print(f"{'dates':<7} | {'scorer':<11} | {'method':<6} | {'s2cloudless':>11} | "
-          f"{'physical':>8} | {'no clear obs':>12}")
+    print(
+        f"{'dates':<7} | {'scorer':<11} | {'method':<6} | {'s2cloudless':>11} | "
+        f"{'physical':>8} | {'no clear obs':>12}"
+    )
     means: dict[tuple[str, str], list[float]] = {}
     for (tag, scorer, method), res in table.items():
-        print(f"{tag:<7} | {scorer:<11} | {method:<6} | {100 * res['s2cloudless']:>10.2f}% | "
-              f"{100 * res['physical']:>7.2f}% | {100 * res['no_clear']:>11.2f}%")
+        print(
+            f"{tag:<7} | {scorer:<11} | {method:<6} | {100 * res['s2cloudless']:>10.2f}% | "
+            f"{100 * res['physical']:>7.2f}% | {100 * res['no_clear']:>11.2f}%"
+        )
         if not tag.startswith("all"):
             means.setdefault((scorer, method), []).append(res["s2cloudless"])
     for (scorer, method), values in means.items():
-        print(f"mean over the {len(values)} 5-date groups, {scorer} {method}: s2cloudless cloud "
-              f"{100 * float(np.mean(values)):.2f}%")
+        print(
+            f"mean over the {len(values)} 5-date groups, {scorer} {method}: s2cloudless cloud "
+            f"{100 * float(np.mean(values)):.2f}%"
+        )
     if args.figure:
         _figure(pictures, list(groups), Path(args.figure))
 
@@ -396,8 +413,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--tmp", default=None, help="folder for the temporary inputs")
     parser.add_argument("--real", action="store_true", help="also run the real-data check")
-    parser.add_argument("--methods", action="store_true",
-                        help="best, medoid and ranked side by side on the real series")
+    parser.add_argument(
+        "--methods",
+        action="store_true",
+        help="best, medoid and ranked side by side on the real series",
+    )
     parser.add_argument("--figure", default=None, help="PNG of the --methods composites")
     parser.add_argument("--no-scale", action="store_true", help="skip the synthetic scale run")
     args = parser.parse_args()

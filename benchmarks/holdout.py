@@ -36,15 +36,28 @@ def is_held_out(kind: str, name: str) -> bool:
 
 #: EuroSAT land-cover class -> surface of the benchmark's rows
 EUROSAT_SURFACE = {
-    "AnnualCrop": "farmland", "PermanentCrop": "farmland", "Pasture": "farmland",
-    "HerbaceousVegetation": "farmland", "Forest": "forest", "SeaLake": "sea and water",
-    "River": "sea and water", "Residential": "city", "Industrial": "city", "Highway": "city",
+    "AnnualCrop": "farmland",
+    "PermanentCrop": "farmland",
+    "Pasture": "farmland",
+    "HerbaceousVegetation": "farmland",
+    "Forest": "forest",
+    "SeaLake": "sea and water",
+    "River": "sea and water",
+    "Residential": "city",
+    "Industrial": "city",
+    "Highway": "city",
 }
 #: S2-100K patch -> surface (from ../shared/data/real/README.md)
 S2_100K_SURFACE = {
-    "patch_25630": "snow and ice", "patch_770287": "snow and ice", "patch_286743": "snow and ice",
-    "patch_70541": "desert", "patch_759128": "desert", "patch_58000": "desert",
-    "patch_33188": "desert", "patch_252161": "desert", "patch_445": "snow and ice",
+    "patch_25630": "snow and ice",
+    "patch_770287": "snow and ice",
+    "patch_286743": "snow and ice",
+    "patch_70541": "desert",
+    "patch_759128": "desert",
+    "patch_58000": "desert",
+    "patch_33188": "desert",
+    "patch_252161": "desert",
+    "patch_445": "snow and ice",
 }
 #: DSen2 crop -> surface
 DSEN2_SURFACE = {
@@ -65,8 +78,10 @@ def surface_of(kind: str, name: str) -> str:
     if kind == "mojave":
         return "desert"
     if kind == "bigearthnet_s2":  # winter Finland under snow; else the patch's land cover
-        return {"S2B_MSIL2A_20180204T94161_57_38": "snow and ice",
-                "S2B_MSIL2A_20170924T93020_69_24": "forest"}.get(name, "farmland")
+        return {
+            "S2B_MSIL2A_20180204T94161_57_38": "snow and ice",
+            "S2B_MSIL2A_20170924T93020_69_24": "forest",
+        }.get(name, "farmland")
     if kind == "sen1floods11":
         return "farmland"
     return "mixed"

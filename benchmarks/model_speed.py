@@ -35,8 +35,12 @@ REAL = (
 )
 PEER = "ukis-csmask"  # at its documented 30 m (the default); ukis-csmask@native is at 10 m
 #: the band stacks each model is timed on
-STACKS = {"4 bands": RGBN_BANDS, "6 bands": SWIR6_BANDS, "10 bands": SWIR10_BANDS,
-          "13 bands": L1C_BANDS}
+STACKS = {
+    "4 bands": RGBN_BANDS,
+    "6 bands": SWIR6_BANDS,
+    "10 bands": SWIR10_BANDS,
+    "13 bands": L1C_BANDS,
+}
 
 
 def real_scene(size: int) -> np.ndarray:

@@ -65,8 +65,9 @@ def single_probs(model_name: str, stack: np.ndarray, bands: tuple[str, ...]) -> 
         return None
     idx = [canonical_band_names(bands).index(b) for b in model.bands]
     context = ModelContext(resolution=10.0, level="L1C")
-    return np.stack([predict_array(model, np.ascontiguousarray(image[idx]), context)
-                     for image in stack])
+    return np.stack(
+        [predict_array(model, np.ascontiguousarray(image[idx]), context) for image in stack]
+    )
 
 
 def masks(probs: np.ndarray, stack: np.ndarray) -> np.ndarray:
@@ -79,8 +80,12 @@ def load(data: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from s2clouds.datasets.sen12mscr import SEN12MSCRPairs, SEN12MSCRSeries
 
     pairs = [
-        {"id": s["meta"]["id"], "stack": np.stack([s["image"], s["reference"]]),
-         "bands": tuple(s["bands"]), "labels": s["mask"]}
+        {
+            "id": s["meta"]["id"],
+            "stack": np.stack([s["image"], s["reference"]]),
+            "bands": tuple(s["bands"]),
+            "labels": s["mask"],
+        }
         for s in SEN12MSCRPairs(data / "sen12mscr" / "pairs")
     ]
     series = SEN12MSCRSeries(data / "sen12mscr" / "timeseries", keep_unusable=True)
@@ -88,8 +93,13 @@ def load(data: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     stack, bands, _, _, days = series._series(folder)
     labels = [series._labelled(folder, i)[1] for i in range(len(stack))]
     ids = [f"{folder.name}/{p.stem}" for p in series._files(folder)]
-    return pairs, {"stack": stack, "bands": bands, "labels": labels, "ids": ids,
-                   "days": days.tolist()}
+    return pairs, {
+        "stack": stack,
+        "bands": bands,
+        "labels": labels,
+        "ids": ids,
+        "days": days.tolist(),
+    }
 
 
 # ------------------------------------------------------------------------------ scores
@@ -117,13 +127,18 @@ class Tally:
         out: dict[str, float] = {"images": float(self.images)}
         if self.pred:
             p, t = np.concatenate(self.pred), np.concatenate(self.truth)
-            out |= {"cloud F1": f1((p == 1) | (p == 2), (t == 1) | (t == 2)),
-                    "thin F1": f1(p == 2, t == 2), "shadow F1": f1(p == 3, t == 3),
-                    "labelled px": float(t.size)}
+            out |= {
+                "cloud F1": f1((p == 1) | (p == 2), (t == 1) | (t == 2)),
+                "thin F1": f1(p == 2, t == 2),
+                "shadow F1": f1(p == 3, t == 3),
+                "labelled px": float(t.size),
+            }
         if self.clear[2]:
-            out |= {"false cloud %": 100 * self.clear[0] / self.clear[2],
-                    "false shadow %": 100 * self.clear[1] / self.clear[2],
-                    "clear px": float(self.clear[2])}
+            out |= {
+                "false cloud %": 100 * self.clear[0] / self.clear[2],
+                "false shadow %": 100 * self.clear[1] / self.clear[2],
+                "clear px": float(self.clear[2]),
+            }
         return out
 
 
@@ -172,7 +187,8 @@ def evaluate(data: Path, models: list[str]) -> dict[str, dict[str, dict[str, flo
                     tally("series: cloudy dates (all)", method).add_labelled(m[i], labels.mask)
                     if held:
                         tally("series: cloudy dates (held out)", method).add_labelled(
-                            m[i], labels.mask)
+                            m[i], labels.mask
+                        )
     for pair in pairs:
         for name in models:
             probs = single_probs(name, pair["stack"], pair["bands"])
@@ -183,12 +199,15 @@ def evaluate(data: Path, models: list[str]) -> dict[str, dict[str, dict[str, flo
                 refined = refine_series(pair["stack"], probs, pair["bands"]).probs
                 methods[f"{name} series"] = masks(refined, pair["stack"])
             held = is_held_out("pairs", pair["id"])
-            cirrus = np.mean(cirrus_sky(BandPlanes(pair["stack"][1], pair["bands"]),
-                                        ChangeRules())) > 0.5
+            cirrus = (
+                np.mean(cirrus_sky(BandPlanes(pair["stack"][1], pair["bands"]), ChangeRules()))
+                > 0.5
+            )
             for method, m in methods.items():
                 for suffix in ("all", "held out") if held else ("all",):
                     tally(f"pairs: cloudy halves ({suffix})", method).add_labelled(
-                        m[0], pair["labels"])
+                        m[0], pair["labels"]
+                    )
                     if not cirrus:
                         tally(f"pairs: clear halves ({suffix})", method).add_clear(m[1])
     out = {row: {method: t.scores() for method, t in by.items()} for row, by in tallies.items()}
@@ -201,8 +220,11 @@ def print_table(results: dict[str, dict[str, dict[str, float]]]) -> None:
     for row, by in results.items():
         if row == "timing":
             continue
-        keys = ["false cloud %", "false shadow %"] if "clear" in row else [
-            "cloud F1", "thin F1", "shadow F1"]
+        keys = (
+            ["false cloud %", "false shadow %"]
+            if "clear" in row
+            else ["cloud F1", "thin F1", "shadow F1"]
+        )
         n = int(next(iter(by.values())).get("images", 0))
         print(f"\n{row}: {n} images")
         print(f"  {'method':32s}" + "".join(f"{k:>16s}" for k in keys))

@@ -122,7 +122,10 @@ def pair_sources(data: Path) -> list[Labelled]:
 
 
 def clear_half(
-    clear: np.ndarray, cloudy: np.ndarray, cloudy_mask: np.ndarray, bands: tuple[str, ...],
+    clear: np.ndarray,
+    cloudy: np.ndarray,
+    cloudy_mask: np.ndarray,
+    bands: tuple[str, ...],
     name: str,
 ) -> Labelled:
     """The "clear" image of a pair, labelled clear except where the reverse comparison
@@ -149,7 +152,8 @@ def series_sources(data: Path) -> list[Labelled]:
     series = SEN12MSCRSeries(data / "sen12mscr" / "timeseries")
     return [
         Labelled(s["image"], tuple(s["bands"]), s["mask"], "L1C", f"series:{s['meta']['id']}")
-        for s in series if not is_held_out("series", s["meta"]["id"])
+        for s in series
+        if not is_held_out("series", s["meta"]["id"])
     ]
 
 
@@ -189,18 +193,26 @@ def eurosat_mosaics(patches: list[Labelled], rng: np.random.Generator) -> list[L
         size = min(i.image.shape[1] for i in items)
         for k in range(EUROSAT_MOSAICS_PER_CLASS):
             picks = rng.choice(len(items), n * n, replace=len(items) < n * n)
-            rows = [np.concatenate([items[picks[r * n + c]].image[:, :size, :size]
-                                    for c in range(n)], axis=2) for r in range(n)]
+            rows = [
+                np.concatenate(
+                    [items[picks[r * n + c]].image[:, :size, :size] for c in range(n)], axis=2
+                )
+                for r in range(n)
+            ]
             image = np.concatenate(rows, axis=1)
-            out.append(Labelled(image, items[0].bands, all_clear(image), "L1C",
-                                f"eurosat:{name}-mosaic{k}"))
+            out.append(
+                Labelled(
+                    image, items[0].bands, all_clear(image), "L1C", f"eurosat:{name}-mosaic{k}"
+                )
+            )
     return out
 
 
 def training_layers(data: Path) -> list[CloudLayer]:
     """Cloud layers of the training pairs (never of held-out pairs)."""
-    return layers_from_pairs(data / "sen12mscr" / "pairs",
-                             lambda name: not is_held_out("pairs", name))
+    return layers_from_pairs(
+        data / "sen12mscr" / "pairs", lambda name: not is_held_out("pairs", name)
+    )
 
 
 def composite_sources(
@@ -213,8 +225,16 @@ def composite_sources(
         for index in rng.choice(len(layers), COMPOSITES_PER_SURFACE, replace=False):
             item = composite_layer(surface, layers[index], Geometry.random(rng), rng)
             if item is not None:
-                out.append(Labelled(item.image, item.bands, item.target, item.level,
-                                    f"composite:{item.name}", COMPOSITE_WEIGHT))
+                out.append(
+                    Labelled(
+                        item.image,
+                        item.bands,
+                        item.target,
+                        item.level,
+                        f"composite:{item.name}",
+                        COMPOSITE_WEIGHT,
+                    )
+                )
     return out
 
 
@@ -247,8 +267,9 @@ def oncloudn_sources(data: Path) -> list[Labelled]:
         teacher = ukis_mask(image, tuple(scene.bands))
         target[(label == 0) & (teacher == 0)] = 0
         target[(label == 0) & (teacher == 3)] = 3
-        out.append(Labelled(image, tuple(scene.bands), target, "L2A", f"oncloudn:{chip.name}",
-                            OCN_WEIGHT))
+        out.append(
+            Labelled(image, tuple(scene.bands), target, "L2A", f"oncloudn:{chip.name}", OCN_WEIGHT)
+        )
     return out
 
 
@@ -320,7 +341,10 @@ def prior_weights(labels: np.ndarray, source: np.ndarray) -> np.ndarray:
 
 
 def build_rows(
-    items: list[Labelled], bands: tuple[str, ...], features: tuple[str, ...], seed: int,
+    items: list[Labelled],
+    bands: tuple[str, ...],
+    features: tuple[str, ...],
+    seed: int,
     provenance: dict[str, dict[str, int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Feature rows, labels and weights of every item's variants; ``provenance`` collects
@@ -336,7 +360,8 @@ def build_rows(
                 image, target = coarsen(item.image, item.target, factor)
                 x, y, w = draw_rows(
                     Labelled(image, item.bands, target, item.level, item.name, item.weight),
-                    features, rng,
+                    features,
+                    rng,
                 )
                 xs.append(x)
                 ys.append(y)
@@ -361,14 +386,25 @@ def training_data_text(name: str) -> str:
         "reflectance from the change labeller, B10 rise kept) laid over those clear surfaces "
         "and over 4x4 tilings of same-class EuroSAT patches, with their shadows cast along a "
         "random sun at a random cloud height, labelled thick/thin/shadow by construction"
-        + (" (not used by this model: without SWIR the composites taught it false cloud on "
-           "bright ground)" if "B11" not in MODELS[name][0] else "")
-        + ("; On Cloud N chips 1-2 with their human cloud labels, shadow and clear on the "
-           "pixels the annotators called not cloud taught by ukis-csmask at 30 m (its "
-           "documented operating point), its cloud there ignored" if four_band else "")
+        + (
+            " (not used by this model: without SWIR the composites taught it false cloud on "
+            "bright ground)"
+            if "B11" not in MODELS[name][0]
+            else ""
+        )
+        + (
+            "; On Cloud N chips 1-2 with their human cloud labels, shadow and clear on the "
+            "pixels the annotators called not cloud taught by ukis-csmask at 30 m (its "
+            "documented operating point), its cloud there ignored"
+            if four_band
+            else ""
+        )
         + "; each also as an L2A-like/TOA-like copy and at 20 m and 30 m"
-        + ("; B10 imputed on clear images without it (leak x B12)" if "B10" in MODELS[name][0]
-           else "")
+        + (
+            "; B10 imputed on clear images without it (leak x B12)"
+            if "B10" in MODELS[name][0]
+            else ""
+        )
         + f". Held out whole: the pool sources {', '.join(HELD_OUT_SOURCES)}; held out: "
         + f"{json.dumps(HOLDOUT)}, and by the CRC-32 of their names 1 in {EVERY['pairs']} "
         + f"pairs (with their cloud layers), 1 in {EVERY['series']} dates, 1 in "
@@ -388,13 +424,30 @@ def train_model(
     weights = prior_weights(y, w)
     rng = np.random.default_rng(seed + 1)
     val = rng.random(y.size) < 0.1
-    config = PixelTrainConfig(bands=bands, features=features, rounds=rounds, num_leaves=leaves,
-                              learning_rate=LEARNING_RATE, min_data_in_leaf=60, seed=seed)
-    booster = fit_booster(x[~val], y[~val], config, valid=(x[val], y[val]),
-                          weights=weights[~val], valid_weights=weights[val])
+    config = PixelTrainConfig(
+        bands=bands,
+        features=features,
+        rounds=rounds,
+        num_leaves=leaves,
+        learning_rate=LEARNING_RATE,
+        min_data_in_leaf=60,
+        seed=seed,
+    )
+    booster = fit_booster(
+        x[~val],
+        y[~val],
+        config,
+        valid=(x[val], y[val]),
+        weights=weights[~val],
+        valid_weights=weights[val],
+    )
     counts = {c: int(np.count_nonzero(y == i)) for i, c in enumerate(CLASS_NAMES)}
     spec = pixel_spec(
-        name, bands, features, stride=STRIDE, tile_size=2048,
+        name,
+        bands,
+        features,
+        stride=STRIDE,
+        tile_size=2048,
         resolution=MODEL_RESOLUTION,
         shadow_reach_m=SHADOW_REACH_M,
         training_data=training_data_text(name),
@@ -411,14 +464,20 @@ def train_model(
     )
     model = PixelModel(booster, spec)
     path = model.save(out / f"{name}.lgbm")
-    return path, {"rows": int(y.size), "classes": counts, "rounds": booster.current_iteration(),
-                  "seconds": round(time.time() - started, 1)}
+    return path, {
+        "rows": int(y.size),
+        "classes": counts,
+        "rounds": booster.current_iteration(),
+        "seconds": round(time.time() - started, 1),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "real")
-    parser.add_argument("--out", type=Path, default=ROOT / "src" / "s2clouds" / "models" / "weights")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "src" / "s2clouds" / "models" / "weights"
+    )
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--leaves", type=int, default=31, help="leaves per tree")
@@ -433,8 +492,11 @@ def main() -> None:
     layers = training_layers(args.data)
     under_cloud = surfaces + eurosat_mosaics(eurosat, rng)
     composites = composite_sources(under_cloud, layers, rng)
-    print(f"{len(common)} real images and {len(composites)} composites of {len(layers)} real "
-          f"cloud layers in {time.time() - started:.0f} s", flush=True)
+    print(
+        f"{len(common)} real images and {len(composites)} composites of {len(layers)} real "
+        f"cloud layers in {time.time() - started:.0f} s",
+        flush=True,
+    )
     for name in args.models.split(","):
         with_swir = "B11" in MODELS[name][0]
         # the composites need SWIR to be told from bright ground: without it they taught the

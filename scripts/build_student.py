@@ -146,24 +146,36 @@ def main() -> None:
     val = [s for s in samples if s[3] in val_names]
     mean, std = band_stats(train)
     weights = torch.tensor(class_weights(train), dtype=torch.float32)
-    print(f"{len(train)} training and {len(val)} validation samples of {len(names)} images "
-          f"in {time.time() - started:.0f} s; class weights {weights.numpy().round(2)}",
-          flush=True)
+    print(
+        f"{len(train)} training and {len(val)} validation samples of {len(names)} images "
+        f"in {time.time() - started:.0f} s; class weights {weights.numpy().round(2)}",
+        flush=True,
+    )
     arch = get_architecture("tiny-unet")
     name = f"s2clouds-student-{args.bands}"
     spec = WeightSpec(
-        name=name, architecture="tiny-unet", bands=bands, mean=mean, std=std,
-        resolution=RESOLUTION, tile_size=1024, size_multiple=arch.size_multiple,
-        halo=arch.halo, shadow_reach_m=SHADOW_REACH_M,
+        name=name,
+        architecture="tiny-unet",
+        bands=bands,
+        mean=mean,
+        std=std,
+        resolution=RESOLUTION,
+        tile_size=1024,
+        size_multiple=arch.size_multiple,
+        halo=arch.halo,
+        shadow_reach_m=SHADOW_REACH_M,
         training_data=recipe.training_data_text(
-            "s2clouds-pixel-rgbn" if args.bands == "rgbn" else "s2clouds-pixel-swir6"),
+            "s2clouds-pixel-rgbn" if args.bands == "rgbn" else "s2clouds-pixel-swir6"
+        ),
         licence="CC BY 4.0 (Copernicus Sentinel-2 data; On Cloud N CC BY 4.0; DSen2 CC BY 4.0); "
-                "SEN12MS-CR terms expected CC BY, not verified",
-        notes=(f"scripts/build_student.py --bands {args.bands} --epochs {args.epochs} "
-               f"--batch {args.batch} --lr {args.lr:g} --seed {args.seed}",
-               "a tiny-unet student at 30 m (block means of finer input), trained on the "
-               "pixel models' labels: change labels, clear real surfaces and real-cloud "
-               "composites; shadow kept only within reach of a cloud towards the sun"),
+        "SEN12MS-CR terms expected CC BY, not verified",
+        notes=(
+            f"scripts/build_student.py --bands {args.bands} --epochs {args.epochs} "
+            f"--batch {args.batch} --lr {args.lr:g} --seed {args.seed}",
+            "a tiny-unet student at 30 m (block means of finer input), trained on the "
+            "pixel models' labels: change labels, clear real surfaces and real-cloud "
+            "composites; shadow kept only within reach of a cloud towards the sun",
+        ),
     )
     model = build_model("tiny-unet", len(bands))
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -198,13 +210,18 @@ def main() -> None:
     with open(args.out / "metrics.csv", "w") as fh:
         fh.write(",".join(history[0]) + "\n")
         for row in history:
-            fh.write(",".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values())
-                     + "\n")
+            fh.write(
+                ",".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values())
+                + "\n"
+            )
     model.load_state_dict(best[1])
     checkpoint = save_trained(args.out / "student.pt", model.eval(), spec)
     result = export_onnx(checkpoint, args.out / f"{name}.onnx")
-    print(f"{result.onnx_path} (best validation score {best[0]:.3f}) in "
-          f"{time.time() - started:.0f} s", flush=True)
+    print(
+        f"{result.onnx_path} (best validation score {best[0]:.3f}) in "
+        f"{time.time() - started:.0f} s",
+        flush=True,
+    )
 
 
 def validate(model, spec: WeightSpec, val: list) -> dict[str, float]:
@@ -221,10 +238,13 @@ def validate(model, spec: WeightSpec, val: list) -> dict[str, float]:
             x[:, :h, :w] = spec.normalise(image)
             pred = model(torch.from_numpy(x[None]))[0].argmax(0).numpy()[:h, :w]
             ok = target != NODATA
-            for k, (p, t) in enumerate((
-                ((pred == 1) | (pred == 2), (target == 1) | (target == 2)),
-                (pred == 2, target == 2), (pred == 3, target == 3),
-            )):
+            for k, (p, t) in enumerate(
+                (
+                    ((pred == 1) | (pred == 2), (target == 1) | (target == 2)),
+                    (pred == 2, target == 2),
+                    (pred == 3, target == 3),
+                )
+            ):
                 tp[k] += np.sum(p & t & ok)
                 fp[k] += np.sum(p & ~t & ok)
                 fn[k] += np.sum(~p & t & ok)

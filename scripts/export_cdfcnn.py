@@ -19,7 +19,9 @@ from s2clouds.models.cdfcnn import CDFCNN_DIR, VARIANTS, convert_cdfcnn
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("source", type=Path, help="folder with the published .hdf5 files and LICENSE")
+    parser.add_argument(
+        "source", type=Path, help="folder with the published .hdf5 files and LICENSE"
+    )
     parser.add_argument("--out", type=Path, default=CDFCNN_DIR, help="output folder")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

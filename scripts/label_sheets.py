@@ -37,8 +37,15 @@ def main() -> None:
             if not meta["usable"]:
                 print(f"{name} {meta['id']}: not labelled ({meta['reason']})")
                 continue
-            rows.append((meta["id"][-18:], sample["image"], sample["reference"],
-                         sample["mask"], sample["bands"]))
+            rows.append(
+                (
+                    meta["id"][-18:],
+                    sample["image"],
+                    sample["reference"],
+                    sample["mask"],
+                    sample["bands"],
+                )
+            )
         for start in range(0, len(rows), args.rows):
             path = args.out / f"{name}_{start // args.rows:02d}.png"
             save_figure(label_sheet(rows[start : start + args.rows]), path, dpi=70)

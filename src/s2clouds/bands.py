@@ -60,7 +60,16 @@ L2A_BANDS: tuple[str, ...] = tuple(b for b in MSI_BAND_NAMES if b != "B10")
 RGBN_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08")
 #: the common 10-band stack of analysis-ready data: the 10 and 20 m bands (no B01, B09, B10)
 SWIR10_BANDS: tuple[str, ...] = (
-    "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"
+    "B02",
+    "B03",
+    "B04",
+    "B05",
+    "B06",
+    "B07",
+    "B08",
+    "B8A",
+    "B11",
+    "B12",
 )
 #: blue, green, red, NIR and both SWIR bands (Landsat-like stacks, ukis-csmask's 6 bands)
 SWIR6_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08", "B11", "B12")

@@ -22,7 +22,7 @@ def box_mean(values: np.ndarray, size: int, mode: str = "reflect") -> np.ndarray
 
     weights = np.full(size, 1.0 / size)
     rows = ndimage.correlate1d(values.astype(np.float32, copy=False), weights, axis=-1, mode=mode)
-    return ndimage.correlate1d(rows, weights, axis=-2, mode=mode)
+    return np.asarray(ndimage.correlate1d(rows, weights, axis=-2, mode=mode))
 
 
 def block_mean(image: np.ndarray, factor: int, *, fill: float = 0.0) -> np.ndarray:

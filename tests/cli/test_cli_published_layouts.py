@@ -40,8 +40,19 @@ def test_release_benchmark_takes_the_official_split(maker, tmp_path: Path) -> No
     root = tmp_path / "cr"
     maker("sen12mscr-release").write(root)
     report = tmp_path / "report"
-    _run(["benchmark", str(root), "--models", "physical", "--report", str(report), "--quiet",
-          "-O", "split=test"])
+    _run(
+        [
+            "benchmark",
+            str(root),
+            "--models",
+            "physical",
+            "--report",
+            str(report),
+            "--quiet",
+            "-O",
+            "split=test",
+        ]
+    )
     rows = list(csv.DictReader((report / "summary.csv").open()))
     assert {r["n_images"] for r in rows if r["masker"] == "physical"} == {"1"}
 

@@ -77,8 +77,12 @@ def test_release_labels_equal_the_repackaged_pairs_on_real_patches(real_data, tm
     for name in names:
         roi, season, scene, patch = name.rsplit("_", 3)
         for sensor, file in (("s2_cloudy", "cloudy.tif"), ("s2", "clear.tif")):
-            target = (tmp_path / f"{roi}_{season}_{sensor}" / f"{sensor}_{scene}"
-                      / f"{roi}_{season}_{sensor}_{scene}_{patch}.tif")
+            target = (
+                tmp_path
+                / f"{roi}_{season}_{sensor}"
+                / f"{sensor}_{scene}"
+                / f"{roi}_{season}_{sensor}_{scene}_{patch}.tif"
+            )
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(pairs_root / name / file)
     release = SEN12MSCRRelease(tmp_path)

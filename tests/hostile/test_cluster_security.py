@@ -81,8 +81,9 @@ def test_a_scheduler_that_is_not_dask_is_one_line_within_the_timeout(
 ) -> None:
     address = request.getfixturevalue("http_server" if which == "http" else "silent_port")
     started = time.monotonic()
-    with pytest.raises(ClusterError) as refused, connect(
-        ClusterOptions(scheduler=address, connect_timeout=2)
+    with (
+        pytest.raises(ClusterError) as refused,
+        connect(ClusterOptions(scheduler=address, connect_timeout=2)),
     ):
         pass
     assert time.monotonic() - started < 15
@@ -96,8 +97,9 @@ def test_a_scheduler_address_that_is_not_one_is_refused_by_the_cli(
 ) -> None:
     scene = maker("geotiff").write_multiband(tmp_path / "scene.tif", RGBN, size=64)
     check = frozen(tmp_path)
-    err = refuse(["predict", str(scene), "-o", str(tmp_path / "m.tif"), "--scheduler", address,
-                  "--quiet"])
+    err = refuse(
+        ["predict", str(scene), "-o", str(tmp_path / "m.tif"), "--scheduler", address, "--quiet"]
+    )
     assert "not the address of a Dask scheduler" in err
     check()
 

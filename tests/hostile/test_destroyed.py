@@ -60,8 +60,11 @@ def test_predict_never_replaces_a_device_or_fifo(
     node = special(kind, target[which])
     check = frozen(tmp_path)
     args = ["predict", str(tif), "-o", str(mask), "--quiet", "--workers", "0"]
-    args += {"mask": [], "probabilities": ["--probabilities"], "quicklook": ["--quicklook",
-                                                                             str(out / "q.png")]}[which]
+    args += {
+        "mask": [],
+        "probabilities": ["--probabilities"],
+        "quicklook": ["--quicklook", str(out / "q.png")],
+    }[which]
     err = refuse(args)
     assert str(node) in err and "not a regular file" in err
     assert is_special(node)
@@ -85,8 +88,19 @@ def test_composite_never_replaces_a_fifo(
 ) -> None:
     node = special("fifo", tmp_path / which)
     check = frozen(tmp_path)
-    err = refuse(["composite", str(tif), "-o", str(tmp_path / "c.tif"), "--score", "sen12ms",
-                  "--workers", "0", "--quiet"])
+    err = refuse(
+        [
+            "composite",
+            str(tif),
+            "-o",
+            str(tmp_path / "c.tif"),
+            "--score",
+            "sen12ms",
+            "--workers",
+            "0",
+            "--quiet",
+        ]
+    )
     assert str(node) in err and "not a regular file" in err
     assert is_special(node)
     check()
@@ -105,8 +119,9 @@ def test_a_batch_never_overwrites_a_mask_given_as_its_input(
     main(["predict", str(tif), "-o", str(earlier), "--quiet", "--workers", "0"])
     assert earlier.is_file()
     check = frozen(tmp_path)
-    err = refuse(["predict", str(tif), str(earlier), "-o", str(out), "--quiet", "--workers", "0",
-                  *extra])
+    err = refuse(
+        ["predict", str(tif), str(earlier), "-o", str(out), "--quiet", "--workers", "0", *extra]
+    )
     assert "scene_cloudmask.tif" in err and "is the input file" in err
     check()
 
@@ -117,16 +132,36 @@ def test_a_composite_summary_never_overwrites_an_input_item(
     """A STAC item ``c.json`` composited into ``-o c.tif``: the summary ``c.json`` would
     replace it."""
     item = tmp_path / "c.json"
-    item.write_text(json.dumps({
-        "type": "Feature",
-        "stac_version": "1.0.0",
-        "id": "S2X_20210601",
-        "properties": {"datetime": "2021-06-01T10:00:00Z"},
-        "assets": {"data": {"href": str(tif), "roles": ["data"],
-                            "eo:bands": [{"name": b} for b in RGBN]}},
-    }))
+    item.write_text(
+        json.dumps(
+            {
+                "type": "Feature",
+                "stac_version": "1.0.0",
+                "id": "S2X_20210601",
+                "properties": {"datetime": "2021-06-01T10:00:00Z"},
+                "assets": {
+                    "data": {
+                        "href": str(tif),
+                        "roles": ["data"],
+                        "eo:bands": [{"name": b} for b in RGBN],
+                    }
+                },
+            }
+        )
+    )
     check = frozen(tmp_path)
-    err = refuse(["composite", str(item), "-o", str(tmp_path / "c.tif"), "--score", "sen12ms",
-                  "--workers", "0", "--quiet"])
+    err = refuse(
+        [
+            "composite",
+            str(item),
+            "-o",
+            str(tmp_path / "c.tif"),
+            "--score",
+            "sen12ms",
+            "--workers",
+            "0",
+            "--quiet",
+        ]
+    )
     assert "the summary (OUT.json)" in err and "is the input file" in err
     check()

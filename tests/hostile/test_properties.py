@@ -40,7 +40,9 @@ def test_block_mean_and_upsampling_take_any_size(height, width, factor, seed) ->
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(height=st.integers(1, 90), width=st.integers(1, 90), resolution=st.sampled_from([10, 20, 60]))
+@given(
+    height=st.integers(1, 90), width=st.integers(1, 90), resolution=st.sampled_from([10, 20, 60])
+)
 def test_the_default_model_gives_probabilities_for_any_size(height, width, resolution) -> None:
     model = get_model("auto", ("B02", "B03", "B04", "B08"))
     image = np.full((4, height, width), 0.08, np.float32)
@@ -52,13 +54,28 @@ def test_the_default_model_gives_probabilities_for_any_size(height, width, resol
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 spec_keys = st.sampled_from(
-    ["name", "architecture", "bands", "mean", "std", "tile_size", "halo", "stride",
-     "size_multiple", "resolution", "sha256", "shadow_reach_m", "features", "classes"]
+    [
+        "name",
+        "architecture",
+        "bands",
+        "mean",
+        "std",
+        "tile_size",
+        "halo",
+        "stride",
+        "size_multiple",
+        "resolution",
+        "sha256",
+        "shadow_reach_m",
+        "features",
+        "classes",
+    ]
 )
 
 

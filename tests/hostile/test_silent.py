@@ -39,8 +39,14 @@ def write_scene(
     if np.dtype(dtype).itemsize == 1:
         data = data / 40
     profile = {
-        "driver": "GTiff", "height": height, "width": width, "count": 4, "dtype": dtype,
-        "crs": crs, "transform": Affine(pixel, 0, origin[0], 0, -pixel, origin[1]), "nodata": 0,
+        "driver": "GTiff",
+        "height": height,
+        "width": width,
+        "count": 4,
+        "dtype": dtype,
+        "crs": crs,
+        "transform": Affine(pixel, 0, origin[0], 0, -pixel, origin[1]),
+        "nodata": 0,
     }
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(data.astype(dtype))
@@ -77,8 +83,9 @@ def test_resolution_is_metres_on_a_geographic_input(tmp_path: Path, resolution: 
     """An EPSG:4326 export with pixels of about 10 m: ``--resolution 10`` keeps about its
     size (it gave 1 x 1 px, 10 degrees), ``--resolution 20`` about halves it."""
     degrees = 10 / 111_320  # about 10 m on the equator
-    scene = write_scene(tmp_path / "scene.tif", 96, 96, pixel=degrees, crs="EPSG:4326",
-                        origin=(20.0, 0.5))
+    scene = write_scene(
+        tmp_path / "scene.tif", 96, 96, pixel=degrees, crs="EPSG:4326", origin=(20.0, 0.5)
+    )
     with predicted(tmp_path, scene, "--resolution", str(resolution)) as ds:
         expected = 96 * 10 / resolution
         assert ds.crs.to_epsg() == 4326
@@ -117,14 +124,29 @@ def test_8_bit_inputs_are_not_taken_for_sentinel2_dn(
 
 
 def composite_args(inputs: list[Path], out: Path, *extra: str) -> list[str]:
-    return ["composite", *map(str, inputs), "-o", str(out), "--score", "sen12ms",
-            "--workers", "0", "--quiet", *extra]
+    return [
+        "composite",
+        *map(str, inputs),
+        "-o",
+        str(out),
+        "--score",
+        "sen12ms",
+        "--workers",
+        "0",
+        "--quiet",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("--min-quality", "nan"), ("--min-quality", "inf"), ("--distance-cap", "inf"),
-     ("--distance-cap", "nan"), ("--distance-cap", "-inf")],
+    [
+        ("--min-quality", "nan"),
+        ("--min-quality", "inf"),
+        ("--distance-cap", "inf"),
+        ("--distance-cap", "nan"),
+        ("--distance-cap", "-inf"),
+    ],
 )
 def test_composite_thresholds_must_be_finite(
     tmp_path: Path, refuse: Refuse, frozen: Frozen, option: str, value: str
@@ -140,8 +162,12 @@ def test_composite_options_refuse_nan_in_the_library() -> None:
     from s2clouds.errors import OptionError
     from s2clouds.mosaic.composite import CompositeOptions
 
-    for kwargs in ({"min_quality": float("nan")}, {"distance_cap": float("inf")},
-                   {"distance_cap": float("nan")}, {"min_quality": 1.5}):
+    for kwargs in (
+        {"min_quality": float("nan")},
+        {"distance_cap": float("inf")},
+        {"distance_cap": float("nan")},
+        {"min_quality": 1.5},
+    ):
         with pytest.raises(OptionError):
             CompositeOptions(**kwargs)
 
@@ -171,11 +197,14 @@ def test_box_means_do_not_depend_on_the_window_origin() -> None:
     for size in (7, 31, 63):
         whole, part = local_mean(image, size), local_mean(image[17:, 101:], size)
         core = (slice(17 + size, 250), slice(101 + size, 250))
-        np.testing.assert_array_equal(whole[core], part[core[0].start - 17 : 250 - 17,
-                                                         core[1].start - 101 : 250 - 101])
+        np.testing.assert_array_equal(
+            whole[core], part[core[0].start - 17 : 250 - 17, core[1].start - 101 : 250 - 101]
+        )
         std_whole, std_part = local_std(image, size), local_std(image[17:, 101:], size)
-        np.testing.assert_array_equal(std_whole[core], std_part[core[0].start - 17 : 250 - 17,
-                                                                 core[1].start - 101 : 250 - 101])
+        np.testing.assert_array_equal(
+            std_whole[core],
+            std_part[core[0].start - 17 : 250 - 17, core[1].start - 101 : 250 - 101],
+        )
 
 
 def test_interpolation_weights_depend_only_on_the_phase() -> None:
@@ -188,12 +217,14 @@ def test_interpolation_weights_depend_only_on_the_phase() -> None:
     cells = rng.random((4, 200, 200), dtype=np.float32)
     whole = interpolate_cells(cells, (600, 600), 3)
     part = interpolate_cells(cells[:, 33:, 40:], (600 - 99, 600 - 120), 3)
-    np.testing.assert_array_equal(whole[:, 99 + 3 : 590, 120 + 3 : 590],
-                                  part[:, 3 : 590 - 99, 3 : 590 - 120])
+    np.testing.assert_array_equal(
+        whole[:, 99 + 3 : 590, 120 + 3 : 590], part[:, 3 : 590 - 99, 3 : 590 - 120]
+    )
     up_whole = upsample_bilinear(cells, 6, (1200, 1200))
     up_part = upsample_bilinear(cells[:, 50:, 70:], 6, (900, 780))
-    np.testing.assert_array_equal(up_whole[:, 300 + 6 : 1190, 420 + 6 : 1190],
-                                  up_part[:, 6 : 1190 - 300, 6 : 1190 - 420])
+    np.testing.assert_array_equal(
+        up_whole[:, 300 + 6 : 1190, 420 + 6 : 1190], up_part[:, 6 : 1190 - 300, 6 : 1190 - 420]
+    )
 
 
 @pytest.mark.parametrize("model", ["s2clouds-pixel-rgbn", "physical", "s2clouds-tiny-rgbn"])

@@ -75,7 +75,9 @@ def test_a_torchscript_model_exports_and_matches_torch(tmp_path: Path, wrap: boo
             expected = torch.softmax(expected, dim=1)
     order = [0, 1, 2, 3]  # tiny-unet's channels are the cloudsen12 classes: 0 clear .. 3 shadow
     np.testing.assert_allclose(
-        model.predict_proba(image, ModelContext(resolution=10.0)), expected[0, order].numpy(), atol=1e-4
+        model.predict_proba(image, ModelContext(resolution=10.0)),
+        expected[0, order].numpy(),
+        atol=1e-4,
     )
     assert "torchscript" in model.spec.architecture
 

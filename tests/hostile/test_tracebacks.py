@@ -94,7 +94,7 @@ def test_non_utf8_names(tif: Path, tmp_path: Path, maker, refuse: Refuse, frozen
         assert "not valid UTF-8" in err and ("0xff" in err or "0xfe" in err)
     for option in ("-o", "--quicklook"):
         args = ["predict", str(tif), "-o", str(tmp_path / "m.tif"), "--quiet", "--workers", "0"]
-        args[args.index(option) + 1 if option == "-o" else len(args):] = (
+        args[args.index(option) + 1 if option == "-o" else len(args) :] = (
             [str(non_utf8(tmp_path, b"m\xfd.tif")), "--quiet", "--workers", "0"]
             if option == "-o"
             else [option, str(non_utf8(tmp_path, b"q\xfd.png"))]
@@ -133,8 +133,9 @@ def test_a_run_log_of_the_wrong_shape_is_replaced(
     out = tmp_path / "out"
     out.mkdir()
     other = maker("geotiff").write_multiband(tmp_path / "other.tif", RGBN, size=64)
-    main(["predict", str(other), "-o", str(out / "other_cloudmask.tif"), "--quiet",
-          "--workers", "0"])
+    main(
+        ["predict", str(other), "-o", str(out / "other_cloudmask.tif"), "--quiet", "--workers", "0"]
+    )
     text = log if isinstance(log, str) else json.dumps(log)
     text = text.replace("OUT", str(out / "other_cloudmask.tif"))
     (out / "s2clouds_run.json").write_text(text)
@@ -151,10 +152,15 @@ def test_stac_items_of_the_wrong_shape(
     tif: Path, tmp_path: Path, refuse: Refuse, frozen: Frozen, damage: str, command: str
 ) -> None:
     item_path = tmp_path / "item.json"
-    item = {"type": "Feature", "stac_version": "1.0.0", "id": "S2X_20210601",
-            "properties": {"datetime": "2021-06-01T10:00:00Z"},
-            "assets": {"data": {"href": str(tif), "roles": ["data"],
-                                "eo:bands": [{"name": b} for b in RGBN]}}}
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": "S2X_20210601",
+        "properties": {"datetime": "2021-06-01T10:00:00Z"},
+        "assets": {
+            "data": {"href": str(tif), "roles": ["data"], "eo:bands": [{"name": b} for b in RGBN]}
+        },
+    }
     if damage == "deep":
         text = json.dumps(item)[:-1] + ', "x": ' + "[" * 10_000 + "]" * 10_000 + "}"
     else:
@@ -163,8 +169,18 @@ def test_stac_items_of_the_wrong_shape(
     item_path.write_text(text)
     check = frozen(tmp_path)
     extra = ["--score", "sen12ms"] if command == "composite" else []
-    err = refuse([command, str(item_path), "-o", str(tmp_path / "m.tif"), "--workers", "0",
-                  "--quiet", *extra])
+    err = refuse(
+        [
+            command,
+            str(item_path),
+            "-o",
+            str(tmp_path / "m.tif"),
+            "--workers",
+            "0",
+            "--quiet",
+            *extra,
+        ]
+    )
     assert "item.json" in err
     assert ("nested too deep" in err) if damage == "deep" else ("not an object" in err)
     check()
@@ -173,15 +189,31 @@ def test_stac_items_of_the_wrong_shape(
 # ------------------------------------------------------------------ composite options
 @pytest.mark.parametrize(
     "option",
-    [["--bounds", "-inf,0,inf,1"], ["--bounds", "0,nan,1,1"], ["--grid", "EPSG:32633,inf"],
-     ["--grid", "EPSG:32633,nan"]],
+    [
+        ["--bounds", "-inf,0,inf,1"],
+        ["--bounds", "0,nan,1,1"],
+        ["--grid", "EPSG:32633,inf"],
+        ["--grid", "EPSG:32633,nan"],
+    ],
 )
 def test_composite_grids_must_be_finite(
     tif: Path, tmp_path: Path, refuse: Refuse, frozen: Frozen, option: list[str]
 ) -> None:
     check = frozen(tmp_path)
-    err = refuse(["composite", str(tif), "-o", str(tmp_path / "c.tif"), "--score", "sen12ms",
-                  "--workers", "0", "--quiet", *option])
+    err = refuse(
+        [
+            "composite",
+            str(tif),
+            "-o",
+            str(tmp_path / "c.tif"),
+            "--score",
+            "sen12ms",
+            "--workers",
+            "0",
+            "--quiet",
+            *option,
+        ]
+    )
     assert option[0] in err
     check()
 
@@ -203,13 +235,24 @@ def test_damaged_resume_parts_are_recomputed_never_unpickled(
 ) -> None:
     from s2clouds.mosaic.composite import CompositeOptions, PartStore, plan_composite
 
-    scenes = [maker("geotiff").write_multiband(tmp_path / f"s{k}.tif", RGBN, size=64)
-              for k in range(2)]
+    scenes = [
+        maker("geotiff").write_multiband(tmp_path / f"s{k}.tif", RGBN, size=64) for k in range(2)
+    ]
     options = CompositeOptions(scorer="sen12ms", block=32, progress=False, quicklook=False)
     reference = tmp_path / "ref" / "c.tif"
     reference.parent.mkdir()
-    args = ["composite", *map(str, scenes), "--score", "sen12ms", "--block", "32",
-            "--workers", "0", "--quiet", "--no-quicklook"]
+    args = [
+        "composite",
+        *map(str, scenes),
+        "--score",
+        "sen12ms",
+        "--block",
+        "32",
+        "--workers",
+        "0",
+        "--quiet",
+        "--no-quicklook",
+    ]
     main([*args, "-o", str(reference)])
     out = tmp_path / "run" / "c.tif"
     out.parent.mkdir()
@@ -227,13 +270,23 @@ def test_damaged_resume_parts_are_recomputed_never_unpickled(
         elif damage == "pickled":
             part.write_bytes(pickle.dumps(Tripwire(str(tripwire))))
         elif damage == "object":
-            np.savez(part, values=np.array([Tripwire(str(tripwire))], dtype=object),
-                     info=np.zeros((3, 32, 32), np.uint16), clear=np.zeros(2, np.int64),
-                     valid=np.zeros(2, np.int64), errors=np.array(["", ""]))
+            np.savez(
+                part,
+                values=np.array([Tripwire(str(tripwire))], dtype=object),
+                info=np.zeros((3, 32, 32), np.uint16),
+                clear=np.zeros(2, np.int64),
+                valid=np.zeros(2, np.int64),
+                errors=np.array(["", ""]),
+            )
         else:  # arrays of the wrong shape: a part of another run
-            np.savez(part, values=np.zeros((4, 8, 8), np.uint16),
-                     info=np.zeros((3, 8, 8), np.uint16), clear=np.zeros(2, np.int64),
-                     valid=np.zeros(2, np.int64), errors=np.array(["", ""]))
+            np.savez(
+                part,
+                values=np.zeros((4, 8, 8), np.uint16),
+                info=np.zeros((3, 8, 8), np.uint16),
+                clear=np.zeros(2, np.int64),
+                valid=np.zeros(2, np.int64),
+                errors=np.array(["", ""]),
+            )
     main([*args, "-o", str(out)])
     assert not tripwire.exists()
     with rasterio.open(out) as got, rasterio.open(reference) as want:

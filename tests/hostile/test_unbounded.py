@@ -26,11 +26,19 @@ Frozen = Callable[[Path], Callable[[], None]]
 
 def write_tile(path: Path, origin: tuple[float, float], size: int = 32) -> Path:
     rng = np.random.default_rng(int(origin[1]) % 1000)
-    data = (np.array([500, 800, 600, 3000])[:, None, None]
-            + rng.integers(0, 300, size=(4, size, size))).astype(np.uint16)
-    profile = {"driver": "GTiff", "height": size, "width": size, "count": 4, "dtype": "uint16",
-               "crs": "EPSG:32633", "transform": Affine(10, 0, *origin[:1], 0, -10, origin[1]),
-               "nodata": 0}
+    data = (
+        np.array([500, 800, 600, 3000])[:, None, None] + rng.integers(0, 300, size=(4, size, size))
+    ).astype(np.uint16)
+    profile = {
+        "driver": "GTiff",
+        "height": size,
+        "width": size,
+        "count": 4,
+        "dtype": "uint16",
+        "crs": "EPSG:32633",
+        "transform": Affine(10, 0, *origin[:1], 0, -10, origin[1]),
+        "nodata": 0,
+    }
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(data)
         for i, band in enumerate(RGBN, start=1):
@@ -39,8 +47,18 @@ def write_tile(path: Path, origin: tuple[float, float], size: int = 32) -> Path:
 
 
 def composite(inputs: list[Path], out: Path, *extra: str) -> list[str]:
-    return ["composite", *map(str, inputs), "-o", str(out), "--score", "sen12ms",
-            "--workers", "0", "--quiet", *extra]
+    return [
+        "composite",
+        *map(str, inputs),
+        "-o",
+        str(out),
+        "--score",
+        "sen12ms",
+        "--workers",
+        "0",
+        "--quiet",
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -137,17 +155,30 @@ def test_a_silent_remote_server_times_out(
     monkeypatch.setitem(remote.GDAL_HTTP_DEFAULTS, "GDAL_HTTP_MAX_RETRY", "1")
     monkeypatch.setitem(remote.GDAL_HTTP_DEFAULTS, "GDAL_HTTP_RETRY_DELAY", "0")
     item = tmp_path / "item.json"
-    item.write_text(json.dumps({
-        "type": "Feature", "stac_version": "1.0.0", "id": "S2X_20210601",
-        "properties": {"datetime": "2021-06-01T10:00:00Z"},
-        "assets": {band: {"href": f"http://127.0.0.1:{port}/{band}.tif", "roles": ["data"],
-                          "eo:bands": [{"name": band}]} for band in RGBN},
-    }))
+    item.write_text(
+        json.dumps(
+            {
+                "type": "Feature",
+                "stac_version": "1.0.0",
+                "id": "S2X_20210601",
+                "properties": {"datetime": "2021-06-01T10:00:00Z"},
+                "assets": {
+                    band: {
+                        "href": f"http://127.0.0.1:{port}/{band}.tif",
+                        "roles": ["data"],
+                        "eo:bands": [{"name": band}],
+                    }
+                    for band in RGBN
+                },
+            }
+        )
+    )
     check = frozen(tmp_path)
     started = time.monotonic()
     extra = ["--score", "sen12ms"] if command == "composite" else []
-    err = refuse([command, str(item), "-o", str(tmp_path / "m.tif"), "--workers", "0",
-                  "--quiet", *extra])
+    err = refuse(
+        [command, str(item), "-o", str(tmp_path / "m.tif"), "--workers", "0", "--quiet", *extra]
+    )
     assert time.monotonic() - started < 30
     assert f"127.0.0.1:{port}" in err and "too slow" in err
     assert accepted  # the server was reached: the limit, not a refused connection, ended it

@@ -150,7 +150,9 @@ def test_a_window_that_always_kills_its_worker_fails_only_its_scene(
     for i, size in enumerate((128, 64)):  # s0: 4 windows, s1: 1 window
         path = make.write_multiband(tmp_path / f"s{i}.tif", RGBN, size=size)
         scene, model = prepare_scene(read_scene(path), OPTIONS.run)
-        jobs.append(make_job(i, scene, model, tmp_path / f"out{i}.tif", OPTIONS.run, probabilities=True))
+        jobs.append(
+            make_job(i, scene, model, tmp_path / f"out{i}.tif", OPTIONS.run, probabilities=True)
+        )
         records.append(SceneRecord(input=str(path)))
 
     def poison_first_scene(plan, window):
@@ -192,7 +194,9 @@ def test_real_masks_on_the_cluster_equal_one_window_in_this_process(
     )
     options = ClusterOptions(scheduler=cluster.scheduler_address, max_in_flight=4)
     predict(chip, tmp_path / "dask.tif", small, cluster=options)
-    np.testing.assert_array_equal(read_all(tmp_path / "dask.tif"), read_all(tmp_path / "serial.tif"))
+    np.testing.assert_array_equal(
+        read_all(tmp_path / "dask.tif"), read_all(tmp_path / "serial.tif")
+    )
     # probabilities in whole percent: the running sums of the window features start at the
     # window edge, so float32 rounding may tip a value across a half percent
     proba_dask = read_all(tmp_path / "dask.proba.tif").astype(int)

@@ -30,7 +30,8 @@ def stack(seed: int = 0) -> np.ndarray:
     """(T, 13, SIZE, SIZE) float32 vegetation with 1 % texture and date-to-date noise."""
     rng = np.random.default_rng(seed)
     base = np.asarray(VEGETATION, np.float32)[:, None, None] * (
-        1 + 0.01 * rng.standard_normal((13, SIZE, SIZE)))
+        1 + 0.01 * rng.standard_normal((13, SIZE, SIZE))
+    )
     noise = 1 + 0.003 * rng.standard_normal((T, 13, SIZE, SIZE))
     return (base[None] * noise).astype(np.float32)
 
@@ -166,7 +167,8 @@ def test_cli_series_writes_a_mask_per_date(series_folder, tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     dates = info["dates"]
     assert sorted(p.name for p in out.glob("*_cloudmask.tif")) == [
-        f"{d}_cloudmask.tif" for d in dates]
+        f"{d}_cloudmask.tif" for d in dates
+    ]
     summary = json.loads((out / SERIES_SUMMARY).read_text())
     assert summary["dates_known"] and len(summary["dates"]) == len(dates)
     cloudy = summary["dates"][info["cloudy"]]
@@ -181,11 +183,23 @@ def test_cli_series_writes_a_mask_per_date(series_folder, tmp_path: Path) -> Non
 
 
 def _tif(path: Path, bands: tuple[str, ...], x0: float, value: float = 0.1) -> Path:
-    profile = {"driver": "GTiff", "count": len(bands), "height": 32, "width": 32,
-               "dtype": "uint16", "crs": "EPSG:32633",
-               "transform": Affine(10.0, 0.0, x0, 0.0, -10.0, 5_000_000.0)}
-    data = (np.asarray(VEGETATION, np.float32)[[L1C_BANDS.index(b) for b in bands]]
-            * 10000)[:, None, None] * np.ones((1, 32, 32), np.float32) * value / 0.1
+    profile = {
+        "driver": "GTiff",
+        "count": len(bands),
+        "height": 32,
+        "width": 32,
+        "dtype": "uint16",
+        "crs": "EPSG:32633",
+        "transform": Affine(10.0, 0.0, x0, 0.0, -10.0, 5_000_000.0),
+    }
+    data = (
+        (np.asarray(VEGETATION, np.float32)[[L1C_BANDS.index(b) for b in bands]] * 10000)[
+            :, None, None
+        ]
+        * np.ones((1, 32, 32), np.float32)
+        * value
+        / 0.1
+    )
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data.astype(np.uint16))
         for i, band in enumerate(bands, start=1):

@@ -42,9 +42,13 @@ def test_tiled_equals_untiled_no_seams() -> None:
     image = rng.random((4, 200, 170), dtype=np.float32)
     model = PixelModel()
     whole = model.predict_proba(image, ModelContext())
-    tiled = blend_tiles(image, lambda x: model.predict_proba(x, ModelContext()), 4, tile=64, overlap=16)
+    tiled = blend_tiles(
+        image, lambda x: model.predict_proba(x, ModelContext()), 4, tile=64, overlap=16
+    )
     np.testing.assert_allclose(tiled, whole, atol=1e-6)
-    np.testing.assert_allclose(predict_array(model, image, ModelContext(), overlap=16), whole, atol=1e-6)
+    np.testing.assert_allclose(
+        predict_array(model, image, ModelContext(), overlap=16), whole, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("block", [37, 64, 500])

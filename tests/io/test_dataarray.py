@@ -50,9 +50,14 @@ def test_stackstac_style_dataarray_with_time_and_attrs_crs(tmp_path: Path) -> No
     x = 500005.0 + 10 * np.arange(20)
     y = 4999995.0 - 10 * np.arange(24)
     da = xr.DataArray(
-        values, dims=("time", "band", "y", "x"),
-        coords={"time": [np.datetime64("2021-06-01")], "band": ["blue", "green", "red", "nir"],
-                "x": x, "y": y},
+        values,
+        dims=("time", "band", "y", "x"),
+        coords={
+            "time": [np.datetime64("2021-06-01")],
+            "band": ["blue", "green", "red", "nir"],
+            "x": x,
+            "y": y,
+        },
         attrs={"crs": "epsg:32633"},
     )
     scene = s2clouds.read_scene(da)
@@ -68,9 +73,11 @@ def test_stackstac_style_dataarray_with_time_and_attrs_crs(tmp_path: Path) -> No
 
 
 def test_dataarray_without_crs_or_band_names_is_one_clear_error(tmp_path: Path) -> None:
-    da = xr.DataArray(np.zeros((4, 8, 8), np.float32), dims=("band", "y", "x"),
-                      coords={"band": ["B02", "B03", "B04", "B08"],
-                              "x": np.arange(8.0), "y": -np.arange(8.0)})
+    da = xr.DataArray(
+        np.zeros((4, 8, 8), np.float32),
+        dims=("band", "y", "x"),
+        coords={"band": ["B02", "B03", "B04", "B08"], "x": np.arange(8.0), "y": -np.arange(8.0)},
+    )
     with pytest.raises(SceneFormatError, match="has no CRS") as caught:
         s2clouds.predict(da, tmp_path / "mask.tif", PHYSICAL)
     assert "\n" not in str(caught.value) and not list(tmp_path.iterdir())  # nothing written
@@ -89,12 +96,15 @@ def test_geographic_pixel_size_is_printed_in_degrees_with_metres(
     series = sorted((real_data / "sen12mscr" / "timeseries").iterdir())[0]
     first = sorted(series.glob("*.tif"))[0]
     result = CliRunner().invoke(
-        cli, ["predict", str(first), "-o", str(tmp_path / "m.tif"), "--model", "physical"],
-        standalone_mode=False, terminal_width=200,
+        cli,
+        ["predict", str(first), "-o", str(tmp_path / "m.tif"), "--model", "physical"],
+        standalone_mode=False,
+        terminal_width=200,
     )
     assert result.exception is None, result.output
-    assert re.search(r"px at 0\.000\d+ deg \(about \d+(\.\d+)? m\), model physical",
-                     result.output), result.output
+    assert re.search(
+        r"px at 0\.000\d+ deg \(about \d+(\.\d+)? m\), model physical", result.output
+    ), result.output
 
 
 def test_importing_s2clouds_io_does_not_import_xarray() -> None:

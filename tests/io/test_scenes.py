@@ -138,7 +138,10 @@ def test_each_format_is_an_opener_and_the_error_lists_them_all(tmp_path: Path, m
         if name != "dataarray"
     }
     assert claims == {
-        "array": [array], "stac": [item], "safe": [safe], "band-folder": [safe, folder],
+        "array": [array],
+        "stac": [item],
+        "safe": [safe],
+        "band-folder": [safe, folder],
         "geotiff": [tif],
     }  # a .SAFE folder is a folder too: the SAFE opener is asked first
     assert not any(o.guess_can_open(tmp_path / "missing.tif") for o in OPENERS.values())

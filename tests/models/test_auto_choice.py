@@ -34,10 +34,14 @@ def test_choice_by_bands_and_level() -> None:
     ("bands", "model"),
     [
         # the usual analysis-ready 10-band stack, and 11 bands (B01 kept, no B09 or B10)
-        (("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"),
-         "s2clouds-pixel-swir10"),
-        (("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"),
-         "s2clouds-pixel-swir10"),
+        (
+            ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"),
+            "s2clouds-pixel-swir10",
+        ),
+        (
+            ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"),
+            "s2clouds-pixel-swir10",
+        ),
         (("B02", "B03", "B04", "B08", "B11", "B12"), "s2clouds-pixel-swir6"),
         (("B02", "B03", "B04", "B05", "B08", "B11", "B12"), "s2clouds-pixel-swir6"),
         (("B02", "B03", "B04", "B08", "B11"), "s2clouds-pixel-rgbn"),

@@ -106,14 +106,28 @@ def test_keras_reader_refuses_what_it_cannot_rebuild(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not a readable HDF5"):
         read_keras_hdf5(garbage)
     layers = [
-        {"class_name": "InputLayer", "name": "x", "inbound_nodes": [],
-         "config": {"batch_input_shape": [None, 8, 8, 3]}},
-        {"class_name": "Dense", "name": "dense", "inbound_nodes": [[["x", 0, 0, {}]]],
-         "config": {"units": 2}},
+        {
+            "class_name": "InputLayer",
+            "name": "x",
+            "inbound_nodes": [],
+            "config": {"batch_input_shape": [None, 8, 8, 3]},
+        },
+        {
+            "class_name": "Dense",
+            "name": "dense",
+            "inbound_nodes": [[["x", 0, 0, {}]]],
+            "config": {"units": 2},
+        },
     ]
-    config = {"class_name": "Model", "config": {
-        "name": "m", "layers": layers, "input_layers": [["x", 0, 0]],
-        "output_layers": [["dense", 0, 0]]}}
+    config = {
+        "class_name": "Model",
+        "config": {
+            "name": "m",
+            "layers": layers,
+            "input_layers": [["x", 0, 0]],
+            "output_layers": [["dense", 0, 0]],
+        },
+    }
     path = tmp_path / "dense.hdf5"
     with h5py.File(path, "w") as handle:
         handle.attrs["model_config"] = json.dumps(config)
@@ -170,8 +184,10 @@ def test_cloud_scores_on_the_on_cloud_n_chips_at_30m(chip: int, real_data: Path)
     cloud = model.predict_proba(coarse, ModelContext(resolution=30.0, level="L2A")).argmax(0) == 1
     truth = block_mean(label[None].astype(np.float32), 3)[0] >= 0.5
     counts = np.array(
-        [[np.sum(~truth & ~cloud), np.sum(~truth & cloud)],
-         [np.sum(truth & ~cloud), np.sum(truth & cloud)]]
+        [
+            [np.sum(~truth & ~cloud), np.sum(~truth & cloud)],
+            [np.sum(truth & ~cloud), np.sum(truth & cloud)],
+        ]
     )
     scores = binary_scores(counts)
     f1, boa = CHIP_SCORES[chip]

@@ -67,7 +67,9 @@ def test_cloud_model_is_an_abc_and_duck_models_get_its_defaults() -> None:
     assert isinstance(duck, SupportsCloudModel) and not isinstance(duck, CloudModel)
     model = as_cloud_model(duck)
     assert isinstance(model, DuckModel) and model.name == "duck"
-    assert model.required_halo(ModelContext()) == 3 and model.required_alignment(ModelContext()) == 1
+    assert (
+        model.required_halo(ModelContext()) == 3 and model.required_alignment(ModelContext()) == 1
+    )
     assert model.internal_factor(ModelContext()) == 1 and model.tile_size is None
     assert model.estimate_sun_angles is None and model.overview_shadow_reach is None
     assert as_cloud_model(model) is model

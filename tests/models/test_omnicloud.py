@@ -90,5 +90,7 @@ def test_the_adapter_is_the_package_run_on_the_same_files(
     valid = np.all(np.isfinite(image), axis=0)
     expected = expected[:, valid] / expected[:, valid].sum(axis=0)  # its sums are 1 +- 0.5 %
     np.testing.assert_allclose(probs[:, valid], expected, atol=1e-5)
-    small = model.predict_proba(image[:, :20, :30], ModelContext(resolution=10.0))  # padded to 50 px
+    small = model.predict_proba(
+        image[:, :20, :30], ModelContext(resolution=10.0)
+    )  # padded to 50 px
     assert small.shape == (4, 20, 30)

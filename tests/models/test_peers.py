@@ -165,7 +165,9 @@ def test_s2cloudless_at_10m_runs_on_160m_blocks(l1c_scene: dict[str, np.ndarray]
     assert_probabilities(probs, (200, 150))
     coarse = block_mean(image, 16)
     raw = S2CloudlessModel(postprocess=False).cloud_probability(coarse)
-    raw_10m = S2CloudlessModel(postprocess=False).predict_proba(image, ModelContext(resolution=10))[1]
+    raw_10m = S2CloudlessModel(postprocess=False).predict_proba(image, ModelContext(resolution=10))[
+        1
+    ]
     assert raw_10m[16 * 3 + 7 : 16 * 3 + 9, 16 * 5 + 7 : 16 * 5 + 9].mean() == pytest.approx(
         raw[3, 5], abs=0.02
     )  # the pixels around a block centre carry that block's probability
@@ -189,7 +191,9 @@ def test_ukis_network_refuses_tiles_larger_than_itself_and_predict_proba_tiles()
     image = np.full((4, 300, 256), 0.1, np.float32)
     with pytest.raises(ModelError, match="predict_proba"):
         model.class_probabilities(image, model.spec(ModelContext()))
-    assert_probabilities(model.predict_proba(image, ModelContext()), (300, 256))  # cut into 256 px tiles
+    assert_probabilities(
+        model.predict_proba(image, ModelContext()), (300, 256)
+    )  # cut into 256 px tiles
 
 
 @pytest.mark.peers

@@ -143,7 +143,9 @@ def test_saved_model_round_trips_and_refuses_tampering(
     assert path.with_suffix(".json").is_file() and model.spec.sha256
     loaded = get_model_info(str(path)).factory(["B08", "B04", "B03", "B02"])
     np.testing.assert_allclose(
-        loaded.predict_proba(image, ModelContext()), model.predict_proba(image, ModelContext()), atol=1e-6
+        loaded.predict_proba(image, ModelContext()),
+        model.predict_proba(image, ModelContext()),
+        atol=1e-6,
     )
     with pytest.raises(BandError, match="B02"):
         get_model_info(str(path)).factory(["B03", "B04", "B08"])

@@ -47,9 +47,7 @@ def _info(out: Path) -> np.ndarray:
     return _read(output_paths(out)["info"])
 
 
-@pytest.mark.parametrize(
-    "method", ["best", "medoid", "ranked", "median", "percentile:25", "mean"]
-)
+@pytest.mark.parametrize("method", ["best", "medoid", "ranked", "median", "percentile:25", "mean"])
 def test_cloudy_observation_is_never_used_when_a_clear_one_exists(
     series: list[Path], tmp_path: Path, method: str
 ) -> None:
@@ -317,9 +315,7 @@ def test_dask_cluster_gives_the_serial_result(
     cluster = ClusterOptions(workers=2, processes=False, dashboard=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = run_composite(
-            [str(p) for p in series], out, options, cluster=cluster
-        )
+        result = run_composite([str(p) for p in series], out, options, cluster=cluster)
     assert "Dask" in result.engine
     assert np.array_equal(_read(out), _read(serial))
     assert np.array_equal(_info(out), _info(serial))
@@ -330,9 +326,7 @@ def test_default_model_and_scorer(tmp_path: Path) -> None:
     paths = make_series(tmp_path / "in", n=3)
     out = tmp_path / "c.tif"
     options = CompositeOptions(block=64, progress=False)
-    summary = run_composite(
-        [str(p) for p in paths], out, options
-    ).summary_data
+    summary = run_composite([str(p) for p in paths], out, options).summary_data
     assert summary["model"] == "s2clouds-pixel-rgbn" and summary["scorer"] == "probability"
     result, stack = _read(out), _stack(paths)
     cloud = stack[:, 0] >= CLOUD_DN_MIN

@@ -104,9 +104,11 @@ def test_sen12ms_composite_avoids_shadow_and_is_window_independent(tmp_path: Pat
     for block in (32, 96):
         out = tmp_path / f"c{block}.tif"
         result = run_composite(
-            [str(p) for p in paths], out,
-            CompositeOptions(method="best", scorer="sen12ms", block=block, progress=False,
-                             quicklook=False),
+            [str(p) for p in paths],
+            out,
+            CompositeOptions(
+                method="best", scorer="sen12ms", block=block, progress=False, quicklook=False
+            ),
         )
         with rasterio.open(out) as ds:
             outs.append(ds.read())

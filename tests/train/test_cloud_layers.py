@@ -18,10 +18,12 @@ from s2clouds.train.cloud_layers import (
 from s2clouds.train.surfaces import Labelled, all_clear
 
 #: a vegetated TOA spectrum (13 bands) and a bright cloud
-VEGETATION = np.array([0.12, 0.09, 0.08, 0.06, 0.1, 0.2, 0.25, 0.3, 0.31, 0.1, 0.002, 0.18, 0.09],
-                      np.float32)
-CLOUD = np.array([0.6, 0.58, 0.57, 0.57, 0.58, 0.6, 0.6, 0.6, 0.6, 0.35, 0.02, 0.45, 0.35],
-                 np.float32)
+VEGETATION = np.array(
+    [0.12, 0.09, 0.08, 0.06, 0.1, 0.2, 0.25, 0.3, 0.31, 0.1, 0.002, 0.18, 0.09], np.float32
+)
+CLOUD = np.array(
+    [0.6, 0.58, 0.57, 0.57, 0.58, 0.6, 0.6, 0.6, 0.6, 0.35, 0.02, 0.45, 0.35], np.float32
+)
 
 
 def scene(size: int = 96, seed: int = 0) -> np.ndarray:
@@ -106,8 +108,9 @@ def test_thin_cloud_and_the_unknown() -> None:
 def test_a_layer_without_the_surface_bands_is_not_used() -> None:
     surface = np.ones((3, 20, 20), np.float32) * 0.1
     item = Labelled(surface, ("B02", "B03", "B99"), all_clear(surface), "L1C", "odd")
-    assert composite_layer(item, block_layer(), Geometry(0, 30, 300),
-                           np.random.default_rng(0)) is None
+    assert (
+        composite_layer(item, block_layer(), Geometry(0, 30, 300), np.random.default_rng(0)) is None
+    )
 
 
 def test_a_veil_that_changes_nothing_visible_is_not_labelled_cloud() -> None:
@@ -129,8 +132,9 @@ def test_shadow_on_dark_water_is_not_labelled() -> None:
     from s2clouds.train.cloud_layers import visible_shadow
 
     bands = ("B02", "B03", "B04", "B08", "B11")
-    lit = np.array([[0.05, 0.06], [0.06, 0.05], [0.05, 0.03], [0.3, 0.02], [0.2, 0.01]],
-                   np.float32)[:, None, :]  # a field, then dark water
+    lit = np.array(
+        [[0.05, 0.06], [0.06, 0.05], [0.05, 0.03], [0.3, 0.02], [0.2, 0.01]], np.float32
+    )[:, None, :]  # a field, then dark water
     shaded = lit * 0.3
     assert visible_shadow(lit, shaded, bands)[0].tolist() == [True, False]
 

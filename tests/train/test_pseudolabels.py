@@ -63,7 +63,9 @@ def test_fake_maskers_are_cloud_models() -> None:
 
 
 def test_label_is_theirs_where_they_agree_else_ignored() -> None:
-    mask = pseudo_label(image(), BANDS, ModelContext(resolution=10.0), [TableModel(A), TableModel(B)])
+    mask = pseudo_label(
+        image(), BANDS, ModelContext(resolution=10.0), [TableModel(A), TableModel(B)]
+    )
     expected = np.array(
         [
             [CLEAR, THICK_CLOUD, THIN_CLOUD, CLOUD_SHADOW],  # thick+thin is cloud: thick

@@ -15,7 +15,7 @@ import numpy as np
 
 from s2clouds.app.project import ImageSpec, Project, ProjectError, ViewSpec
 from s2clouds.io.grid import Grid
-from s2clouds.io.scenes import Scene
+from s2clouds.io.scene import Scene
 from s2clouds.labels import NODATA
 from s2clouds.models.base import N_CLASSES
 
@@ -50,7 +50,7 @@ class LoadedImage:
         return self.grid.shape
 
     def band(self, name: str) -> np.ndarray:
-        return self.reflectance[self.bands.index(name)]
+        return np.asarray(self.reflectance[self.bands.index(name)])
 
     def has_bands(self, view: ViewSpec) -> bool:
         return all(b in self.bands for b in view.bands)

@@ -96,7 +96,7 @@ def read_mask_file(path: Path, shape: tuple[int, int] | None = None) -> np.ndarr
         values = ds.read(1)
     if shape is not None and values.shape != shape:
         raise ProjectError(f"{path} is {values.shape} px, the image {shape}")
-    return values
+    return np.asarray(values)
 
 
 def load_annotation(
@@ -143,7 +143,10 @@ def scores(a: np.ndarray, b: np.ndarray, classes: dict[int, str]) -> dict[str, A
     f1, jaccard = f1_score(confusion), iou(confusion)
     for i, name in enumerate(classes.values()):
         if tp[i] + fp[i] + fn[i] > 0:
-            out["classes"][name] = {"f1": round(float(f1[i]), 4), "iou": round(float(jaccard[i]), 4)}
+            out["classes"][name] = {
+                "f1": round(float(f1[i]), 4),
+                "iou": round(float(jaccard[i]), 4),
+            }
     out["accuracy"] = round(float(np.mean(x == y)), 4) if x.size else None
     return out
 

@@ -167,9 +167,7 @@ def plot_score_distributions(protocol: Protocol, path: str | Path) -> Path:
     NaN images are left out and each masker is labelled with its image count per panel."""
     scores = protocol.per_image_scores
     maskers = protocol.maskers
-    fig = _figure(
-        figsize=(3.2 * len(scores) + 1.5, 0.45 * len(maskers) + 2), layout="constrained"
-    )
+    fig = _figure(figsize=(3.2 * len(scores) + 1.5, 0.45 * len(maskers) + 2), layout="constrained")
     axes = fig.subplots(1, len(scores), squeeze=False)
     rows = protocol.results()
     for ax, column in zip(axes[0], scores, strict=True):
@@ -241,9 +239,7 @@ def plot_bins(
     rows = protocol.summary_rows() if rows is None else rows
     tasks = list(dict.fromkeys(str(r["task"]) for r in rows))
     maskers = protocol.maskers
-    fig = _figure(
-        figsize=(3.6 * len(tasks) + 2.5, 0.55 * len(maskers) + 1.8), layout="constrained"
-    )
+    fig = _figure(figsize=(3.6 * len(tasks) + 2.5, 0.55 * len(maskers) + 1.8), layout="constrained")
     axes = fig.subplots(
         1,
         len(tasks),

@@ -14,6 +14,7 @@ __all__ = ["datasets", "parse_options"]
 DEFAULT_MAX_SAMPLES = 50
 DEFAULT_STRETCH = "percentile"
 
+
 def _format_value(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"

@@ -116,9 +116,7 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
 
 
-def _one_line_warning(
-    message: Warning | str, category: type[Warning], *_: Any, **__: Any
-) -> None:
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
     """Warnings as one ``warning: ...`` line on stderr (no file name, line or source)."""
     click.secho(f"warning: {with_flags(one_line(str(message)))}", fg="yellow", err=True)
 

@@ -42,5 +42,7 @@ def run_series(
             f"{series['cloud_percent']:.1f}%, shadow {single['shadow_percent']:.1f}% -> "
             f"{series['shadow_percent']:.1f}% (single date -> series)"
         )
-    say(f"{len(result.dates)} dates in {result.seconds:.1f} s, model {result.model}; "
-        f"summary {result.summary}")
+    say(
+        f"{len(result.dates)} dates in {result.seconds:.1f} s, model {result.model}; "
+        f"summary {result.summary}"
+    )

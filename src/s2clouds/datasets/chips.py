@@ -82,7 +82,12 @@ def read_label(path: Path) -> np.ndarray:
 
 
 def chip_sample(
-    chip: Path, label: Path, scheme: LabelScheme, *, canonical: bool, meta: dict[str, Any] | None = None
+    chip: Path,
+    label: Path,
+    scheme: LabelScheme,
+    *,
+    canonical: bool,
+    meta: dict[str, Any] | None = None,
 ) -> Sample:
     """The sample of one chip: the band rasters of folder ``chip`` and the label raster
     ``label`` in ``scheme`` (see :class:`ChipFolders` for the keys); ``meta`` adds entries."""

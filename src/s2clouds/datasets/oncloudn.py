@@ -80,13 +80,10 @@ class OnCloudN(CloudDataset):
         self.chips = [p for p in chips if (labels / f"{p.name}.tif").is_file()]
         if locations is not None:
             if not self.metadata:
-                raise DatasetError(
-                    f"locations=... needs {metadata_path}; it is not there"
-                )
+                raise DatasetError(f"locations=... needs {metadata_path}; it is not there")
             wanted = set(as_names(locations))
             self.chips = [
-                p for p in self.chips
-                if self.metadata.get(p.name, {}).get("location") in wanted
+                p for p in self.chips if self.metadata.get(p.name, {}).get("location") in wanted
             ]
         if not self.chips:
             raise DatasetError(
@@ -108,8 +105,11 @@ class OnCloudN(CloudDataset):
         row = self.metadata.get(chip.name, {})
         meta = {"location": row.get("location"), "datetime": row.get("datetime")}
         return chip_sample(
-            chip, self.root / LABELS / f"{chip.name}.tif", get_scheme(self.label_scheme),
-            canonical=self.canonical, meta=meta,
+            chip,
+            self.root / LABELS / f"{chip.name}.tif",
+            get_scheme(self.label_scheme),
+            canonical=self.canonical,
+            meta=meta,
         )
 
     def summary(self) -> dict[str, Any]:

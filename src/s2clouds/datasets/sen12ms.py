@@ -220,6 +220,7 @@ class SEN12MS(CloudDataset):
     protocol: ClassVar[str] = "false_cloud"
     #: land-cover layer of ``mask`` (see :mod:`s2clouds.labels.landcover`, not a cloud scheme)
     label_scheme: ClassVar[str] = "igbp"
+
     #: the cloud benchmark scores the clear canonical mask (false clouds); S1 is not needed
     @classmethod
     def benchmark_options(cls, splits: Sequence[str], layers: Sequence[str]) -> dict[str, Any]:
@@ -275,7 +276,8 @@ class SEN12MS(CloudDataset):
             )
             official = self.official
             complete = {
-                k: v for k, v in complete.items()
+                k: v
+                for k, v in complete.items()
                 if official.split_of(k.roi, k.scene, k.patch) == split
             }
             if not complete:

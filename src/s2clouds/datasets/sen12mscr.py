@@ -74,7 +74,8 @@ def labelled_sample(
         "bands": bands,
         "crs": crs,
         "transform": transform,
-        "meta": meta | {
+        "meta": meta
+        | {
             "resolution": 10.0,
             "level": "L1C",
             "labels": "change (s2clouds.labels.change)",
@@ -115,7 +116,8 @@ class SEN12MSCRPairs(CloudDataset):
         excluded = {exclude} if isinstance(exclude, str) else set(exclude)
         kept = {only} if isinstance(only, str) else set(only)
         folders = sorted(
-            p for p in self.root.iterdir()
+            p
+            for p in self.root.iterdir()
             if (p / "cloudy.tif").is_file() and (p / "clear.tif").is_file()
         )
         folders = [p for p in folders if p.name not in excluded and (not kept or p.name in kept)]
@@ -133,14 +135,17 @@ class SEN12MSCRPairs(CloudDataset):
         path = Path(path)
         return path.is_dir() and any(
             (p / "cloudy.tif").is_file() and (p / "clear.tif").is_file()
-            for p in path.iterdir() if p.is_dir()
+            for p in path.iterdir()
+            if p.is_dir()
         )
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     @functools.lru_cache(maxsize=64)  # noqa: B019  (one reader per dataset; bounded)
-    def _labelled(self, folder: Path) -> tuple[tuple[np.ndarray, ...], ChangeLabels, tuple[Any, ...]]:
+    def _labelled(
+        self, folder: Path
+    ) -> tuple[tuple[np.ndarray, ...], ChangeLabels, tuple[Any, ...]]:
         cloudy, bands, crs, transform = read_reflectance(folder / "cloudy.tif")
         clear, clear_bands, _, _ = read_reflectance(folder / "clear.tif")
         if clear_bands != bands or clear.shape != cloudy.shape:
@@ -151,8 +156,9 @@ class SEN12MSCRPairs(CloudDataset):
     def __getitem__(self, index: int) -> Sample:
         folder = self.pairs[self._check_index(index)]
         (cloudy, clear), labels, (bands, crs, transform) = self._labelled(folder)
-        sample = labelled_sample(cloudy, bands, labels, crs, transform,
-                         {"id": folder.name, "path": str(folder)})
+        sample = labelled_sample(
+            cloudy, bands, labels, crs, transform, {"id": folder.name, "path": str(folder)}
+        )
         sample["reference"] = clear
         if not self.canonical:
             del sample["mask_canonical"]
@@ -192,8 +198,9 @@ def label_date(
 ) -> tuple[np.ndarray, ChangeLabels]:
     """Date ``index`` of a (T, C, H, W) ``series`` labelled against the per-pixel reference of
     the other dates within ``window_days``: (reference (C, H, W), labels)."""
-    reference = temporal_reference(series, index, bands, days=days.tolist(),
-                                   window_days=window_days)
+    reference = temporal_reference(
+        series, index, bands, days=days.tolist(), window_days=window_days
+    )
     return reference, change_labels(series[index], reference, bands, rules)
 
 
@@ -225,15 +232,16 @@ class SEN12MSCRSeries(CloudDataset):
         self.canonical = canonical
         self.root = require_path(root, "SEN12MS-CR-TS folder")
         self.rules, self.window_days = rules or ChangeRules(), window_days
-        folders = [self.root] if self._dated(self.root) else sorted(
-            p for p in self.root.iterdir() if p.is_dir() and self._dated(p)
+        folders = (
+            [self.root]
+            if self._dated(self.root)
+            else sorted(p for p in self.root.iterdir() if p.is_dir() and self._dated(p))
         )
         if not folders:
             raise DatasetError(
                 f"{self.root} holds no folder of YYYY-MM-DD.tif files; give a time-series root"
             )
-        self.items = [(folder, i) for folder in folders
-                      for i in range(len(self._files(folder)))]
+        self.items = [(folder, i) for folder in folders for i in range(len(self._files(folder)))]
         if not keep_unusable:
             self.items = [(f, i) for f, i in self.items if self._labelled(f, i)[1].usable]
 
@@ -254,8 +262,9 @@ class SEN12MSCRSeries(CloudDataset):
     @classmethod
     def detect(cls, path: Path) -> bool:
         path = Path(path)
-        return path.is_dir() and (cls._dated(path) or any(
-            cls._dated(p) for p in path.iterdir() if p.is_dir()))
+        return path.is_dir() and (
+            cls._dated(path) or any(cls._dated(p) for p in path.iterdir() if p.is_dir())
+        )
 
     def __len__(self) -> int:
         return len(self.items)
@@ -270,8 +279,14 @@ class SEN12MSCRSeries(CloudDataset):
         series, bands, crs, transform, _ = self._series(folder)
         reference, labels = self._labelled(folder, position)
         date = _date(self._files(folder)[position])
-        sample = labelled_sample(series[position], bands, labels, crs, transform,
-                         {"id": f"{folder.name}/{date}", "date": str(date)})
+        sample = labelled_sample(
+            series[position],
+            bands,
+            labels,
+            crs,
+            transform,
+            {"id": f"{folder.name}/{date}", "date": str(date)},
+        )
         sample["reference"] = reference
         if not self.canonical:
             del sample["mask_canonical"]

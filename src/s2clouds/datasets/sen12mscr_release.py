@@ -88,8 +88,12 @@ def scan_release(root: Path) -> dict[CRPatch, set[str]]:
                     match = _PATCH_FILE.match(entry.name)
                     if match is None or match["sensor"] != sensor:
                         continue
-                    key = CRPatch(int(match["seed"]), match["season"], int(match["scene"]),
-                                  int(match["patch"]))
+                    key = CRPatch(
+                        int(match["seed"]),
+                        match["season"],
+                        int(match["scene"]),
+                        int(match["patch"]),
+                    )
                     found.setdefault(key, set()).add(sensor)
     return found
 
@@ -193,16 +197,24 @@ class SEN12MSCRRelease(CloudDataset):
                 f"{key.id}: the cloudy and the clear patch differ in bands or size; one of "
                 "them is damaged, download it again"
             )
-        return (cloudy, clear), change_labels(cloudy, clear, bands, self.rules), (bands, crs,
-                                                                                  transform)
+        return (
+            (cloudy, clear),
+            change_labels(cloudy, clear, bands, self.rules),
+            (bands, crs, transform),
+        )
 
     def __getitem__(self, index: int) -> Sample:
         key = self.keys[self._check_index(index)]
         (cloudy, clear), labels, (bands, crs, transform) = self._labelled(key)
         paths = {s: str(key.path(self.root, s)) for s in SENSORS}
         meta = {
-            "id": key.id, "roi": key.roi, "season": key.season, "scene": key.scene,
-            "patch": key.patch, "paths": paths, "split": self.split or "all",
+            "id": key.id,
+            "roi": key.roi,
+            "season": key.season,
+            "scene": key.scene,
+            "patch": key.patch,
+            "paths": paths,
+            "split": self.split or "all",
         }
         sample = labelled_sample(cloudy, bands, labels, crs, transform, meta)
         sample["reference"] = clear

@@ -41,11 +41,23 @@ from s2clouds.labels.change import ChangeLabels, ChangeRules
 
 #: the official test ROIs of SEN12MS-CR-TS (``<seed folder>/<roi>``), from the dataset's
 #: reference data loader (github.com/PatrickTUM/SEN12MS-CR-TS, ``data/dataLoader.py``)
-TEST_ROIS = frozenset({
-    "ROIs1868/119", "ROIs1970/139", "ROIs2017/108", "ROIs2017/63", "ROIs1158/106",
-    "ROIs1868/73", "ROIs2017/32", "ROIs1868/100", "ROIs1970/132", "ROIs2017/103",
-    "ROIs1868/142", "ROIs1970/20", "ROIs2017/140",
-})
+TEST_ROIS = frozenset(
+    {
+        "ROIs1868/119",
+        "ROIs1970/139",
+        "ROIs2017/108",
+        "ROIs2017/63",
+        "ROIs1158/106",
+        "ROIs1868/73",
+        "ROIs2017/32",
+        "ROIs1868/100",
+        "ROIs1970/132",
+        "ROIs2017/103",
+        "ROIs1868/142",
+        "ROIs1970/20",
+        "ROIs2017/140",
+    }
+)
 SPLITS = ("train", "test")
 _SEED_DIR = re.compile(r"^ROIs\d{4}$")
 _S2_FILE = re.compile(
@@ -93,8 +105,7 @@ def scan_series(root: Path) -> dict[TSSeries, list[tuple[int, dt.date, Path]]]:
                         except ValueError as exc:
                             raise DatasetError(f"{entry.path}: bad date in the name") from exc
                         key = TSSeries(match["seed"], int(match["roi"]), int(match["patch"]))
-                        found.setdefault(key, []).append((int(match["t"]), date,
-                                                          Path(entry.path)))
+                        found.setdefault(key, []).append((int(match["t"]), date, Path(entry.path)))
     return {k: sorted(v) for k, v in found.items()}
 
 
@@ -135,8 +146,9 @@ class SEN12MSCRTSRelease(CloudDataset):
         self.rules = rules or ChangeRules()
         series = scan_series(self.root)
         if split is not None:
-            series = {k: v for k, v in series.items()
-                      if (k.roi_id in TEST_ROIS) == (split == "test")}
+            series = {
+                k: v for k, v in series.items() if (k.roi_id in TEST_ROIS) == (split == "test")
+            }
         self.series = {k: v for k, v in series.items() if len(v) >= 2}
         self.items = [(k, i) for k in sorted(self.series) for i in range(len(self.series[k]))]
         if not self.items:
@@ -179,8 +191,12 @@ class SEN12MSCRTSRelease(CloudDataset):
         reference, labels = self._labelled(key, position)
         time_index, date, path = self.series[key][position]
         meta = {
-            "id": f"{key.roi_id}/p{key.patch}/{date}", "roi": key.roi_id, "patch": key.patch,
-            "time_index": time_index, "date": str(date), "path": str(path),
+            "id": f"{key.roi_id}/p{key.patch}/{date}",
+            "roi": key.roi_id,
+            "patch": key.patch,
+            "time_index": time_index,
+            "date": str(date),
+            "path": str(path),
             "split": "test" if key.roi_id in TEST_ROIS else "train",
         }
         sample = labelled_sample(stack[position], bands, labels, crs, transform, meta)

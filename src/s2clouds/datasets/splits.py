@@ -128,7 +128,9 @@ def _read_lines(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read the split list ({exc}); download it again") from exc
+        raise DatasetError(
+            f"{path}: cannot read the split list ({exc}); download it again"
+        ) from exc
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

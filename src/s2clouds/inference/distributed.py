@@ -57,6 +57,7 @@ LOOPBACK = "127.0.0.1"
 #: schemes of the addresses a Dask scheduler listens on
 SCHEDULER_SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
 
+
 @dataclass(frozen=True)
 class ClusterOptions:
     """Where windows are computed.
@@ -89,8 +90,9 @@ def scheduler_address(options: ClusterOptions) -> str | None:
 
 def _require_distributed() -> None:
     if importlib.util.find_spec("distributed") is None:
-        require("distributed", "distributed", purpose="running on a Dask cluster",
-                error=ClusterError)
+        require(
+            "distributed", "distributed", purpose="running on a Dask cluster", error=ClusterError
+        )
 
 
 @contextlib.contextmanager
@@ -147,9 +149,7 @@ async def _identity(address: str, timeout: float) -> Any:
     from distributed.security import Security
 
     arguments = Security().get_connection_args("client")  # TLS settings of the Dask config
-    comm = await asyncio.wait_for(
-        comm_connect(address, timeout=timeout, **arguments), timeout
-    )
+    comm = await asyncio.wait_for(comm_connect(address, timeout=timeout, **arguments), timeout)
     try:
         await asyncio.wait_for(comm.write({"op": "identity", "reply": True}), timeout)
         return await asyncio.wait_for(comm.read(), timeout)

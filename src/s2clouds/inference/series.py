@@ -165,8 +165,12 @@ def grid_offset(grid: Grid, target: Grid, where: str, first: str) -> tuple[int, 
             "dates onto one grid first (e.g. gdalwarp)"
         )
     rows, cols = offset
-    if rows >= target.height or cols >= target.width or rows + grid.height <= 0 \
-            or cols + grid.width <= 0:
+    if (
+        rows >= target.height
+        or cols >= target.width
+        or rows + grid.height <= 0
+        or cols + grid.width <= 0
+    ):
         raise CRSMismatchError(
             f"{where} does not overlap the first date {first} (offset {rows}, {cols} px of "
             f"a {target.height} x {target.width} px grid); give scenes of one place"
@@ -206,8 +210,9 @@ def open_series(
         scene = scene.select(bands)
         if scene.grid.resolution != target.resolution:
             scene = replace(scene, grid=scene.grid.at_resolution(target.resolution))
-        offset = grid_offset(scene.grid, target, f"date {i + 1} ({scene.product_id})",
-                             first.product_id)
+        offset = grid_offset(
+            scene.grid, target, f"date {i + 1} ({scene.product_id})", first.product_id
+        )
         scene.check_radiometry()
         scene = with_sun_angles(scene, model)
         if max(scene.grid.shape) > SERIES_BLOCK:
@@ -230,8 +235,13 @@ def _series_outputs(dates: Sequence[Dated], outdir: Path, options: PredictOption
                 f"two dates would write {output.name} (same product id {d.scene.product_id}); "
                 "rename one input"
             )
-        check_scene_outputs(d.scene, output, options.output, inputs=inputs,
-                            extra={"the series summary": outdir / SERIES_SUMMARY})
+        check_scene_outputs(
+            d.scene,
+            output,
+            options.output,
+            inputs=inputs,
+            extra={"the series summary": outdir / SERIES_SUMMARY},
+        )
         outputs.append(output)
     return outputs
 
@@ -239,8 +249,12 @@ def _series_outputs(dates: Sequence[Dated], outdir: Path, options: PredictOption
 def _shares(counts: np.ndarray) -> dict[str, float]:
     valid = counts[:4].sum()
     if not valid:
-        return {"cloud_percent": 0.0, "thin_percent": 0.0, "shadow_percent": 0.0,
-                "valid_percent": 0.0}
+        return {
+            "cloud_percent": 0.0,
+            "thin_percent": 0.0,
+            "shadow_percent": 0.0,
+            "valid_percent": 0.0,
+        }
     return {
         "cloud_percent": round(100 * float(counts[1] + counts[2]) / valid, 3),
         "thin_percent": round(100 * float(counts[2]) / valid, 3),
@@ -307,9 +321,15 @@ def _series_window(plan: SeriesPlan, window: Window) -> SeriesWindow:
     dated = [_date_window(d, model, outer, plan.run) for d in plan.dates]
     image_stack = np.stack([image for image, _ in dated])
     prob_stack = np.stack([probs for _, probs in dated])
-    refined = refine_series(image_stack, prob_stack, plan.names, plan.rules,
-                            resolution=plan.resolution, sun=list(plan.sun),
-                            days=None if plan.days is None else list(plan.days))
+    refined = refine_series(
+        image_stack,
+        prob_stack,
+        plan.names,
+        plan.rules,
+        resolution=plan.resolution,
+        sun=list(plan.sun),
+        days=None if plan.days is None else list(plan.days),
+    )
     core = (slice(None), *window.within(outer))
     n = len(plan.dates)
     masks = np.empty((n, *window.shape), np.uint8)
@@ -411,27 +431,43 @@ def predict_series(
         probabilities=options.output.probabilities,
     )
     windows = tuple(grid.windows(block))
-    job = Job(0, series_window, plan, windows, name=f"series of {len(dates)} dates",
-              remote=replace(plan, model=model.name), label="series windows")
+    job = Job(
+        0,
+        series_window,
+        plan,
+        windows,
+        name=f"series of {len(dates)} dates",
+        remote=replace(plan, model=model.name),
+        label="series windows",
+    )
     sink = SeriesOutput(dates, outputs, model.name, options)
     with open_engine(cluster, len(windows)) as engine:
-        logger.info("%d date(s) on a %d x %d px grid, model %s, windows of %d px on %s",
-                    len(dates), grid.height, grid.width, model.name, block, engine.description)
+        logger.info(
+            "%d date(s) on a %d x %d px grid, model %s, windows of %d px on %s",
+            len(dates),
+            grid.height,
+            grid.width,
+            model.name,
+            block,
+            engine.description,
+        )
         run_jobs([job], [sink], engine, progress=options.progress)
     if sink.error is not None:
         raise sink.error
     seconds = time.perf_counter() - start
     records = []
     for t, (d, scene_sink, source) in enumerate(zip(dates, sink.sinks, sources, strict=True)):
-        records.append(SeriesDateRecord(
-            input=str(source) if not isinstance(source, np.ndarray) else f"array {t}",
-            product_id=d.scene.product_id,
-            output=str(scene_sink.output),
-            day=days[t] if days is not None else None,
-            single=_shares(sink.single[t]),
-            series=_shares(scene_sink.counts),
-            refined_percent=round(100 * float(sink.refined[t]) / (grid.height * grid.width), 3),
-        ))
+        records.append(
+            SeriesDateRecord(
+                input=str(source) if not isinstance(source, np.ndarray) else f"array {t}",
+                product_id=d.scene.product_id,
+                output=str(scene_sink.output),
+                day=days[t] if days is not None else None,
+                single=_shares(sink.single[t]),
+                series=_shares(scene_sink.counts),
+                refined_percent=round(100 * float(sink.refined[t]) / (grid.height * grid.width), 3),
+            )
+        )
     summary = _write_summary(outdir, records, model.name, seconds, days is not None)
     return SeriesResult(records, summary, model.name, seconds)
 
@@ -464,8 +500,7 @@ def _date_window(
             def reader(part: Window) -> np.ndarray:
                 return np.ascontiguousarray(pixels[model_idx][(slice(None), *part.within(region))])
 
-        _, probs[placed] = predict_window(model_scene, model, own, run, date.context,
-                                          reader=reader)
+        _, probs[placed] = predict_window(model_scene, model, own, run, date.context, reader=reader)
     missing = ~np.all(np.isfinite(image), axis=0)
     probs[:, missing] = 0.0
     probs[0, missing] = 1.0

@@ -83,9 +83,7 @@ def probability_percent(probs: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def expand_window(
-    window: Window, halo: int, height: int, width: int, alignment: int = 1
-) -> Window:
+def expand_window(window: Window, halo: int, height: int, width: int, alignment: int = 1) -> Window:
     """``window`` grown by ``halo`` pixels on each side, clamped to the scene; its top-left
     corner is moved further up and left to a multiple of ``alignment``."""
     row = max(0, (window.row - halo) // alignment * alignment)
@@ -215,8 +213,12 @@ def model_pieces(
     if edge < alignment:
         return [window]
     pieces = [
-        Window(row, col, min(edge, window.row + window.height - row),
-               min(edge, window.col + window.width - col))
+        Window(
+            row,
+            col,
+            min(edge, window.row + window.height - row),
+            min(edge, window.col + window.width - col),
+        )
         for row in range(window.row, window.row + window.height, edge)
         for col in range(window.col, window.col + window.width, edge)
     ]
@@ -280,9 +282,7 @@ def with_sun_angles(scene: Scene, model: CloudModel) -> Scene:
     return replace(scene, angles=angles)
 
 
-def with_shadow_reach(
-    scene: Scene, model: CloudModel, min_pixels: int | None = None
-) -> Scene:
+def with_shadow_reach(scene: Scene, model: CloudModel, min_pixels: int | None = None) -> Scene:
     """``scene`` with ``priors["shadow_reach"]``: where its clouds can cast shadow, mapped
     once from an overview, when ``model`` constrains shadow that way
     (``model.overview_shadow_reach``) and the scene spans more than ``min_pixels`` model

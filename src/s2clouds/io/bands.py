@@ -185,7 +185,7 @@ class RasterBand:
         return self
 
     def read(self, grid: Grid, window: Window) -> np.ndarray:
-        return self.read_group([self], grid, window)[0]
+        return np.asarray(self.read_group([self], grid, window)[0])
 
     def read_group(self, group: Sequence[RasterBand], grid: Grid, window: Window) -> np.ndarray:
         """Every band of ``group`` (bands of this file) in one open and one read."""

@@ -34,8 +34,7 @@ BAND_DIMS = ("band", "bands", "variable", "channel")
 SPATIAL_DIMS = (("y", "x"), ("latitude", "longitude"), ("lat", "lon"))
 TIME_DIMS = ("time",)
 #: canonical mask classes, as the mask DataArray's ``flag_values`` / ``flag_meanings``
-MASK_FLAGS = ((0, "clear"), (1, "thick_cloud"), (2, "thin_cloud"), (3, "shadow"),
-              (255, "no_data"))
+MASK_FLAGS = ((0, "clear"), (1, "thick_cloud"), (2, "thin_cloud"), (3, "shadow"), (255, "no_data"))
 
 
 def is_dataarray(value: object) -> TypeGuard[xr.DataArray]:

@@ -197,7 +197,9 @@ class CoarseMask:
     @classmethod
     def of(cls, data: np.ndarray, factor: int) -> CoarseMask:
         """The map of ``data`` (h, w) bool, each of its pixels ``factor`` grid pixels wide."""
-        return cls(np.packbits(np.asarray(data, dtype=bool)), (data.shape[0], data.shape[1]), int(factor))
+        return cls(
+            np.packbits(np.asarray(data, dtype=bool)), (data.shape[0], data.shape[1]), int(factor)
+        )
 
     @property
     def data(self) -> np.ndarray:
@@ -216,7 +218,9 @@ class CoarseMask:
         (nearest map pixel; pixels past the map's edges take its first or last row or
         column)."""
         last_row, last_col = self.shape[0] - 1, self.shape[1] - 1
-        rows = np.clip(np.arange(window.row, window.row + window.height) // self.factor, 0, last_row)
+        rows = np.clip(
+            np.arange(window.row, window.row + window.height) // self.factor, 0, last_row
+        )
         cols = np.clip(np.arange(window.col, window.col + window.width) // self.factor, 0, last_col)
         band = self._rows(int(rows[0]), int(rows[-1]) + 1)
         return np.asarray(band[np.ix_(rows - rows[0], cols)])

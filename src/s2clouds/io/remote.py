@@ -216,7 +216,7 @@ def _kept_open(path: str, overview_level: int | None) -> Iterator[Any]:
 
 
 def _level_option(overview_level: int | None) -> dict[str, int]:
-    """rasterio's keyword for an overview level; none at all for the full resolution (any
+    """The rasterio keyword for an overview level; none at all for the full resolution (any
     value given, even None, becomes GDAL's OVERVIEW_LEVEL open option)."""
     return {} if overview_level is None else {"overview_level": overview_level}
 

@@ -59,7 +59,9 @@ def _default_radiometry(infos: Sequence[RasterInfo], scale: str | None) -> Radio
     """
     if scale is not None:
         return Radiometry(kind=scale)
-    eight_bit = [f"{Path(i.path).name} ({i.dtype})" for i in infos if np.dtype(i.dtype).itemsize == 1]
+    eight_bit = [
+        f"{Path(i.path).name} ({i.dtype})" for i in infos if np.dtype(i.dtype).itemsize == 1
+    ]
     if eight_bit:
         raise RadiometryError(
             f"{', '.join(eight_bit)}: 8-bit values, not Sentinel-2 "
@@ -270,8 +272,13 @@ class DataArrayOpener:
             )
         raster = dataarray_raster(source, bands=request.bands, scale=request.scale)
         return scene_from_array(
-            raster.values, raster.names, scale=raster.scale, crs=raster.crs,
-            transform=raster.transform, nodata=raster.nodata, level=request.level,
+            raster.values,
+            raster.names,
+            scale=raster.scale,
+            crs=raster.crs,
+            transform=raster.transform,
+            nodata=raster.nodata,
+            level=request.level,
         )
 
 
@@ -298,7 +305,10 @@ class ArrayOpener:
                 f"{resolution:g} m"
             )
         return scene_from_array(
-            source, request.bands, scale=request.scale or "reflectance", resolution=size,
+            source,
+            request.bands,
+            scale=request.scale or "reflectance",
+            resolution=size,
             level=request.level,
         )
 
@@ -316,8 +326,12 @@ class StacItemOpener:
         path = Path(source)
         _check_path_request(path, request, resolutions=False)
         return read_stac_item(
-            path, bands=request.bands, resolution=request.resolution, scale=request.scale,
-            level=request.level, sign=request.sign,
+            path,
+            bands=request.bands,
+            resolution=request.resolution,
+            scale=request.scale,
+            level=request.level,
+            sign=request.sign,
         )
 
 
@@ -376,7 +390,10 @@ class GeoTiffOpener:
         path = Path(source)
         _check_path_request(path, request)
         return read_geotiff(
-            path, bands=request.bands, resolution=request.resolution, scale=request.scale,
+            path,
+            bands=request.bands,
+            resolution=request.resolution,
+            scale=request.scale,
             level=request.level,
         )
 
@@ -397,9 +414,7 @@ def _opener(name: str, loaded: Any) -> SceneOpener:
 
 
 #: the input formats, asked in this order by :func:`read_scene`
-OPENERS: Registry[SceneOpener] = Registry(
-    "input format", group=OPENER_ENTRY_POINTS, adapt=_opener
-)
+OPENERS: Registry[SceneOpener] = Registry("input format", group=OPENER_ENTRY_POINTS, adapt=_opener)
 OPENERS.register("dataarray", DataArrayOpener())
 OPENERS.register("array", ArrayOpener())
 OPENERS.register("stac", StacItemOpener())

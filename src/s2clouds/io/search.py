@@ -197,6 +197,7 @@ def _client(query: SearchQuery) -> Any:
     from pystac_client import Client
     from pystac_client.stac_api_io import StacApiIO
     from urllib3.util.retry import Retry
+
     retry = Retry(
         total=query.retries,
         backoff_factor=0.5,

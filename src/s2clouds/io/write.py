@@ -64,7 +64,9 @@ def check_writable(path: Path, *, overwrite: bool = True) -> None:
     if not folder.is_dir():
         raise OutputError(f"output folder {folder} does not exist; create it first")
     if not os.access(folder, os.W_OK):
-        raise OutputError(f"output folder {folder} is not writable; choose another path for output=")
+        raise OutputError(
+            f"output folder {folder} is not writable; choose another path for output="
+        )
     check_regular_target(path)
     if path.exists() and not overwrite:
         raise OutputError(f"{path} exists; pass overwrite=True to replace it")

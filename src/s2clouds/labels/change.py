@@ -138,15 +138,13 @@ class BandPlanes:
         self.image, self.names = image, names
 
     def __getitem__(self, band: str) -> np.ndarray:
-        return self.image[self.names.index(band)]
+        return np.asarray(self.image[self.names.index(band)])
 
     def has(self, band: str) -> bool:
         return band in self.names
 
 
-def _check_inputs(
-    cloudy: np.ndarray, clear: np.ndarray, bands: Sequence[str]
-) -> tuple[str, ...]:
+def _check_inputs(cloudy: np.ndarray, clear: np.ndarray, bands: Sequence[str]) -> tuple[str, ...]:
     names = canonical_band_names(tuple(bands))
     missing = [b for b in REQUIRED_BANDS if b not in names]
     if missing:
@@ -199,7 +197,7 @@ def snow(image: BandPlanes, rules: ChangeRules) -> np.ndarray:
     b03, b11 = image["B03"], image["B11"]
     with np.errstate(invalid="ignore", divide="ignore"):
         ndsi = (b03 - b11) / np.maximum(b03 + b11, 1e-6)
-    return (ndsi > rules.snow_ndsi) & (b03 > rules.snow_green)
+    return np.asarray((ndsi > rules.snow_ndsi) & (b03 > rules.snow_green))
 
 
 def cloud_opacity(cloudy: BandPlanes, clear: BandPlanes, rules: ChangeRules) -> np.ndarray:
@@ -208,7 +206,7 @@ def cloud_opacity(cloudy: BandPlanes, clear: BandPlanes, rules: ChangeRules) -> 
     vis_cloudy = (cloudy["B02"] + cloudy["B03"] + cloudy["B04"]) / 3
     vis_clear = (clear["B02"] + clear["B03"] + clear["B04"]) / 3
     room = np.maximum(rules.cloud_albedo - vis_clear, 0.05)
-    return np.clip((vis_cloudy - vis_clear) / room, 0.0, 1.0).astype(np.float32)
+    return np.asarray(np.clip((vis_cloudy - vis_clear) / room, 0.0, 1.0), dtype=np.float32)
 
 
 def cloud_candidates(
@@ -239,7 +237,7 @@ def cirrus_sky(image: BandPlanes, rules: ChangeRules) -> np.ndarray:
 
 def shadow_candidates(cloudy: BandPlanes, clear: BandPlanes, rules: ChangeRules) -> np.ndarray:
     """(H, W) bool: darker in NIR and SWIR, not brighter in blue."""
-    return (
+    return np.asarray(
         (clear["B08"] - cloudy["B08"] > rules.shadow_nir_drop)
         & (cloudy["B08"] < rules.shadow_nir_ratio * clear["B08"])
         & (clear["B11"] - cloudy["B11"] > rules.shadow_swir_drop)
@@ -263,7 +261,10 @@ def projection_steps(direction: float, max_offset: int, step: int = 2) -> list[t
     rows, counter-clockwise) up to ``max_offset`` px."""
     steps = []
     for distance in range(step, max_offset + 1, step):
-        offset = (int(round(distance * np.cos(direction))), int(round(distance * np.sin(direction))))
+        offset = (
+            int(round(distance * np.cos(direction))),
+            int(round(distance * np.sin(direction))),
+        )
         if offset not in steps:
             steps.append(offset)
     return steps
@@ -286,8 +287,9 @@ def consistent_shadow(
     best: tuple[int, list[tuple[int, int]], list[int]] | None = None
     for k in range(rules.directions):
         steps = projection_steps(2 * np.pi * k / rules.directions, rules.max_shadow_offset)
-        hits = [int(np.count_nonzero(shift_mask(cloud, r, c) & candidates & ~cloud))
-                for r, c in steps]
+        hits = [
+            int(np.count_nonzero(shift_mask(cloud, r, c) & candidates & ~cloud)) for r, c in steps
+        ]
         total = sum(sorted(hits)[-5:])  # the best few distances: clouds at a few heights
         if best is None or total > best[0]:
             best = (total, steps, hits)
@@ -359,8 +361,13 @@ def change_labels(
     if matched < rules.min_matched:  # an overcast image: nothing to match, no offset
         offsets = np.zeros_like(offsets)
     if ref_snow.mean() > 0.5:
-        return ChangeLabels(nothing, no_opacity, offsets, usable=False,
-                            reason=f"the reference is {ref_snow.mean():.0%} snow")
+        return ChangeLabels(
+            nothing,
+            no_opacity,
+            offsets,
+            usable=False,
+            reason=f"the reference is {ref_snow.mean():.0%} snow",
+        )
     now = BandPlanes(cloudy - offsets[:, None, None], names)
     visible, cirrus = cloud_candidates(now, ref, rules)
     cloud = (visible | cirrus) & finite
@@ -386,10 +393,17 @@ def change_labels(
     mask = erode_classes(_clean(mask), rules.edge)
     explained = float(np.mean(mask != NODATA))
     if explained < rules.min_explained:
-        return ChangeLabels(nothing, no_opacity, offsets, usable=False,
-                            reason=f"only {explained:.0%} of pixels explained: surface change")
+        return ChangeLabels(
+            nothing,
+            no_opacity,
+            offsets,
+            usable=False,
+            reason=f"only {explained:.0%} of pixels explained: surface change",
+        )
     return ChangeLabels(
-        mask, np.where(cloud, opacity, np.nan).astype(np.float32), offsets,
+        mask,
+        np.where(cloud, opacity, np.nan).astype(np.float32),
+        offsets,
         shadow_offset=shadow_offset,
     )
 
@@ -475,4 +489,4 @@ def temporal_reference(
     chosen = np.take_along_axis(order, pick_rank[None], axis=0)[0]  # (H, W)
     ref = np.take_along_axis(stack, chosen[None, None].repeat(stack.shape[1], axis=1), axis=0)[0]
     ref[:, valid_count == 0] = np.nan
-    return ref
+    return np.asarray(ref)

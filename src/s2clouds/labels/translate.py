@@ -26,7 +26,7 @@ def _apply_mapping(values: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
     """Map every element through ``mapping``; elements without an entry become -1 (int16)."""
     if values.dtype.kind in "iu" and values.dtype.itemsize <= 2:
         lut = _lookup_table(mapping, values.dtype)
-        return lut[values.view(f"u{values.dtype.itemsize}")]
+        return np.asarray(lut[values.view(f"u{values.dtype.itemsize}")])
     if values.dtype.kind == "b":
         return _apply_mapping(values.astype(np.uint8), mapping)
     if values.dtype.kind == "f":
@@ -113,7 +113,7 @@ def decode_one_hot(onehot: np.ndarray, *, axis: int = -1) -> np.ndarray:
     arr = np.moveaxis(np.asarray(onehot).astype(bool), axis, 0)
     out = np.argmax(arr, axis=0).astype(np.uint8)
     out[~arr.any(axis=0)] = NODATA
-    return out
+    return np.asarray(out)
 
 
 def correspondence_table(schemes: list[str] | None = None) -> list[dict[str, str]]:

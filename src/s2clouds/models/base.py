@@ -26,6 +26,7 @@ def fill_clear(probs: np.ndarray, where: np.ndarray) -> np.ndarray:
     probs[0, where] = 1.0
     return probs
 
+
 #: ``(overview (C, h, w) float32 reflectance in model band order, metres per overview pixel)``
 #: -> ``(sun zenith, sun azimuth)`` in degrees
 SunAngleEstimator = Callable[[np.ndarray, float], tuple[float, float]]

@@ -192,4 +192,3 @@ def cdfcnn_model(name: str, available: Sequence[str], *, native: bool = False) -
     spec = shipped_spec(name)
     reported = f"{name}{NATIVE_SUFFIX}" if native else name
     return OnnxModel(variant.onnx_path, spec, name=reported, native=native).for_bands(available)
-

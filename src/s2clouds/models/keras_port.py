@@ -152,7 +152,10 @@ def _check_supported(layer: KerasLayer, source: Path) -> None:
     if layer.kind == "Activation" and config.get("activation") not in ACTIVATIONS:
         raise refuse(f"has the activation {config.get('activation')!r}")
     if layer.kind == "MaxPooling2D":
-        pool, strides = tuple(config["pool_size"]), tuple(config.get("strides") or config["pool_size"])
+        pool, strides = (
+            tuple(config["pool_size"]),
+            tuple(config.get("strides") or config["pool_size"]),
+        )
         if pool != strides or config.get("padding", "valid") != "valid":
             raise refuse("overlaps its windows or pads")
     if layer.kind == "Concatenate" and config.get("axis", -1) not in CHANNEL_AXES:
@@ -160,8 +163,10 @@ def _check_supported(layer: KerasLayer, source: Path) -> None:
     if layer.kind == "BatchNormalization":
         axis = config.get("axis", -1)
         axes = tuple(axis) if isinstance(axis, list) else (axis,)
-        if axes not in ((3,), (-1,)) or not config.get("center", True) or not config.get(
-            "scale", True
+        if (
+            axes not in ((3,), (-1,))
+            or not config.get("center", True)
+            or not config.get("scale", True)
         ):
             raise refuse("normalises another axis or lacks its scale or centre")
 
@@ -332,7 +337,9 @@ class _OnnxBuilder:
         return name
 
     def node(self, op: str, inputs: Sequence[str], output: str, **attributes: Any) -> str:
-        self.nodes.append(self.helper.make_node(op, list(inputs), [output], name=output, **attributes))
+        self.nodes.append(
+            self.helper.make_node(op, list(inputs), [output], name=output, **attributes)
+        )
         return output
 
     def activation(self, x: str, activation: str, name: str) -> str:
@@ -366,7 +373,10 @@ def _onnx_separable(b: _OnnxBuilder, layer: KerasLayer, inputs: list[str]) -> st
         pads=_same_pads(layer),
         group=channels,
     )
-    args = [depth, b.constant(f"{layer.name}/pointwise", w["pointwise_kernel"].transpose(3, 2, 0, 1))]
+    args = [
+        depth,
+        b.constant(f"{layer.name}/pointwise", w["pointwise_kernel"].transpose(3, 2, 0, 1)),
+    ]
     if "bias" in w:
         args.append(b.constant(f"{layer.name}/B", w["bias"]))
     out = b.node("Conv", args, f"{layer.name}/pointwise_conv")
@@ -457,7 +467,9 @@ def keras_onnx_graph(
     model_output = helper.make_tensor_value_info(
         output_name, tensor, ["batch", channels, "height", "width"]
     )
-    onnx_graph = helper.make_graph(b.nodes, graph.name, [model_input], [model_output], b.initializers)
+    onnx_graph = helper.make_graph(
+        b.nodes, graph.name, [model_input], [model_output], b.initializers
+    )
     # the Keras input layer's name is the graph input: rename it to ``input_name``
     for node in onnx_graph.node:
         node.input[:] = [input_name if n == graph.input_name else n for n in node.input]

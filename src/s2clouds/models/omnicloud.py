@@ -163,4 +163,3 @@ class OmniCloudMaskModel(CloudModel):
         out /= np.where(total > 0, total, 1.0)
         nodata = ~np.all(image > 0, axis=0)  # NaN or 0 in a band: no data for the package
         return fill_clear(out, nodata)
-

@@ -208,9 +208,9 @@ class S2CloudlessModel(CloudModel):
         smooth = proba
         if self.average_over:
             kernel = np.asarray(detector.conv_filter, dtype=np.float64)
-            smooth = ndimage.correlate(
-                proba.astype(np.float64), kernel, mode="reflect"
-            ).astype(np.float32)
+            smooth = ndimage.correlate(proba.astype(np.float64), kernel, mode="reflect").astype(
+                np.float32
+            )
         if self.dilation_size:
             smooth = cv2.dilate(smooth, detector.dilation_filter)
         return threshold_to_half(smooth, S2CLOUDLESS_THRESHOLD)

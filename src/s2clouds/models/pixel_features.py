@@ -226,8 +226,10 @@ def default_features(bands: Sequence[str], *, max_radius: int | None = None) -> 
     ``max_radius``, only rows whose context window reaches at most that many pixels."""
     names = canonical_band_names(tuple(bands))
     rows = [
-        f.name for f in _FEATURE_ROWS
-        if f.name != "nir" and set(f.needs) <= set(names)
+        f.name
+        for f in _FEATURE_ROWS
+        if f.name != "nir"
+        and set(f.needs) <= set(names)
         and (max_radius is None or f.radius <= max_radius)
     ]
     return (*names, *rows)

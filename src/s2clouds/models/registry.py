@@ -40,16 +40,28 @@ class AutoChoice:
 #: usual analysis-ready stack, 11 bands without B09 included), blue-green-red-NIR with both
 #: SWIR bands, then 4 bands
 AUTO_CHOICES: tuple[AutoChoice, ...] = (
-    AutoChoice("s2clouds-pixel-l1c13", L1C_BANDS, ("L1C", None),
-               "13 L1C bands: SWIR and the cirrus band B10"),
-    AutoChoice("s2clouds-pixel-swir12", L2A_BANDS,
-               why="12 bands with SWIR, no cirrus band (L2A, or L1C without B10)"),
-    AutoChoice("s2clouds-pixel-swir10", SWIR10_BANDS,
-               why="the 10 and 20 m bands (B02-B08, B8A, B11, B12), without B01 or B09"),
-    AutoChoice("s2clouds-pixel-swir6", SWIR6_BANDS,
-               why="blue, green, red, NIR and both SWIR bands (B11, B12)"),
-    AutoChoice("s2clouds-pixel-rgbn", RGBN_BANDS,
-               why="blue, green, red and NIR only"),
+    AutoChoice(
+        "s2clouds-pixel-l1c13",
+        L1C_BANDS,
+        ("L1C", None),
+        "13 L1C bands: SWIR and the cirrus band B10",
+    ),
+    AutoChoice(
+        "s2clouds-pixel-swir12",
+        L2A_BANDS,
+        why="12 bands with SWIR, no cirrus band (L2A, or L1C without B10)",
+    ),
+    AutoChoice(
+        "s2clouds-pixel-swir10",
+        SWIR10_BANDS,
+        why="the 10 and 20 m bands (B02-B08, B8A, B11, B12), without B01 or B09",
+    ),
+    AutoChoice(
+        "s2clouds-pixel-swir6",
+        SWIR6_BANDS,
+        why="blue, green, red, NIR and both SWIR bands (B11, B12)",
+    ),
+    AutoChoice("s2clouds-pixel-rgbn", RGBN_BANDS, why="blue, green, red and NIR only"),
 )
 
 
@@ -144,9 +156,7 @@ def model_file_info(path: Path, name: str | None = None) -> ModelInfo:
     return info
 
 
-def get_model(
-    name: str, available_bands: Sequence[str], level: str | None = None
-) -> CloudModel:
+def get_model(name: str, available_bands: Sequence[str], level: str | None = None) -> CloudModel:
     """Build model ``name`` for a scene that has ``available_bands`` at processing ``level``
     (``"auto"`` picks the shipped model for those bands and level: :func:`choose_model`).
     A duck-typed model (a plugin's) gets the defaults of :class:`CloudModel`

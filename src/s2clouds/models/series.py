@@ -82,10 +82,23 @@ CLOUD_WEIGHTS: tuple[float, ...] = (0.69, 1.35, 0.13, 0.0, 4.5, 0.0, 3.63, -0.72
 #: shadow log-odds weights: bias, single-date shadow logit (given not cloud), darkening at a
 #: consistent offset from cloud, darkening elsewhere, agreement
 SHADOW_WEIGHTS: tuple[float, ...] = (-8.6, 0.73, 2.94, 1.4, 4.08)
-CLOUD_FEATURES = ("bias", "single logit", "visible rise", "flat rise", "cirrus", "snow",
-                  "brightening", "unchanged")
-SHADOW_FEATURES = ("bias", "single logit", "darkening near cloud", "darkening elsewhere",
-                   "agreement")
+CLOUD_FEATURES = (
+    "bias",
+    "single logit",
+    "visible rise",
+    "flat rise",
+    "cirrus",
+    "snow",
+    "brightening",
+    "unchanged",
+)
+SHADOW_FEATURES = (
+    "bias",
+    "single logit",
+    "darkening near cloud",
+    "darkening elsewhere",
+    "agreement",
+)
 
 
 @dataclass(frozen=True)
@@ -152,9 +165,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
 
 
-def check_series(
-    stack: np.ndarray, probs: np.ndarray, bands: Sequence[str]
-) -> tuple[str, ...]:
+def check_series(stack: np.ndarray, probs: np.ndarray, bands: Sequence[str]) -> tuple[str, ...]:
     """Band names of ``stack`` after checking shapes and bands; :class:`BandError` says how to
     fix the input."""
     names = canonical_band_names(tuple(bands))
@@ -246,13 +257,16 @@ def departure_features(
     vis = np.minimum(d["B02"] / change.blue_rise, d["B04"] / change.red_rise)
     flat = (d["B11"] - change.flat_rise * d["B02"]) / change.blue_rise
     if now.has("B10"):
-        cirrus = np.minimum((now["B10"] - change.cirrus_level) / change.cirrus_rise,
-                            (now["B10"] - ref["B10"]) / change.cirrus_rise)
+        cirrus = np.minimum(
+            (now["B10"] - change.cirrus_level) / change.cirrus_rise,
+            (now["B10"] - ref["B10"]) / change.cirrus_rise,
+        )
     else:
         cirrus = np.full_like(vis, -2.0)
     visible = {"B02", "B03", "B04"}
-    tol = np.asarray([change.clear_visible if b in visible else change.clear_other
-                      for b in names], np.float32)[:, None, None]
+    tol = np.asarray(
+        [change.clear_visible if b in visible else change.clear_other for b in names], np.float32
+    )[:, None, None]
     departure = (now.image - reference) / tol
     agreement = np.max(np.abs(departure), axis=0)
     bright_bands = [names.index(b) for b in BRIGHTENING_BANDS if b in names]
@@ -274,16 +288,26 @@ def departure_features(
 
 def _cloud_design(p_cloud: np.ndarray, f: dict[str, np.ndarray]) -> np.ndarray:
     """(8, H, W) design of the cloud combination (order of :data:`CLOUD_FEATURES`)."""
-    return np.stack([np.ones_like(p_cloud), _logit(p_cloud), f["visible rise"],
-                     f["flat rise"], f["cirrus"], f["snow"], f["brightening"],
-                     f["unchanged"]])
+    return np.stack(
+        [
+            np.ones_like(p_cloud),
+            _logit(p_cloud),
+            f["visible rise"],
+            f["flat rise"],
+            f["cirrus"],
+            f["snow"],
+            f["brightening"],
+            f["unchanged"],
+        ]
+    )
 
 
 def _shadow_design(p_shadow: np.ndarray, f: dict[str, np.ndarray], near: np.ndarray) -> np.ndarray:
     """(5, H, W) design of the shadow combination (order of :data:`SHADOW_FEATURES`)."""
     dark = np.maximum(f["darkening"], 0)
-    return np.stack([np.ones_like(p_shadow), _logit(p_shadow), dark * near, dark * ~near,
-                     f["agreement"]])
+    return np.stack(
+        [np.ones_like(p_shadow), _logit(p_shadow), dark * near, dark * ~near, f["agreement"]]
+    )
 
 
 def _combine(weights: Sequence[float], design: np.ndarray) -> np.ndarray:
@@ -334,8 +358,7 @@ def refine_date(
     # snow: visible up without a flat rise never gains cloud probability
     p_cloud = np.where(f["snow"] > 0, np.minimum(p_cloud, p_cloud1), p_cloud)
     # unchanged from the reference in every band (the labeller's clear rule): no cloud came
-    p_cloud = np.where(f["unchanged"] > 0, np.minimum(p_cloud, 1 - rules.clear_confidence),
-                       p_cloud)
+    p_cloud = np.where(f["unchanged"] > 0, np.minimum(p_cloud, 1 - rules.clear_confidence), p_cloud)
     p_shadow = _combine(rules.shadow_weights, shadow_design)
     # shadow darkens NIR and SWIR: without that, no gain over the single date
     p_shadow1 = probs[3] / np.maximum(1 - p_cloud1, 1e-4)
@@ -391,7 +414,6 @@ def refine_series(
         if not refined[i].any():
             continue
         ref = np.where(refined[i][None], reference[i], np.nan)
-        new = refine_date(stack[i], ref, probs[i], names, rules,
-                          resolution=resolution, sun=suns[i])
+        new = refine_date(stack[i], ref, probs[i], names, rules, resolution=resolution, sun=suns[i])
         out[i] = np.where(refined[i][None], new, probs[i])
     return SeriesResult(out, count, refined)

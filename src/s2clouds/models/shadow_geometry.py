@@ -56,7 +56,8 @@ def shadow_reach(
 
     zenith, azimuth = sun
     offsets = [
-        (r, c) for r, c in PhysicalModel.shadow_offsets(zenith, azimuth, resolution)
+        (r, c)
+        for r, c in PhysicalModel.shadow_offsets(zenith, azimuth, resolution)
         if math.hypot(r, c) <= radius
     ] or [(0, 0)]
     projected = PhysicalModel.project(cloud, offsets) | cloud

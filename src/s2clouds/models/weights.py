@@ -149,8 +149,12 @@ class WeightSpec:
                     f"weight spec {self.name!r}: {key} is {value!r}, not a whole number from "
                     f"{low} to {high}; re-export the model"
                 )
-        numbers = {"mean": self.mean, "std": self.std, "resolution": (self.resolution,),
-                   "shadow_reach_m": (self.shadow_reach_m,)}
+        numbers = {
+            "mean": self.mean,
+            "std": self.std,
+            "resolution": (self.resolution,),
+            "shadow_reach_m": (self.shadow_reach_m,),
+        }
         for key, values in numbers.items():
             if not all(isinstance(v, int | float) and abs(v) <= SPEC_MAX_VALUE for v in values):
                 raise ModelError(

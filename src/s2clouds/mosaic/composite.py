@@ -222,9 +222,7 @@ def plan_composite(
             for s in scenes
         ]
     if scorer.scene_map is not None:  # e.g. the sen12ms shadow zone: once per input
-        scenes = [
-            replace(s, priors={**s.priors, SCORER_MAP: scorer.scene_map(s)}) for s in scenes
-        ]
+        scenes = [replace(s, priors={**s.priors, SCORER_MAP: scorer.scene_map(s)}) for s in scenes]
     harmonise, dtype, nodata = _output_type(acquisitions)
     plan = CompositePlan(
         scenes=tuple(scenes),
@@ -340,9 +338,7 @@ def count_window(plan: CompositePlan, window: Window) -> tuple[np.ndarray, np.nd
 def _composite_window(plan: CompositePlan, window: Window) -> WindowResult:
     n = len(plan.scenes)
     values, quality, valid, good, errors = _window_stack(plan, window)
-    merged = merge(
-        values, np.nan_to_num(quality, nan=0.0), good, plan.method, ranks=plan.ranks
-    )
+    merged = merge(values, np.nan_to_num(quality, nan=0.0), good, plan.method, ranks=plan.ranks)
     out = merged.values
     if np.dtype(plan.dtype).kind != "f":
         info = np.iinfo(plan.dtype)
@@ -538,10 +534,19 @@ def run_composite(
             store.remove()
         todo = [w for w in windows if store.load(w) is None]
         if len(todo) < len(windows):
-            logger.info("resuming: %d of %d windows already done", len(windows) - len(todo),
-                        len(windows))
-        _run_windows(engine, plan, todo, composite_window, store.save, "composite windows",
-                     options, logger.info)
+            logger.info(
+                "resuming: %d of %d windows already done", len(windows) - len(todo), len(windows)
+            )
+        _run_windows(
+            engine,
+            plan,
+            todo,
+            composite_window,
+            store.save,
+            "composite windows",
+            options,
+            logger.info,
+        )
         where = engine.description
     summary = _write_outputs(plan, windows, store, paths, rejected, options)
     store.remove()

@@ -218,11 +218,21 @@ def _mean(stack: Stack, p: float) -> np.ndarray:
 for _rule in (
     Rule("best", _best, picks_one=True, description="highest quality"),
     Rule("medoid", _medoid, picks_one=True, description="closest to the median spectrum"),
-    Rule("ranked", _ranked, picks_one=True, ranks_images=True,
-         description="SEN12MS: images ranked by their share of poor pixels, merged in order"),
+    Rule(
+        "ranked",
+        _ranked,
+        picks_one=True,
+        ranks_images=True,
+        description="SEN12MS: images ranked by their share of poor pixels, merged in order",
+    ),
     Rule("median", _median, picks_one=False, description="per-band median"),
-    Rule("percentile", _percentile, picks_one=False, parameter="percentile",
-         description="per-band percentile"),
+    Rule(
+        "percentile",
+        _percentile,
+        picks_one=False,
+        parameter="percentile",
+        description="per-band percentile",
+    ),
     Rule("mean", _mean, picks_one=False, description="per-band mean weighted by quality"),
 ):
     register_rule(_rule)

@@ -235,8 +235,7 @@ def load_checkpoint_file(path: Path, fix: str) -> Any:
         ) from exc
     except Exception as exc:  # zip, EOF and storage errors of truncated or garbage files
         raise ModelError(
-            f"{path} is not a readable checkpoint (truncated or damaged: {_first_line(exc)}); "
-            f"{fix}"
+            f"{path} is not a readable checkpoint (truncated or damaged: {_first_line(exc)}); {fix}"
         ) from exc
 
 

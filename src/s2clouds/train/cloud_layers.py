@@ -58,8 +58,19 @@ SHADOW_LEVEL = 0.5
 CIRRUS_RISE = 0.006
 #: share of sky light that still reaches a shaded pixel, per band (blue is scattered most)
 DIFFUSE = {
-    "B01": 0.45, "B02": 0.4, "B03": 0.3, "B04": 0.25, "B05": 0.2, "B06": 0.17, "B07": 0.15,
-    "B08": 0.14, "B8A": 0.13, "B09": 0.13, "B10": 1.0, "B11": 0.1, "B12": 0.08,
+    "B01": 0.45,
+    "B02": 0.4,
+    "B03": 0.3,
+    "B04": 0.25,
+    "B05": 0.2,
+    "B06": 0.17,
+    "B07": 0.15,
+    "B08": 0.14,
+    "B8A": 0.13,
+    "B09": 0.13,
+    "B10": 1.0,
+    "B11": 0.1,
+    "B12": 0.08,
 }
 #: a pair whose cloud (opacity of at least THIN_OPACITY) covers less than this gives no layer
 MIN_CLOUD_SHARE = 0.01
@@ -107,8 +118,9 @@ def layer_from_pair(
     if "B10" in names:
         b10 = names.index("B10")
         cirrus = np.where(cloud, np.maximum(matched[b10] - clear[b10], 0.0), 0.0)
-    layer = CloudLayer(opacity, cloud_reflectance(matched, clear, opacity),
-                       cirrus.astype(np.float32), names, name)
+    layer = CloudLayer(
+        opacity, cloud_reflectance(matched, clear, opacity), cirrus.astype(np.float32), names, name
+    )
     return layer if layer.cloud_share >= MIN_CLOUD_SHARE else None
 
 
@@ -223,12 +235,18 @@ def composite_layer(
     cirrus = layer.cirrus[window]
     if "B10" in surface.bands:
         image[surface.bands.index("B10")] += cirrus
-    target = composite_target(opacity, shade, cirrus if "B10" in surface.bands else None,
-                              visible_cloud(rise, surface.bands), shadow_seen)
+    target = composite_target(
+        opacity,
+        shade,
+        cirrus if "B10" in surface.bands else None,
+        visible_cloud(rise, surface.bands),
+        shadow_seen,
+    )
     target[base_target == NODATA] = NODATA
     name = f"{surface.name}+{layer.name}"
-    return Labelled(image.astype(np.float32), surface.bands, target, surface.level, name,
-                    surface.weight)
+    return Labelled(
+        image.astype(np.float32), surface.bands, target, surface.level, name, surface.weight
+    )
 
 
 def visible_cloud(rise: np.ndarray, bands: Sequence[str]) -> np.ndarray:
@@ -240,7 +258,9 @@ def visible_cloud(rise: np.ndarray, bands: Sequence[str]) -> np.ndarray:
 
     rules = ChangeRules()
     names = tuple(bands)
-    seen = (rise[names.index("B02")] > rules.blue_rise) & (rise[names.index("B04")] > rules.red_rise)
+    seen = (rise[names.index("B02")] > rules.blue_rise) & (
+        rise[names.index("B04")] > rules.red_rise
+    )
     if "B11" in names:
         seen |= rise[names.index("B11")] > SWIR_RISE
     return seen
@@ -258,7 +278,8 @@ def visible_shadow(lit: np.ndarray, shaded: np.ndarray, bands: Sequence[str]) ->
     names = tuple(bands)
     nir = names.index("B08")
     seen = (lit[nir] - shaded[nir] > rules.shadow_nir_drop) & (
-        shaded[nir] < rules.shadow_nir_ratio * lit[nir])
+        shaded[nir] < rules.shadow_nir_ratio * lit[nir]
+    )
     if "B11" in names:
         swir = names.index("B11")
         seen &= lit[swir] - shaded[swir] > rules.shadow_swir_drop

@@ -215,7 +215,9 @@ def export_graph(model: nn.Module, spec: WeightSpec, path: Path, opset: int) -> 
                 if scripted
                 else "try another opset (opset=)"
             )
-            raise ModelError(f"torch cannot export this network to ONNX ({reason}); {hint}") from exc
+            raise ModelError(
+                f"torch cannot export this network to ONNX ({reason}); {hint}"
+            ) from exc
 
 
 def embed_spec(path: Path, spec: WeightSpec) -> None:

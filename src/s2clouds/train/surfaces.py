@@ -27,8 +27,18 @@ from s2clouds.labels import NODATA
 #: path reflectance of a clear standard atmosphere per band at strength 1 (TOA - surface,
 #: Rayleigh scattering falling with wavelength ~ lambda^-4, plus a little aerosol)
 PATH_REFLECTANCE = {
-    "B01": 0.085, "B02": 0.06, "B03": 0.035, "B04": 0.02, "B05": 0.016, "B06": 0.012,
-    "B07": 0.01, "B08": 0.008, "B8A": 0.007, "B09": 0.004, "B10": 0.0, "B11": 0.002,
+    "B01": 0.085,
+    "B02": 0.06,
+    "B03": 0.035,
+    "B04": 0.02,
+    "B05": 0.016,
+    "B06": 0.012,
+    "B07": 0.01,
+    "B08": 0.008,
+    "B8A": 0.007,
+    "B09": 0.004,
+    "B10": 0.0,
+    "B11": 0.002,
     "B12": 0.001,
 }
 #: DSen2 arrays: key -> band names
@@ -55,8 +65,9 @@ class Labelled:
     def select(self, bands: Sequence[str]) -> Labelled:
         """The same image reduced to ``bands`` (all must be present)."""
         idx = [self.bands.index(b) for b in bands]
-        return Labelled(self.image[idx], tuple(bands), self.target, self.level, self.name,
-                        self.weight)
+        return Labelled(
+            self.image[idx], tuple(bands), self.target, self.level, self.name, self.weight
+        )
 
 
 def all_clear(image: np.ndarray) -> np.ndarray:
@@ -91,7 +102,9 @@ def read_dsen2(path: str | Path) -> tuple[np.ndarray, tuple[str, ...]]:
     return image, bands
 
 
-def read_geotiff_dn(path: str | Path, *, offset: float | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+def read_geotiff_dn(
+    path: str | Path, *, offset: float | None = None
+) -> tuple[np.ndarray, tuple[str, ...]]:
     """A uint16 GeoTIFF of DN x 10000 as (C, H, W) float32 reflectance with its band names
     (from the descriptions). 0 is no data. ``offset``: DN to subtract; None decides from the
     data: 1000 (baseline 04.00) when no valid DN lies below 1000, else 0."""

@@ -120,8 +120,15 @@ def write_safe(
     wanted = tuple(bands) if bands is not None else MSI_BANDS
     granule = f"{level}_T{TILE}_{ABSOLUTE_ORBIT}_{SENSING}"
     image_files = _write_images(
-        safe, granule, level, baseline, size_10m, wanted, nodata_columns_60m,
-        band_dn=band_dn, jp2_options=jp2_options or {},
+        safe,
+        granule,
+        level,
+        baseline,
+        size_10m,
+        wanted,
+        nodata_columns_60m,
+        band_dn=band_dn,
+        jp2_options=jp2_options or {},
     )
     _write_xml(safe / f"MTD_MSI{level}.xml", _product_xml(level, baseline, spacecraft, image_files))
     _write_xml(

@@ -54,9 +54,13 @@ def write_s1(path: Path, values: np.ndarray) -> None:
     from affine import Affine
 
     profile = {
-        "driver": "GTiff", "count": 2, "height": SIZE, "width": SIZE, "dtype": "float32",
-        "crs": PAIRS.CRS, "transform": Affine(10.0, 0.0, PAIRS.ORIGIN[0], 0.0, -10.0,
-                                              PAIRS.ORIGIN[1]),
+        "driver": "GTiff",
+        "count": 2,
+        "height": SIZE,
+        "width": SIZE,
+        "dtype": "float32",
+        "crs": PAIRS.CRS,
+        "transform": Affine(10.0, 0.0, PAIRS.ORIGIN[0], 0.0, -10.0, PAIRS.ORIGIN[1]),
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(values)

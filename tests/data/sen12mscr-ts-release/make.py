@@ -34,8 +34,14 @@ def _pairs_maker():
 
 def file_path(root: Path, seed: str, roi: int, sensor: str, t: int, date: str, patch: int) -> Path:
     """Where the release keeps one acquisition of one patch."""
-    return (root / seed / str(roi) / sensor.upper() / str(t)
-            / f"{sensor}_{seed}_{roi}_ImgNo_{t}_{date}_patch_{patch}.tif")
+    return (
+        root
+        / seed
+        / str(roi)
+        / sensor.upper()
+        / str(t)
+        / f"{sensor}_{seed}_{roi}_ImgNo_{t}_{date}_patch_{patch}.tif"
+    )
 
 
 def write(root: Path, *, seed: int = 0) -> dict[tuple[str, int, int], dict[str, object]]:
@@ -48,7 +54,9 @@ def write(root: Path, *, seed: int = 0) -> dict[tuple[str, int, int], dict[str, 
         seed_dir, roi, patch = series
         clear, cloudy, truth = pairs.scene(rng)
         for t, date in enumerate(DATES):
-            image = cloudy if t == CLOUDY else clear * (1 + 0.005 * rng.standard_normal(clear.shape))
+            image = (
+                cloudy if t == CLOUDY else clear * (1 + 0.005 * rng.standard_normal(clear.shape))
+            )
             s2 = file_path(Path(root), seed_dir, roi, "s2", t, date, patch)
             s2.parent.mkdir(parents=True, exist_ok=True)
             pairs.write_tif(s2, image)

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 SIZE = 64
-BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11",
-         "B12")
+BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 #: clear vegetation reflectance per band
 VEGETATION = (0.12, 0.09, 0.08, 0.05, 0.1, 0.2, 0.25, 0.3, 0.32, 0.1, 0.002, 0.16, 0.08)
 #: a bright snow field per band
@@ -67,8 +66,12 @@ def write_tif(path: Path, reflectance: np.ndarray) -> np.ndarray:
 
     dn = np.clip(np.round(reflectance * 10000), 1, 65535).astype(np.uint16)
     profile = {
-        "driver": "GTiff", "count": len(BANDS), "height": SIZE, "width": SIZE,
-        "dtype": "uint16", "crs": CRS,
+        "driver": "GTiff",
+        "count": len(BANDS),
+        "height": SIZE,
+        "width": SIZE,
+        "dtype": "uint16",
+        "crs": CRS,
         "transform": Affine(10.0, 0.0, ORIGIN[0], 0.0, -10.0, ORIGIN[1]),
     }
     with rasterio.open(path, "w", **profile) as dst:
