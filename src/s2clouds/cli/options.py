@@ -3,15 +3,42 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import click
 
 from s2clouds.bands import canonical_band_names
-from s2clouds.datasets.registry import DATASETS
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LazyChoice(click.Choice):  # type: ignore[type-arg]
+    """A :class:`click.Choice` whose names come from ``names()`` when first needed (help,
+    completion, a check of the value), so that defining a command imports no registry: a
+    ``predict`` never loads the dataset readers for the choices of ``--kind``."""
+
+    def __init__(self, names: Callable[[], Sequence[str]], *, case_sensitive: bool = True):
+        self._names = names
+        self._loaded: tuple[str, ...] | None = None
+        super().__init__((), case_sensitive=case_sensitive)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        if self._loaded is None:
+            self._loaded = tuple(self._names())
+        return self._loaded
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:  # click's __init__ sets them: ignored
+        pass
+
+
+def dataset_kinds() -> list[str]:
+    """The registered dataset kinds (built-in readers and plugins)."""
+    from s2clouds.datasets.registry import DATASETS
+
+    return list(DATASETS)
 
 
 def parse_bands(
@@ -68,7 +95,7 @@ quiet_option = click.option(
 )
 kind_option = click.option(
     "--kind",
-    type=click.Choice(list(DATASETS), case_sensitive=False),
+    type=LazyChoice(dataset_kinds, case_sensitive=False),
     default=None,
     help="Dataset reader; detected from the folder layout when omitted.",
 )
