@@ -5,6 +5,7 @@ loop). See docs/architecture.md."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import s2clouds
@@ -101,3 +102,15 @@ def test_no_import_cycles() -> None:
         if module not in state:
             visit(module, [module])
     assert cycles == KNOWN_LOOPS
+
+
+def test_the_architecture_page_gives_every_part_its_layer() -> None:
+    """docs/architecture.md's layer table names every part of ``LAYERS`` at its layer."""
+    page = (Path(__file__).parents[1] / "docs" / "architecture.md").read_text()
+    documented: dict[str, int] = {}
+    for line in page.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].isdigit():
+            for name in re.findall(r"`([\w/]+?)(?:\.py|/)?`", cells[1]):
+                documented[name] = int(cells[0])
+    assert documented == LAYERS

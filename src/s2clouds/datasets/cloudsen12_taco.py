@@ -43,14 +43,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from s2clouds._optional import require
 from s2clouds.bands import L1C_BANDS, L2A_BANDS, canonical_band_name, canonical_band_names
 from s2clouds.datasets.base import CloudDataset, Sample, as_names, require_path
 from s2clouds.errors import BandError, DatasetError
 from s2clouds.labels import NODATA, to_canonical
 
-INSTALL_HINT = (
-    "pip install 's2clouds[cloudsen12-taco]' (tacoreader>=0.5,<1.0; 2.x cannot read these files)"
-)
 MAGIC = b"WX"
 TORTILLA_MAGIC = b"#y"
 HEADER_BYTES = 42
@@ -102,14 +100,14 @@ _STORAGE_COLUMNS = (
 
 
 def import_tacoreader() -> Any:
-    """The ``tacoreader`` module; :class:`DatasetError` naming the install command if absent."""
-    try:
-        import tacoreader
-    except ImportError as exc:
-        raise DatasetError(
-            f"reading CloudSEN12 TACO files needs tacoreader: {INSTALL_HINT}"
-        ) from exc
-    return tacoreader
+    """The ``tacoreader`` module; :class:`DatasetError` naming the install command if absent
+    (the extra pins tacoreader<1.0: 2.x cannot read the published v1 files)."""
+    return require(
+        "tacoreader",
+        "cloudsen12-taco",
+        purpose="reading CloudSEN12 TACO files",
+        error=DatasetError,
+    )
 
 
 def part_flavour(path: Path) -> str | None:
@@ -509,15 +507,11 @@ class CloudSEN12Taco(CloudDataset):
             layers = {n: self._layer(extra_items, n) for n in self.layer_names}
         image = dn.astype(np.float32) * np.float32(REFLECTANCE_SCALE)
         if self.crop:
-            from rasterio.windows import Window
-            from rasterio.windows import transform as window_transform
+            from affine import Affine
 
             image, mask, canonical = image[:, rows, cols], mask[rows, cols], canonical[rows, cols]
             layers = {k: v[rows, cols] for k, v in layers.items()}
-            transform = window_transform(
-                Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start),
-                transform,
-            )
+            transform = transform * Affine.translation(cols.start, rows.start)
         sample: Sample = {
             "image": image,
             "mask": mask,
