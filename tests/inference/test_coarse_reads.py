@@ -162,7 +162,7 @@ def test_scene_shadow_map_replaces_the_halo(
     halo_path = masks(plain, tmp_path / "halo.tif", 1024)
     # treat the 256 px image as a large scene: its shadow map from a 40 m overview
     monkeypatch.setattr(window_module, "SCENE_REACH_MIN_PX", 64)
-    monkeypatch.setattr(window_module, "REACH_OVERVIEW_PX", 64)
+    monkeypatch.setattr(window_module, "SHADOW_MAP_OVERVIEW_PX", 64)
     scene = read_scene(plain)
     model = get_model("auto", scene.bands, scene.level)
     prepared, _ = window_module.prepare_scene(scene, RunOptions(model="auto"))
