@@ -253,3 +253,49 @@ def test_geographic_grid_resolution_in_metres() -> None:
     assert grid.metres_per_pixel == pytest.approx(10.0 * np.cos(np.radians(42.06)) ** 0.5, rel=0.01)
     utm = Grid(CRS.from_epsg(32633), Affine(10.0, 0, 5e5, 0, -10.0, 5e6), 8, 8)
     assert utm.metres_per_pixel == 10.0
+
+
+def test_an_interrupted_series_resumes_from_its_saved_windows(
+    series_folder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A series that fails part-way keeps its finished windows beside the masks (and writes
+    no mask); the re-run computes only the others and writes the same masks as one run."""
+    import s2clouds.inference.series as series_module
+    from s2clouds.inference.distributed import ClusterOptions
+
+    serial = ClusterOptions(workers=0)  # the patched task runs in this process
+    folder, info = series_folder
+    paths = sorted(str(p) for p in folder.glob("*.tif"))
+    monkeypatch.setattr(series_module, "SERIES_BLOCK", 32)  # several windows per date
+    whole = predict_series(paths, tmp_path / "whole", cluster=serial)
+    computed: list[object] = []
+    real = series_module.series_window
+
+    def failing(plan, window):  # type: ignore[no-untyped-def]
+        computed.append(window)
+        if len(computed) == 3:
+            raise OSError("the disk went away")
+        return real(plan, window)
+
+    monkeypatch.setattr(series_module, "series_window", failing)
+    out = tmp_path / "resumed"
+    with pytest.raises(OSError):
+        predict_series(paths, out, cluster=serial)
+    assert not list(out.glob("*_cloudmask.tif"))
+    saved = list(out.glob(".series.parts-*/*.npz"))
+    assert len(saved) == 2
+    n_windows = len(computed)
+    counting: list[object] = []
+    monkeypatch.setattr(
+        series_module, "series_window", lambda plan, w: counting.append(w) or real(plan, w)
+    )
+    resumed = predict_series(paths, out, cluster=serial)
+    with rasterio.open(whole.dates[0].output) as ds:
+        total = -(-ds.height // 32) * -(-ds.width // 32)
+    assert n_windows == 3 and len(counting) == total - 2
+    assert not list(out.glob(".series.parts-*"))  # removed once the masks are complete
+    for a, b in zip(whole.dates, resumed.dates, strict=True):
+        with rasterio.open(a.output) as x, rasterio.open(b.output) as y:
+            np.testing.assert_array_equal(x.read(1), y.read(1))
+    assert [d.series for d in whole.dates] == [d.series for d in resumed.dates]
+    assert [d.single for d in whole.dates] == [d.single for d in resumed.dates]

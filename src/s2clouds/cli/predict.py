@@ -108,6 +108,12 @@ if TYPE_CHECKING:
     help="The inputs are dates of one place: mask every date with the evidence of the others "
     "(one mask per date in the -o folder, plus series_summary.json).",
 )
+@click.option(
+    "--no-resume",
+    is_flag=True,
+    help="With --series: compute every window again instead of resuming an interrupted run "
+    "from the windows it saved.",
+)
 @quiet_option
 def predict(
     sources: tuple[str, ...],
@@ -130,6 +136,7 @@ def predict(
     sign: str | None,
     retries: int,
     series: bool,
+    no_resume: bool,
     quiet: bool,
 ) -> None:
     """Predict canonical masks (0 clear, 1 thick cloud, 2 thin cloud, 3 shadow, 255 no data).
@@ -184,7 +191,15 @@ def predict(
         if series:
             from s2clouds.cli.series import run_series
 
-            run_series(inputs, output, options, quicklook=quicklook, say=say, cluster=cluster)
+            run_series(
+                inputs,
+                output,
+                options,
+                quicklook=quicklook,
+                say=say,
+                cluster=cluster,
+                resume=not no_resume,
+            )
         elif batch:
             if quicklook is not None:
                 raise click.UsageError("--quicklook writes one PNG; give it with a single input")

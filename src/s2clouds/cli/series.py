@@ -23,6 +23,7 @@ def run_series(
     quicklook: Path | None,
     say: Callable[[str], None],
     cluster: ClusterOptions | None = None,
+    resume: bool = True,
 ) -> None:
     """Predict ``inputs`` as one series into the folder ``outdir`` and print per date the
     cloud and shadow shares, single-date and series."""
@@ -34,7 +35,7 @@ def run_series(
         raise click.UsageError(f"--series writes one mask per date into a folder, not {outdir}")
     # a series is one job: its masks are replaced on a re-run
     options = replace(options, output=replace(options.output, overwrite=True))
-    result = predict_series(inputs, outdir, options, cluster=cluster)
+    result = predict_series(inputs, outdir, options, cluster=cluster, resume=resume)
     for record in result.dates:
         single, series = record.single, record.series
         say(

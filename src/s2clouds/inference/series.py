@@ -56,6 +56,7 @@ from s2clouds.inference.window import (
 )
 from s2clouds.io.dates import acquisition_date
 from s2clouds.io.grid import Grid, Window
+from s2clouds.io.parts import Expected, WindowParts, fingerprint
 from s2clouds.io.scene import Scene
 from s2clouds.io.scenes import read_scene
 from s2clouds.io.write import atomic_path
@@ -350,10 +351,19 @@ def _series_window(plan: SeriesPlan, window: Window) -> SeriesWindow:
 
 class SeriesOutput:
     """The sink of a series job: one :class:`SceneSink` per date, the single-date counts,
-    the refined pixels, and the error that failed the job (None)."""
+    the refined pixels, and the error that failed the job (None). With ``parts``, each
+    window is saved as it arrives, the ``saved`` windows of an interrupted run are written
+    first, and the parts are removed once every date's mask is complete."""
 
     def __init__(
-        self, dates: Sequence[Dated], outputs: Sequence[Path], model: str, options: PredictOptions
+        self,
+        dates: Sequence[Dated],
+        outputs: Sequence[Path],
+        model: str,
+        options: PredictOptions,
+        *,
+        parts: WindowParts | None = None,
+        saved: dict[Window, SeriesWindow] | None = None,
     ) -> None:
         grid = dates[0].scene.grid
         self.sinks = [
@@ -363,6 +373,7 @@ class SeriesOutput:
         self.single = np.zeros((len(dates), 256), np.int64)
         self.refined = np.zeros(len(dates), np.int64)
         self.error: BaseException | None = None
+        self.parts, self.saved = parts, saved or {}
         self._stack = contextlib.ExitStack()
 
     def open(self) -> None:
@@ -370,8 +381,15 @@ class SeriesOutput:
             for sink in self.sinks:
                 stack.enter_context(sink)
             self._stack = stack.pop_all()
+        for window, result in self.saved.items():
+            self._write(window, result)
 
     def add(self, window: Window, result: SeriesWindow) -> None:
+        if self.parts is not None:
+            self.parts.save(window, series_part(result))
+        self._write(window, result)
+
+    def _write(self, window: Window, result: SeriesWindow) -> None:
         self.single += result.single
         self.refined += result.refined
         for t, sink in enumerate(self.sinks):
@@ -379,15 +397,69 @@ class SeriesOutput:
 
     def close(self, seconds: float) -> None:
         self._stack.close()
+        if self.parts is not None:
+            self.parts.remove()
 
     def fail(self, error: BaseException, seconds: float) -> None:
-        """Nothing appears at any date's output."""
+        """Nothing appears at any date's output; the saved windows stay for a re-run."""
         self.error = error
         with contextlib.suppress(Exception):
             self._stack.__exit__(type(error), error, error.__traceback__)
 
     def drop(self, seconds: float) -> None:
         self.fail(OutputError("the run was interrupted"), seconds)
+
+
+def series_part(result: SeriesWindow) -> dict[str, np.ndarray]:
+    """The arrays of one series window as saved (:class:`~s2clouds.io.parts.WindowParts`)."""
+    arrays = {"masks": result.masks, "single": result.single, "refined": result.refined}
+    if result.probs is not None:
+        arrays["probs"] = result.probs
+    return arrays
+
+
+def series_parts(
+    sources: Sequence[str | Path | np.ndarray],
+    outdir: Path,
+    plan: SeriesPlan,
+    grid: Grid,
+    model: str,
+) -> WindowParts | None:
+    """Where the windows of this series are saved while it runs (a hidden folder in
+    ``outdir`` named by a fingerprint of the inputs, grid, model, rules and outputs), or None
+    when a date is an array (nothing on disk says whether it changed)."""
+    if any(isinstance(source, np.ndarray) for source in sources):
+        return None
+    dates = len(plan.dates)
+    key = fingerprint(
+        [str(source) for source in sources],
+        grid=[str(grid.crs), tuple(grid.transform), grid.shape],
+        model=model,
+        rules=repr(plan.rules),
+        run=repr(plan.run),
+        probabilities=plan.probabilities,
+        block=SERIES_BLOCK,
+    )
+
+    def expected(window: Window) -> Expected:
+        shapes: dict[str, tuple[tuple[int, ...], np.dtype[Any] | None]] = {
+            "masks": ((dates, *window.shape), np.dtype(np.uint8)),
+            "single": ((dates, 256), np.dtype(np.int64)),
+            "refined": ((dates,), np.dtype(np.int64)),
+        }
+        if plan.probabilities:
+            shapes["probs"] = ((dates, N_CLASSES, *window.shape), np.dtype(np.uint8))
+        return shapes
+
+    return WindowParts(outdir / f".series.parts-{key}", expected)
+
+
+def load_series_window(parts: WindowParts, window: Window) -> SeriesWindow | None:
+    """The saved result of ``window``, or None when it must be computed."""
+    arrays = parts.load(window)
+    if arrays is None:
+        return None
+    return SeriesWindow(arrays["masks"], arrays.get("probs"), arrays["single"], arrays["refined"])
 
 
 def predict_series(
@@ -397,6 +469,7 @@ def predict_series(
     rules: SeriesRules | None = None,
     *,
     cluster: ClusterOptions | None = None,
+    resume: bool = True,
 ) -> SeriesResult:
     """Predict every date of ``sources`` (one place) with the evidence of the others and write
     one mask per date into ``outdir`` (and probabilities when ``options.output`` asks), plus
@@ -404,7 +477,11 @@ def predict_series(
     ``options.run.block`` says) are computed by the engine ``cluster`` chooses (see
     :func:`~s2clouds.inference.distributed.wants_cluster`; None: this process). Errors are
     raised before any output when inputs do not fit together (bands, CRS, no overlap). The
-    dates, grid, model, window size and engine are logged (INFO)."""
+    dates, grid, model, window size and engine are logged (INFO).
+
+    Finished windows are saved beside the masks while the series runs (dates read from
+    files only), so that a run interrupted or failed part-way resumes where it stopped;
+    ``resume=False`` computes every window again."""
     options = options or PredictOptions()
     rules = rules or SeriesRules()
     start = time.perf_counter()
@@ -431,27 +508,40 @@ def predict_series(
         probabilities=options.output.probabilities,
     )
     windows = tuple(grid.windows(block))
+    parts = series_parts(sources, outdir, plan, grid, model.name)
+    if parts is not None and not resume:
+        parts.remove()
+    saved = {}
+    if parts is not None:
+        saved = {w: r for w in windows if (r := load_series_window(parts, w)) is not None}
+    todo = tuple(w for w in windows if w not in saved)
+    if saved:
+        logger.info("resuming: %d of %d windows already done", len(saved), len(windows))
     job = Job(
         0,
         series_window,
         plan,
-        windows,
+        todo,
         name=f"series of {len(dates)} dates",
         remote=replace(plan, model=model.name),
         label="series windows",
     )
-    sink = SeriesOutput(dates, outputs, model.name, options)
-    with open_engine(cluster, len(windows)) as engine:
-        logger.info(
-            "%d date(s) on a %d x %d px grid, model %s, windows of %d px on %s",
-            len(dates),
-            grid.height,
-            grid.width,
-            model.name,
-            block,
-            engine.description,
-        )
-        run_jobs([job], [sink], engine, progress=options.progress)
+    sink = SeriesOutput(dates, outputs, model.name, options, parts=parts, saved=saved)
+    if not todo:  # every window was saved by the interrupted run: write them
+        sink.open()
+        sink.close(0.0)
+    else:
+        with open_engine(cluster, len(todo)) as engine:
+            logger.info(
+                "%d date(s) on a %d x %d px grid, model %s, windows of %d px on %s",
+                len(dates),
+                grid.height,
+                grid.width,
+                model.name,
+                block,
+                engine.description,
+            )
+            run_jobs([job], [sink], engine, progress=options.progress)
     if sink.error is not None:
         raise sink.error
     seconds = time.perf_counter() - start

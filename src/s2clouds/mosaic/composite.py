@@ -31,12 +31,9 @@ input's ``failed_windows`` and ``error`` in ``OUT.json``, a warning on the comma
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
-import os
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -48,9 +45,10 @@ import numpy as np
 
 from s2clouds.errors import OptionError, OutputError, S2CloudsError, SceneFormatError, detached
 from s2clouds.io.grid import Grid, Window
+from s2clouds.io.parts import Expected, WindowParts, fingerprint
 from s2clouds.io.paths import check_outputs
 from s2clouds.io.scene import Scene
-from s2clouds.io.write import RasterWriter, atomic_path, check_writable, write_failure
+from s2clouds.io.write import RasterWriter, atomic_path, check_writable
 from s2clouds.mosaic.inputs import Acquisition, Rejected, expand_composite_inputs, open_acquisitions
 from s2clouds.mosaic.merge import Method, merge, parse_method, rank_images
 from s2clouds.mosaic.quality import DISTANCE_CAP_M, get_scorer
@@ -364,96 +362,72 @@ def _composite_window(plan: CompositePlan, window: Window) -> WindowResult:
 
 # ---------------------------------------------------------------------------- resume store
 class PartStore:
-    """Finished windows saved beside the output (one ``.npz`` each, written atomically).
-
-    Parts are data, never code: they are read with ``allow_pickle=False``, and one that is
-    truncated, not an ``.npz``, holds object arrays or arrays of the wrong shape or type for
-    its window is computed again (:meth:`load` returns None for it)."""
+    """Finished windows of a composite, saved beside the output (:class:`WindowParts`: one
+    ``.npz`` each, written atomically, data only); a part of the wrong shape or type for its
+    window is computed again (:meth:`load` returns None for it)."""
 
     def __init__(self, output: Path, plan: CompositePlan, block: int) -> None:
-        self.folder = output.parent / f".{output.name}.parts-{fingerprint(plan, block)}"
+        self.folder = output.parent / f".{output.name}.parts-{composite_fingerprint(plan, block)}"
         self.inputs, self.bands, self.dtype = len(plan.scenes), len(plan.bands), plan.dtype
+        self.parts = WindowParts(self.folder, self.expected)
 
-    def path(self, window: Window) -> Path:
-        return self.folder / f"r{window.row}_c{window.col}.npz"
-
-    def save(self, result: WindowResult) -> None:
-        """Save one window (atomically); a failed save (the disk is full) leaves no empty
-        parts folder behind."""
-        try:
-            self.folder.mkdir(exist_ok=True)
-            with atomic_path(self.path(result.window)) as tmp, open(tmp, "wb") as handle:
-                np.savez(
-                    handle,
-                    values=result.values,
-                    info=result.info,
-                    clear=result.clear,
-                    valid=result.valid,
-                    errors=result.errors,
-                )
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                self.folder.rmdir()  # only when empty
-            if isinstance(exc, OSError):
-                raise write_failure(self.path(result.window), exc) from exc
-            raise
-
-    def load(self, window: Window) -> WindowResult | None:
-        """The saved part of ``window``, or None when it is missing or not one of ours."""
-        expected = {
+    def expected(self, window: Window) -> Expected:
+        """What the part of ``window`` holds: array name -> (shape, dtype or None)."""
+        return {
             "values": ((self.bands, *window.shape), np.dtype(self.dtype)),
             "info": ((len(INFO_BANDS), *window.shape), np.dtype(np.uint16)),
             "clear": ((self.inputs,), None),
             "valid": ((self.inputs,), None),
             "errors": ((self.inputs,), None),
         }
-        path = self.path(window)
-        try:
-            if not path.is_file():
-                return None
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in expected}
-        except Exception:  # truncated, garbage, pickled objects, a missing array: redo it
+
+    def path(self, window: Window) -> Path:
+        return self.parts.path(window)
+
+    def save(self, result: WindowResult) -> None:
+        """Save one window (atomically)."""
+        self.parts.save(
+            result.window,
+            {
+                "values": result.values,
+                "info": result.info,
+                "clear": result.clear,
+                "valid": result.valid,
+                "errors": result.errors,
+            },
+        )
+
+    def load(self, window: Window) -> WindowResult | None:
+        """The saved part of ``window``, or None when it is missing or not one of ours."""
+        arrays = self.parts.load(window)
+        if arrays is None:
             return None
-        for name, (shape, dtype) in expected.items():
-            array = arrays[name]
-            if array.shape != shape or (dtype is not None and array.dtype != dtype):
-                return None
         if arrays["errors"].dtype.kind != "U" or not all(
             arrays[k].dtype.kind in "iu" for k in ("clear", "valid")
         ):
             return None
-        return WindowResult(window, *(arrays[name] for name in expected))
+        return WindowResult(window, *(arrays[name] for name in self.expected(window)))
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.parts.remove()
 
 
-def fingerprint(plan: CompositePlan, block: int) -> str:
+def composite_fingerprint(plan: CompositePlan, block: int) -> str:
     """A hash of what defines the result: inputs (paths, sizes, times), grid, options."""
-    stats: list[Any] = []
-    for path in plan.paths:
-        try:
-            st = os.stat(path)
-        except OSError:  # a remote href: by name
-            stats.append((path, None, None))
-        else:
-            stats.append((path, st.st_size, st.st_mtime_ns))
-    key = {
-        "inputs": stats,
-        "harmonise": plan.harmonise,
-        "grid": [str(plan.grid.crs), tuple(plan.grid.transform), plan.grid.shape],
-        "bands": plan.bands,
-        "model": plan.model,
-        "scorer": plan.scorer,
-        "method": str(plan.method),
-        "min_quality": plan.min_quality,
-        "cap": plan.distance_cap,
-        "dtype": plan.dtype,
-        "block": block,
-        "ranks": plan.ranks,
-    }
-    return hashlib.sha256(json.dumps(key, default=str).encode()).hexdigest()[:12]
+    return fingerprint(
+        plan.paths,
+        harmonise=plan.harmonise,
+        grid=[str(plan.grid.crs), tuple(plan.grid.transform), plan.grid.shape],
+        bands=plan.bands,
+        model=plan.model,
+        scorer=plan.scorer,
+        method=str(plan.method),
+        min_quality=plan.min_quality,
+        cap=plan.distance_cap,
+        dtype=plan.dtype,
+        block=block,
+        ranks=plan.ranks,
+    )
 
 
 # ------------------------------------------------------------------------------- engines
