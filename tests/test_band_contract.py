@@ -6,6 +6,8 @@ class anywhere in the package has every member of the protocol. rasterio's colum
 from __future__ import annotations
 
 import ast
+import dataclasses
+import importlib
 from pathlib import Path
 
 import pytest
@@ -105,8 +107,16 @@ def test_every_band_source_has_every_protocol_member(name: str) -> None:
     path = band_source_classes()[name]
     tree = ast.parse(path.read_text(encoding="utf-8"))
     node = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == name)
+    # what the class defines, what it inherits (a mixin such as io.bands.OnFile) and its
+    # dataclass fields
+    module = importlib.import_module(
+        "s2clouds." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+    )
+    cls = getattr(module, name)
+    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    members = _members(node) | set(dir(cls)) | fields
     assert "read" in PROTOCOL_MEMBERS and "group" in PROTOCOL_MEMBERS
-    assert sorted(set(PROTOCOL_MEMBERS) - _members(node)) == []
+    assert sorted(set(PROTOCOL_MEMBERS) - members) == []
 
 
 def rasterio_windows(source: str) -> list[str]:

@@ -147,8 +147,26 @@ def _nearest_indices(start: int, count: int, factor: float, size: int) -> np.nda
     return np.minimum(centres, size - 1)
 
 
+class OnFile:
+    """The members of :class:`BandSource` that a source read from one raster file answers
+    from its header: ``files()``, ``dtype()`` and ``tags()`` (``path``, ``sign``: the file
+    and its signing hook, set by the dataclass that mixes this in)."""
+
+    path: str
+    sign: str | None
+
+    def files(self) -> tuple[str, ...]:
+        return (self.path,)
+
+    def dtype(self) -> str:
+        return raster_info(self.path, self.sign).dtype
+
+    def tags(self) -> dict[str, str]:
+        return raster_info(self.path, self.sign).tags
+
+
 @dataclass(frozen=True)
-class RasterBand:
+class RasterBand(OnFile):
     """A band in a raster file (``path``, 1-based ``index``), read with rasterio.
 
     Reads are resampled onto the requested grid: ``average`` when the grid is coarser than the
@@ -168,15 +186,6 @@ class RasterBand:
     @property
     def group(self) -> tuple[str, float | None, str | None]:
         return (self.path, self.nodata, self.sign)
-
-    def files(self) -> tuple[str, ...]:
-        return (self.path,)
-
-    def dtype(self) -> str:
-        return raster_info(self.path, self.sign).dtype
-
-    def tags(self) -> dict[str, str]:
-        return raster_info(self.path, self.sign).tags
 
     def levels(self) -> FileLevels:
         return file_levels(self.path, self.index, self.sign)

@@ -24,7 +24,7 @@ import numpy as np
 from affine import Affine
 
 from s2clouds.errors import CRSMismatchError, OptionError, SceneFormatError
-from s2clouds.io.bands import BandSource, RasterBand
+from s2clouds.io.bands import BandSource, OnFile, RasterBand
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.headers import raster_info
 from s2clouds.io.limits import (
@@ -211,7 +211,7 @@ def _fmt(bounds: Bounds) -> str:
 
 
 @dataclass(frozen=True)
-class WarpedBand:
+class WarpedBand(OnFile):
     """One band of a raster file, read onto any grid (see the module docstring).
 
     Values are as stored (float32, NaN where the file has ``nodata`` or no pixel). A
@@ -228,15 +228,6 @@ class WarpedBand:
     @property
     def group(self) -> None:
         return None
-
-    def files(self) -> tuple[str, ...]:
-        return (self.path,)
-
-    def dtype(self) -> str:
-        return raster_info(self.path, self.sign).dtype
-
-    def tags(self) -> dict[str, str]:
-        return raster_info(self.path, self.sign).tags
 
     def levels(self) -> None:
         return None
