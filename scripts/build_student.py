@@ -199,7 +199,7 @@ def main() -> None:
             loss.backward()
             optimiser.step()
             schedule.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
             seen += len(batch)
         f1 = validate(model, spec, val)
         history.append({"epoch": epoch + 1, "loss": total / max(seen, 1), **f1})
@@ -225,32 +225,28 @@ def main() -> None:
 
 
 def validate(model, spec: WeightSpec, val: list) -> dict[str, float]:
-    """Cloud (thick or thin), thin and shadow F1 on whole validation images."""
+    """Cloud (thick or thin), thin and shadow F1 on whole validation images (the benchmark's
+    confusion matrix and metrics, unlabelled pixels left out)."""
     import torch
 
+    from s2clouds.benchmark.confusion import ConfusionMatrix
+    from s2clouds.benchmark.metrics import binary_counts, binary_scores
+
     model.eval()
-    tp, fp, fn = np.zeros(3), np.zeros(3), np.zeros(3)
+    confusion = ConfusionMatrix(4, ignore_index=NODATA)
     with torch.no_grad():
         for image, target, _, _ in val:
             h, w = target.shape
-            hp, wp = -(-h // 16) * 16, -(-w // 16) * 16
-            x = np.zeros((image.shape[0], hp, wp), np.float32)
+            x = np.zeros((image.shape[0], -(-h // 16) * 16, -(-w // 16) * 16), np.float32)
             x[:, :h, :w] = spec.normalise(image)
             pred = model(torch.from_numpy(x[None]))[0].argmax(0).numpy()[:h, :w]
-            ok = target != NODATA
-            for k, (p, t) in enumerate(
-                (
-                    ((pred == 1) | (pred == 2), (target == 1) | (target == 2)),
-                    (pred == 2, target == 2),
-                    (pred == 3, target == 3),
-                )
-            ):
-                tp[k] += np.sum(p & t & ok)
-                fp[k] += np.sum(p & ~t & ok)
-                fn[k] += np.sum(~p & t & ok)
-    f1 = 2 * tp / np.maximum(2 * tp + fp + fn, 1)
+            confusion.update(pred.astype(np.uint8), target)
     model.train()
-    return {"cloud_f1": float(f1[0]), "thin_f1": float(f1[1]), "shadow_f1": float(f1[2])}
+    tasks = {"cloud_f1": (1, 2), "thin_f1": (2,), "shadow_f1": (3,)}
+    return {
+        name: float(binary_scores(binary_counts(confusion.counts, classes))["f1"])
+        for name, classes in tasks.items()
+    }
 
 
 if __name__ == "__main__":

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
 
 class S2CloudsError(Exception):
     """Root of every error s2clouds raises on purpose.
@@ -103,6 +110,22 @@ def detached(exc: S2CloudsError) -> S2CloudsError:
         copy = S2CloudsError(str(exc))
     copy.param = getattr(exc, "param", None)
     return copy
+
+
+def detaching(task: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``task`` with the library errors it raises replaced by their :func:`detached` copies:
+    for the units of work of the engines, whose errors cross a Dask cluster with their type
+    and message. The wrapper keeps the task's name, so it pickles by reference."""
+
+    @functools.wraps(task)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return task(*args, **kwargs)
+        except S2CloudsError as exc:
+            error = detached(exc)  # raised outside the except block: no context travels
+        raise error
+
+    return run
 
 
 def one_line(message: str) -> str:

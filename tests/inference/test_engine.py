@@ -73,6 +73,19 @@ def test_a_failing_task_fails_only_its_job() -> None:
     assert sinks[1].state == "closed" and len(sinks[1].results) == len(windows)
 
 
+def test_a_job_with_nothing_left_to_compute_completes_its_sink() -> None:
+    """A resumed run whose windows were all saved: its sink opens and closes (writing what
+    it holds), the engine runs only the other jobs, and the job's end is reported."""
+    windows = tuple(GRID.windows(32))
+    jobs = [Job(0, window_sum, Plan(0), ()), Job(1, window_sum, Plan(1), windows)]
+    sinks = [Collect(), Collect()]
+    ended: list[int] = []
+    run_jobs(jobs, sinks, SerialEngine(), on_job_end=lambda: ended.append(1))
+    assert sinks[0].state == "closed" and sinks[0].results == {}
+    assert sinks[1].state == "closed" and len(sinks[1].results) == len(windows)
+    assert len(ended) == 2
+
+
 def test_an_interrupt_drops_unfinished_jobs() -> None:
     def interrupted(plan: Plan, window: Window) -> int:
         if window.row:

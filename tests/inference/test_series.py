@@ -299,3 +299,23 @@ def test_an_interrupted_series_resumes_from_its_saved_windows(
             np.testing.assert_array_equal(x.read(1), y.read(1))
     assert [d.series for d in whole.dates] == [d.series for d in resumed.dates]
     assert [d.single for d in whole.dates] == [d.single for d in resumed.dates]
+
+    # interrupted after its last window: the re-run computes nothing and writes the masks
+    def fail_on_close(self, seconds):  # type: ignore[no-untyped-def]
+        raise OSError("the disk went away at the end")
+
+    again = tmp_path / "again"
+    monkeypatch.setattr(series_module.SeriesOutput, "close", fail_on_close)
+    with pytest.raises(OSError):
+        predict_series(paths, again, cluster=serial)
+    monkeypatch.undo()
+    monkeypatch.setattr(series_module, "SERIES_BLOCK", 32)
+    counting.clear()
+    monkeypatch.setattr(
+        series_module, "series_window", lambda plan, w: counting.append(w) or real(plan, w)
+    )
+    last = predict_series(paths, again, cluster=serial)
+    assert counting == [] and not list(again.glob(".series.parts-*"))
+    for a, b in zip(whole.dates, last.dates, strict=True):
+        with rasterio.open(a.output) as x, rasterio.open(b.output) as y:
+            np.testing.assert_array_equal(x.read(1), y.read(1))

@@ -6,6 +6,7 @@ import numpy as np
 
 from s2clouds.models.base import ModelContext
 from s2clouds.models.shadow_geometry import (
+    CONTEXT_PX,
     casting_cloud,
     constrain_shadow,
     shadow_reach,
@@ -87,4 +88,5 @@ def test_onnx_models_with_a_shadow_reach_keep_only_castable_shadow(monkeypatch) 
     assert (kept[110:130, 40:80] == 3).all() and (kept[225:255, 225:255] == 0).all()
     untouched = plain.predict_proba(image, context).argmax(0)
     assert (untouched[228:252, 228:252] == 3).all()
-    assert reaching.required_halo(context) == plain.required_halo(context) + 100 + 7 * 3
+    # the 1000 m reach is 100 px at 10 m, plus the constraint's context at the 3x model grid
+    assert reaching.required_halo(context) == plain.required_halo(context) + 100 + CONTEXT_PX * 3

@@ -38,7 +38,7 @@ from s2clouds.errors import (
     OutputError,
     S2CloudsError,
     ShapeMismatchError,
-    detached,
+    detaching,
 )
 from s2clouds.inference.distributed import ClusterOptions, open_engine
 from s2clouds.inference.engine import Job
@@ -302,19 +302,12 @@ class SeriesWindow:
     refined: np.ndarray
 
 
+@detaching
 def series_window(plan: SeriesPlan, window: Window) -> SeriesWindow:
     """One window of the series grid for every date (the unit of work of every engine):
     each date's single-date probabilities (as :func:`~s2clouds.inference.window.predict_window`
     computes them), refined with the other dates. Library errors are
     :func:`~s2clouds.errors.detached` so that they cross a Dask cluster intact."""
-    try:
-        return _series_window(plan, window)
-    except S2CloudsError as exc:
-        error = detached(exc)
-    raise error
-
-
-def _series_window(plan: SeriesPlan, window: Window) -> SeriesWindow:
     model = (
         cached_model(plan.model, plan.model_bands) if isinstance(plan.model, str) else plan.model
     )
@@ -352,8 +345,8 @@ def _series_window(plan: SeriesPlan, window: Window) -> SeriesWindow:
 class SeriesOutput:
     """The sink of a series job: one :class:`SceneSink` per date, the single-date counts,
     the refined pixels, and the error that failed the job (None). With ``parts``, each
-    window is saved as it arrives, the ``saved`` windows of an interrupted run are written
-    first, and the parts are removed once every date's mask is complete."""
+    window is saved as it arrives, the ``saved`` windows of an interrupted run are read back
+    and written first, and the parts are removed once every date's mask is complete."""
 
     def __init__(
         self,
@@ -363,7 +356,7 @@ class SeriesOutput:
         options: PredictOptions,
         *,
         parts: WindowParts | None = None,
-        saved: dict[Window, SeriesWindow] | None = None,
+        saved: Sequence[Window] = (),
     ) -> None:
         grid = dates[0].scene.grid
         self.sinks = [
@@ -373,7 +366,7 @@ class SeriesOutput:
         self.single = np.zeros((len(dates), 256), np.int64)
         self.refined = np.zeros(len(dates), np.int64)
         self.error: BaseException | None = None
-        self.parts, self.saved = parts, saved or {}
+        self.parts, self.saved = parts, saved
         self._stack = contextlib.ExitStack()
 
     def open(self) -> None:
@@ -381,7 +374,13 @@ class SeriesOutput:
             for sink in self.sinks:
                 stack.enter_context(sink)
             self._stack = stack.pop_all()
-        for window, result in self.saved.items():
+        for window in self.saved:
+            result = None if self.parts is None else load_series_window(self.parts, window)
+            if result is None:
+                raise OutputError(
+                    f"the saved window at row {window.row}, column {window.col} of this series "
+                    "went missing while it ran; run it again"
+                )
             self._write(window, result)
 
     def add(self, window: Window, result: SeriesWindow) -> None:
@@ -511,9 +510,9 @@ def predict_series(
     parts = series_parts(sources, outdir, plan, grid, model.name)
     if parts is not None and not resume:
         parts.remove()
-    saved = {}
-    if parts is not None:
-        saved = {w: r for w in windows if (r := load_series_window(parts, w)) is not None}
+    # which windows an interrupted run saved (each part is read again when it is written, as
+    # the composite does: the parts of a long series need not fit in memory together)
+    saved = () if parts is None else tuple(w for w in windows if load_series_window(parts, w))
     todo = tuple(w for w in windows if w not in saved)
     if saved:
         logger.info("resuming: %d of %d windows already done", len(saved), len(windows))
@@ -527,21 +526,17 @@ def predict_series(
         label="series windows",
     )
     sink = SeriesOutput(dates, outputs, model.name, options, parts=parts, saved=saved)
-    if not todo:  # every window was saved by the interrupted run: write them
-        sink.open()
-        sink.close(0.0)
-    else:
-        with open_engine(cluster, len(todo)) as engine:
-            logger.info(
-                "%d date(s) on a %d x %d px grid, model %s, windows of %d px on %s",
-                len(dates),
-                grid.height,
-                grid.width,
-                model.name,
-                block,
-                engine.description,
-            )
-            run_jobs([job], [sink], engine, progress=options.progress)
+    with open_engine(cluster, len(todo)) as engine:
+        logger.info(
+            "%d date(s) on a %d x %d px grid, model %s, windows of %d px on %s",
+            len(dates),
+            grid.height,
+            grid.width,
+            model.name,
+            block,
+            engine.description,
+        )
+        run_jobs([job], [sink], engine, progress=options.progress)
     if sink.error is not None:
         raise sink.error
     seconds = time.perf_counter() - start

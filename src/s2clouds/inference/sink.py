@@ -220,10 +220,19 @@ class _Running:
         self.progress.advance(self.bars[event.job])
         if self.received[event.job] < len(self.jobs[event.job].windows):
             return False
-        self.open.discard(event.job)
-        self.sinks[event.job].close(self._seconds(event.job))
-        self._close_bar(event.job)
+        self.finish(event.job)
         return True
+
+    def complete(self, index: int) -> None:
+        """Open and close the sink of a job that has no window to compute."""
+        self.start(index)
+        self.finish(index)
+
+    def finish(self, index: int) -> None:
+        """Close the sink of a job whose every window was handed over."""
+        self.open.discard(index)
+        self.sinks[index].close(self._seconds(index))
+        self._close_bar(index)
 
     def abort(self, index: int, exc: BaseException | None) -> None:
         """Drop the job's partial output: failed with ``exc``, or interrupted (None)."""
@@ -262,7 +271,11 @@ def run_jobs(
     with window_progress(progress) as bars:
         running = _Running(jobs, sinks, bars)
         try:
-            for event in engine.run(jobs):
+            for job in jobs:  # nothing left to compute (a resumed run): its sink completes now
+                if not job.windows:
+                    _guarded(running, engine, job.index, partial(running.complete, job.index))
+                    on_job_end()
+            for event in engine.run([job for job in jobs if job.windows]):
                 if isinstance(event, JobStarted):
                     _guarded(running, engine, event.job, partial(running.start, event.job))
                 elif isinstance(event, JobFailed):

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from s2clouds.errors import S2CloudsError, detached
+from s2clouds.errors import detaching
 from s2clouds.inference.options import RunOptions
 from s2clouds.io.grid import CoarseMask, Window
 from s2clouds.io.overviews import approximate_overviews
@@ -336,6 +336,7 @@ def scene_overview(scene: Scene, factor: int, rows: int = 128) -> np.ndarray:
     return np.concatenate(strips, axis=1)
 
 
+@detaching
 def compute_window(
     scene: Scene,
     model: CloudModel | str,
@@ -347,11 +348,6 @@ def compute_window(
     (4, h, w) uint8 percent. ``model`` is a built model, or its name (built once per process, see
     :func:`cached_model`). Library errors are raised :func:`~s2clouds.errors.detached` from
     their cause, so that they cross a cluster with their type and message."""
-    try:
-        built = cached_model(model, scene.bands) if isinstance(model, str) else model
-        mask, probs = predict_window(scene, built, window, run)
-    except S2CloudsError as exc:
-        error = detached(exc)  # raised below, outside this block, so that it has no context
-    else:
-        return mask, probability_percent(probs, mask) if probabilities else None
-    raise error
+    built = cached_model(model, scene.bands) if isinstance(model, str) else model
+    mask, probs = predict_window(scene, built, window, run)
+    return mask, probability_percent(probs, mask) if probabilities else None

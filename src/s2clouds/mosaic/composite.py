@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from s2clouds.errors import OptionError, OutputError, S2CloudsError, SceneFormatError, detached
+from s2clouds.errors import OptionError, OutputError, S2CloudsError, SceneFormatError, detaching
 from s2clouds.io.grid import Grid, Window
 from s2clouds.io.parts import Expected, WindowParts, fingerprint
 from s2clouds.io.paths import check_outputs
@@ -289,16 +289,6 @@ def observation(plan: CompositePlan, index: int, window: Window) -> tuple[np.nda
     return values.astype(np.float32, copy=False), quality
 
 
-def composite_window(plan: CompositePlan, window: Window) -> WindowResult:
-    """One window of the composite (the unit of work of every engine). Library errors are
-    :func:`~s2clouds.errors.detached` so that they cross a Dask cluster intact."""
-    try:
-        return _composite_window(plan, window)
-    except S2CloudsError as exc:
-        error = detached(exc)
-    raise error
-
-
 def _window_stack(
     plan: CompositePlan, window: Window
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -321,19 +311,19 @@ def _window_stack(
     return values, quality, valid, good, errors
 
 
+@detaching
 def count_window(plan: CompositePlan, window: Window) -> tuple[np.ndarray, np.ndarray]:
     """Clear and valid pixels (T,) int64 of every input in ``window``: the unit of work of the
     ranking pass (:func:`rank_inputs`)."""
-    try:
-        _, _, valid, good, _ = _window_stack(plan, window)
-        n = len(plan.scenes)
-        return good.reshape(n, -1).sum(axis=1), valid.reshape(n, -1).sum(axis=1)
-    except S2CloudsError as exc:
-        error = detached(exc)
-    raise error
+    _, _, valid, good, _ = _window_stack(plan, window)
+    n = len(plan.scenes)
+    return good.reshape(n, -1).sum(axis=1), valid.reshape(n, -1).sum(axis=1)
 
 
-def _composite_window(plan: CompositePlan, window: Window) -> WindowResult:
+@detaching
+def composite_window(plan: CompositePlan, window: Window) -> WindowResult:
+    """One window of the composite (the unit of work of every engine). Library errors are
+    :func:`~s2clouds.errors.detached` so that they cross a Dask cluster intact."""
     n = len(plan.scenes)
     values, quality, valid, good, errors = _window_stack(plan, window)
     merged = merge(values, np.nan_to_num(quality, nan=0.0), good, plan.method, ranks=plan.ranks)
